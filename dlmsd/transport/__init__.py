@@ -1,0 +1,1 @@
+"""Transports: the only code, with the pollers, that does I/O and owns time."""
