@@ -1,0 +1,203 @@
+"""The ``dlms`` command (WCC Lite compatible: ``dlms -c /etc/dlms/dlms.json -d7 --dlms``).
+
+Exit codes: 0 success; 1 ``--once`` with a signal that is not ok; 2 configuration or
+command-line error (nothing started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+
+from dlmsd import __version__
+from dlmsd.config import Config, Mode, load_config
+from dlmsd.errors import ConfigError
+from dlmsd.logsetup import configure_logging, get_logger, port_matches
+from dlmsd.signals import SignalStatus, SignalTable, Snapshot
+from dlmsd.supervisor import Supervisor
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "/etc/dlms/dlms.json"
+EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    click.echo(f"dlms: {exc}; the protocol does not start:", err=True)
+    for problem in exc.problems:
+        click.echo(f"  - {problem}", err=True)
+
+
+def _print_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        click.echo(f"dlms: warning: {warning}", err=True)
+
+
+def _summary(config: Config) -> str:
+    lines = [f"configuration {config.source}: OK, {len(config.devices)} device(s), "
+             f"{len(config.signals)} signal(s)", "", "devices:"]
+    for dev in config.devices:
+        state = "enabled" if dev.enable else "disabled"
+        count = len(config.signals_of(dev.device_alias))
+        server = (f"wPort {dev.server.logical}" if dev.mode is Mode.WRAPPER
+                  else dev.server.describe())
+        lines.append(
+            f"  {dev.device_alias} ({dev.name}) {state}: {dev.port_name} {dev.mode.value} "
+            f"{dev.referencing.value} auth={dev.auth.value} client=0x{dev.client_address:02X} "
+            f"server={server}, {count} signal(s)"
+        )
+    lines += ["", "signals:"]
+    for sig in config.signals:
+        state = "" if sig.enable else " (disabled)"
+        cls = f" class {sig.class_id}" if sig.class_id is not None else ""
+        short = f" sn 0x{sig.address:04X}" if sig.address else ""
+        lines.append(f"  {sig.signal_alias} [{sig.device_alias}] {sig.obis}:{sig.attribute}"
+                     f"{cls}{short} {sig.signal_name!r}{state}")
+    return "\n".join(lines)
+
+
+def _table_text(snapshot: Snapshot) -> str:
+    rows = [("DEVICE", "SIGNAL", "OBIS", "VALUE", "UNIT", "STATUS", "ERROR")]
+    for s in snapshot.signals:
+        rows.append((s.device_alias, s.signal_alias, f"{s.obis}:{s.attribute}",
+                     "" if s.value is None else str(s.value), s.unit, s.status.value,
+                     s.error or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    out = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.append("  ".join([*cells, row[-1]]).rstrip())
+    out.append("")
+    for d in snapshot.devices:
+        error = f" ({d.error})" if d.error else ""
+        out.append(f"device {d.device_alias} {d.port}: {d.status.value}{error}")
+    return "\n".join(out)
+
+
+def _all_ok(snapshot: Snapshot) -> bool:
+    return all(s.status is not SignalStatus.ERROR for s in snapshot.signals)
+
+
+async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
+    log = get_logger()
+    table = SignalTable.from_config(config)
+    supervisor = Supervisor(config, table=table, trace=trace, log=log)
+    stop = asyncio.Event()
+    reloads: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+
+    async def reload() -> None:
+        try:
+            new = load_config(config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", error=str(exc), problems=exc.problems)
+            return
+        for warning in new.warnings:
+            log.warning("config_warning", warning=warning)
+        await supervisor.reload(new)
+
+    def on_hup() -> None:
+        log.warning("reload_requested", signal="SIGHUP")
+        reloads.append(loop.create_task(reload(), name="reload"))
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        log.warning("dlms_starting", version=__version__, config=config_path,
+                    devices=sum(1 for d in config.devices if d.enable))
+        await supervisor.start()
+        await stop.wait()
+        log.warning("dlms_stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        for task in reloads:
+            if not task.done():
+                await task
+        await supervisor.stop()
+    log.warning("dlms_stopped")
+    return EXIT_OK
+
+
+async def _run_once(config: Config, trace: bool) -> Snapshot:
+    supervisor = Supervisor(config, trace=trace)
+    return await supervisor.run_once()
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"dlms (dlmsd) {__version__}")
+        ctx.exit(0)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              metavar="PATH", help="Configuration file (JSON with devices and signals).")
+@click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
+              metavar="LEVEL", help="Log level 0..7, syslog style: 3 error, 4 warning, "
+              "6 info (signal changes), 7 debug.")
+@click.option("--dlms", "trace", is_flag=True,
+              help="Show the DLMS traffic: every frame in hex with a decoded summary.")
+@click.option("-p", "--port", metavar="NAME",
+              help="Show output for one communication port only (PORT1, /dev/ttyS1, ip:port).")
+@click.option("--check", is_flag=True,
+              help="Validate the configuration, print a summary and exit (0 ok, 2 errors).")
+@click.option("--once", is_flag=True,
+              help="Poll every enabled device once, print the signal table and exit "
+              "(0 all ok, 1 a signal not ok, 2 configuration error).")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the table as JSON.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log lines as key=value text or one JSON object each.")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_version, help="Show the version and exit.")
+def main(config_path: str, debug: int, trace: bool, port: str | None, check: bool,
+         once: bool, as_json: bool, log_format: str) -> None:
+    """DLMS/COSEM master: reads meters and publishes their values to the signal table."""
+    if as_json and not once:
+        raise click.UsageError("--json goes with --once")
+    if check and once:
+        raise click.UsageError("--check and --once exclude each other")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        sys.exit(EXIT_CONFIG)
+    _print_warnings(config)
+    if port is not None:
+        ports = sorted({d.port_name for d in config.devices})
+        if not any(port_matches(port, p) for p in ports):
+            raise click.BadParameter(
+                f"{port!r}: no device uses this port (ports: {', '.join(ports) or 'none'})",
+                param_hint="'-p' / '--port'",
+            )
+    if check:
+        click.echo(_summary(config))
+        sys.exit(EXIT_OK)
+
+    configure_logging(debug, log_format, port)
+    if once:
+        snapshot = asyncio.run(_run_once(config, trace))
+        if port is not None:
+            snapshot = _filter(snapshot, port)
+        if as_json:
+            click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+        else:
+            click.echo(_table_text(snapshot))
+        sys.exit(EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK)
+    sys.exit(asyncio.run(_run_daemon(config_path, config, trace)))
+
+
+def _filter(snapshot: Snapshot, port: str) -> Snapshot:
+    devices = tuple(d for d in snapshot.devices if port_matches(port, d.port))
+    aliases = {d.device_alias for d in devices}
+    return Snapshot(devices, tuple(s for s in snapshot.signals if s.device_alias in aliases))
+
+
+def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - convenience
+    return main.main(args=argv, prog_name="dlms")

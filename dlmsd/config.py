@@ -1,0 +1,512 @@
+"""Configuration: the JSON file with ``devices`` and ``signals``, validated at the edge.
+
+``load_config(path)`` reads the file, validates it against the JSON Schema shipped in
+the package (``config_schema.json``, also the single source of the defaults), checks
+what a schema cannot (unique aliases, references, addresses, passwords), and returns a
+tree of frozen dataclasses. Every problem in the file is reported at once in one
+:class:`~dlmsd.errors.ConfigError`, each naming the JSON path, the bad value and what
+is allowed. Unknown keys are returned as warnings (they are usually typos).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema
+
+from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_server_address
+from dlmsd.errors import ConfigError
+from dlmsd.protocol.obis import Obis, parse_signal_obis
+from dlmsd.secret import MASK, Secret
+
+__all__ = [
+    "Auth",
+    "Config",
+    "DeviceConfig",
+    "Mode",
+    "Referencing",
+    "SignalConfig",
+    "load_config",
+    "load_schema",
+    "parse_config",
+]
+
+
+class Referencing(enum.Enum):
+    LN = "LN"
+    SN = "SN"
+
+
+class Mode(enum.Enum):
+    IEC = "IEC"
+    HDLC = "DLMS-HDLC"
+    WRAPPER = "DLMS-WRAPPER"
+
+
+class Auth(enum.Enum):
+    """Authentication mechanisms (value = the name in the configuration)."""
+
+    NONE = "None"
+    LOW = "Low"
+    HIGH = "High"
+    HIGH_MD5 = "HighMd5"
+    HIGH_SHA1 = "HighSha1"
+    HIGH_SHA256 = "HighSha256"
+    HIGH_GMAC = "HighGmac"
+    HIGH_ECDSA = "HighEcdsa"
+
+    @property
+    def needs_password(self) -> bool:
+        return self in _PASSWORD_AUTHS
+
+
+_PASSWORD_AUTHS = frozenset(
+    {Auth.LOW, Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA256}
+)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One meter. Serial settings are meaningful only when ``ip`` is not set."""
+
+    name: str
+    device_alias: str
+    description: str
+    enable: bool
+    server: ServerAddress
+    serial_number: int
+    client_address: int
+    referencing: Referencing
+    mode: Mode
+    timeout_ms: int
+    auth: Auth
+    password: Secret | None = field(repr=False)
+    ip: str | None
+    port: int | None
+    device: str | None
+    baudrate: int
+    databits: int
+    stopbits: int
+    parity: str
+    flowcontrol: str
+    retry_counter: int
+    scan_rate_ms: int
+    reconnect_time: int
+    max_list_size: int
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.ip is not None
+
+    @property
+    def port_name(self) -> str:
+        """The communication port as ``-p`` names it: ``ip:port`` or the serial device."""
+        if self.ip is not None:
+            return f"{self.ip}:{self.port}"
+        assert self.device is not None
+        return self.device
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    signal_name: str
+    device_alias: str
+    signal_alias: str
+    enable: bool
+    log: bool
+    address: int
+    obis: Obis
+    attribute: int
+    class_id: int | None
+
+
+@dataclass(frozen=True)
+class Config:
+    devices: tuple[DeviceConfig, ...]
+    signals: tuple[SignalConfig, ...]
+    warnings: tuple[str, ...] = ()
+    source: str = ""
+
+    def device(self, alias: str) -> DeviceConfig:
+        for dev in self.devices:
+            if dev.device_alias == alias:
+                return dev
+        raise KeyError(alias)
+
+    def signals_of(self, alias: str) -> tuple[SignalConfig, ...]:
+        return tuple(s for s in self.signals if s.device_alias == alias)
+
+
+_SECRET_KEYS = frozenset({"password"})
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("dlmsd").joinpath("config_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+_SCHEMA = load_schema()
+_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
+_DEVICE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["device"]["properties"]
+_SIGNAL_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["signal"]["properties"]
+
+
+def _path(parts: Sequence[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _show(value: object, key: str | int | None) -> str:
+    if isinstance(key, str) and key in _SECRET_KEYS:
+        return MASK
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_CHOICE = re.compile(r"^\^\(\?i:(.*)\)\$$")
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    """What the schema allows, in words, for a failed keyword."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    kind = error.validator
+    if kind in ("minimum", "maximum"):
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        return f"must be an integer from {lo} to {hi}"
+    if kind == "type":
+        types = cast(str | list[str], error.validator_value)
+        names = types if isinstance(types, list) else [types]
+        return "must be " + " or ".join(f"a{'n' if t[0] in 'aeiou' else ''} {t}" for t in names)
+    if kind == "enum":
+        values = [json.dumps(v) for v in cast(list[Any], error.validator_value)]
+        return "must be one of " + ", ".join(values)
+    if kind == "pattern":
+        match = _CHOICE.match(str(error.validator_value))
+        if match:
+            return "must be one of " + ", ".join(match.group(1).split("|")) + " (any case)"
+        if "\\s" in str(error.validator_value):
+            return "must not contain spaces"
+        return f"must match {error.validator_value}"
+    if kind == "minLength":
+        return "must not be empty"
+    if kind == "maxLength":
+        return f"must be at most {error.validator_value} characters"
+    return error.message
+
+
+def _schema_problems(doc: object) -> list[str]:
+    problems: list[str] = []
+    for error in sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
+        parts = list(error.absolute_path)
+        if error.validator == "required":
+            required: list[str] = list(cast(list[str], error.validator_value))
+            missing = [k for k in required if k not in error.instance]
+            for key in missing:
+                problems.append(f"{_path(parts)}: missing required key {key!r}")
+            continue
+        if error.validator == "type" and not parts:
+            problems.append("(top level): must be a JSON object with devices and signals")
+            continue
+        last = parts[-1] if parts else None
+        problems.append(f"{_path(parts)}: {_show(error.instance, last)} is not allowed: "
+                        f"{_allowed(error)}")
+    return problems
+
+
+def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list[str]:
+    warnings: list[str] = []
+    if not isinstance(items, list):
+        return warnings
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for key in item:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            warnings.append(f"{section}[{index}].{key}: unknown key, ignored{hint}")
+    return warnings
+
+
+def _default(props: Mapping[str, Any], key: str) -> Any:
+    return props[key].get("default")
+
+
+def _get(item: Mapping[str, Any], props: Mapping[str, Any], key: str) -> Any:
+    return item.get(key, _default(props, key))
+
+
+def _choice(enum_cls: type[enum.Enum], text: str) -> Any:
+    lowered = text.lower()
+    for member in enum_cls:
+        if str(member.value).lower() == lowered:
+            return member
+    raise LookupError(text)
+
+
+def _client_address(raw: int | str) -> int:
+    if isinstance(raw, int):
+        return raw
+    text = raw.strip().lower()
+    text = text[2:] if text.startswith("0x") else text
+    if not text or not all(c in "0123456789abcdef" for c in text):
+        raise ValueError("is not a hex number")
+    return int(text, 16)
+
+
+
+def _server_address(at: str, item: Mapping[str, Any], mode: Mode, serial_number: int,
+                    formula: str | None, problems: list[str],
+                    warnings: list[str]) -> ServerAddress | None:
+    if mode is Mode.WRAPPER:
+        # IEC 62056-47: the destination wPort is the logical device (1 = management);
+        # HDLC physical addresses and the serial-number formula do not apply.
+        wport = int(item.get("logical_address", 1))
+        if wport == 0:
+            problems.append(f"{at}.logical_address: 0 is not allowed for DLMS-WRAPPER: the "
+                            "server wPort must be from 1 to 16383 (1 = management device)")
+            return None
+        if serial_number:
+            warnings.append(f"{at}.serial_number: ignored for DLMS-WRAPPER (no HDLC address)")
+        return ServerAddress(logical=wport, physical=0, size=2)
+    try:
+        return resolve_server_address(
+            logical=int(_get(item, _DEVICE_PROPS, "logical_address")),
+            physical=int(_get(item, _DEVICE_PROPS, "physical_address")),
+            size=int(_get(item, _DEVICE_PROPS, "address_size")),
+            serial_number=serial_number,
+            address_formula=formula,
+        )
+    except ValueError as exc:
+        where = "serial_number" if serial_number else "address_size"
+        problems.append(f"{at}.{where}: impossible server address: {exc}")
+        return None
+
+def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
+                  warnings: list[str]) -> DeviceConfig | None:
+    at = f"devices[{index}]"
+    before = len(problems)
+    props = _DEVICE_PROPS
+
+    mode_text = str(_get(item, props, "mode"))
+    mode = Mode.HDLC if mode_text.lower() == "dlms" else _choice(Mode, mode_text)
+    auth: Auth = _choice(Auth, str(_get(item, props, "auth")))
+    referencing: Referencing = _choice(Referencing, str(_get(item, props, "type")))
+
+    try:
+        client = _client_address(item["client_address"])
+    except ValueError as exc:
+        problems.append(f"{at}.client_address: {_show(item['client_address'], None)} {exc}: "
+                        "write hex as a string (\"10\", \"0x10\") or a decimal integer")
+        client = 0
+    else:
+        limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
+        if not 0 <= client <= limit:
+            problems.append(f"{at}.client_address: {client} is not allowed: must be from 0 "
+                            f"to {limit} for mode {mode.value}")
+
+    ip, port, device = item.get("ip"), item.get("port"), item.get("device")
+    if ip is not None and port is None:
+        problems.append(f"{at}.port: missing: a TCP device needs both ip and port")
+    if port is not None and ip is None and device is None:
+        problems.append(f"{at}.ip: missing: a TCP device needs both ip and port")
+    if ip is None and port is None and device is None:
+        problems.append(f"{at}: no connection: set ip and port (TCP) or device (serial)")
+    if ip is not None and device is not None:
+        warnings.append(f"{at}: both ip and device are set; using TCP {ip}:{port}, "
+                        "serial settings ignored")
+        device = None
+    if mode is Mode.WRAPPER and ip is None and device is not None:
+        problems.append(f"{at}.mode: \"DLMS-WRAPPER\" is not allowed for a serial device: "
+                        "the wrapper is for TCP; use DLMS-HDLC or IEC")
+    if mode is Mode.IEC and ip is not None:
+        warnings.append(f"{at}.mode: IEC opening is irrelevant over TCP; using DLMS-HDLC")
+        mode = Mode.HDLC
+
+    password_text = item.get("password")
+    if auth.needs_password and not password_text:
+        problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
+    if auth is Auth.HIGH and password_text and len(password_text.encode()) != 16:
+        problems.append(f"{at}.password: {MASK} is not allowed: auth High (AES-128) needs a "
+                        f"secret of exactly 16 bytes, got {len(password_text.encode())}")
+    if auth is Auth.NONE and password_text:
+        warnings.append(f"{at}.password: set but auth is None; not used")
+
+    serial_number = int(_get(item, props, "serial_number"))
+    formula = item.get("address_formula")
+    if formula is not None:
+        try:
+            compile_address_formula(formula)
+        except ValueError as exc:
+            problems.append(f"{at}.address_formula: {_show(formula, None)} is not allowed: {exc}")
+            formula = None
+        if not serial_number:
+            warnings.append(f"{at}.address_formula: set but serial_number is 0; not used")
+    server = _server_address(at, item, mode, serial_number, formula, problems, warnings)
+
+    if len(problems) > before or server is None:
+        return None
+    return DeviceConfig(
+        name=item["name"],
+        device_alias=item["device_alias"],
+        description=_get(item, props, "description"),
+        enable=bool(_get(item, props, "enable")),
+        server=server,
+        serial_number=serial_number,
+        client_address=client,
+        referencing=referencing,
+        mode=mode,
+        timeout_ms=_get(item, props, "timeout_ms"),
+        auth=auth,
+        password=Secret(password_text) if password_text and auth is not Auth.NONE else None,
+        ip=ip,
+        port=port if ip is not None else None,
+        device=device,
+        baudrate=_get(item, props, "baudrate"),
+        databits=_get(item, props, "databits"),
+        stopbits=_get(item, props, "stopbits"),
+        parity=str(_get(item, props, "parity")).lower(),
+        flowcontrol=str(_get(item, props, "flowcontrol")).lower(),
+        retry_counter=_get(item, props, "retry_counter"),
+        scan_rate_ms=_get(item, props, "scan_rate_ms"),
+        reconnect_time=_get(item, props, "reconnect_time"),
+        max_list_size=_get(item, props, "max_list_size"),
+    )
+
+
+def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, DeviceConfig],
+                  known_devices: set[str], problems: list[str],
+                  warnings: list[str]) -> SignalConfig | None:
+    at = f"signals[{index}]"
+    before = len(problems)
+    props = _SIGNAL_PROPS
+    key = "obis" if "obis" in item else "obis_job"
+    if "obis" in item and "obis_job" in item:
+        warnings.append(f"{at}.obis_job: both obis and obis_job are set; using obis")
+    text = item.get(key)
+    obis: Obis | None = None
+    attribute = 2
+    if text is None:
+        problems.append(f"{at}: missing required key 'obis'")
+    else:
+        try:
+            obis, attribute = parse_signal_obis(text)
+        except ValueError as exc:
+            problems.append(f"{at}.{key}: {_show(text, None)} is not allowed: {exc}")
+    alias = item["device_alias"]
+    if alias not in known_devices:
+        choices = ", ".join(sorted(known_devices)) or "none are configured"
+        problems.append(f"{at}.device_alias: {_show(alias, None)} names no device "
+                        f"(devices: {choices})")
+    device = devices.get(alias)
+    address = int(_get(item, props, "address"))
+    if device is not None and address and device.referencing is Referencing.LN:
+        warnings.append(f"{at}.address: short name {address} ignored: device {alias} uses LN")
+    if len(problems) > before or obis is None:
+        return None
+    return SignalConfig(
+        signal_name=item["signal_name"],
+        device_alias=alias,
+        signal_alias=item["signal_alias"],
+        enable=bool(_get(item, props, "enable")),
+        log=bool(_get(item, props, "log")),
+        address=address,
+        obis=obis,
+        attribute=attribute,
+        class_id=item.get("class_id"),
+    )
+
+
+def _duplicates(items: list[Any], key: str, section: str) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        value = item.get(key) if isinstance(item, dict) else None
+        if not isinstance(value, str):
+            continue
+        if value in seen:
+            problems.append(f"{section}[{index}].{key}: {_show(value, None)} is already used "
+                            f"by {section}[{seen[value]}]; aliases must be unique")
+        else:
+            seen[value] = index
+    return problems
+
+
+def parse_config(doc: object, source: str = "<config>") -> Config:
+    """Validate a parsed JSON document; raise ConfigError listing every problem."""
+    problems = _schema_problems(doc)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: invalid configuration", problems)
+    raw_devices = doc.get("devices") if isinstance(doc.get("devices"), list) else []
+    raw_signals = doc.get("signals") if isinstance(doc.get("signals"), list) else []
+    assert isinstance(raw_devices, list) and isinstance(raw_signals, list)
+    warnings = [f"{k}: unknown top-level key, ignored" for k in doc if k not in
+                ("devices", "signals")]
+    warnings += _unknown_keys(raw_devices, "devices", _DEVICE_PROPS)
+    warnings += _unknown_keys(raw_signals, "signals", _SIGNAL_PROPS)
+    problems += _duplicates(raw_devices, "device_alias", "devices")
+    problems += _duplicates(raw_signals, "signal_alias", "signals")
+
+    # Only items that passed the schema are built (their types are then known);
+    # the others already have their problems listed.
+    bad_paths = {tuple(e.absolute_path)[:2] for e in _VALIDATOR.iter_errors(doc)}
+    devices: dict[str, DeviceConfig] = {}
+    device_list: list[DeviceConfig] = []
+    for index, item in enumerate(raw_devices):
+        if ("devices", index) in bad_paths or not isinstance(item, dict):
+            continue
+        built = _build_device(index, item, problems, warnings)
+        if built is not None and built.device_alias not in devices:
+            devices[built.device_alias] = built
+            device_list.append(built)
+    known = {d["device_alias"] for d in raw_devices
+             if isinstance(d, dict) and isinstance(d.get("device_alias"), str)}
+    signal_list: list[SignalConfig] = []
+    for index, item in enumerate(raw_signals):
+        if ("signals", index) in bad_paths or not isinstance(item, dict):
+            continue
+        signal = _build_signal(index, item, devices, known, problems, warnings)
+        if signal is not None:
+            signal_list.append(signal)
+    if problems:
+        count = len(problems)
+        raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} "
+                          "in the configuration", problems)
+    return Config(tuple(device_list), tuple(signal_list), tuple(warnings), source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the configuration file; raise ConfigError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the configuration file: permission denied"
+                          ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}"
+                          ) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from None
+    return parse_config(doc, str(path))

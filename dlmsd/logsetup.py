@@ -1,0 +1,128 @@
+"""Logging: structlog configured from the ``-d`` level, ``-p`` port and log format.
+
+Levels follow syslog (``-d``): 0 emergency, 1 alert, 2 critical, 3 error, 4 warning,
+5 notice, 6 info, 7 debug. Every line from a device is bound with ``device=`` and
+``port=``; with ``-p PORT`` only lines of that port (and daemon-wide lines that name
+no port) are printed. The last processor masks every registered secret (see
+:mod:`dlmsd.secret`) in the rendered line, whatever route it took to get there.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from dlmsd.secret import mask_secrets
+
+__all__ = [
+    "NOTICE",
+    "SYSLOG_LEVELS",
+    "configure_logging",
+    "get_logger",
+    "get_trace_logger",
+    "port_matches",
+]
+
+NOTICE = 25
+# syslog level (the -d argument) -> the lowest Python level that is shown
+SYSLOG_LEVELS: dict[int, int] = {
+    0: logging.CRITICAL + 10,
+    1: logging.CRITICAL + 5,
+    2: logging.CRITICAL,
+    3: logging.ERROR,
+    4: logging.WARNING,
+    5: NOTICE,
+    6: logging.INFO,
+    7: logging.DEBUG,
+}
+
+
+def port_matches(selected: str, port: str) -> bool:
+    """Whether a line tagged ``port`` is shown under ``-p selected``.
+
+    Matches the port exactly as configured (``PORT1``, ``/dev/ttyS1``,
+    ``192.168.1.5:4059``), or a serial device by its file name (``ttyS1``).
+    """
+    if selected == port:
+        return True
+    return "/" in port and port.rsplit("/", 1)[-1] == selected
+
+
+class _PortFilter:
+    def __init__(self, port: str | None) -> None:
+        self.port = port
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]
+                 ) -> MutableMapping[str, Any]:
+        if self.port is not None:
+            line_port = event.get("port")
+            if line_port is not None and not port_matches(self.port, str(line_port)):
+                raise structlog.DropEvent
+        return event
+
+
+class _MaskingRenderer:
+    """Render with ``inner`` and mask secrets in the final text."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        return mask_secrets(str(self.inner(logger, method, event)))
+
+
+def _level_name(logger: Any, method: str, event: MutableMapping[str, Any]
+                ) -> MutableMapping[str, Any]:
+    level = event.get("level")
+    if level == "notset" or level is None:
+        event["level"] = method
+    return event
+
+
+def configure_logging(debug: int = 4, fmt: str = "text", port: str | None = None,
+                      stream: TextIO | None = None) -> None:
+    """Configure structlog for the whole process."""
+    out = stream if stream is not None else sys.stderr
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(default=str)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0,
+                                                 exception_formatter=structlog.dev.plain_traceback)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _level_name,
+            _PortFilter(port),
+            structlog.processors.TimeStamper(fmt="iso", utc=False),
+            structlog.processors.format_exc_info if fmt == "json" else _identity,
+            _MaskingRenderer(renderer),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(SYSLOG_LEVELS[debug]),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _identity(logger: Any, method: str, event: MutableMapping[str, Any]
+              ) -> MutableMapping[str, Any]:
+    return event
+
+
+def get_logger(**bound: Any) -> Any:
+    """A structlog logger with ``bound`` key/values on every line."""
+    return structlog.get_logger("dlmsd").bind(**bound)
+
+
+def get_trace_logger(**bound: Any) -> Any:
+    """A logger for ``--dlms`` frame traces: shown whatever the ``-d`` level.
+
+    The user asked for the traffic by giving ``--dlms``; ``-p`` still filters it.
+    """
+    wrapper = structlog.make_filtering_bound_logger(logging.DEBUG)
+    return structlog.wrap_logger(None, wrapper_class=wrapper).bind(**bound)

@@ -1,0 +1,117 @@
+"""The supervisor: one named poller task per enabled device, started and cancelled.
+
+It holds strong references to its tasks, never lets one device's failure touch the
+others (each poller supervises itself), and on stop cancels and awaits every task so
+that each releases its association. ``reload`` swaps in a new configuration:
+pollers of devices whose configuration (or signals) changed are restarted, the others
+keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dlmsd.config import Config, DeviceConfig, SignalConfig
+from dlmsd.logsetup import get_logger, get_trace_logger
+from dlmsd.poller import Poller, SessionFactory, default_session_factory
+from dlmsd.signals import SignalTable, Snapshot
+from dlmsd.trace import FrameTracer
+
+__all__ = ["Supervisor"]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        table: SignalTable | None = None,
+        session_factory: SessionFactory = default_session_factory,
+        trace: bool = False,
+        log: Any = None,
+    ) -> None:
+        self.config = config
+        self.table = table if table is not None else SignalTable.from_config(config)
+        self.session_factory = session_factory
+        self.trace = trace
+        self.log = log if log is not None else get_logger()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pollers: dict[str, Poller] = {}
+        self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...]]] = {}
+
+    def _poller(self, device: DeviceConfig) -> Poller:
+        bound = {"device": device.device_alias, "port": device.port_name}
+        log = get_logger(**bound)
+        tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace)
+        return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
+                      tracer, self.session_factory)
+
+    def _start(self, device: DeviceConfig, once: bool = False) -> None:
+        poller = self._poller(device)
+        alias = device.device_alias
+        task = asyncio.get_running_loop().create_task(poller.run(once=once),
+                                                      name=f"poller:{alias}")
+        task.add_done_callback(self._task_done)
+        self._tasks[alias] = task
+        self._pollers[alias] = poller
+        self._keys[alias] = (device, self.config.signals_of(alias))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:  # Poller.run catches everything but cancellation: a bug
+            self.log.error("poller_crashed", task=task.get_name(), error=repr(exc))
+
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        return dict(self._tasks)
+
+    async def start(self) -> None:
+        for device in self.config.devices:
+            if device.enable:
+                self._start(device)
+        self.log.info("started", devices=len(self._tasks))
+
+    async def _stop_tasks(self, aliases: list[str]) -> None:
+        tasks = [self._tasks.pop(a) for a in aliases if a in self._tasks]
+        for alias in aliases:
+            self._pollers.pop(alias, None)
+            self._keys.pop(alias, None)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel every poller and wait until each has released its association."""
+        await self._stop_tasks(list(self._tasks))
+        self.log.info("stopped")
+
+    async def reload(self, config: Config) -> None:
+        """Switch to a new (already validated) configuration."""
+        self.config = config
+        changed = [
+            alias for alias, key in self._keys.items()
+            if alias not in {d.device_alias for d in config.devices}
+            or key != (config.device(alias), config.signals_of(alias))
+            or not config.device(alias).enable
+        ]
+        await self._stop_tasks(changed)
+        self.table.load(config)
+        for device in config.devices:
+            if device.enable and device.device_alias not in self._tasks:
+                self._start(device)
+        self.log.warning("reloaded", devices=len(self._tasks), restarted=len(changed))
+
+    async def run_once(self) -> Snapshot:
+        """Poll every enabled device once (in parallel) and return the table."""
+        for device in self.config.devices:
+            if device.enable:
+                self._start(device, once=True)
+        try:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            await self._stop_tasks(list(self._tasks))
+        return self.table.snapshot()

@@ -1,0 +1,59 @@
+"""Frame tracing (``--dlms``) and the per-device flight recorder.
+
+Every frame a device's transport sends or receives goes through its
+:class:`FrameTracer`: it is always kept in a short ring (the flight recorder, dumped
+to the log when the device fails) and, when ``--dlms`` is on, printed at once as hex
+with a one-line decoded summary. Summaries come from the pure layers' ``describe``
+functions, which mask secrets; the log renderer masks them again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FrameTracer", "TracedFrame"]
+
+
+@dataclass(frozen=True)
+class TracedFrame:
+    at: float  # monotonic seconds
+    direction: str  # "tx" or "rx"
+    data: bytes
+    summary: str
+
+
+class FrameTracer:
+    """Traces one device's frames; keeps the last ``depth`` of them."""
+
+    def __init__(self, log: Any, enabled: bool, depth: int = 32) -> None:
+        self.log = log
+        self.enabled = enabled
+        self.recent: deque[TracedFrame] = deque(maxlen=depth)
+
+    def _record(self, direction: str, data: bytes, summary: str) -> None:
+        frame = TracedFrame(time.monotonic(), direction, bytes(data), summary)
+        self.recent.append(frame)
+        if self.enabled:
+            self.log.info(f"dlms_{direction}", hex=frame.data.hex(" ").upper(),
+                          summary=summary, size=len(frame.data))
+
+    def sent(self, data: bytes, summary: str = "") -> None:
+        self._record("tx", data, summary)
+
+    def received(self, data: bytes, summary: str = "") -> None:
+        self._record("rx", data, summary)
+
+    def dump(self, reason: str) -> None:
+        """Log the flight recorder (oldest first) after a failure."""
+        if not self.recent:
+            return
+        last = self.recent[-1].at
+        self.log.warning("flight_recorder", reason=reason, frames=len(self.recent))
+        for frame in self.recent:
+            self.log.warning("flight_frame", dir=frame.direction,
+                             age_ms=round((last - frame.at) * 1000),
+                             hex=frame.data.hex(" ").upper(), summary=frame.summary)
+        self.recent.clear()

@@ -1,0 +1,69 @@
+"""Shared fixtures: configuration builders and the lingering-task guard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+async def verify_no_lingering_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves a task behind (model: aioesphomeapi's conftest)."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    leftover = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    for task in leftover:
+        task.cancel()
+    if leftover:
+        await asyncio.gather(*leftover, return_exceptions=True)
+        pytest.fail(f"test left tasks behind: {[t.get_name() for t in leftover]}")
+
+
+def tcp_device(alias: str = "m1", **over: Any) -> dict[str, Any]:
+    dev: dict[str, Any] = {
+        "name": f"Meter {alias}",
+        "device_alias": alias,
+        "protocol": "DLMS",
+        "client_address": 16,
+        "ip": "127.0.0.1",
+        "port": 4059,
+    }
+    dev.update(over)
+    return {k: v for k, v in dev.items() if v is not None}
+
+
+def signal(alias: str = "s1", device: str = "m1", obis: str = "1.0.1.8.0.255",
+           **over: Any) -> dict[str, Any]:
+    sig: dict[str, Any] = {
+        "signal_name": f"Signal {alias}",
+        "device_alias": device,
+        "signal_alias": alias,
+        "obis": obis,
+    }
+    sig.update(over)
+    return {k: v for k, v in sig.items() if v is not None}
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a configuration document (or raw text) to a file and return its path."""
+    counter = iter(range(1000))
+
+    def write(doc: Any = None, *, devices: list[Any] | None = None,
+              signals: list[Any] | None = None, text: str | None = None) -> Path:
+        path = tmp_path / f"dlms{next(counter)}.json"
+        if text is None:
+            if doc is None:
+                doc = {"devices": devices if devices is not None else [tcp_device()],
+                       "signals": signals if signals is not None else [signal()]}
+            text = json.dumps(doc, indent=2)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,258 @@
+"""Configuration loading: defaults, every error class (path + value named), warnings."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import signal, tcp_device
+
+from dlmsd.config import Auth, Mode, Referencing, load_config, parse_config
+from dlmsd.errors import ConfigError
+from dlmsd.protocol.obis import Obis
+
+REPO = Path(__file__).resolve().parent.parent
+
+Writer = Callable[..., Path]
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "etc/dlms/dlms.json")
+    assert {d.device_alias for d in config.devices} >= {"sim_hdlc", "sim_wrapper"}
+    assert config.warnings == ()
+
+
+def test_defaults(write_config: Writer) -> None:
+    config = load_config(write_config())
+    dev = config.devices[0]
+    assert dev.enable is True
+    assert dev.serial_number == 0
+    assert (dev.server.logical, dev.server.size) == (16, 1)  # 0 << 7 | 16, one byte
+    assert dev.server.to_bytes() == bytes([0x21])
+    assert dev.referencing is Referencing.LN
+    assert dev.mode is Mode.HDLC
+    assert dev.timeout_ms == 2500
+    assert dev.auth is Auth.NONE and dev.password is None
+    assert (dev.baudrate, dev.databits, dev.stopbits, dev.parity, dev.flowcontrol) == (
+        9600, 8, 1, "none", "none")
+    assert (dev.retry_counter, dev.scan_rate_ms, dev.reconnect_time) == (3, 10000, 1000)
+    assert dev.max_list_size == 10
+    assert dev.port_name == "127.0.0.1:4059"
+    sig = config.signals[0]
+    assert (sig.enable, sig.log, sig.address, sig.attribute, sig.class_id) == (
+        True, False, 0, 2, None)
+    assert sig.obis == Obis(1, 0, 1, 8, 0, 255)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("10", 16), ("0x10", 16), ("0X1a", 26), (16, 16), (1, 1), ("7F", 127),
+])
+def test_client_address_string_is_hex(write_config: Writer, raw: object,
+                                      expected: int) -> None:
+    dev = load_config(write_config(devices=[tcp_device(client_address=raw)])).devices[0]
+    assert dev.client_address == expected
+
+
+def test_case_insensitive_choices_and_wcc_names(write_config: Writer) -> None:
+    path = write_config(
+        devices=[tcp_device(auth="LOW", password="00000000", type="sn", mode="dlms-wrapper")],
+        signals=[{"signal_name": "V", "device_alias": "m1", "signal_alias": "v",
+                  "obis_job": "1-0:32.7.0*255:3"}],
+    )
+    config = load_config(path)
+    dev = config.devices[0]
+    assert (dev.auth, dev.referencing, dev.mode) == (Auth.LOW, Referencing.SN, Mode.WRAPPER)
+    assert (config.signals[0].obis, config.signals[0].attribute) == (
+        Obis(1, 0, 32, 7, 0, 255), 3)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError, match="configuration file not found") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_file(write_config: Writer) -> None:
+    path = write_config()
+    path.chmod(0)
+    with pytest.raises(ConfigError, match="permission denied"):
+        load_config(path)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_invalid_json_names_line_and_column(write_config: Writer) -> None:
+    path = write_config(text='{\n  "devices": [\n    {"name": "x",}\n  ]\n}')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "invalid JSON at line 3 column 18" in str(info.value)
+
+
+def test_top_level_not_object(write_config: Writer) -> None:
+    problems = problems_of(write_config(text="[1, 2]"))
+    assert problems == ["(top level): must be a JSON object with devices and signals"]
+
+
+def test_missing_sections(write_config: Writer) -> None:
+    problems = problems_of(write_config({"devices": []}))
+    assert problems == ["(top level): missing required key 'signals'"]
+
+
+@pytest.mark.parametrize(("over", "expected"), [
+    ({"timeout_ms": -5}, "devices[0].timeout_ms: -5 is not allowed: must be an integer "
+                         "from 100 to 600000"),
+    ({"timeout_ms": "fast"}, 'devices[0].timeout_ms: "fast" is not allowed: must be an integer'),
+    ({"address_size": 3}, "devices[0].address_size: 3 is not allowed: must be one of 1, 2, 4"),
+    ({"mode": "HDLC"}, 'devices[0].mode: "HDLC" is not allowed: must be one of iec, dlms-hdlc, '
+                       "dlms-wrapper, dlms (any case)"),
+    ({"auth": "Medium"}, 'devices[0].auth: "Medium" is not allowed: must be one of none, low'),
+    ({"baudrate": 1234}, "devices[0].baudrate: 1234 is not allowed: must be one of 300, 600"),
+    ({"parity": "mark"}, 'devices[0].parity: "mark" is not allowed: must be one of none, even, '
+                         "odd (any case)"),
+    ({"enable": 2}, "devices[0].enable: 2 is not allowed: must be one of 0, 1, true, false"),
+    ({"port": 70000}, "devices[0].port: 70000 is not allowed: must be an integer from 1 to 65535"),
+    ({"device_alias": "two words"}, 'devices[0].device_alias: "two words" is not allowed: must '
+                                    "not contain spaces"),
+    ({"protocol": "Modbus"}, 'devices[0].protocol: "Modbus" is not allowed: must be one of '
+                             "dlms (any case)"),
+    ({"name": None}, "devices[0]: missing required key 'name'"),
+    ({"client_address": "zz"}, 'devices[0].client_address: "zz" is not a hex number'),
+    ({"client_address": 200}, "devices[0].client_address: 200 is not allowed: must be from 0 "
+                              "to 127 for mode DLMS-HDLC"),
+])
+def test_schema_and_value_errors_name_path_and_value(write_config: Writer, over: dict[str, object],
+                                                     expected: str) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(**over)]))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once(write_config: Writer) -> None:
+    path = write_config(
+        devices=[tcp_device("a", timeout_ms=1), tcp_device("b", baudrate=7),
+                 tcp_device("a")],
+        signals=[signal("s", device="ghost"), signal("s", device="b", obis="1.2.3")],
+    )
+    problems = problems_of(path)
+    text = "\n".join(problems)
+    assert "devices[0].timeout_ms: 1" in text
+    assert "devices[1].baudrate: 7" in text
+    assert 'devices[2].device_alias: "a" is already used by devices[0]' in text
+    assert 'signals[0].device_alias: "ghost" names no device' in text
+    assert 'signals[1].signal_alias: "s" is already used by signals[0]' in text
+    assert 'signals[1].obis: "1.2.3" is not allowed' in text
+    assert len(problems) == 6
+
+
+def test_duplicate_signal_alias(write_config: Writer) -> None:
+    problems = problems_of(write_config(signals=[signal("x"), signal("x")]))
+    assert problems == ['signals[1].signal_alias: "x" is already used by signals[0]; '
+                        "aliases must be unique"]
+
+
+def test_signal_unknown_device(write_config: Writer) -> None:
+    problems = problems_of(write_config(signals=[signal(device="meter9")]))
+    assert problems == ['signals[0].device_alias: "meter9" names no device (devices: m1)']
+
+
+def test_signal_without_obis(write_config: Writer) -> None:
+    problems = problems_of(write_config(signals=[signal(obis=None)]))
+    assert problems == ["signals[0]: missing required key 'obis'"]
+
+
+@pytest.mark.parametrize(("over", "fragment"), [
+    ({"address_size": 1, "logical_address": 1, "physical_address": 16},
+     "devices[0].address_size: impossible server address: a one-byte server address must be "
+     "below 128, but logical 1 and physical 16 give 144"),
+    ({"address_size": 2, "physical_address": 200},
+     "devices[0].address_size: impossible server address: physical address 200 does not fit "
+     "a 2-byte server address (0..127)"),
+    ({"serial_number": 5, "address_formula": "SN * 100000"},
+     "devices[0].serial_number: impossible server address: physical address 500000 does not "
+     "fit a 4-byte server address"),
+])
+def test_impossible_address(write_config: Writer, over: dict[str, object],
+                            fragment: str) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(**over)]))
+    assert any(p.startswith(fragment) for p in problems), problems
+
+
+@pytest.mark.parametrize("auth", ["Low", "High", "HighMd5", "HighSha1", "HighSha256"])
+def test_password_required(write_config: Writer, auth: str) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(auth=auth)]))
+    assert problems == [f"devices[0].password: missing: auth {auth} needs a password"]
+
+
+def test_high_needs_16_byte_secret_and_never_shows_it(write_config: Writer) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(auth="High",
+                                                            password="s3cr3t-pw")]))
+    assert problems == ["devices[0].password: *** is not allowed: auth High (AES-128) needs "
+                        "a secret of exactly 16 bytes, got 9"]
+
+
+def test_password_value_is_masked_in_type_errors(write_config: Writer) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(auth="Low", password=12345678)]))
+    assert problems == ["devices[0].password: *** is not allowed: must be a string"]
+    assert "12345678" not in "\n".join(problems)
+
+
+def test_connection_errors(write_config: Writer) -> None:
+    problems = problems_of(write_config(devices=[
+        tcp_device("a", port=None), tcp_device("b", ip=None, port=None),
+        tcp_device("c", ip=None, port=None, device="/dev/ttyS1", mode="DLMS-WRAPPER"),
+    ], signals=[]))
+    assert problems == [
+        "devices[0].port: missing: a TCP device needs both ip and port",
+        "devices[1]: no connection: set ip and port (TCP) or device (serial)",
+        'devices[2].mode: "DLMS-WRAPPER" is not allowed for a serial device: the wrapper is for '
+        "TCP; use DLMS-HDLC or IEC",
+    ]
+
+
+def test_unknown_keys_are_warned_with_suggestion(write_config: Writer) -> None:
+    doc = {"devices": [tcp_device(timout_ms=100)], "signals": [signal(obsi="x")],
+           "extra": 1}
+    config = load_config(write_config(doc))
+    assert config.warnings == (
+        "extra: unknown top-level key, ignored",
+        "devices[0].timout_ms: unknown key, ignored (did you mean 'timeout_ms'?)",
+        "signals[0].obsi: unknown key, ignored (did you mean 'obis'?)",
+    )
+
+
+def test_serial_number_address_formula(write_config: Writer) -> None:
+    # The WCC Lite example meter: SN 2250259 -> physical 1259, logical 1, 4 bytes.
+    dev = load_config(write_config(devices=[tcp_device(serial_number=2250259)])).devices[0]
+    assert (dev.server.logical, dev.server.physical, dev.server.size) == (1, 1259, 4)
+    assert dev.server.to_bytes() == bytes.fromhex("000212D7")
+    custom = load_config(write_config(devices=[tcp_device(
+        serial_number=2250259, address_formula="SN % 1000 + 16")])).devices[0]
+    assert custom.server.physical == 275
+
+
+def test_config_is_frozen_and_password_not_in_repr(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(auth="Low", password="Pa55word!")]))
+    dev = config.devices[0]
+    with pytest.raises(AttributeError):
+        dev.timeout_ms = 1  # type: ignore[misc]
+    assert "Pa55word!" not in repr(config)
+    assert "Pa55word!" not in str(dev.password)
+    assert dev.password is not None and dev.password.reveal() == b"Pa55word!"
+
+
+def test_parse_config_accepts_document() -> None:
+    doc = json.loads(json.dumps({"devices": [tcp_device()], "signals": []}))
+    assert parse_config(doc).devices[0].device_alias == "m1"

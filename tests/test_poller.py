@@ -1,0 +1,160 @@
+"""Pollers and the supervisor with fake meter sessions: scans, failures, back-off, release."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import signal, tcp_device
+from fakes import FakeMeter, factory_for
+
+from dlmsd import poller as poller_mod
+from dlmsd.config import load_config
+from dlmsd.errors import AssociationRejected, DlmsTimeout, TransportError
+from dlmsd.logsetup import get_logger
+from dlmsd.signals import DeviceStatus, SignalStatus, SignalTable
+from dlmsd.supervisor import Supervisor
+
+Writer = Callable[..., Path]
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def two_meter_config(write_config: Writer, **over: object):  # type: ignore[no-untyped-def]
+    return load_config(write_config(
+        devices=[tcp_device("m1", scan_rate_ms=100, reconnect_time=100, **over),
+                 tcp_device("m2", scan_rate_ms=100, reconnect_time=100, port=4060)],
+        signals=[signal("e1", "m1"), signal("x1", "m1", obis="1.0.2.8.0.255"),
+                 signal("e2", "m2")],
+    ))
+
+
+async def test_run_once_publishes_and_releases(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    meters = {"m1": FakeMeter({"e1": Decimal("1234.56")}), "m2": FakeMeter({"e2": 7})}
+    snapshot = await Supervisor(config, session_factory=factory_for(meters)).run_once()
+    states = {s.signal_alias: s for s in snapshot.signals}
+    assert states["e1"].value == Decimal("1234.56") and states["e1"].status is SignalStatus.OK
+    assert states["x1"].status is SignalStatus.ERROR and states["x1"].error == "object-undefined"
+    assert states["e2"].value == 7
+    assert all(d.status is DeviceStatus.ONLINE for d in snapshot.devices)
+    assert [(m.opened, m.closed) for m in meters.values()] == [(1, 1), (1, 1)]
+
+
+async def test_failing_device_does_not_stop_others(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    failing = FakeMeter(open_error=lambda: TransportError("connection refused"))
+    good = FakeMeter({"e2": 1})
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": failing, "m2": good}))
+    await supervisor.start()
+    try:
+        await wait_for(lambda: good.reads >= 3)
+        dev = supervisor.table.device("m1")
+        assert dev.status is DeviceStatus.OFFLINE and dev.error == "connection refused"
+        assert dev.failures >= 2  # it keeps retrying every reconnect_time
+        assert supervisor.table.device("m2").status is DeviceStatus.ONLINE
+    finally:
+        await supervisor.stop()
+    assert good.open_sessions == 0 and good.closed == good.opened
+
+
+async def test_offline_keeps_last_value_stale_then_recovers(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    broken = {"now": False}
+    meter = FakeMeter({"e1": 5, "x1": 6},
+                      read_error=lambda: DlmsTimeout("no answer in 2500 ms")
+                      if broken["now"] else None)
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter,
+                                                                  "m2": FakeMeter()}))
+    await supervisor.start()
+    try:
+        await wait_for(lambda: meter.reads >= 1)
+        broken["now"] = True
+        await wait_for(lambda: supervisor.table.device("m1").status is DeviceStatus.OFFLINE)
+        e1 = supervisor.table.signal("e1")
+        assert (e1.value, e1.stale, e1.status) == (5, True, SignalStatus.ERROR)
+        await wait_for(lambda: meter.closed >= 1)  # the failed session is released
+        broken["now"] = False
+        await wait_for(lambda: supervisor.table.device("m1").status is DeviceStatus.ONLINE)
+        assert supervisor.table.signal("e1").stale is False
+    finally:
+        await supervisor.stop()
+
+
+async def test_stop_cancels_a_scan_in_progress_and_releases(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    meter = FakeMeter({"e1": 1}, read_delay=10)
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter,
+                                                                  "m2": FakeMeter()}))
+    await supervisor.start()
+    await wait_for(lambda: meter.opened == 1)
+    await supervisor.stop()
+    assert meter.closed == 1 and meter.open_sessions == 0
+    assert supervisor.tasks == {}
+
+
+async def test_rejected_association_backs_off_longer(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    device = config.devices[0]
+    poller = poller_mod.Poller(device, config.signals_of("m1"), SignalTable.from_config(config),
+                               get_logger(), poller_mod.FrameTracer(get_logger(), False))
+    network = poller._backoff(TransportError("down"))
+    first = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
+    second = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
+    assert network == pytest.approx(0.1)
+    assert first == poller_mod.AUTH_BACKOFF_MIN_S and second == 2 * first
+    for _ in range(10):
+        last = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
+    assert last == poller_mod.AUTH_BACKOFF_MAX_S
+    assert poller._backoff(TransportError("down")) == pytest.approx(0.1)  # reset
+
+
+async def test_bug_in_session_is_contained(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    meter = FakeMeter(open_error=lambda: ZeroDivisionError("bug"))
+    snapshot = await Supervisor(config, session_factory=factory_for(
+        {"m1": meter, "m2": FakeMeter({"e2": 3})})).run_once()
+    devices = {d.device_alias: d for d in snapshot.devices}
+    assert devices["m1"].status is DeviceStatus.OFFLINE and devices["m1"].error == "bug"
+    assert devices["m2"].status is DeviceStatus.ONLINE
+
+
+async def test_unregistered_mode_fails_clearly(write_config: Writer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(poller_mod, "SESSION_FACTORIES", {})
+    config = two_meter_config(write_config)
+    snapshot = await Supervisor(config).run_once()
+    assert snapshot.devices[0].error == "mode DLMS-HDLC is not supported by this build"
+
+
+async def test_reload_restarts_only_changed_devices(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    meters = {"m1": FakeMeter({"e1": 1}), "m2": FakeMeter({"e2": 2})}
+    supervisor = Supervisor(config, session_factory=factory_for(meters))
+    await supervisor.start()
+    try:
+        await wait_for(lambda: meters["m1"].reads >= 1 and meters["m2"].reads >= 1)
+        task_m2 = supervisor.tasks["m2"]
+        await supervisor.reload(two_meter_config(write_config, timeout_ms=5000))
+        assert supervisor.tasks["m2"] is task_m2
+        assert meters["m1"].closed == 1
+        await wait_for(lambda: meters["m1"].opened == 2)
+    finally:
+        await supervisor.stop()
+
+
+async def test_trace_records_frames_and_dumps_on_failure(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+    meter = FakeMeter(open_error=lambda: TransportError("refused"))
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter,
+                                                                  "m2": FakeMeter()}))
+    await supervisor.run_once()
+    # the flight recorder was dumped (and cleared) when the device went offline
+    assert supervisor.table.device("m1").error == "refused"
