@@ -28,6 +28,7 @@ __all__ = [
     "AUTH_BACKOFF_MAX_S",
     "AUTH_BACKOFF_MIN_S",
     "SESSION_FACTORIES",
+    "DeviceMemory",
     "MeterSession",
     "Phase",
     "Poller",
@@ -82,7 +83,14 @@ class MeterSession(Protocol):
     async def close(self) -> None: ...
 
 
-SessionFactory = Callable[[DeviceConfig, FrameTracer, Any], MeterSession]
+@dataclass
+class DeviceMemory:
+    """What a device's poller remembers across associations (quirks learnt on the way)."""
+
+    no_get_with_list: bool = False
+
+
+SessionFactory = Callable[[DeviceConfig, FrameTracer, Any, DeviceMemory], MeterSession]
 SESSION_FACTORIES: dict[Mode, SessionFactory] = {}
 
 
@@ -107,12 +115,12 @@ class _Unsupported:
         return None
 
 
-def default_session_factory(device: DeviceConfig, tracer: FrameTracer, log: Any
-                            ) -> MeterSession:
+def default_session_factory(device: DeviceConfig, tracer: FrameTracer, log: Any,
+                            memory: DeviceMemory) -> MeterSession:
     factory = SESSION_FACTORIES.get(device.mode)
     if factory is None:
         return _Unsupported(device)
-    return factory(device, tracer, log)
+    return factory(device, tracer, log, memory)
 
 
 class Phase(enum.Enum):
@@ -150,6 +158,7 @@ class Poller:
         ]
         self._by_alias = {s.signal_alias: s for s in self.signals}
         self._rejections = 0
+        self.memory = DeviceMemory()
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
@@ -177,9 +186,10 @@ class Poller:
 
     async def _session_round(self, once: bool) -> BaseException | None:
         """One association: open, scan until failure. Returns the error that ended it."""
-        session = self.session_factory(self.device, self.tracer, self.log)
         alias = self.device.device_alias
+        session: MeterSession | None = None
         try:
+            session = self.session_factory(self.device, self.tracer, self.log, self.memory)
             self.phase = Phase.CONNECTING
             self.log.debug("connecting")
             await session.open()
@@ -212,7 +222,8 @@ class Poller:
             return exc
         finally:
             try:
-                await asyncio.wait_for(asyncio.shield(session.close()), CLOSE_TIMEOUT_S)
+                if session is not None:
+                    await asyncio.wait_for(asyncio.shield(session.close()), CLOSE_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import dlmsd.session  # noqa: F401  (registers the protocol stack's session factories)
 from dlmsd.config import Config, DeviceConfig, SignalConfig
 from dlmsd.logsetup import get_logger, get_trace_logger
 from dlmsd.poller import Poller, SessionFactory, default_session_factory

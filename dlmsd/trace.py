@@ -46,6 +46,11 @@ class FrameTracer:
     def received(self, data: bytes, summary: str = "") -> None:
         self._record("rx", data, summary)
 
+    def apdu(self, direction: str, summary: str) -> None:
+        """A whole APDU (after reassembly), decoded; printed with ``--dlms`` only."""
+        if self.enabled:
+            self.log.info(f"dlms_apdu_{direction}", summary=summary)
+
     def dump(self, reason: str) -> None:
         """Log the flight recorder (oldest first) after a failure."""
         if not self.recent:

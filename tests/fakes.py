@@ -68,7 +68,7 @@ class FakeSession:
 
 
 def factory_for(meters: dict[str, FakeMeter]) -> Callable[..., MeterSession]:
-    def make(device: DeviceConfig, tracer: FrameTracer, log: Any) -> MeterSession:
+    def make(device: DeviceConfig, tracer: FrameTracer, log: Any, memory: Any) -> MeterSession:
         return FakeSession(meters[device.device_alias], tracer)
 
     return make

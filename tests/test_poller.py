@@ -158,3 +158,13 @@ async def test_trace_records_frames_and_dumps_on_failure(write_config: Writer) -
     await supervisor.run_once()
     # the flight recorder was dumped (and cleared) when the device went offline
     assert supervisor.table.device("m1").error == "refused"
+
+
+async def test_session_factory_failure_is_a_device_error(write_config: Writer) -> None:
+    config = two_meter_config(write_config)
+
+    def broken_factory(*args: object) -> FakeMeter:
+        raise TypeError("factory bug")
+
+    snapshot = await Supervisor(config, session_factory=broken_factory).run_once()  # type: ignore[arg-type]
+    assert all(d.error == "factory bug" for d in snapshot.devices)

@@ -1,0 +1,350 @@
+"""The COSEM client application layer for LN referencing (pure, sans-I/O).
+
+Above a link (HDLC or wrapper) that delivers whole APDUs, :class:`LnClient` builds the
+client's requests and turns the meter's answers into events:
+
+* ``associate()`` -> AARQ; the AARE gives :class:`Associated` (negotiated conformance
+  and PDU size) or raises :class:`~dlmsd.errors.AssociationRejected`.
+* ``get(descriptors)`` -> GET-Request-Normal (one) or GET-Request-With-List (several);
+  the answer gives :class:`GetComplete` with one result per descriptor, in order, or
+  :class:`SendApdu` while a long answer comes in blocks (the GET-Request-Next to send
+  is carried in the event), or :class:`WithListRefused` when the meter rejects a
+  with-list request (so the caller falls back to single GETs).
+* ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
+
+A response whose invoke-id is not the pending request's is reported as
+:class:`StaleResponse` (a late answer to an earlier, resent request) and changes nothing.
+
+Green Book (DLMS UA 1000-2), 9.4.6 "xDLMS services": GET with block transfer, 9.3 ACSE.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dlmsd.errors import (
+    DataAccessError,
+    DecodeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ServiceError,
+)
+from dlmsd.protocol.acse import (
+    Aare,
+    Aarq,
+    AssociationResult,
+    ConfirmedServiceError,
+    Conformance,
+    InitiateRequest,
+    MechanismName,
+    ReleaseRequestReason,
+    Rlrq,
+    association_rejected,
+)
+from dlmsd.protocol.axdr import decode_data_all
+from dlmsd.protocol.xdlms import (
+    BlockReassembler,
+    CosemAttributeDescriptor,
+    DataAccessResult,
+    ExceptionResponse,
+    GetDataResult,
+    GetRequestNormal,
+    GetRequestWithList,
+    GetResponseNormal,
+    GetResponseWithDatablock,
+    GetResponseWithList,
+    decode_apdu,
+    decode_get_data_result_list,
+)
+
+__all__ = [
+    "CLIENT_CONFORMANCE",
+    "Associated",
+    "ClientEvent",
+    "ClientState",
+    "GetComplete",
+    "LnClient",
+    "Released",
+    "SendApdu",
+    "StaleResponse",
+    "WithListRefused",
+]
+
+# What the client proposes (Green Book 9.4.6.1 conformance block): GET with blocks and
+# with-list (multiple-references), selective access, SET and ACTION for later use.
+CLIENT_CONFORMANCE = (
+    Conformance.GET
+    | Conformance.SET
+    | Conformance.ACTION
+    | Conformance.SELECTIVE_ACCESS
+    | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.MULTIPLE_REFERENCES
+    | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET
+    | Conformance.PRIORITY_MGMT_SUPPORTED
+)
+
+
+class ClientState(enum.Enum):
+    IDLE = "idle"
+    ASSOCIATING = "associating"
+    ASSOCIATED = "associated"
+    WAITING = "waiting for a response"
+    RELEASING = "releasing"
+
+
+@dataclass(frozen=True)
+class Associated:
+    conformance: Conformance
+    server_max_receive_pdu_size: int
+    aare: Aare
+
+
+@dataclass(frozen=True)
+class GetComplete:
+    """One result per requested descriptor: a Data value or a DataAccessResult."""
+
+    results: tuple[GetDataResult, ...]
+
+
+@dataclass(frozen=True)
+class SendApdu:
+    """Send this APDU (a GET-Request-Next) and wait for the next block."""
+
+    apdu: bytes
+    block_number: int
+
+
+@dataclass(frozen=True)
+class WithListRefused:
+    """The meter refused a GET-Request-With-List; read the attributes one by one."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StaleResponse:
+    invoke_id: int
+
+
+@dataclass(frozen=True)
+class Released:
+    pass
+
+
+ClientEvent = Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
+
+# Which local calls each state allows (the transitions happen in the methods).
+_ALLOWED: dict[ClientState, frozenset[str]] = {
+    ClientState.IDLE: frozenset({"associate"}),
+    ClientState.ASSOCIATING: frozenset(),
+    ClientState.ASSOCIATED: frozenset({"get", "release"}),
+    ClientState.WAITING: frozenset(),
+    ClientState.RELEASING: frozenset(),
+}
+
+
+class LnClient:
+    """One client's view of one association, LN referencing, no ciphering."""
+
+    def __init__(
+        self,
+        *,
+        max_receive_pdu_size: int = 0xFFFF,
+        conformance: Conformance = CLIENT_CONFORMANCE,
+        mechanism: MechanismName | None = None,
+        authentication_value: bytes | None = None,
+        max_response_size: int = 1 << 20,
+    ) -> None:
+        self.max_receive_pdu_size = max_receive_pdu_size
+        self.proposed_conformance = conformance
+        self.mechanism = mechanism
+        self._authentication_value = authentication_value
+        self.max_response_size = max_response_size
+        self.state = ClientState.IDLE
+        self.conformance = Conformance(0)
+        self.server_max_receive_pdu_size = 0
+        self._invoke_id = 0
+        self._pending_count = 0
+        self._pending_with_list = False
+        self._blocks: BlockReassembler | None = None
+
+    def __repr__(self) -> str:  # never shows the authentication value
+        return f"LnClient(state={self.state.value}, mechanism={self.mechanism})"
+
+    def _check(self, call: str) -> None:
+        if call not in _ALLOWED[self.state]:
+            raise LocalProtocolError(f"cannot {call} in client state {self.state.value}")
+
+    @property
+    def supports_with_list(self) -> bool:
+        return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
+
+    @property
+    def invoke_id(self) -> int:
+        return self._invoke_id
+
+    # ------------------------------------------------------------------ requests
+
+    def associate(self) -> bytes:
+        self._check("associate")
+        aarq = Aarq(
+            user_information=InitiateRequest(
+                proposed_conformance=self.proposed_conformance,
+                client_max_receive_pdu_size=self.max_receive_pdu_size,
+            ),
+            mechanism_name=self.mechanism,
+            calling_authentication_value=self._authentication_value,
+        )
+        self.state = ClientState.ASSOCIATING
+        return aarq.to_bytes()
+
+    def _next_invoke_id(self) -> int:
+        # invoke-id is 4 bits; 0xC0 = high priority, confirmed service.
+        self._invoke_id = self._invoke_id % 15 + 1
+        return 0xC0 | self._invoke_id
+
+    def get(self, descriptors: Sequence[CosemAttributeDescriptor]) -> bytes:
+        """A GET for one attribute (normal) or several (with-list)."""
+        self._check("get")
+        if not descriptors:
+            raise LocalProtocolError("GET needs at least one attribute")
+        iid = self._next_invoke_id()
+        request: GetRequestNormal | GetRequestWithList
+        if len(descriptors) == 1:
+            request = GetRequestNormal(descriptors[0], invoke_id_and_priority=iid)
+        else:
+            if not self.supports_with_list:
+                raise LocalProtocolError("the meter did not accept multiple-references")
+            request = GetRequestWithList.of(*descriptors, invoke_id_and_priority=iid)
+        apdu = request.to_bytes()
+        if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
+            raise LocalProtocolError(
+                f"GET of {len(apdu)} bytes exceeds the meter's max PDU "
+                f"{self.server_max_receive_pdu_size}; request fewer attributes at once")
+        self._pending_count = len(descriptors)
+        self._pending_with_list = len(descriptors) > 1
+        self._blocks = None
+        self.state = ClientState.WAITING
+        return apdu
+
+    def release(self) -> bytes:
+        self._check("release")
+        self.state = ClientState.RELEASING
+        return Rlrq(reason=ReleaseRequestReason.NORMAL).to_bytes()
+
+    def abort(self) -> None:
+        """The link is gone: forget the association."""
+        self.state = ClientState.IDLE
+        self._blocks = None
+        self.conformance = Conformance(0)
+
+    def cancel_request(self) -> None:
+        """Give up waiting for the pending GET (after the caller's retries ran out)."""
+        if self.state is ClientState.WAITING:
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+
+    # ----------------------------------------------------------------- responses
+
+    def receive_apdu(self, apdu: bytes) -> ClientEvent:
+        """Handle one whole APDU from the meter."""
+        if self.state is ClientState.RELEASING and apdu[:1] == b"\x63":
+            # Any RLRE ends the association; some meters get its length wrong
+            # (gurux 1.0.203 counts 14 for 20 octets), which must not keep it open.
+            self.abort()
+            return Released()
+        response = decode_apdu(apdu)
+        if self.state is ClientState.ASSOCIATING:
+            return self._on_aare(response)
+        if self.state is ClientState.RELEASING:
+            raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
+        if self.state is ClientState.WAITING:
+            return self._on_get_response(response)
+        raise RemoteProtocolError(
+            f"unexpected APDU in client state {self.state.value}: {response.describe()}")
+
+    def _on_aare(self, response: object) -> ClientEvent:
+        if not isinstance(response, Aare):
+            self.state = ClientState.IDLE
+            described = getattr(response, "describe", lambda: type(response).__name__)()
+            raise RemoteProtocolError(f"expected AARE, got {described}")
+        if response.result is not AssociationResult.ACCEPTED:
+            self.state = ClientState.IDLE
+            raise association_rejected(response)
+        initiate = response.initiate_response
+        if initiate is None:
+            self.state = ClientState.IDLE
+            info = response.user_information
+            detail = info.describe() if isinstance(info, ConfirmedServiceError) else "none"
+            raise RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
+        self.conformance = Conformance(initiate.negotiated_conformance)
+        self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+        self.state = ClientState.ASSOCIATED
+        return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+
+    def _on_get_response(self, response: object) -> ClientEvent:
+        if isinstance(response, ExceptionResponse | ConfirmedServiceError):
+            error = (response.to_error() if isinstance(response, ExceptionResponse)
+                     else ServiceError(f"meter answered {response.describe()}"))
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+            if self._pending_with_list:
+                return WithListRefused(str(error))
+            raise error
+        if not isinstance(response, GetResponseNormal | GetResponseWithList
+                          | GetResponseWithDatablock):
+            described = getattr(response, "describe", lambda: type(response).__name__)()
+            raise RemoteProtocolError(f"expected a GET response, got {described}")
+        iid = response.invoke_id_and_priority & 0x0F
+        if iid != self._invoke_id:
+            return StaleResponse(iid)
+        if isinstance(response, GetResponseWithDatablock):
+            return self._on_block(response)
+        if isinstance(response, GetResponseNormal):
+            if self._pending_with_list:
+                # A meter without with-list support may answer the first attribute
+                # only, or refuse with a data-access-result: both mean "one by one".
+                self.state = ClientState.ASSOCIATED
+                return WithListRefused(f"meter answered a with-list request with "
+                                       f"{response.describe()}")
+            return self._complete((response.result,))
+        if len(response.results) != self._pending_count:
+            self.state = ClientState.ASSOCIATED
+            raise RemoteProtocolError(f"GET with-list: {len(response.results)} results for "
+                                      f"{self._pending_count} attributes")
+        return self._complete(response.results)
+
+    def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
+        if self._blocks is None:
+            self._blocks = BlockReassembler(max_size=self.max_response_size)
+        try:
+            raw = self._blocks.add(block)
+        except RemoteProtocolError:
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+            raise
+        except DataAccessError:  # a data-access-result ended the long GET
+            self._blocks = None
+            assert isinstance(block.raw_data, DataAccessResult)
+            return self._complete((block.raw_data,) * self._pending_count)
+        if raw is None:
+            request = self._blocks.next_request()
+            return SendApdu(request.to_bytes(), request.block_number)
+        self._blocks = None
+        try:
+            if self._pending_with_list:
+                results = decode_get_data_result_list(raw)
+                if len(results) != self._pending_count:
+                    raise DecodeError(f"{len(results)} results for {self._pending_count} "
+                                      "attributes")
+                return self._complete(results)
+            return self._complete((decode_data_all(raw),))
+        except DecodeError:
+            self.state = ClientState.ASSOCIATED
+            raise
+
+    def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
+        self.state = ClientState.ASSOCIATED
+        return GetComplete(results)

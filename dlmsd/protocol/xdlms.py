@@ -1,0 +1,1021 @@
+"""xDLMS service APDUs with logical name referencing (IEC 62056-5-3, DLMS UA Green Book).
+
+This module owns the bytes of the GET, SET and ACTION services (the forms a reading
+client and the meter simulator need), the ExceptionResponse, the one dispatcher
+:func:`decode_apdu` over every APDU dlmsd understands (ACSE ones included, from
+:mod:`dlmsd.protocol.acse`), and :class:`BlockReassembler` for GET with blocks.
+Ciphered APDUs (glo-/ded-/general-ciphering) are not decoded here.
+
+Conventions (the same as :mod:`dlmsd.protocol.acse`): wire types are frozen
+dataclasses with ``to_bytes()`` and ``from_bytes(data)`` (whole buffer); parts of
+APDUs also have ``decode(buf, pos) -> (obj, new_pos)``.  Decoding raises only
+:class:`DecodeError`; values that cannot be encoded raise :class:`LocalProtocolError`.
+Every APDU has ``invoke_id_and_priority`` as its last field (default 0xC1: priority
+high, confirmed, invoke-id 1) and a ``describe()`` one-liner for traces.
+
+Reading one attribute::
+
+    request = GetRequestNormal(CosemAttributeDescriptor(3, Obis(1, 0, 1, 8, 0, 255), 2))
+    send(request.to_bytes())                       # C0 01 C1 00 03 01 00 01 08 00 FF 02 00
+    response = decode_apdu(received)
+    if isinstance(response, GetResponseNormal):
+        value = response.data()                    # Data, or raises DataAccessError
+    elif isinstance(response, GetResponseWithDatablock):
+        blocks = BlockReassembler()
+        while (raw := blocks.add(response)) is None:
+            send(blocks.next_request().to_bytes())
+            response = decode_apdu(...)            # the next GetResponseWithDatablock
+        value = decode_data_all(raw)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final, TypeVar
+
+from dlmsd.errors import (
+    DataAccessError,
+    DecodeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ServiceError,
+)
+from dlmsd.protocol.acse import (
+    Aare,
+    Aarq,
+    AxdrReader,
+    ConfirmedServiceError,
+    Rlre,
+    Rlrq,
+    WireEnum,
+)
+from dlmsd.protocol.axdr import Data, describe, encode_data, encode_length
+from dlmsd.protocol.obis import Obis
+
+__all__ = [
+    "DEFAULT_INVOKE_ID_AND_PRIORITY",
+    "ActionRequestNormal",
+    "ActionResponseNormal",
+    "ActionResult",
+    "Apdu",
+    "ApduTag",
+    "BlockReassembler",
+    "CosemAttributeDescriptor",
+    "CosemAttributeDescriptorWithSelection",
+    "CosemMethodDescriptor",
+    "DataAccessResult",
+    "ExceptionResponse",
+    "ExceptionServiceError",
+    "GetDataResult",
+    "GetRequestNext",
+    "GetRequestNormal",
+    "GetRequestWithList",
+    "GetResponseNormal",
+    "GetResponseWithDatablock",
+    "GetResponseWithList",
+    "SelectiveAccessDescriptor",
+    "SetRequestNormal",
+    "SetResponseNormal",
+    "StateError",
+    "decode_apdu",
+    "decode_get_data_result_list",
+    "describe_apdu",
+    "invoke_id_and_priority",
+]
+
+#: invoke-id 1, service-class confirmed (bit 6), priority high (bit 7).
+DEFAULT_INVOKE_ID_AND_PRIORITY: Final = 0xC1
+
+_U32: Final = struct.Struct(">I")
+_ATTRIBUTE: Final = struct.Struct(">H6sb")  # class-id, instance-id, attribute/method-id
+_T = TypeVar("_T")
+
+
+class ApduTag(IntEnum):
+    """The first octet of every xDLMS APDU (Green Book, xDLMS-APDU CHOICE)."""
+
+    INITIATE_REQUEST = 0x01
+    READ_REQUEST = 0x05
+    WRITE_REQUEST = 0x06
+    INITIATE_RESPONSE = 0x08
+    READ_RESPONSE = 0x0C
+    WRITE_RESPONSE = 0x0D
+    CONFIRMED_SERVICE_ERROR = 0x0E
+    DATA_NOTIFICATION = 0x0F
+    UNCONFIRMED_WRITE_REQUEST = 0x16
+    INFORMATION_REPORT_REQUEST = 0x18
+    GLO_INITIATE_REQUEST = 0x21
+    GLO_INITIATE_RESPONSE = 0x28
+    GLO_CONFIRMED_SERVICE_ERROR = 0x2E
+    AARQ = 0x60
+    AARE = 0x61
+    RLRQ = 0x62
+    RLRE = 0x63
+    GET_REQUEST = 0xC0
+    SET_REQUEST = 0xC1
+    EVENT_NOTIFICATION_REQUEST = 0xC2
+    ACTION_REQUEST = 0xC3
+    GET_RESPONSE = 0xC4
+    SET_RESPONSE = 0xC5
+    ACTION_RESPONSE = 0xC7
+    GLO_GET_REQUEST = 0xC8
+    GLO_SET_REQUEST = 0xC9
+    GLO_EVENT_NOTIFICATION_REQUEST = 0xCA
+    GLO_ACTION_REQUEST = 0xCB
+    GLO_GET_RESPONSE = 0xCC
+    GLO_SET_RESPONSE = 0xCD
+    GLO_ACTION_RESPONSE = 0xCF
+    DED_GET_REQUEST = 0xD0
+    DED_SET_REQUEST = 0xD1
+    DED_EVENT_NOTIFICATION_REQUEST = 0xD2
+    DED_ACTION_REQUEST = 0xD3
+    DED_GET_RESPONSE = 0xD4
+    DED_SET_RESPONSE = 0xD5
+    DED_ACTION_RESPONSE = 0xD7
+    EXCEPTION_RESPONSE = 0xD8
+    ACCESS_REQUEST = 0xD9
+    ACCESS_RESPONSE = 0xDA
+    GENERAL_GLO_CIPHERING = 0xDB
+    GENERAL_DED_CIPHERING = 0xDC
+    GENERAL_CIPHERING = 0xDD
+    GENERAL_SIGNING = 0xDF
+    GENERAL_BLOCK_TRANSFER = 0xE0
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+# Green Book, Data-Access-Result ::= ENUMERATED
+class DataAccessResult(WireEnum):
+    """The result of accessing one attribute (GET, SET)."""
+
+    SUCCESS = 0
+    HARDWARE_FAULT = 1
+    TEMPORARY_FAILURE = 2
+    READ_WRITE_DENIED = 3
+    OBJECT_UNDEFINED = 4
+    OBJECT_CLASS_INCONSISTENT = 9
+    OBJECT_UNAVAILABLE = 11
+    TYPE_UNMATCHED = 12
+    SCOPE_OF_ACCESS_VIOLATED = 13
+    DATA_BLOCK_UNAVAILABLE = 14
+    LONG_GET_ABORTED = 15
+    NO_LONG_GET_IN_PROGRESS = 16
+    LONG_SET_ABORTED = 17
+    NO_LONG_SET_IN_PROGRESS = 18
+    DATA_BLOCK_NUMBER_INVALID = 19
+    OTHER_REASON = 250
+
+    def describe(self) -> str:
+        """E.g. ``read-write-denied (3)``."""
+        return f"{self.label} ({int(self)})"
+
+
+# Green Book, Action-Result ::= ENUMERATED
+class ActionResult(WireEnum):
+    """The result of invoking one method (ACTION)."""
+
+    SUCCESS = 0
+    HARDWARE_FAULT = 1
+    TEMPORARY_FAILURE = 2
+    READ_WRITE_DENIED = 3
+    OBJECT_UNDEFINED = 4
+    OBJECT_CLASS_INCONSISTENT = 9
+    OBJECT_UNAVAILABLE = 11
+    TYPE_UNMATCHED = 12
+    SCOPE_OF_ACCESS_VIOLATED = 13
+    DATA_BLOCK_UNAVAILABLE = 14
+    LONG_ACTION_ABORTED = 15
+    NO_LONG_ACTION_IN_PROGRESS = 16
+    OTHER_REASON = 250
+
+    def describe(self) -> str:
+        return f"{self.label} ({int(self)})"
+
+
+# Green Book, ExceptionResponse ::= SEQUENCE {
+#   state-error [0] IMPLICIT ENUMERATED { service-not-allowed (1), service-unknown (2) },
+#   service-error [1] CHOICE { operation-not-possible [1], service-not-supported [2],
+#     other-reason [3], pdu-too-long [4], deciphering-error [5],
+#     invocation-counter-error [6] IMPLICIT Unsigned32 } }
+class StateError(WireEnum):
+    SERVICE_NOT_ALLOWED = 1
+    SERVICE_UNKNOWN = 2
+
+
+class ExceptionServiceError(WireEnum):
+    OPERATION_NOT_POSSIBLE = 1
+    SERVICE_NOT_SUPPORTED = 2
+    OTHER_REASON = 3
+    PDU_TOO_LONG = 4
+    DECIPHERING_ERROR = 5
+    INVOCATION_COUNTER_ERROR = 6
+
+
+def invoke_id_and_priority(invoke_id: int, *, high_priority: bool = True,
+                           confirmed: bool = True) -> int:
+    """Invoke-Id-And-Priority ::= Unsigned8: bits 0-3 invoke-id, bit 6 service-class
+    (1 confirmed), bit 7 priority (1 high)."""
+    _check("invoke-id", invoke_id, 0, 15)
+    return invoke_id | (0x40 if confirmed else 0) | (0x80 if high_priority else 0)
+
+
+def _check(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
+
+
+def _check_iid(value: int) -> None:
+    _check("invoke-id-and-priority", value, 0, 255)
+
+
+def _iid_text(value: int) -> str:
+    return f"id={value & 0x0F}"
+
+
+def _header(r: AxdrReader, tag: int, choice: int) -> int:
+    """Read and check the APDU tag and the service CHOICE, return invoke-id-and-priority."""
+    got_tag = r.u8("tag")
+    if got_tag != tag:
+        raise DecodeError(f"{r.what}: tag 0x{got_tag:02X}, expected 0x{tag:02X}")
+    got_choice = r.u8("choice")
+    if got_choice != choice:
+        raise DecodeError(f"{r.what}: choice {got_choice}, expected {choice}")
+    return r.u8("invoke-id-and-priority")
+
+
+def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
+    """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
+    count = r.length(f"{field_name} count")
+    if count * min_item_size > r.remaining:
+        raise DecodeError(
+            f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
+        )
+    return count
+
+
+# =========================================================================== descriptors
+# Green Book: Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16,
+#   instance-id OCTET STRING (SIZE(6)), attribute-id Integer8 }
+@dataclass(frozen=True)
+class CosemAttributeDescriptor:
+    """class-id, instance-id (logical name), attribute-id: ``3/1.0.1.8.0.255/2``."""
+
+    class_id: int
+    instance_id: Obis
+    attribute_id: int
+
+    def __post_init__(self) -> None:
+        _check("class-id", self.class_id, 0, 0xFFFF)
+        _check("attribute-id", self.attribute_id, -128, 127)
+
+    def to_bytes(self) -> bytes:
+        return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.attribute_id)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemAttributeDescriptor, int]:
+        r = AxdrReader(buf, pos, "Cosem-Attribute-Descriptor")
+        class_id, instance, attribute = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
+        return cls(class_id, Obis.from_bytes(instance), attribute), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CosemAttributeDescriptor:
+        return _whole(cls.decode, data, "Cosem-Attribute-Descriptor")
+
+    def describe(self) -> str:
+        return f"{self.class_id}/{self.instance_id}/{self.attribute_id}"
+
+
+# Green Book: Cosem-Method-Descriptor ::= SEQUENCE { class-id Unsigned16,
+#   instance-id OCTET STRING (SIZE(6)), method-id Integer8 }
+@dataclass(frozen=True)
+class CosemMethodDescriptor:
+    """class-id, instance-id, method-id: ``15/0.0.40.0.0.255/1``."""
+
+    class_id: int
+    instance_id: Obis
+    method_id: int
+
+    def __post_init__(self) -> None:
+        _check("class-id", self.class_id, 0, 0xFFFF)
+        _check("method-id", self.method_id, -128, 127)
+
+    def to_bytes(self) -> bytes:
+        return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.method_id)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemMethodDescriptor, int]:
+        r = AxdrReader(buf, pos, "Cosem-Method-Descriptor")
+        class_id, instance, method = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
+        return cls(class_id, Obis.from_bytes(instance), method), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CosemMethodDescriptor:
+        return _whole(cls.decode, data, "Cosem-Method-Descriptor")
+
+    def describe(self) -> str:
+        return f"{self.class_id}/{self.instance_id}/m{self.method_id}"
+
+
+# Green Book: Selective-Access-Descriptor ::= SEQUENCE { access-selector Unsigned8,
+#   access-parameters Data }
+@dataclass(frozen=True)
+class SelectiveAccessDescriptor:
+    """Selective access: ``access_selector`` (1 by range, 2 by entry for profiles...)."""
+
+    access_selector: int
+    access_parameters: Data
+
+    def __post_init__(self) -> None:
+        _check("access-selector", self.access_selector, 0, 255)
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.access_selector,)) + encode_data(self.access_parameters)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[SelectiveAccessDescriptor, int]:
+        r = AxdrReader(buf, pos, "Selective-Access-Descriptor")
+        selector = r.u8("access-selector")
+        return cls(selector, r.data("access-parameters")), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SelectiveAccessDescriptor:
+        return _whole(cls.decode, data, "Selective-Access-Descriptor")
+
+    def describe(self) -> str:
+        return f"sel={self.access_selector} {describe(self.access_parameters, limit=4)}"
+
+
+def _encode_selection(selection: SelectiveAccessDescriptor | None) -> bytes:
+    return b"\x00" if selection is None else b"\x01" + selection.to_bytes()
+
+
+def _decode_selection(r: AxdrReader) -> SelectiveAccessDescriptor | None:
+    if not r.present("access-selection"):
+        return None
+    selection, r.pos = SelectiveAccessDescriptor.decode(r.buf, r.pos)
+    return selection
+
+
+def _describe_selection(selection: SelectiveAccessDescriptor | None) -> str:
+    return "" if selection is None else f" {selection.describe()}"
+
+
+# Green Book: Cosem-Attribute-Descriptor-With-Selection ::= SEQUENCE {
+#   cosem-attribute-descriptor Cosem-Attribute-Descriptor,
+#   access-selection Selective-Access-Descriptor OPTIONAL }
+@dataclass(frozen=True)
+class CosemAttributeDescriptorWithSelection:
+    """One item of a GET/SET with-list: a descriptor and an optional selection."""
+
+    descriptor: CosemAttributeDescriptor
+    access_selection: SelectiveAccessDescriptor | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.descriptor.to_bytes() + _encode_selection(self.access_selection)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemAttributeDescriptorWithSelection, int]:
+        r = AxdrReader(buf, pos, "Cosem-Attribute-Descriptor-With-Selection")
+        descriptor, r.pos = CosemAttributeDescriptor.decode(buf, r.pos)
+        return cls(descriptor, _decode_selection(r)), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CosemAttributeDescriptorWithSelection:
+        return _whole(cls.decode, data, "Cosem-Attribute-Descriptor-With-Selection")
+
+    def describe(self) -> str:
+        return self.descriptor.describe() + _describe_selection(self.access_selection)
+
+
+# Green Book: Get-Data-Result ::= CHOICE { data [0] Data,
+#   data-access-result [1] IMPLICIT Data-Access-Result }
+GetDataResult = Data | DataAccessResult
+
+
+def _encode_get_data_result(result: GetDataResult) -> bytes:
+    if isinstance(result, DataAccessResult):
+        return bytes((1, int(result)))
+    return b"\x00" + encode_data(result)
+
+
+def _decode_get_data_result(r: AxdrReader, field_name: str) -> GetDataResult:
+    choice = r.u8(f"{field_name} choice")
+    if choice == 0:
+        return r.data(field_name)
+    if choice == 1:
+        return DataAccessResult(r.u8(f"{field_name} data-access-result"))
+    raise DecodeError(
+        f"{r.what}: {field_name} choice {choice} at offset {r.pos - 1} "
+        "(0 data, 1 data-access-result)"
+    )
+
+
+def _describe_result(result: GetDataResult | ActionResult) -> str:
+    if isinstance(result, DataAccessResult | ActionResult):
+        return result.label
+    return describe(result, limit=8)
+
+
+def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
+    """Decode ``SEQUENCE OF Get-Data-Result`` filling ``buf``: the reassembled raw
+    data of a GET with-list answered in blocks."""
+    r = AxdrReader(buf, 0, "Get-Data-Result list")
+    count = _sequence_count(r, "result list", 2)
+    results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+    r.expect_end()
+    return results
+
+
+def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
+    value, pos = decoder(data, 0)
+    if pos != len(data):
+        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
+    return value
+
+
+# =========================================================================== GET
+# Green Book: Get-Request ::= CHOICE { get-request-normal [1],
+#   get-request-next [2], get-request-with-list [3] }
+#   Get-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
+#     cosem-attribute-descriptor, access-selection Selective-Access-Descriptor OPTIONAL }
+@dataclass(frozen=True)
+class GetRequestNormal:
+    descriptor: CosemAttributeDescriptor
+    access_selection: SelectiveAccessDescriptor | None = None
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_REQUEST
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+                + self.descriptor.to_bytes() + _encode_selection(self.access_selection))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetRequestNormal:
+        r = AxdrReader(data, 0, "GET-Request-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
+        selection = _decode_selection(r)
+        r.expect_end()
+        return cls(descriptor, selection, iid)
+
+    def describe(self) -> str:
+        return (f"GET.req normal {_iid_text(self.invoke_id_and_priority)} "
+                f"{self.descriptor.describe()}{_describe_selection(self.access_selection)}")
+
+
+#   Get-Request-Next ::= SEQUENCE { invoke-id-and-priority, block-number Unsigned32 }
+@dataclass(frozen=True)
+class GetRequestNext:
+    """Asks for the block after ``block_number`` (the last block received)."""
+
+    block_number: int
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_REQUEST
+    CHOICE = 2
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+                + _U32.pack(self.block_number))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetRequestNext:
+        r = AxdrReader(data, 0, "GET-Request-Next")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        block = r.u32("block-number")
+        r.expect_end()
+        return cls(block, iid)
+
+    def describe(self) -> str:
+        return f"GET.req next {_iid_text(self.invoke_id_and_priority)} block={self.block_number}"
+
+
+#   Get-Request-With-List ::= SEQUENCE { invoke-id-and-priority,
+#     attribute-descriptor-list SEQUENCE OF Cosem-Attribute-Descriptor-With-Selection }
+@dataclass(frozen=True)
+class GetRequestWithList:
+    attributes: tuple[CosemAttributeDescriptorWithSelection, ...]
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_REQUEST
+    CHOICE = 3
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    @classmethod
+    def of(cls, *descriptors: CosemAttributeDescriptor,
+           invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY) -> GetRequestWithList:
+        """A with-list request without selective access."""
+        items = tuple(CosemAttributeDescriptorWithSelection(d) for d in descriptors)
+        return cls(items, invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out += encode_length(len(self.attributes))
+        for item in self.attributes:
+            out += item.to_bytes()
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetRequestWithList:
+        r = AxdrReader(data, 0, "GET-Request-With-List")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        count = _sequence_count(r, "attribute-descriptor-list", _ATTRIBUTE.size + 1)
+        items = []
+        for _ in range(count):
+            item, r.pos = CosemAttributeDescriptorWithSelection.decode(data, r.pos)
+            items.append(item)
+        r.expect_end()
+        return cls(tuple(items), iid)
+
+    def describe(self) -> str:
+        items = ", ".join(item.describe() for item in self.attributes)
+        return f"GET.req with-list {_iid_text(self.invoke_id_and_priority)} [{items}]"
+
+
+# Green Book: Get-Response ::= CHOICE { get-response-normal [1],
+#   get-response-with-datablock [2], get-response-with-list [3] }
+#   Get-Response-Normal ::= SEQUENCE { invoke-id-and-priority, result Get-Data-Result }
+@dataclass(frozen=True)
+class GetResponseNormal:
+    result: GetDataResult
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_RESPONSE
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    def data(self) -> Data:
+        """The value, or :class:`DataAccessError` naming the data-access-result."""
+        if isinstance(self.result, DataAccessResult):
+            raise DataAccessError(f"GET refused: {self.result.describe()}", int(self.result))
+        return self.result
+
+    def to_bytes(self) -> bytes:
+        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+                + _encode_get_data_result(self.result))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetResponseNormal:
+        r = AxdrReader(data, 0, "GET-Response-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        result = _decode_get_data_result(r, "result")
+        r.expect_end()
+        return cls(result, iid)
+
+    def describe(self) -> str:
+        return (f"GET.res normal {_iid_text(self.invoke_id_and_priority)} "
+                f"{_describe_result(self.result)}")
+
+
+#   Get-Response-With-Datablock ::= SEQUENCE { invoke-id-and-priority, result DataBlock-G }
+#   DataBlock-G ::= SEQUENCE { last-block BOOLEAN, block-number Unsigned32,
+#     result CHOICE { raw-data [0] IMPLICIT OCTET STRING,
+#                     data-access-result [1] IMPLICIT Data-Access-Result } }
+@dataclass(frozen=True)
+class GetResponseWithDatablock:
+    """One block of a long GET: ``raw_data`` is a piece of the encoded result, or the
+    data-access-result that ended the transfer."""
+
+    last_block: bool
+    block_number: int
+    raw_data: bytes | DataAccessResult
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_RESPONSE
+    CHOICE = 2
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out.append(1 if self.last_block else 0)
+        out += _U32.pack(self.block_number)
+        if isinstance(self.raw_data, DataAccessResult):
+            out += bytes((1, int(self.raw_data)))
+        else:
+            out += b"\x00" + encode_length(len(self.raw_data)) + self.raw_data
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetResponseWithDatablock:
+        r = AxdrReader(data, 0, "GET-Response-With-Datablock")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        last = r.boolean("last-block")
+        block = r.u32("block-number")
+        choice = r.u8("result choice")
+        raw: bytes | DataAccessResult
+        if choice == 0:
+            raw = r.octet_string("raw-data")
+        elif choice == 1:
+            raw = DataAccessResult(r.u8("data-access-result"))
+        else:
+            raise DecodeError(
+                f"{r.what}: result choice {choice} (0 raw-data, 1 data-access-result)")
+        r.expect_end()
+        return cls(last, block, raw, iid)
+
+    def describe(self) -> str:
+        body = (self.raw_data.label if isinstance(self.raw_data, DataAccessResult)
+                else f"raw-data {len(self.raw_data)} bytes")
+        last = " last" if self.last_block else ""
+        return (f"GET.res with-datablock {_iid_text(self.invoke_id_and_priority)} "
+                f"block={self.block_number}{last} {body}")
+
+
+#   Get-Response-With-List ::= SEQUENCE { invoke-id-and-priority,
+#     result SEQUENCE OF Get-Data-Result }
+@dataclass(frozen=True)
+class GetResponseWithList:
+    results: tuple[GetDataResult, ...]
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.GET_RESPONSE
+    CHOICE = 3
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out += encode_length(len(self.results))
+        for result in self.results:
+            out += _encode_get_data_result(result)
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GetResponseWithList:
+        r = AxdrReader(data, 0, "GET-Response-With-List")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        count = _sequence_count(r, "result list", 2)
+        results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+        r.expect_end()
+        return cls(results, iid)
+
+    def describe(self) -> str:
+        items = ", ".join(_describe_result(result) for result in self.results)
+        return f"GET.res with-list {_iid_text(self.invoke_id_and_priority)} [{items}]"
+
+
+# =========================================================================== SET
+# Green Book: Set-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
+#   cosem-attribute-descriptor, access-selection OPTIONAL, value Data }
+@dataclass(frozen=True)
+class SetRequestNormal:
+    descriptor: CosemAttributeDescriptor
+    value: Data
+    access_selection: SelectiveAccessDescriptor | None = None
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_REQUEST
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+                + self.descriptor.to_bytes() + _encode_selection(self.access_selection)
+                + encode_data(self.value))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetRequestNormal:
+        r = AxdrReader(data, 0, "SET-Request-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
+        selection = _decode_selection(r)
+        value = r.data("value")
+        r.expect_end()
+        return cls(descriptor, value, selection, iid)
+
+    def describe(self) -> str:
+        return (f"SET.req normal {_iid_text(self.invoke_id_and_priority)} "
+                f"{self.descriptor.describe()}{_describe_selection(self.access_selection)} "
+                f"= {describe(self.value, limit=8)}")
+
+
+# Green Book: Set-Response-Normal ::= SEQUENCE { invoke-id-and-priority,
+#   result Data-Access-Result }
+@dataclass(frozen=True)
+class SetResponseNormal:
+    result: DataAccessResult
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_RESPONSE
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+        _check("data-access-result", int(self.result), 0, 255)
+
+    def check(self) -> None:
+        """Raise :class:`DataAccessError` unless the result is success."""
+        if self.result is not DataAccessResult.SUCCESS:
+            raise DataAccessError(f"SET refused: {self.result.describe()}", int(self.result))
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetResponseNormal:
+        r = AxdrReader(data, 0, "SET-Response-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        result = DataAccessResult(r.u8("result"))
+        r.expect_end()
+        return cls(result, iid)
+
+    def describe(self) -> str:
+        return f"SET.res normal {_iid_text(self.invoke_id_and_priority)} {self.result.label}"
+
+
+# =========================================================================== ACTION
+# Green Book: Action-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
+#   cosem-method-descriptor, method-invocation-parameters Data OPTIONAL }
+@dataclass(frozen=True)
+class ActionRequestNormal:
+    """E.g. HLS pass 3: ``reply_to_HLS_authentication``, method 1 of class 15."""
+
+    descriptor: CosemMethodDescriptor
+    parameters: Data | None = None
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.ACTION_REQUEST
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+
+    def to_bytes(self) -> bytes:
+        params = b"\x00" if self.parameters is None else b"\x01" + encode_data(self.parameters)
+        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+                + self.descriptor.to_bytes() + params)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ActionRequestNormal:
+        r = AxdrReader(data, 0, "ACTION-Request-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        descriptor, r.pos = CosemMethodDescriptor.decode(data, r.pos)
+        params = r.data("method-invocation-parameters") if r.present("parameters") else None
+        r.expect_end()
+        return cls(descriptor, params, iid)
+
+    def describe(self) -> str:
+        params = "" if self.parameters is None else f" ({describe(self.parameters, limit=4)})"
+        return (f"ACTION.req normal {_iid_text(self.invoke_id_and_priority)} "
+                f"{self.descriptor.describe()}{params}")
+
+
+# Green Book: Action-Response-Normal ::= SEQUENCE { invoke-id-and-priority,
+#   single-response Action-Response-With-Optional-Data }
+#   Action-Response-With-Optional-Data ::= SEQUENCE { result Action-Result,
+#     return-parameters Get-Data-Result OPTIONAL }
+@dataclass(frozen=True)
+class ActionResponseNormal:
+    result: ActionResult
+    return_parameters: GetDataResult | None = None
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.ACTION_RESPONSE
+    CHOICE = 1
+
+    def __post_init__(self) -> None:
+        _check_iid(self.invoke_id_and_priority)
+        _check("action-result", int(self.result), 0, 255)
+
+    def check(self) -> Data | None:
+        """The returned data (or None); raises :class:`DataAccessError` unless success."""
+        if self.result is not ActionResult.SUCCESS:
+            raise DataAccessError(f"ACTION refused: {self.result.describe()}", int(self.result))
+        if isinstance(self.return_parameters, DataAccessResult):
+            raise DataAccessError(
+                f"ACTION return-parameters refused: {self.return_parameters.describe()}",
+                int(self.return_parameters),
+            )
+        return self.return_parameters
+
+    def to_bytes(self) -> bytes:
+        out = bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+        if self.return_parameters is None:
+            return out + b"\x00"
+        return out + b"\x01" + _encode_get_data_result(self.return_parameters)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ActionResponseNormal:
+        r = AxdrReader(data, 0, "ACTION-Response-Normal")
+        iid = _header(r, cls.TAG, cls.CHOICE)
+        result = ActionResult(r.u8("result"))
+        # Some meters end the APDU after the result; the OPTIONAL flag is then absent.
+        params = None
+        if r.remaining and r.present("return-parameters"):
+            params = _decode_get_data_result(r, "return-parameters")
+        r.expect_end()
+        return cls(result, params, iid)
+
+    def describe(self) -> str:
+        params = ("" if self.return_parameters is None
+                  else f" -> {_describe_result(self.return_parameters)}")
+        return (f"ACTION.res normal {_iid_text(self.invoke_id_and_priority)} "
+                f"{self.result.label}{params}")
+
+
+# =========================================================================== exception
+@dataclass(frozen=True)
+class ExceptionResponse:
+    """ExceptionResponse (0xD8): the server could not even parse or run the request.
+
+    ``invocation_counter`` is only present with invocation-counter-error.
+    """
+
+    state_error: StateError
+    service_error: ExceptionServiceError
+    invocation_counter: int | None = None
+
+    TAG = ApduTag.EXCEPTION_RESPONSE
+
+    def __post_init__(self) -> None:
+        _check("state-error", int(self.state_error), 0, 255)
+        _check("service-error", int(self.service_error), 0, 255)
+        counter_error = self.service_error is ExceptionServiceError.INVOCATION_COUNTER_ERROR
+        if counter_error != (self.invocation_counter is not None):
+            raise LocalProtocolError(
+                "invocation_counter is given exactly with invocation-counter-error")
+        if self.invocation_counter is not None:
+            _check("invocation-counter", self.invocation_counter, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        out = bytes((self.TAG, int(self.state_error), int(self.service_error)))
+        if self.invocation_counter is not None:
+            out += _U32.pack(self.invocation_counter)
+        return out
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ExceptionResponse:
+        r = AxdrReader(data, 0, "ExceptionResponse")
+        tag = r.u8("tag")
+        if tag != cls.TAG:
+            raise DecodeError(f"ExceptionResponse: tag 0x{tag:02X}, expected 0xD8")
+        state = StateError(r.u8("state-error"))
+        service = ExceptionServiceError(r.u8("service-error"))
+        counter = None
+        if service is ExceptionServiceError.INVOCATION_COUNTER_ERROR:
+            counter = r.u32("invocation-counter")
+        r.expect_end()
+        return cls(state, service, counter)
+
+    def describe(self) -> str:
+        """E.g. ``exception-response service-not-allowed: operation-not-possible``."""
+        text = f"exception-response {self.state_error.label}: {self.service_error.label}"
+        if self.invocation_counter is not None:
+            text += f" (expected invocation counter {self.invocation_counter})"
+        return text
+
+    def to_error(self) -> ServiceError:
+        return ServiceError(self.describe(), code=int(self.service_error))
+
+
+# =========================================================================== dispatch
+Apdu = (
+    Aarq | Aare | Rlrq | Rlre
+    | GetRequestNormal | GetRequestNext | GetRequestWithList
+    | GetResponseNormal | GetResponseWithDatablock | GetResponseWithList
+    | SetRequestNormal | SetResponseNormal | ActionRequestNormal | ActionResponseNormal
+    | ExceptionResponse | ConfirmedServiceError
+)
+
+_Decoder = Callable[[bytes], Apdu]
+
+_BY_CHOICE: Final[dict[int, dict[int, _Decoder]]] = {
+    ApduTag.GET_REQUEST: {1: GetRequestNormal.from_bytes, 2: GetRequestNext.from_bytes,
+                          3: GetRequestWithList.from_bytes},
+    ApduTag.GET_RESPONSE: {1: GetResponseNormal.from_bytes,
+                           2: GetResponseWithDatablock.from_bytes,
+                           3: GetResponseWithList.from_bytes},
+    ApduTag.SET_REQUEST: {1: SetRequestNormal.from_bytes},
+    ApduTag.SET_RESPONSE: {1: SetResponseNormal.from_bytes},
+    ApduTag.ACTION_REQUEST: {1: ActionRequestNormal.from_bytes},
+    ApduTag.ACTION_RESPONSE: {1: ActionResponseNormal.from_bytes},
+}
+_BY_TAG: Final[dict[int, _Decoder]] = {
+    ApduTag.AARQ: Aarq.from_bytes,
+    ApduTag.AARE: Aare.from_bytes,
+    ApduTag.RLRQ: Rlrq.from_bytes,
+    ApduTag.RLRE: Rlre.from_bytes,
+    ApduTag.EXCEPTION_RESPONSE: ExceptionResponse.from_bytes,
+    ApduTag.CONFIRMED_SERVICE_ERROR: ConfirmedServiceError.from_bytes,
+}
+_TAG_VALUES: Final = frozenset(int(t) for t in ApduTag)
+
+
+def decode_apdu(buf: bytes) -> Apdu:
+    """Decode one whole APDU, dispatching on its tag (and service CHOICE).
+
+    Raises :class:`DecodeError` (only) for malformed input, trailing bytes, and
+    APDUs that are valid but not handled here, naming the tag in hex.
+    """
+    if not buf:
+        raise DecodeError("empty APDU")
+    tag = buf[0]
+    decoder = _BY_TAG.get(tag)
+    if decoder is not None:
+        return decoder(bytes(buf))
+    choices = _BY_CHOICE.get(tag)
+    if choices is not None:
+        name = ApduTag(tag).label
+        if len(buf) < 2:
+            raise DecodeError(f"{name} (0x{tag:02X}) truncated before its choice")
+        decoder = choices.get(buf[1])
+        if decoder is None:
+            raise DecodeError(f"{name} (0x{tag:02X}) choice {buf[1]} is not supported")
+        return decoder(bytes(buf))
+    if tag in _TAG_VALUES:
+        raise DecodeError(f"APDU {ApduTag(tag).label} (0x{tag:02X}) is not supported")
+    raise DecodeError(f"unknown APDU tag 0x{tag:02X}")
+
+
+def describe_apdu(buf: bytes) -> str:
+    """One line for traces; never raises (undecodable input is described as such)."""
+    try:
+        return decode_apdu(buf).describe()
+    except DecodeError as exc:
+        return f"undecodable APDU ({len(buf)} bytes): {exc}"
+
+
+# =========================================================================== blocks
+class BlockReassembler:
+    """Collects the blocks of one long GET (Get-Response-With-Datablock).
+
+    Pure bookkeeping; the client sends :meth:`next_request` after each block.
+    Blocks must arrive numbered 1, 2, 3... (Green Book, "GET service with block
+    transfer"); a wrong number raises :class:`RemoteProtocolError` naming the
+    expected and received numbers, a data-access-result instead of raw data
+    raises :class:`DataAccessError`, and more than ``max_size`` bytes or
+    ``max_blocks`` blocks raise :class:`RemoteProtocolError`.
+    """
+
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        if max_size < 1 or max_blocks < 1:
+            raise LocalProtocolError("max_size and max_blocks must be positive")
+        self.max_size = max_size
+        self.max_blocks = max_blocks
+        self.expected_block = 1
+        self.complete = False
+        self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
+        self._parts = bytearray()
+
+    @property
+    def size(self) -> int:
+        """Raw data bytes collected so far."""
+        return len(self._parts)
+
+    def add(self, block: GetResponseWithDatablock) -> bytes | None:
+        """Take one block; returns the whole raw data after the last one, else None."""
+        if self.complete:
+            raise LocalProtocolError("long GET already complete; start a new BlockReassembler")
+        if block.block_number != self.expected_block:
+            raise RemoteProtocolError(
+                f"GET block number {block.block_number}, expected {self.expected_block}",
+                code=block.block_number,
+            )
+        if isinstance(block.raw_data, DataAccessResult):
+            raise DataAccessError(
+                f"long GET aborted at block {block.block_number}: {block.raw_data.describe()}",
+                int(block.raw_data),
+            )
+        if len(self._parts) + len(block.raw_data) > self.max_size:
+            raise RemoteProtocolError(
+                f"long GET exceeds {self.max_size} bytes at block {block.block_number}")
+        self._parts += block.raw_data
+        self._invoke_id_and_priority = block.invoke_id_and_priority
+        if block.last_block:
+            self.complete = True
+            return bytes(self._parts)
+        if block.block_number >= self.max_blocks:
+            raise RemoteProtocolError(
+                f"long GET exceeds {self.max_blocks} blocks", code=block.block_number)
+        self.expected_block += 1
+        return None
+
+    def next_request(self) -> GetRequestNext:
+        """The GET next acknowledging the last block received."""
+        if self.complete or self.expected_block == 1:
+            raise LocalProtocolError("no block to acknowledge")
+        return GetRequestNext(self.expected_block - 1, self._invoke_id_and_priority)

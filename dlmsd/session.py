@@ -1,0 +1,490 @@
+"""A DLMS session with one meter: transport + link (HDLC or wrapper) + LN client.
+
+This is I/O glue: every protocol decision is made by the pure layers
+(:mod:`dlmsd.protocol.hdlc`, :mod:`~dlmsd.protocol.wrapper`,
+:mod:`~dlmsd.protocol.client`); this module moves their bytes, arms their timeouts
+(``timeout_ms`` per exchange, ``retry_counter`` resends), traces every frame, and turns
+attribute values into published signal values (:mod:`dlmsd.protocol.values`).
+
+Per association it reads the association's object list once (only when a signal has
+no ``class_id``) and each register's scaler_unit once. A meter that refuses
+GET-with-list is remembered (in the device memory the poller keeps) and read with
+single GETs from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dlmsd.config import Auth, DeviceConfig, Mode
+from dlmsd.errors import (
+    DataAccessError,
+    DecodeError,
+    DlmsdError,
+    DlmsTimeout,
+    RemoteProtocolError,
+    TransportError,
+)
+from dlmsd.poller import DeviceMemory, ReadRequest, ReadResult, register_session_factory
+from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol.acse import MechanismName
+from dlmsd.protocol.axdr import Data, DataType
+from dlmsd.protocol.client import (
+    Associated,
+    ClientEvent,
+    ClientState,
+    GetComplete,
+    LnClient,
+    Released,
+    SendApdu,
+    StaleResponse,
+    WithListRefused,
+)
+from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.units import unit_symbol
+from dlmsd.protocol.values import parse_scaler_unit, render, scale, scaler_unit_attribute
+from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult, describe_apdu
+from dlmsd.trace import FrameTracer
+from dlmsd.transport.tcp import TcpTransport
+
+__all__ = ["DlmsSession", "make_session", "parse_object_list"]
+
+ASSOCIATION_LN = Obis(0, 0, 40, 0, 0, 255)
+ASSOCIATION_LN_CLASS = 15
+OBJECT_LIST_ATTRIBUTE = 2
+# Release on the way out gets one short try: many meters never answer an RLRQ.
+RELEASE_TIMEOUT_S = 2.0
+
+
+class Transport(Protocol):
+    async def open(self, timeout: float) -> None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def read(self, timeout: float) -> bytes: ...
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- links
+
+@dataclass(frozen=True)
+class _LinkUp:
+    pass
+
+
+@dataclass(frozen=True)
+class _Apdu:
+    apdu: bytes
+
+
+@dataclass(frozen=True)
+class _LinkDown:
+    reason: str
+
+
+_LinkEvent = _LinkUp | _Apdu | _LinkDown
+
+
+class _HdlcLink:
+    """Adapts HdlcClientConnection to the session's needs."""
+
+    name = "HDLC"
+
+    def __init__(self, device: DeviceConfig, tracer: FrameTracer) -> None:
+        self.tracer = tracer
+        self.conn = hdlc.HdlcClientConnection(
+            device.client_address, device.server.to_bytes(), trace=self._trace)
+
+    def _trace(self, item: hdlc.FrameTrace) -> None:
+        if item.direction == "tx":
+            self.tracer.sent(item.raw, item.summary())
+        else:
+            self.tracer.received(item.raw, item.summary())
+
+    def opening(self) -> bytes | None:
+        return self.conn.connect()
+
+    def send(self, apdu: bytes) -> bytes:
+        return self.conn.send_apdu(apdu)
+
+    def retry(self) -> bytes:
+        return self.conn.retransmit()
+
+    def outgoing(self) -> bytes:
+        return self.conn.data_to_send()
+
+    def closing(self) -> bytes | None:
+        if self.conn.state in (hdlc.ClientState.DISCONNECTED,):
+            return None
+        return self.conn.disconnect()
+
+    def feed(self, data: bytes) -> list[_LinkEvent]:
+        self.conn.receive_data(data)
+        events: list[_LinkEvent] = []
+        while True:
+            event = self.conn.next_event()
+            if event is hdlc.NEED_DATA:
+                return events
+            if isinstance(event, hdlc.Connected):
+                events.append(_LinkUp())
+            elif isinstance(event, hdlc.ApduReceived):
+                events.append(_Apdu(event.apdu))
+            elif isinstance(event, hdlc.Disconnected):
+                events.append(_LinkDown(f"HDLC disconnected ({event.reason})"))
+            elif isinstance(event, hdlc.FrameRejected):
+                raise RemoteProtocolError(f"meter rejected a frame (FRMR): "
+                                          f"{', '.join(event.reasons) or 'no reason given'}")
+            # PeerBusy: keep waiting; the timeout polls with RR
+
+
+class _WrapperLink:
+    name = "wrapper"
+
+    def __init__(self, device: DeviceConfig, tracer: FrameTracer) -> None:
+        self.tracer = tracer
+        self.conn = wrapper.WrapperConnection(device.client_address, device.server.logical)
+        self._last = b""
+
+    def opening(self) -> bytes | None:
+        return None
+
+    def send(self, apdu: bytes) -> bytes:
+        self._last = self.conn.send_apdu(apdu)
+        self.tracer.sent(self._last, wrapper.describe(self._last))
+        return self._last
+
+    def retry(self) -> bytes:
+        self.tracer.sent(self._last, "resend " + wrapper.describe(self._last))
+        return self._last
+
+    def outgoing(self) -> bytes:
+        return b""
+
+    def closing(self) -> bytes | None:
+        return None
+
+    def feed(self, data: bytes) -> list[_LinkEvent]:
+        self.conn.receive_data(data)
+        events: list[_LinkEvent] = []
+        while True:
+            event = self.conn.next_event()
+            if isinstance(event, wrapper.ApduReceived):
+                raw = wrapper.WrapperHeader(event.source, event.destination,
+                                            len(event.apdu)).to_bytes() + event.apdu
+                self.tracer.received(raw, wrapper.describe(raw))
+                events.append(_Apdu(event.apdu))
+            else:
+                return events
+
+
+_Link = _HdlcLink | _WrapperLink
+
+_MECHANISMS: dict[Auth, MechanismName | None] = {
+    Auth.NONE: None,
+    Auth.LOW: MechanismName.LOW,
+}
+
+
+# -------------------------------------------------------------------------- session
+
+class DlmsSession:
+    """One association with one TCP meter (LN referencing)."""
+
+    def __init__(self, device: DeviceConfig, tracer: FrameTracer, log: Any,
+                 memory: DeviceMemory | None = None,
+                 transport: Transport | None = None) -> None:
+        self.device = device
+        self.tracer = tracer
+        self.log = log
+        self.memory = memory if memory is not None else DeviceMemory()
+        if transport is None:
+            if device.ip is None or device.port is None:
+                raise TransportError(f"device {device.device_alias}: serial lines are not "
+                                     "supported by this build yet")
+            transport = TcpTransport(device.ip, device.port)
+        self.transport = transport
+        self.timeout = device.timeout_ms / 1000
+        self.link: _Link = (_WrapperLink(device, tracer) if device.mode is Mode.WRAPPER
+                            else _HdlcLink(device, tracer))
+        self.client: LnClient | None = None
+        self._link_up = False
+        self._classes: dict[Obis, int] | None = None  # from the object list
+        self._scalers: dict[tuple[Obis, int], tuple[int, int] | str] = {}
+        self.round_trips = 0
+
+    # -- exchanges ----------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        if data:
+            await self.transport.write(data)
+
+    async def _wait(self, first: bytes, accept: Callable[[_LinkEvent], bool], what: str,
+                    attempts: int | None = None, timeout: float | None = None
+                    ) -> _LinkEvent:
+        """Send ``first`` and wait for a link event ``accept`` takes; resend on timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self.timeout if timeout is None else timeout
+        attempts = self.device.retry_counter + 1 if attempts is None else attempts
+        self.round_trips += 1
+        await self._write(first)
+        for attempt in range(1, attempts + 1):
+            deadline = loop.time() + timeout
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    data = await self.transport.read(remaining)
+                except DlmsTimeout:
+                    break
+                for event in self.link.feed(data):
+                    if accept(event):
+                        await self._write(self.link.outgoing())
+                        return event
+                    if isinstance(event, _LinkDown):
+                        raise TransportError(f"{event.reason} while waiting for {what}")
+                pending = self.link.outgoing()
+                if pending:  # RR for a segment, our next segment: progress
+                    self.round_trips += 1
+                    await self._write(pending)
+                    deadline = loop.time() + timeout
+            if attempt < attempts:
+                self.log.warning("retry", waiting_for=what, attempt=attempt + 1,
+                                 of=attempts, timeout_ms=round(timeout * 1000))
+                await self._write(self.link.retry())
+        raise DlmsTimeout(f"no answer to {what} from {self.device.port_name} "
+                          f"({attempts} attempt{'s' if attempts > 1 else ''} of "
+                          f"{round(timeout * 1000)} ms)")
+
+    async def _request(self, apdu: bytes, what: str) -> ClientEvent:
+        """Send one APDU and return the client's event for the answer."""
+        assert self.client is not None
+        self.tracer.apdu("tx", describe_apdu(apdu))
+        frame = self.link.send(apdu)
+        while True:
+            event = await self._wait(frame, lambda e: isinstance(e, _Apdu), what)
+            assert isinstance(event, _Apdu)
+            self.tracer.apdu("rx", describe_apdu(event.apdu))
+            result = self.client.receive_apdu(event.apdu)
+            if isinstance(result, StaleResponse):
+                self.log.info("stale_response", invoke_id=result.invoke_id)
+                frame = b""  # nothing to send: keep waiting for the right answer
+                continue
+            return result
+
+    # -- MeterSession --------------------------------------------------------------
+
+    async def open(self) -> None:
+        device = self.device
+        if device.auth not in _MECHANISMS:
+            raise DlmsdError(f"authentication {device.auth.value} is not supported by this "
+                             "build yet")
+        await self.transport.open(self.timeout)
+        opening = self.link.opening()
+        if opening is not None:
+            await self._wait(opening, lambda e: isinstance(e, _LinkUp | _LinkDown), "SNRM")
+            if not isinstance(self.link, _HdlcLink) or self.link.conn.params is None:
+                raise RemoteProtocolError("the meter refused the HDLC connection (DM)")
+            params = self.link.conn.params
+            self.log.debug("hdlc_connected", max_info_tx=params.max_info_tx,
+                           max_info_rx=params.max_info_rx)
+        self._link_up = True
+        password = device.password.reveal() if device.password is not None else None
+        self.client = LnClient(mechanism=_MECHANISMS[device.auth],
+                               authentication_value=password if device.auth is Auth.LOW
+                               else None)
+        event = await self._request(self.client.associate(), "AARQ")
+        assert isinstance(event, Associated)
+        self.log.info("associated", conformance=event.conformance.describe(),
+                      server_max_pdu=event.server_max_receive_pdu_size)
+
+    async def close(self) -> None:
+        try:
+            client = self.client
+            if client is not None and client.state is ClientState.ASSOCIATED:
+                try:
+                    self.tracer.apdu("tx", "RLRQ")
+                    frame = self.link.send(client.release())
+                    event = await self._wait(frame, lambda e: isinstance(e, _Apdu), "RLRQ",
+                                             attempts=1, timeout=min(self.timeout,
+                                                                     RELEASE_TIMEOUT_S))
+                    if isinstance(event, _Apdu) and isinstance(
+                            client.receive_apdu(event.apdu), Released):
+                        self.log.debug("released")
+                except (DlmsdError, OSError) as exc:
+                    self.log.info("release_unanswered", error=str(exc))
+            closing = self.link.closing() if self._link_up else None
+            if closing is not None:
+                try:
+                    await self._wait(closing, lambda e: isinstance(e, _LinkDown), "DISC",
+                                     attempts=1, timeout=min(self.timeout, RELEASE_TIMEOUT_S))
+                except (DlmsdError, OSError) as exc:
+                    self.log.info("disconnect_unanswered", error=str(exc))
+        finally:
+            self._link_up = False
+            if self.client is not None:
+                self.client.abort()
+            await self.transport.close()
+
+    async def read(self, requests: Sequence[ReadRequest]) -> list[ReadResult]:
+        results: dict[str, ReadResult] = {}
+        classes: dict[str, int] = {}
+        if any(r.class_id is None for r in requests):
+            known = await self._object_list()
+            for req in requests:
+                if req.class_id is not None:
+                    continue
+                class_id = known.get(req.obis)
+                if class_id is None:
+                    results[req.signal_alias] = ReadResult(
+                        req.signal_alias,
+                        error=f"OBIS {req.obis} is not in the meter's object list")
+                else:
+                    classes[req.signal_alias] = class_id
+        for req in requests:
+            if req.class_id is not None:
+                classes[req.signal_alias] = req.class_id
+        todo = [r for r in requests if r.signal_alias not in results]
+
+        # scaler_unit of every register attribute not known yet (once per association)
+        wanted: list[tuple[Obis, int, int]] = []
+        for req in todo:
+            cid = classes[req.signal_alias]
+            su = scaler_unit_attribute(cid, req.attribute)
+            if su is not None and (req.obis, su) not in self._scalers:
+                key = (req.obis, cid, su)
+                if key not in wanted:
+                    wanted.append(key)
+        if wanted:
+            descs = [CosemAttributeDescriptor(cid, obis, attr) for obis, cid, attr in wanted]
+            for (obis, _cid, attr), value in zip(wanted, await self._get_many(descs),
+                                                 strict=True):
+                self._scalers[(obis, attr)] = self._scaler_of(value)
+
+        descs = [CosemAttributeDescriptor(classes[r.signal_alias], r.obis, r.attribute)
+                 for r in todo]
+        values = await self._get_many(descs) if descs else []
+        for req, value in zip(todo, values, strict=True):
+            results[req.signal_alias] = self._convert(req, classes[req.signal_alias], value)
+        return [results[r.signal_alias] for r in requests]
+
+    # -- reading helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _scaler_of(value: Data | DataAccessResult) -> tuple[int, int] | str:
+        if isinstance(value, DataAccessResult):
+            return f"scaler_unit not readable: {value.describe()}"
+        try:
+            return parse_scaler_unit(value)
+        except DecodeError as exc:
+            return str(exc)
+
+    def _convert(self, req: ReadRequest, class_id: int,
+                 value: Data | DataAccessResult) -> ReadResult:
+        alias = req.signal_alias
+        if isinstance(value, DataAccessResult):
+            return ReadResult(alias, error=f"{req.obis}:{req.attribute}: {value.describe()}")
+        su_attr = scaler_unit_attribute(class_id, req.attribute)
+        if su_attr is None:
+            return ReadResult(alias, value=render(value, class_id, req.attribute),
+                              raw=_raw(value))
+        scaler_unit = self._scalers.get((req.obis, su_attr))
+        if isinstance(scaler_unit, str) or scaler_unit is None:
+            return ReadResult(alias, raw=_raw(value),
+                              error=scaler_unit or "scaler_unit missing")
+        scaler, unit = scaler_unit
+        try:
+            scaled = scale(value, scaler)
+        except DecodeError as exc:
+            return ReadResult(alias, raw=_raw(value), error=str(exc))
+        return ReadResult(alias, value=scaled, raw=_raw(value), unit=unit_symbol(unit))
+
+    async def _object_list(self) -> dict[Obis, int]:
+        if self._classes is not None:
+            return self._classes
+        desc = CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
+                                        OBJECT_LIST_ATTRIBUTE)
+        (value,) = await self._get_many([desc])
+        if isinstance(value, DataAccessResult):
+            raise DataAccessError(f"cannot read the object list (0.0.40.0.0.255:2): "
+                                  f"{value.describe()}; set class_id on the signals",
+                                  int(value))
+        self._classes = parse_object_list(value)
+        self.log.debug("object_list", objects=len(self._classes))
+        return self._classes
+
+    async def _get_many(self, descs: Sequence[CosemAttributeDescriptor]
+                        ) -> list[Data | DataAccessResult]:
+        assert self.client is not None
+        out: list[Data | DataAccessResult] = []
+        size = 1 if self.memory.no_get_with_list else self.device.max_list_size
+        i = 0
+        while i < len(descs):
+            if not self.client.supports_with_list:
+                size = 1
+            chunk = list(descs[i:i + size])
+            event = await self._get(chunk)
+            if isinstance(event, WithListRefused):
+                self.memory.no_get_with_list = True
+                self.log.warning("get_with_list_refused", reason=event.reason,
+                                 fallback="single GET requests from now on")
+                size = 1
+                continue
+            out.extend(event.results)
+            i += len(chunk)
+        return out
+
+    async def _get(self, descs: list[CosemAttributeDescriptor]
+                   ) -> GetComplete | WithListRefused:
+        assert self.client is not None
+        what = f"GET {descs[0].describe()}" + (f" +{len(descs) - 1}" if len(descs) > 1 else "")
+        try:
+            event = await self._request(self.client.get(descs), what)
+            while isinstance(event, SendApdu):
+                self.tracer.apdu("tx", describe_apdu(event.apdu))
+                frame = self.link.send(event.apdu)
+                reply = await self._wait(frame, lambda e: isinstance(e, _Apdu),
+                                         f"GET next block {event.block_number}")
+                assert isinstance(reply, _Apdu)
+                self.tracer.apdu("rx", describe_apdu(reply.apdu))
+                event = self.client.receive_apdu(reply.apdu)
+        except BaseException:
+            self.client.cancel_request()
+            raise
+        if not isinstance(event, GetComplete | WithListRefused):
+            raise RemoteProtocolError(f"unexpected answer to {what}: {event}")
+        return event
+
+
+def _raw(value: Data) -> Any:
+    if value.type in (DataType.ARRAY, DataType.STRUCTURE):
+        return None
+    raw = value.value
+    return raw.hex() if isinstance(raw, bytes) else raw if isinstance(
+        raw, int | float | str | bool) else str(raw)
+
+
+def parse_object_list(value: Data) -> dict[Obis, int]:
+    """object_list (Blue Book 4.4.3, class 15 attribute 2): array of structure
+    {class_id long-unsigned, version unsigned, logical_name octet-string(6),
+    access_rights} -> {OBIS: class_id}."""
+    if value.type is not DataType.ARRAY or not isinstance(value.value, tuple):
+        raise DecodeError("object_list is not an array")
+    classes: dict[Obis, int] = {}
+    for index, item in enumerate(value.value):
+        fields = item.value
+        if (item.type is not DataType.STRUCTURE or not isinstance(fields, tuple)
+                or len(fields) < 3 or not isinstance(fields[0].value, int)
+                or not isinstance(fields[2].value, bytes)):
+            raise DecodeError(f"object_list element {index} is not "
+                              "structure{class_id, version, logical_name, ...}")
+        classes.setdefault(Obis.from_bytes(fields[2].value), fields[0].value)
+    return classes
+
+
+def make_session(device: DeviceConfig, tracer: FrameTracer, log: Any,
+                 memory: DeviceMemory) -> DlmsSession:
+    """The session factory for TCP meters (HDLC and wrapper)."""
+    return DlmsSession(device, tracer, log, memory)
+
+
+register_session_factory(Mode.HDLC, make_session)
+register_session_factory(Mode.WRAPPER, make_session)

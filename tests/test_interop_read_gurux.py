@@ -1,0 +1,55 @@
+"""Interop: dlmsd's client reads a meter built on gurux_dlms's server (test-only).
+
+gurux_dlms 1.0.203's server needs shims (tests/interop/gurux_meter.py, NOTES.md there);
+what it serves is still decided by gurux's own encoder, so these values are checked
+against an independent implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tcp_device
+from interop.gurux_meter import DEFAULT_DATA, DEFAULT_REGISTERS, GuruxMeter
+
+from dlmsd.config import load_config
+from dlmsd.signals import SignalStatus
+from dlmsd.supervisor import Supervisor
+
+pytestmark = pytest.mark.interop
+Writer = Callable[..., Path]
+
+EXPECTED: dict[str, tuple[Any, str]] = {
+    "1.0.1.8.0.255": (Decimal(12345678), "Wh"),
+    "1.0.2.8.0.255": (Decimal(4321000), "Wh"),
+    "1.0.32.7.0.255": (Decimal("230.1"), "V"),
+    "1.0.31.7.0.255": (Decimal("5.123"), "A"),
+    "1.0.14.7.0.255": (Decimal("50.0"), "Hz"),
+    "0.0.96.1.0.255": ("GRX-12345678", ""),
+    "0.0.42.0.0.255": ("GRX0000012345678", ""),
+    "0.0.1.0.0.255": ("2024-05-06 07:08:09 dev=0", ""),
+}
+
+
+def _signals() -> list[dict[str, Any]]:
+    obis = [r.obis for r in DEFAULT_REGISTERS] + [d.obis for d in DEFAULT_DATA]
+    obis.append("0.0.1.0.0.255")
+    return [{"signal_name": code, "device_alias": "g", "signal_alias": f"s{i}", "obis": code}
+            for i, code in enumerate(obis)]
+
+
+@pytest.mark.parametrize("max_list_size", [10, 1])
+async def test_read_gurux_meter_over_wrapper(write_config: Writer, max_list_size: int) -> None:
+    with GuruxMeter("wrapper") as meter:
+        path = write_config(devices=[tcp_device(
+            "g", port=meter.port, mode="DLMS-WRAPPER", logical_address=1, timeout_ms=3000,
+            max_list_size=max_list_size)], signals=_signals())
+        snapshot = await Supervisor(load_config(path)).run_once()
+    assert snapshot.devices[0].error is None
+    got = {s.obis: (s.value, s.unit) for s in snapshot.signals}
+    assert got == EXPECTED
+    assert all(s.status is SignalStatus.OK for s in snapshot.signals)
