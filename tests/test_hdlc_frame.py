@@ -887,6 +887,19 @@ def test_one_corrupted_octet_costs_at_most_its_own_frame(
     assume(corrupted[where] != 0x7E)  # a new flag would be a different experiment
     raws[victim] = bytes(corrupted)
     deframer = HdlcDeframer()
-    got = _deframe([b"".join(raws)], deframer)
+    # Idle flags after the last frame: a corrupted length that asks for more octets
+    # than the stream has then fails its FCS instead of waiting for data forever.
+    got = _deframe([b"".join(raws) + b"\x7e" * 4], deframer)
     assert got == [f for i, f in enumerate(good) if i != victim]
     assert deframer.crc_errors + deframer.format_errors + deframer.garbage_bytes > 0
+
+
+def test_ua_with_zero_group_length_from_gurux_is_tolerated() -> None:
+    # Source: the UA gurux_dlms 1.0.203's server sent to dlmsd's SNRM (recorded in a run
+    # of tests/test_interop_read_gurux.py): group length 00, then 18 octets of parameters.
+    ua = bytes.fromhex("7EA01F21022373E6C781800005018006018007040000000108040002000161DC7E")
+    frame = Frame.from_bytes(ua)
+    params = HdlcParameters.from_bytes(frame.information)
+    assert (params.max_info_tx, params.max_info_rx, params.window_tx) == (128, 128, 1)
+    with pytest.raises(DecodeError, match="group length 7 but 6 octets follow"):
+        HdlcParameters.from_bytes(bytes.fromhex("818007050180060180"))

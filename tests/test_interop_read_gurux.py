@@ -53,3 +53,28 @@ async def test_read_gurux_meter_over_wrapper(write_config: Writer, max_list_size
     got = {s.obis: (s.value, s.unit) for s in snapshot.signals}
     assert got == EXPECTED
     assert all(s.status is SignalStatus.OK for s in snapshot.signals)
+
+
+@pytest.mark.parametrize(("size", "logical", "physical", "serial"), [
+    (2, 1, 17, None),
+    (4, 1, 1259, 2250259),  # the serial-number formula: physical 1259, 4 bytes
+    (1, 1, None, None),
+])
+async def test_read_gurux_meter_over_hdlc(write_config: Writer, size: int, logical: int,
+                                          physical: int | None, serial: int | None) -> None:
+    meter_args: dict[str, Any] = {"server_logical": logical, "server_physical": physical,
+                                  "address_size": size}
+    device: dict[str, Any] = {"address_size": size}
+    if serial is not None:
+        meter_args["serial_number"] = serial
+        device["serial_number"] = serial
+    elif size == 1:
+        device.update(logical_address=0, physical_address=logical)
+    else:
+        device.update(logical_address=logical, physical_address=physical)
+    with GuruxMeter("hdlc", **meter_args) as meter:
+        path = write_config(devices=[tcp_device("g", port=meter.port, timeout_ms=3000,
+                                                **device)], signals=_signals())
+        snapshot = await Supervisor(load_config(path)).run_once()
+    assert snapshot.devices[0].error is None
+    assert {s.obis: (s.value, s.unit) for s in snapshot.signals} == EXPECTED

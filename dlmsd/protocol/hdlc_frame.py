@@ -376,7 +376,10 @@ class HdlcParameters:
             return cls()
         if len(data) < 3 or data[0] != _FORMAT_ID or data[1] != _GROUP_ID:
             raise DecodeError(f"not an HDLC parameter negotiation field: {data[:3].hex()}")
-        if data[2] != len(data) - 3:
+        # Tolerated quirk: gurux_dlms 1.0.203's server sends group length 00 before
+        # 18 octets of parameters; the parameters themselves are still checked below.
+        # Any other mismatch is an error.
+        if data[2] != len(data) - 3 and data[2] != 0:
             raise DecodeError(
                 f"negotiation group length {data[2]} but {len(data) - 3} octets follow"
             )
