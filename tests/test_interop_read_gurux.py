@@ -78,3 +78,36 @@ async def test_read_gurux_meter_over_hdlc(write_config: Writer, size: int, logic
         snapshot = await Supervisor(load_config(path)).run_once()
     assert snapshot.devices[0].error is None
     assert {s.obis: (s.value, s.unit) for s in snapshot.signals} == EXPECTED
+
+
+@pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
+def test_low_level_security_and_no_password_in_traces(write_config: Writer,
+                                                      interface: str) -> None:
+    from click.testing import CliRunner
+
+    from dlmsd.cli import main
+
+    password = "Zx9!pw-4712"
+    mode = "DLMS-WRAPPER" if interface == "wrapper" else "DLMS-HDLC"
+    with GuruxMeter(interface, password=password.encode()) as meter:
+        path = write_config(devices=[tcp_device(
+            "g", port=meter.port, mode=mode, logical_address=1, physical_address=17,
+            address_size=2, auth="Low", password=password, timeout_ms=3000)],
+            signals=_signals()[:2])
+        result = CliRunner().invoke(main, ["-c", str(path), "--once", "--json", "-d7",
+                                           "--dlms"])
+        wrong = write_config(devices=[tcp_device(
+            "g", port=meter.port, mode=mode, logical_address=1, physical_address=17,
+            address_size=2, auth="Low", password="not-the-one", timeout_ms=3000)],
+            signals=_signals()[:1])
+        refused = CliRunner().invoke(main, ["-c", str(wrong), "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "dlms_tx" in text and "AARQ" in text  # the traffic was traced
+    for form in (password, password.encode().hex(), password.encode().hex().upper(),
+                 password.encode().hex(" ").upper()):
+        assert form not in text
+    assert refused.exit_code == 1
+    device = __import__("json").loads(refused.stdout)["devices"][0]
+    assert device["status"] == "offline"
+    assert "association rejected" in device["error"]
