@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dlmsd.config import DeviceConfig, Mode, SignalConfig
-from dlmsd.errors import AssociationRejected, DlmsdError
+from dlmsd.errors import AssociationRejected, DlmsdError, DlmsTimeout, TransportError
 from dlmsd.logsetup import NOTICE
 from dlmsd.protocol.obis import Obis
 from dlmsd.signals import SignalTable, Value
@@ -115,6 +115,11 @@ class _Unsupported:
         return None
 
 
+def _dropped_link(error: BaseException) -> bool:
+    """A connection the meter closed or reset (not a timeout, not a protocol error)."""
+    return isinstance(error, TransportError) and not isinstance(error, DlmsTimeout)
+
+
 def default_session_factory(device: DeviceConfig, tracer: FrameTracer, log: Any,
                             memory: DeviceMemory) -> MeterSession:
     factory = SESSION_FACTORIES.get(device.mode)
@@ -164,7 +169,15 @@ class Poller:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
         try:
             while True:
-                error = await self._session_round(once)
+                error, scans = await self._session_round(once)
+                if error is not None and scans and not once and _dropped_link(error):
+                    # The meter closed a connection that was working (an idle or
+                    # inactivity timeout): associate again at once, without going
+                    # offline. Needs a good scan in between, so it cannot loop.
+                    self.log.info("reconnect_now", reason=str(error))
+                    continue
+                if error is not None:
+                    self._offline(error)
                 if once:
                     return
                 delay = self._backoff(error)
@@ -184,8 +197,13 @@ class Poller:
         self._rejections = 0
         return base
 
-    async def _session_round(self, once: bool) -> BaseException | None:
-        """One association: open, scan until failure. Returns the error that ended it."""
+    async def _session_round(self, once: bool) -> tuple[BaseException | None, int]:
+        """One association: open, scan until failure.
+
+        Returns the error that ended it (None after the one scan of ``once``) and the
+        number of scans that succeeded.
+        """
+        scans = 0
         alias = self.device.device_alias
         session: MeterSession | None = None
         try:
@@ -201,8 +219,9 @@ class Poller:
             while True:
                 self.phase = Phase.POLLING
                 await self._scan(session)
+                scans += 1
                 if once:
-                    return None
+                    return None, scans
                 next_scan += period
                 now = loop.time()
                 if next_scan < now:  # the scan overran: skip the missed ticks
@@ -214,12 +233,10 @@ class Poller:
         except asyncio.CancelledError:
             raise
         except DlmsdError as exc:
-            self._offline(exc)
-            return exc
+            return exc, scans
         except Exception as exc:  # a bug: report it, keep the daemon and other meters going
             self.log.exception("poller_bug", error=repr(exc))
-            self._offline(exc)
-            return exc
+            return exc, scans
         finally:
             try:
                 if session is not None:

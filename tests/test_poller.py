@@ -168,3 +168,47 @@ async def test_session_factory_failure_is_a_device_error(write_config: Writer) -
 
     snapshot = await Supervisor(config, session_factory=broken_factory).run_once()  # type: ignore[arg-type]
     assert all(d.error == "factory bug" for d in snapshot.devices)
+
+
+async def test_meter_closing_an_idle_connection_reconnects_at_once(write_config: Writer) -> None:
+    config = load_config(write_config(
+        devices=[tcp_device("m1", scan_rate_ms=100, reconnect_time=60000)],
+        signals=[signal("e1", "m1")],
+    ))
+    drops = iter([None, TransportError("connection closed by the meter")])
+    meter = FakeMeter({"e1": 1}, read_error=lambda: next(drops, None))
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter}))
+    offline: list[object] = []
+    supervisor.table.subscribe(
+        lambda change: offline.append(change)
+        if getattr(change, "status", None) is DeviceStatus.OFFLINE else None)
+    await supervisor.start()
+    try:
+        # reconnect_time is 60 s: reading again within 3 s means no back-off was taken
+        await wait_for(lambda: meter.opened >= 2 and meter.reads >= 2)
+        assert offline == []
+        assert supervisor.table.device("m1").status is DeviceStatus.ONLINE
+    finally:
+        await supervisor.stop()
+
+
+async def test_failure_right_after_reconnect_goes_offline(write_config: Writer) -> None:
+    config = load_config(write_config(
+        devices=[tcp_device("m1", scan_rate_ms=100, reconnect_time=100)],
+        signals=[signal("e1", "m1")],
+    ))
+    state = {"reads": 0}
+
+    def error() -> BaseException | None:
+        state["reads"] += 1
+        return None if state["reads"] == 1 else TransportError("connection reset")
+
+    meter = FakeMeter({"e1": 1}, read_error=error)
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter}))
+    await supervisor.start()
+    try:
+        await wait_for(lambda: supervisor.table.device("m1").error == "connection reset")
+        assert supervisor.table.device("m1").status is DeviceStatus.OFFLINE
+        assert meter.opened == 2  # one immediate reconnect, then the normal offline path
+    finally:
+        await supervisor.stop()
