@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from gurux_dlms import (
@@ -115,7 +115,9 @@ class ReadResult:
         return self.error is None
 
     def as_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        """JSON-ready dict: bytes become {"hex": ...}, datetimes ISO strings."""
+        out: dict[str, Any] = _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+        return out
 
 
 def hdlc_server_address(
@@ -181,7 +183,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, GXByteBuffer):
         return bytes(value.array())
     if isinstance(value, GXDateTime):
-        return value.value
+        when = value.value
+        if isinstance(when, _dt.datetime) and when.tzinfo is not None:
+            # gurux's own GXTimeZone tzinfo cannot be copied/pickled: use a stdlib one.
+            when = when.replace(tzinfo=_dt.timezone(when.utcoffset() or _dt.timedelta()))
+        return when
     if isinstance(value, GXBitString):
         return str(value)
     if isinstance(value, (list, tuple)):  # GXArray / GXStructure are list subclasses
@@ -319,7 +325,10 @@ class GuruxSession:
         assert self.sock is not None
         if self.trace:
             self.frames.append(("tx", bytes(data)))
-        self.sock.sendall(bytes(data))
+        try:
+            self.sock.sendall(bytes(data))
+        except OSError as exc:
+            raise GuruxClientError(f"send failed: {exc}") from exc
 
     def _receive(self, reply: GXReplyData, deadline: float) -> None:
         """Read from the socket until gurux has one complete frame in reply."""
@@ -338,6 +347,8 @@ class GuruxSession:
                 chunk = self.sock.recv(4096)
             except TimeoutError as exc:
                 raise GuruxClientError("timeout waiting for a reply") from exc
+            except OSError as exc:
+                raise GuruxClientError(f"receive failed: {exc}") from exc
             if not chunk:
                 raise GuruxClientError("connection closed by the meter")
             if self.trace:
@@ -381,7 +392,10 @@ class GuruxSession:
 
     # ------------------------------------------------------------------ association
     def open(self) -> GuruxSession:
-        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise GuruxClientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._associate()
@@ -460,6 +474,9 @@ class GuruxSession:
         frames = c._read(obis, class_id, attribute)
         reply = self.transact(frames)
         res = ReadResult(class_id=class_id, obis=obis, attribute=attribute)
+        if reply.error < 0:  # link level: -1 FRMR, -4 DM, ... (ErrorCode)
+            raise GuruxClientError(f"GET {class_id}/{obis}/{attribute}: link error "
+                                   f"{reply.error}")
         if reply.error:
             res.error = int(reply.error)
             return res
@@ -520,7 +537,7 @@ def read_register(host: str, port: int, obis: str, *, class_id: int = 3,
     """Read value and scaler_unit of one register; returns value, scaler, unit, scaled."""
     value, su = read_objects(host, port, objects=[(class_id, obis, 2), (class_id, obis, 3)],
                              **kwargs)
-    if value.error is not None or su.error is not None:
+    if value.error is not None or su.error is not None or su.scaler is None:
         raise GuruxClientError(f"read of {obis} failed: {value.error} / {su.error}")
     scaled = value.value * 10 ** su.scaler if isinstance(value.value, (int, float)) else None
     return {"value": value.value, "scaler": su.scaler, "unit": su.unit, "scaled": scaled}

@@ -259,6 +259,9 @@ class _GuruxServer(GXDLMSSecureServer):
         st.getMaxPduSize = lambda: st.maxPduSize
         st.setConnected = lambda value: setattr(st, "connected", value)
         st.maxServerPDUSize = meter.max_pdu
+        # self.hdlc / self.wrapper (HDLC-setup / TCP-UDP-setup objects) stay None on
+        # purpose: with either set, gurux bug S16 (int(timedelta) in the inactivity check)
+        # turns every request into a hardware-fault, and S3 breaks SNRM.
         self._build_objects()
         self.initialize()
 
@@ -383,10 +386,11 @@ class _GuruxServer(GXDLMSSecureServer):
 
     # -- ACSE ----------------------------------------------------------------------
     def handleAarqRequest(self, data: GXByteBuffer, connectionInfo: Any) -> None:  # noqa: N802,N803
-        """Same decisions as the stock handleAarqRequest(), but the AARE is built by
-        _generate_aare(): gurux bug S14, _GXAPDU.generateAARE() raises TypeError
-        (data.setUInt8() without argument, wrong length too) whenever it has to add the
-        responding-AP-title, i.e. for HLS-GMAC and for every ciphered association."""
+        """Same decisions as the stock handleAarqRequest() (plus the S18 max-PDU clamp),
+        but the AARE is built by _generate_aare(): gurux bug S14, _GXAPDU.generateAARE()
+        raises TypeError (data.setUInt8() without argument, wrong length too) whenever it
+        has to add the responding-AP-title, i.e. for HLS-GMAC and for every ciphered
+        association; and it never adds it for HLS-SHA256, which needs it."""
         st = self.settings
         result = AssociationResult.ACCEPTED
         error = None
@@ -398,6 +402,9 @@ class _GuruxServer(GXDLMSSecureServer):
         diagnostic = SourceDiagnostic.NO_REASON_GIVEN
         try:
             diagnostic = _GXAPDU.parsePDU(st, st.cipher, data, None)
+            # gurux bug S18: _GXAPDU.parse() "clamps" with settings.setMaxPduSize = ...
+            # (creates an attribute) so the server's max PDU size is never applied.
+            st.maxPduSize = min(st.maxPduSize, st.maxServerPDUSize)
             if st.negotiatedConformance == Conformance.NONE:
                 result = AssociationResult.PERMANENT_REJECTED
                 diagnostic = SourceDiagnostic.NO_REASON_GIVEN
@@ -512,7 +519,8 @@ class _GuruxServer(GXDLMSSecureServer):
     # -- error reporting ---------------------------------------------------------------
     def reportError(self, command: Any, error: Any) -> Any:  # noqa: N802
         """gurux bug S13: the stock reportError() passes data=None to getLNPdu(), which
-        crashes, so any handler exception escapes handleRequest().  Record the
+        crashes when a multi-block GET was in progress (settings.count != index), so the
+        handler exception escapes handleRequest().  Record the
         exception (this is the only place gurux's swallowed exceptions are visible) and
         answer with a proper error response."""
         self.errors.append(traceback.format_exc())
@@ -636,8 +644,9 @@ class _GuruxServer(GXDLMSSecureServer):
 def _split_frames(buf: bytearray, interface: str) -> list[bytes]:
     """Cut complete link-layer frames off the front of buf (in place).
 
-    The stock handleRequest() clears its receive buffer after each complete frame, so
-    two frames arriving in one recv() would lose the second; feed it one at a time."""
+    gurux bug S17: the stock handleRequest() clears its receive buffer after each
+    complete frame, so two frames arriving in one recv() would lose the second; feed it
+    one at a time."""
     frames: list[bytes] = []
     while True:
         if interface == "wrapper":

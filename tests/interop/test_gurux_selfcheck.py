@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,8 +59,8 @@ EXPECTED_OBJECT_LIST = [
 ENERGY = (3, "1.0.1.8.0.255", 2)
 
 
-def client_kwargs(interface: str, **over: object) -> dict[str, object]:
-    kw: dict[str, object] = {"interface": interface, "timeout": 2.0}
+def client_kwargs(interface: str, **over: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = {"interface": interface, "timeout": 2.0}
     if interface == "hdlc":
         kw.update(server_logical=1, server_physical=17, address_size=2)
     kw.update(over)
@@ -161,6 +162,16 @@ def test_bad_credentials_are_rejected(interface: str, auth: str,
     assert "associated" not in m.events
 
 
+def test_meter_refuses_mechanisms_it_does_not_offer(interface: str) -> None:
+    with GuruxMeter(interface, authentications={"none"}) as m:
+        with pytest.raises(GuruxClientError, match="rejected"):
+            read_objects(m.host, m.port, objects=[ENERGY],
+                         **client_kwargs(interface, authentication="low",
+                                         password=LLS_PASSWORD))
+        (r,) = read_objects(m.host, m.port, objects=[ENERGY], **client_kwargs(interface))
+    assert r.value == 12345678
+
+
 # --------------------------------------------------------------------------- ciphering
 @pytest.mark.parametrize(("security", "auth", "general"), [
     ("auth", "none", True),
@@ -205,6 +216,18 @@ def test_hdlc_segmentation_and_block_transfer() -> None:
     assert m.errors == []
 
 
+def test_meter_max_pdu_is_negotiated_down() -> None:
+    with GuruxMeter("wrapper", max_pdu=100, trace=True) as m:
+        s = GuruxSession(m.host, m.port, **client_kwargs("wrapper", trace=True))
+        with s:
+            assert s.client.maxReceivePDUSize == 100  # from the AARE
+            r = s.read(15, "0.0.40.0.0.255", 2)
+    assert len(r.decoded) == len(EXPECTED_OBJECT_LIST)
+    responses = [f for d, f in m.frames if d == "tx"]
+    assert max(len(f) - 8 for f in responses) <= 100  # no APDU above the negotiated size
+    assert m.errors == []
+
+
 def test_wrapper_block_transfer() -> None:
     with GuruxMeter("wrapper", trace=True) as m:
         (r,) = read_objects(m.host, m.port, objects=[(15, "0.0.40.0.0.255", 2)],
@@ -222,7 +245,7 @@ def test_wrapper_block_transfer() -> None:
     ({"server_logical": 5, "server_physical": 0x1234, "address_size": 4}, "000a4869"),
     ({"serial_number": 12345678}, "0002682d"),  # physical 6678, logical 1
 ])
-def test_hdlc_server_addressing(meter_kw: dict[str, int | None],
+def test_hdlc_server_addressing(meter_kw: dict[str, Any],
                                 first_frame_addr: str) -> None:
     with GuruxMeter("hdlc", **meter_kw) as m:
         s = GuruxSession(m.host, m.port, interface="hdlc", timeout=2.0, trace=True,
