@@ -1,0 +1,301 @@
+"""The ``dlms-sim`` command: serve the simulated meter over TCP (the asyncio I/O shell).
+
+Every protocol decision is made by the pure layers (:mod:`dlmsd.sim.link` for HDLC
+and the wrapper, :mod:`dlmsd.sim.server` for the application layer,
+:mod:`dlmsd.sim.model` for the values); this module accepts connections, moves their
+bytes, passes the wall-clock time in, logs and traces.  One
+:class:`~dlmsd.sim.server.MeterServer` and one link per TCP connection; all share one
+:class:`~dlmsd.sim.model.Meter`.  A connection that misbehaves is closed, never the
+simulator.
+
+When it listens it prints exactly one line on stdout (then flushes), e.g.
+``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059`` with the real ports
+(also for port 0); SIGTERM and SIGINT stop it cleanly (exit 0).  Exit 2: bad command
+line or model; 1: cannot listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import click
+
+from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError
+from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
+from dlmsd.protocol import wrapper
+from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
+from dlmsd.protocol.xdlms import describe_apdu
+from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp, WrapperServerLink
+from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
+from dlmsd.sim.server import MeterServer, ServerOptions
+
+__all__ = ["SimSettings", "Simulator", "main"]
+
+EXIT_OK, EXIT_LISTEN, EXIT_USAGE = 0, 1, 2
+_READ_SIZE: Final = 4096
+# Requests before the association (AARQ) are not bounded by the negotiated PDU size.
+_MIN_LINK_APDU: Final = 2048
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """The command line, checked."""
+
+    host: str = "127.0.0.1"
+    hdlc_port: int | None = None
+    wrapper_port: int | None = None
+    logical: int = 1
+    physical: int = 1
+    address_size: int = 2
+    client_address: int = 16
+    max_pdu: int = 1024
+    max_info: int = 128
+    get_with_list: bool = True
+    live: bool = False
+    trace: bool = False
+
+    @property
+    def server_address(self) -> bytes:
+        """The encoded HDLC server address; LocalProtocolError when out of range."""
+        physical = None if self.address_size == 1 else self.physical
+        return encode_server_address(self.logical, physical, self.address_size)
+
+    @property
+    def options(self) -> ServerOptions:
+        return ServerOptions(max_pdu=self.max_pdu, get_with_list=self.get_with_list,
+                             client_sap=self.client_address, server_sap=self.logical)
+
+
+class Simulator:
+    """The listening sockets and their connections.  ``start()`` binds (raises
+    OSError), ``addresses`` then holds ``{"hdlc": (host, port), ...}``, ``stop()``
+    closes everything and waits for the connection tasks to end."""
+
+    def __init__(self, meter: Meter, settings: SimSettings, log: Any | None = None) -> None:
+        self.meter = meter
+        self.settings = settings
+        self.log = log if log is not None else get_logger(component="dlms-sim")
+        self._trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self.connections = 0
+
+    async def start(self) -> None:
+        wanted = (("hdlc", self.settings.hdlc_port), ("wrapper", self.settings.wrapper_port))
+        try:
+            for kind, port in wanted:
+                if port is None:
+                    continue
+                server = await asyncio.start_server(
+                    functools.partial(self._serve, kind), self.settings.host, port)
+                self._servers.append(server)
+                bound = server.sockets[0].getsockname()[1]
+                self.addresses[kind] = (self.settings.host, int(bound))
+        except BaseException:
+            await self.stop()
+            raise
+
+    def ready_line(self) -> str:
+        parts = [f"{kind}={host}:{port}" for kind, (host, port) in self.addresses.items()]
+        return "dlms-sim listening " + " ".join(parts)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ connections
+    def _trace_frame(self, peer: str, item: FrameTrace) -> None:
+        if self._trace_log is not None:
+            self._trace_log.info(f"frame_{item.direction}", peer=peer,
+                                 hex=item.raw.hex(" ").upper(), summary=item.summary())
+
+    def _trace_raw(self, peer: str, direction: str, data: bytes, summary: str) -> None:
+        if self._trace_log is not None:
+            self._trace_log.info(f"frame_{direction}", peer=peer,
+                                 hex=data.hex(" ").upper(), summary=summary)
+
+    def _make_link(self, kind: str, peer: str) -> HdlcServerLink | WrapperServerLink:
+        settings = self.settings
+        max_apdu = max(settings.max_pdu, _MIN_LINK_APDU)
+        if kind == "hdlc":
+            trace = None
+            if self._trace_log is not None:
+                def trace(item: FrameTrace) -> None:
+                    self._trace_frame(peer, item)
+            return HdlcServerLink(settings.server_address, settings.client_address,
+                                  max_info=settings.max_info, max_apdu_size=max_apdu,
+                                  trace=trace)
+        return WrapperServerLink(settings.logical, settings.client_address,
+                                 max_apdu_size=max_apdu)
+
+    async def _serve(self, kind: str, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self.connections += 1
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        log = self.log.bind(link=kind, peer=peer)
+        log.info("client_connected")
+        link = self._make_link(kind, peer)
+        server = MeterServer(self.meter, self.settings.options)
+        try:
+            while True:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    log.info("client_closed", ignored_frames=link.ignored_frames)
+                    break
+                if kind == "wrapper":
+                    self._trace_raw(peer, "rx", data, f"{len(data)} bytes")
+                link.receive_data(data)
+                out = bytearray()
+                while (event := link.next_event()) is not NEED_DATA:
+                    out += link.data_to_send()
+                    if isinstance(event, ApduIn):
+                        response = server.handle(event.apdu, datetime.now(UTC))
+                        log.debug("apdu", request=describe_apdu(event.apdu),
+                                  response=describe_apdu(response))
+                        frame = link.send_apdu(response)
+                        if kind == "wrapper":
+                            self._trace_raw(peer, "tx", frame, wrapper.describe(frame))
+                        out += frame
+                    else:
+                        # HDLC SNRM or DISC: the association does not outlive the link.
+                        server.reset()
+                        log.debug("link_up" if isinstance(event, LinkUp) else "link_down",
+                                  detail=str(event))
+                out += link.data_to_send()
+                if out:
+                    writer.write(bytes(out))
+                    await writer.drain()
+        except DecodeError as exc:
+            log.warning("stream_broken", error=str(exc))  # wrapper out of step: close
+        except (ConnectionError, TimeoutError) as exc:
+            log.info("connection_lost", error=str(exc) or type(exc).__name__)
+        except Exception:  # a bug must cost one connection, never the simulator
+            log.exception("connection_failed")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+# ====================================================================== command line
+async def _run(meter: Meter, settings: SimSettings) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    simulator = Simulator(meter, settings)
+    try:
+        try:
+            await simulator.start()
+        except OSError as exc:
+            click.echo(f"dlms-sim: cannot listen on {settings.host}: {exc}", err=True)
+            return EXIT_LISTEN
+        click.echo(simulator.ready_line())
+        sys.stdout.flush()
+        await stop.wait()
+        simulator.log.info("stopping", connections=simulator.connections)
+        return EXIT_OK
+    finally:
+        await simulator.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _load(path: str | None) -> MeterModel:
+    try:
+        return load_model(Path(path) if path is not None else bundled_model_path())
+    except ConfigError as exc:
+        if exc.problems == [str(exc)]:
+            click.echo(f"dlms-sim: {exc}", err=True)
+        else:
+            click.echo(f"dlms-sim: {exc}:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  - {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+_PORT = click.IntRange(0, 65535)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Object model (JSON, see dlmsd/sim/README.md). Default: the bundled "
+                   "meter.json.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--hdlc-port", type=_PORT, help="Serve HDLC over TCP on this port (0: any).")
+@click.option("--wrapper-port", type=_PORT,
+              help="Serve the IEC 62056-47 wrapper on this port (0: any).")
+@click.option("--logical", type=click.IntRange(0, 0x3FFF), default=1, show_default=True,
+              help="Logical device address (HDLC upper address, wrapper wPort).")
+@click.option("--physical", type=click.IntRange(0, 0x3FFF), default=1, show_default=True,
+              help="Physical device address (HDLC lower address; not with size 1).")
+@click.option("--address-size", type=click.Choice(["1", "2", "4"]), default="2",
+              show_default=True, help="HDLC server address size in bytes.")
+@click.option("--client-address", type=click.IntRange(0, 127), default=16, show_default=True,
+              help="The client SAP served (HDLC client address, wrapper wPort).")
+@click.option("--max-pdu", type=click.IntRange(12, 65535), default=1024, show_default=True,
+              help="Server max receive PDU size, also the cap on every response.")
+@click.option("--max-info", type=click.IntRange(32, 2030), default=128, show_default=True,
+              help="HDLC max information field length offered (both directions).")
+@click.option("--no-get-with-list", is_flag=True,
+              help="Do not offer GET-with-list (multiple-references); refuse it.")
+@click.option("--live", is_flag=True,
+              help="Values change with time (deterministic); the clock shows real time.")
+@click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
+              help="Log level, syslog style: 3 errors, 4 warnings, 6 info, 7 debug.")
+@click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
+def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port: int | None,
+         logical: int, physical: int, address_size: str, client_address: int, max_pdu: int,
+         max_info: int, no_get_with_list: bool, live: bool, debug: int, trace: bool) -> None:
+    """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper."""
+    if hdlc_port is None and wrapper_port is None:
+        raise click.UsageError("give --hdlc-port and/or --wrapper-port")
+    if hdlc_port is not None and hdlc_port == wrapper_port and hdlc_port != 0:
+        raise click.UsageError("--hdlc-port and --wrapper-port must differ")
+    settings = SimSettings(
+        host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
+        physical=physical, address_size=int(address_size), client_address=client_address,
+        max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list, live=live,
+        trace=trace)
+    if hdlc_port is not None:
+        try:
+            settings.server_address  # noqa: B018 - validates the address
+        except LocalProtocolError as exc:
+            raise click.UsageError(f"HDLC server address: {exc}") from None
+    model = _load(model_path)
+    configure_logging(debug)
+    meter = Meter(model, live=live, started=datetime.now(UTC))
+    sys.exit(asyncio.run(_run(meter, settings)))
+
+
+if __name__ == "__main__":
+    main()

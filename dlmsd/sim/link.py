@@ -1,0 +1,168 @@
+"""The simulated meter's end of one link, HDLC or wrapper (pure, sans-I/O).
+
+This module adapts the protocol layers' server ends to what the simulator needs from
+one TCP connection: whole request APDUs in, response APDUs out, and notice of the
+link going up or down (which ends the association).  Both classes have the shape of
+the protocol layers::
+
+    link.receive_data(chunk)
+    while (event := link.next_event()) is not NEED_DATA:
+        ...                                  # ApduIn, LinkUp, LinkDown
+        out += link.data_to_send()           # what the link answered by itself
+        out += link.send_apdu(response)      # after an ApduIn
+    out += link.data_to_send()
+
+Only the configured client address is served.  HDLC frames from another client
+address are dropped before the HDLC state machine sees them (IEC 62056-46: a station
+ignores frames it is not the addressee of; the data link of a meter serves the client
+SAPs it has associations for); wrapper frames between other wPorts are dropped.  Both
+are counted in ``ignored_frames``; the client hears nothing and times out, as it would
+with a real meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol.hdlc import (
+    NEED_DATA,
+    FrameTrace,
+    HdlcAddress,
+    HdlcDeframer,
+    HdlcServerConnection,
+    NeedData,
+    TraceHook,
+)
+
+__all__ = [
+    "ApduIn",
+    "HdlcServerLink",
+    "LinkDown",
+    "LinkEvent",
+    "LinkUp",
+    "WrapperServerLink",
+]
+
+
+@dataclass(frozen=True)
+class ApduIn:
+    """A complete request APDU; answer it with ``send_apdu``."""
+
+    apdu: bytes
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The data link was (re)established (HDLC UA sent): any association ends."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The data link was released (HDLC DISC): any association ends."""
+
+    reason: str
+
+
+LinkEvent = ApduIn | LinkUp | LinkDown
+
+
+class HdlcServerLink:
+    """The meter's HDLC end (IEC 62056-46) for one client address.
+
+    ``server_address`` is the encoded server address
+    (:func:`~dlmsd.protocol.hdlc.encode_server_address`); ``max_info`` the largest
+    information field offered in both directions.  ``trace`` sees every frame sent
+    and every frame received (also those dropped as bad or foreign).
+    """
+
+    def __init__(self, server_address: bytes, client_sap: int, *, max_info: int,
+                 max_apdu_size: int, trace: TraceHook | None = None) -> None:
+        self._trace = trace
+        # The first stage cuts frames so that foreign client addresses can be dropped;
+        # the connection's own deframer then bounds them by the negotiated size.
+        self._frames = HdlcDeframer(trace=trace)
+        self._client = HdlcAddress(client_sap, None, 1)
+        self.connection = HdlcServerConnection(
+            server_address, max_info_tx=max_info, max_info_rx=max_info,
+            max_apdu_size=max_apdu_size, trace=self._trace_tx if trace is not None else None)
+        self.ignored_frames = 0
+
+    def _trace_tx(self, item: FrameTrace) -> None:
+        # Received frames are traced once, by the first stage.
+        if item.direction == "tx" and self._trace is not None:
+            self._trace(item)
+
+    def receive_data(self, data: bytes) -> None:
+        self._frames.receive_data(data)
+
+    def next_event(self) -> LinkEvent | NeedData:
+        while True:
+            event = self.connection.next_event()
+            if isinstance(event, hdlc.ApduReceived):
+                return ApduIn(event.apdu)
+            if isinstance(event, hdlc.Connected):
+                params = event.params
+                return LinkUp(f"max_info tx={params.max_info_tx} rx={params.max_info_rx}")
+            if isinstance(event, hdlc.Disconnected):
+                return LinkDown(event.reason)
+            if event is not NEED_DATA:
+                continue  # FrameRejected, PeerBusy: client-side events only
+            frame = self._frames.next_frame()
+            if frame is NEED_DATA:
+                return NEED_DATA
+            if frame.source != self._client:
+                self.ignored_frames += 1
+                continue
+            self.connection.receive_data(frame.to_bytes())
+
+    def send_apdu(self, apdu: bytes) -> bytes:
+        return self.connection.send_apdu(apdu)
+
+    def data_to_send(self) -> bytes:
+        return self.connection.data_to_send()
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped as bad (CRC, format, too long) or foreign."""
+        deframer = self._frames
+        inner = self.connection.deframer
+        return (self.ignored_frames + self.connection.ignored_frames + deframer.crc_errors
+                + deframer.format_errors + deframer.overflows + inner.overflows)
+
+
+class WrapperServerLink:
+    """The meter's wrapper end (IEC 62056-47): server wPort ``wport`` (the logical
+    device), client wPort ``client_sap``.
+
+    A wrong wrapper version or a length above ``max_apdu_size`` desynchronises the
+    TCP stream for good: ``next_event`` then raises
+    :class:`~dlmsd.errors.DecodeError` and the connection must be closed.
+    """
+
+    def __init__(self, wport: int, client_sap: int, *, max_apdu_size: int) -> None:
+        self.connection = wrapper.WrapperConnection(
+            client_wport=client_sap, server_wport=wport, role=wrapper.Role.SERVER,
+            max_apdu_size=max_apdu_size, strict_ports=False)
+
+    def receive_data(self, data: bytes) -> None:
+        self.connection.receive_data(data)
+
+    def next_event(self) -> LinkEvent | NeedData:
+        event = self.connection.next_event()
+        if event is NEED_DATA:
+            return NEED_DATA
+        assert isinstance(event, wrapper.ApduReceived)
+        return ApduIn(event.apdu)
+
+    def send_apdu(self, apdu: bytes) -> bytes:
+        return self.connection.send_apdu(apdu)
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    @property
+    def ignored_frames(self) -> int:
+        return self.connection.dropped_frames

@@ -1,0 +1,1027 @@
+"""The simulated meter's COSEM object model (pure).
+
+This module owns what ``dlms-sim`` serves: the model file (JSON, format in
+``dlmsd/sim/README.md``) and its validation, the interface classes the simulator
+implements with their attributes, methods and access rights, and the value of
+every attribute at a given moment.  It does no network I/O and never reads the
+clock: the caller passes ``now`` (and, for ``--live``, the meter's start time).
+:func:`load_model` reads the model file; everything else works on values.
+
+Interface classes (Blue Book, DLMS UA 1000-1, clause 4):
+
+========================  ===  =======  ==============================================
+class                      id  version  attributes (1 is always logical_name)
+========================  ===  =======  ==============================================
+Data                        1     0     2 value
+Register                    3     0     2 value, 3 scaler_unit
+Extended register           4     0     2 value, 3 scaler_unit, 4 status, 5 capture_time
+Demand register             5     0     2 current_average_value, 3 last_average_value,
+                                        4 scaler_unit, 5 status, 6 capture_time,
+                                        7 start_time_current, 8 period, 9 number_of_periods
+Clock                       8     0     2 time, 3 time_zone, 4 status, 5/6 daylight_savings
+                                        begin/end, 7 ..._deviation, 8 ..._enabled, 9 clock_base
+Association LN             15     1     2 object_list, 3 associated_partners_id,
+                                        4 application_context_name, 5 xDLMS_context_info,
+                                        6 authentication_mechanism_name, 7 secret,
+                                        8 association_status, 9 security_setup_reference
+========================  ===  =======  ==============================================
+
+Every attribute is read-only except the association's ``secret`` (no access); every
+method is "no access".  The association object 0.0.40.0.0.255 is generated from the
+model, with an object_list that lists every object and these access rights.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date as _py_date
+from datetime import datetime, timedelta, timezone
+from datetime import time as _py_time
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, Protocol, TypeVar
+
+from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError
+from dlmsd.protocol.axdr import (
+    DAY_LAST,
+    DAY_SECOND_LAST,
+    BitString,
+    ClockStatus,
+    Data,
+    DataType,
+    Date,
+    DateTime,
+    Time,
+)
+from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.units import UNITS
+from dlmsd.protocol.xdlms import DataAccessResult
+
+__all__ = [
+    "ASSOCIATION_LN",
+    "ASSOCIATION_LN_NAME",
+    "CLASSES",
+    "AssociationView",
+    "AttributeAccess",
+    "CosemObject",
+    "InterfaceClass",
+    "Live",
+    "LiveMode",
+    "Meter",
+    "MeterModel",
+    "MethodAccess",
+    "ReadContext",
+    "bundled_model_path",
+    "load_model",
+    "parse_model",
+]
+
+
+# =========================================================================== classes
+class AttributeAccess(enum.IntEnum):
+    """attribute_access_item.access_mode (Blue Book 4.4.3, Association LN version >= 1)."""
+
+    NO_ACCESS = 0
+    READ_ONLY = 1
+    WRITE_ONLY = 2
+    READ_AND_WRITE = 3
+    AUTHENTICATED_READ_ONLY = 4
+    AUTHENTICATED_WRITE_ONLY = 5
+    AUTHENTICATED_READ_AND_WRITE = 6
+
+
+class MethodAccess(enum.IntEnum):
+    """method_access_item.access_mode (Blue Book 4.4.3, Association LN version >= 1)."""
+
+    NO_ACCESS = 0
+    ACCESS = 1
+    AUTHENTICATED_ACCESS = 2
+
+
+@dataclass(frozen=True)
+class InterfaceClass:
+    """A COSEM interface class: id, version, and its attribute and method names
+    (attribute ``n`` is ``attributes[n - 1]``; likewise methods)."""
+
+    class_id: int
+    version: int
+    name: str
+    attributes: tuple[str, ...]
+    methods: tuple[str, ...] = ()
+
+    def has_attribute(self, index: int) -> bool:
+        return 1 <= index <= len(self.attributes)
+
+    def has_method(self, index: int) -> bool:
+        return 1 <= index <= len(self.methods)
+
+
+DATA: Final = InterfaceClass(1, 0, "data", ("logical_name", "value"))
+REGISTER: Final = InterfaceClass(
+    3, 0, "register", ("logical_name", "value", "scaler_unit"), ("reset",))
+EXTENDED_REGISTER: Final = InterfaceClass(
+    4, 0, "extended-register",
+    ("logical_name", "value", "scaler_unit", "status", "capture_time"), ("reset",))
+DEMAND_REGISTER: Final = InterfaceClass(
+    5, 0, "demand-register",
+    ("logical_name", "current_average_value", "last_average_value", "scaler_unit", "status",
+     "capture_time", "start_time_current", "period", "number_of_periods"),
+    ("reset", "next_period"))
+CLOCK: Final = InterfaceClass(
+    8, 0, "clock",
+    ("logical_name", "time", "time_zone", "status", "daylight_savings_begin",
+     "daylight_savings_end", "daylight_savings_deviation", "daylight_savings_enabled",
+     "clock_base"),
+    ("adjust_to_quarter", "adjust_to_measuring_period", "adjust_to_minute",
+     "adjust_to_preset_time", "preset_adjusting_time", "shift_time"))
+ASSOCIATION_LN: Final = InterfaceClass(
+    15, 1, "association-ln",
+    ("logical_name", "object_list", "associated_partners_id", "application_context_name",
+     "xdlms_context_info", "authentication_mechanism_name", "secret", "association_status",
+     "security_setup_reference"),
+    ("reply_to_hls_authentication", "change_hls_secret", "add_object", "remove_object"))
+
+#: The classes a model file may name, by name (the association is generated).
+CLASSES: Final[Mapping[str, InterfaceClass]] = MappingProxyType(
+    {c.name: c for c in (DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, CLOCK)})
+_CLASSES_BY_ID: Final = {c.class_id: c for c in CLASSES.values()}
+
+#: Blue Book 4.4.3: "the current association" is 0.0.40.0.0.255.
+ASSOCIATION_LN_NAME: Final = Obis(0, 0, 40, 0, 0, 255)
+
+# Green Book, COSEM application context name and authentication mechanism name, as
+# the association LN (version >= 1) shows them: structure of the OID's arcs.
+_LN_CONTEXT_ARCS: Final = (2, 16, 756, 5, 8, 1, 1)
+_LOWEST_MECHANISM_ARCS: Final = (2, 16, 756, 5, 8, 2, 0)
+_ASSOCIATED: Final = 2  # association_status enum: (0) non-associated, (1) pending, (2) associated
+
+
+# =========================================================================== reading
+@dataclass(frozen=True)
+class AssociationView:
+    """What the association LN object shows about the association that reads it."""
+
+    client_sap: int
+    server_sap: int
+    conformance: int  # the conformance block the server offers (24-bit wire value)
+    max_receive_pdu_size: int
+    max_send_pdu_size: int
+    dlms_version: int = 6
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """The moment of a read: ``now`` is an aware datetime (wall clock, for the live
+    clock), ``elapsed`` the seconds since the meter started (for live values)."""
+
+    now: datetime
+    elapsed: float
+    live: bool
+    seed: int
+    association: AssociationView
+
+
+class _Source(Protocol):
+    def value(self, ctx: ReadContext) -> Data: ...
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    data: Data
+
+    def value(self, ctx: ReadContext) -> Data:
+        return self.data
+
+
+class LiveMode(enum.Enum):
+    INCREASE = "increase"
+    OSCILLATE = "oscillate"
+
+
+# Ranges of the integer types, to keep a live value inside its type.
+_INT_RANGES: Final[dict[DataType, tuple[int, int]]] = {
+    DataType.INTEGER: (-(2**7), 2**7 - 1),
+    DataType.LONG: (-(2**15), 2**15 - 1),
+    DataType.DOUBLE_LONG: (-(2**31), 2**31 - 1),
+    DataType.LONG64: (-(2**63), 2**63 - 1),
+    DataType.UNSIGNED: (0, 2**8 - 1),
+    DataType.LONG_UNSIGNED: (0, 2**16 - 1),
+    DataType.DOUBLE_LONG_UNSIGNED: (0, 2**32 - 1),
+    DataType.LONG64_UNSIGNED: (0, 2**64 - 1),
+    DataType.ENUM: (0, 2**8 - 1),
+    DataType.BCD: (0, 2**8 - 1),
+}
+_FLOAT_TYPES: Final = frozenset({DataType.FLOAT32, DataType.FLOAT64})
+_NUMERIC: Final = frozenset(_INT_RANGES) | _FLOAT_TYPES
+
+
+@dataclass(frozen=True)
+class Live:
+    """How a numeric value changes with ``--live``, deterministically.
+
+    The value moves once per second of meter time (``step = int(elapsed)``):
+    INCREASE adds ``per_hour * step / 3600`` (rounded down for integers: an energy
+    counter never goes back); OSCILLATE adds ``amplitude * sin(2 pi step / period)``
+    plus a jitter in ``[-jitter, +jitter]`` drawn from a generator seeded with the
+    model seed, the object and the step.  Results are clamped to the value's type.
+    """
+
+    mode: LiveMode
+    per_hour: float = 0.0
+    amplitude: float = 0.0
+    period: float = 60.0
+    jitter: float = 0.0
+
+    def apply(self, base: Data, elapsed: float, seed: int, key: str) -> Data:
+        step = max(0, int(elapsed))
+        if self.mode is LiveMode.INCREASE:
+            delta = self.per_hour * step / 3600.0
+        else:
+            delta = self.amplitude * math.sin(2.0 * math.pi * step / self.period)
+            if self.jitter:
+                delta += random.Random(f"{seed}:{key}:{step}").uniform(-self.jitter, self.jitter)
+        if base.type in _FLOAT_TYPES:
+            assert isinstance(base.value, float)
+            return Data(base.type, base.value + delta)
+        assert isinstance(base.value, int)
+        low, high = _INT_RANGES[base.type]
+        moved = math.floor(delta) if self.mode is LiveMode.INCREASE else round(delta)
+        return Data(base.type, min(high, max(low, base.value + moved)))
+
+
+@dataclass(frozen=True)
+class _LiveValue:
+    data: Data
+    live: Live
+    key: str
+
+    def value(self, ctx: ReadContext) -> Data:
+        if not ctx.live:
+            return self.data
+        return self.live.apply(self.data, ctx.elapsed, ctx.seed, self.key)
+
+
+def _rule_date(rule: DateTime, year: int) -> _py_date | None:
+    """The day a recurring daylight_savings_begin/end rule falls on in ``year``.
+
+    Blue Book 4.1.6.1 date fields: month 1..12; day of month 1..31, 0xFE last or 0xFD
+    second last day; with a day of week as well, the first such weekday on or after
+    that day (0xFE/0xFD: the last one on or before it), e.g. "last Sunday of March" is
+    month 3, day 0xFE, day of week 7.  None for a rule this cannot place.
+    """
+    month, day, weekday = rule.month, rule.day, rule.day_of_week
+    if month is None or not 1 <= month <= 12 or day is None:
+        return None
+    next_month = _py_date(year + month // 12, month % 12 + 1, 1)
+    last = (next_month - timedelta(days=1)).day
+    if day in (DAY_LAST, DAY_SECOND_LAST):
+        ref = _py_date(year, month, last - 1 if day == DAY_SECOND_LAST else last)
+        if weekday is None:
+            return ref
+        return ref - timedelta(days=(ref.isoweekday() - weekday) % 7)
+    if not 1 <= day <= last:
+        return None
+    ref = _py_date(year, month, day)
+    if weekday is None:
+        return ref
+    return ref + timedelta(days=(weekday - ref.isoweekday()) % 7)
+
+
+@dataclass(frozen=True)
+class _ClockRules:
+    """The clock's time zone and daylight saving settings, for the live clock."""
+
+    utc_offset: int  # minutes, ISO sign (CET +60), of standard time
+    dst_enabled: bool
+    dst_deviation: int
+    dst_active: bool  # used when the rules cannot say
+    begin: DateTime
+    end: DateTime
+    status: int
+
+    def dst_at(self, now: datetime) -> bool:
+        """Whether daylight saving time is in force at ``now`` (aware)."""
+        if not self.dst_enabled:
+            return False
+        standard = now.astimezone(timezone(timedelta(minutes=self.utc_offset)))
+        year = standard.year
+        begin_day, end_day = _rule_date(self.begin, year), _rule_date(self.end, year)
+        if begin_day is None or end_day is None:
+            return self.dst_active
+        naive = standard.replace(tzinfo=None)
+        begin = datetime.combine(begin_day, _py_time(self.begin.hour or 0, self.begin.minute or 0))
+        # The end is given in daylight saving time: one deviation later in standard time.
+        end = (datetime.combine(end_day, _py_time(self.end.hour or 0, self.end.minute or 0))
+               - timedelta(minutes=self.dst_deviation))
+        if begin <= end:
+            return begin <= naive < end
+        return naive >= begin or naive < end  # southern hemisphere
+
+    def status_at(self, now: datetime) -> int:
+        dst = int(ClockStatus.DAYLIGHT_SAVING_ACTIVE)
+        return (self.status & ~dst) | (dst if self.dst_at(now) else 0)
+
+
+@dataclass(frozen=True)
+class _ClockTime:
+    """Clock attribute 2: the model's fixed time, or with ``--live`` the real time in
+    the meter's local time (standard offset, plus the DST deviation while in force)."""
+
+    fixed: DateTime
+    rules: _ClockRules
+
+    def value(self, ctx: ReadContext) -> Data:
+        if not ctx.live:
+            return Data.octets(self.fixed.to_bytes())
+        dst = self.rules.dst_at(ctx.now)
+        offset = self.rules.utc_offset + (self.rules.dst_deviation if dst else 0)
+        local = ctx.now.astimezone(timezone(timedelta(minutes=offset)))
+        status = ClockStatus(self.rules.status_at(ctx.now))
+        return Data.octets(DateTime.from_datetime(local, clock_status=status).to_bytes())
+
+
+@dataclass(frozen=True)
+class _ClockStatusSource:
+    """Clock attribute 4: the model's status; with ``--live`` the DST bit follows the rules."""
+
+    rules: _ClockRules
+
+    def value(self, ctx: ReadContext) -> Data:
+        return Data.uint8(self.rules.status_at(ctx.now) if ctx.live else self.rules.status)
+
+
+@dataclass(frozen=True)
+class _Partners:
+    def value(self, ctx: ReadContext) -> Data:
+        # associated_partners_id ::= structure { client_SAP integer, server_SAP long-unsigned }
+        view = ctx.association
+        return Data.structure(Data.int8(view.client_sap), Data.uint16(view.server_sap))
+
+
+@dataclass(frozen=True)
+class _ContextInfo:
+    def value(self, ctx: ReadContext) -> Data:
+        # xDLMS_context_info ::= structure { conformance bit-string, max_receive_pdu_size
+        #   long-unsigned, max_send_pdu_size long-unsigned, dlms_version_number unsigned,
+        #   quality_of_service integer, cyphering_info octet-string }
+        view = ctx.association
+        conformance = BitString(24, view.conformance.to_bytes(3, "big"))
+        return Data.structure(
+            Data.bit_string(conformance), Data.uint16(view.max_receive_pdu_size),
+            Data.uint16(view.max_send_pdu_size), Data.uint8(view.dlms_version),
+            Data.int8(0), Data.octets(b""))
+
+
+@dataclass(frozen=True)
+class CosemObject:
+    """One object of the model: its class, logical name, description and the source
+    of each readable attribute (attribute 1, logical_name, is implied)."""
+
+    cls: InterfaceClass
+    logical_name: Obis
+    name: str
+    sources: Mapping[int, _Source] = field(repr=False)
+
+    def access(self, attribute: int) -> AttributeAccess:
+        if attribute == 1 or attribute in self.sources:
+            return AttributeAccess.READ_ONLY
+        return AttributeAccess.NO_ACCESS
+
+    def read(self, attribute: int, ctx: ReadContext) -> Data | DataAccessResult:
+        """The attribute's value, or the data-access-result that refuses it.
+
+        Green Book, Data-Access-Result: an attribute the class does not define is
+        ``object-undefined``; one it defines but this association may not read (its
+        access_mode in the object_list is no_access) is ``read-write-denied``.
+        """
+        if not self.cls.has_attribute(attribute):
+            return DataAccessResult.OBJECT_UNDEFINED
+        if attribute == 1:
+            return Data.octets(self.logical_name.to_bytes())
+        source = self.sources.get(attribute)
+        if source is None:
+            return DataAccessResult.READ_WRITE_DENIED
+        return source.value(ctx)
+
+    def object_list_element(self) -> Data:
+        """This object's entry in the association's object_list (Blue Book 4.4.3)::
+
+            structure { class_id long-unsigned, version unsigned,
+                        logical_name octet-string(6),
+                        access_rights structure {
+                            array of structure { attribute_id integer, access_mode enum,
+                                                 access_selectors null-data },
+                            array of structure { method_id integer, access_mode enum } } }
+        """
+        attributes = tuple(
+            Data.structure(Data.int8(i), Data.enum(int(self.access(i))), Data.null())
+            for i in range(1, len(self.cls.attributes) + 1))
+        methods = tuple(
+            Data.structure(Data.int8(i), Data.enum(int(MethodAccess.NO_ACCESS)))
+            for i in range(1, len(self.cls.methods) + 1))
+        return Data.structure(
+            Data.uint16(self.cls.class_id), Data.uint8(self.cls.version),
+            Data.octets(self.logical_name.to_bytes()),
+            Data.structure(Data.array(*attributes), Data.array(*methods)))
+
+
+@dataclass(frozen=True)
+class MeterModel:
+    """A validated model: the objects in model order (the association first)."""
+
+    name: str
+    seed: int
+    objects: tuple[CosemObject, ...]
+    source: str = "<model>"
+    _by_name: Mapping[Obis, CosemObject] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name",
+                           MappingProxyType({o.logical_name: o for o in self.objects}))
+
+    def find(self, logical_name: Obis) -> CosemObject | None:
+        return self._by_name.get(logical_name)
+
+
+class Meter:
+    """The meter being served: one model, shared by every connection.
+
+    ``live`` makes values change with time: ``started`` (aware) is when the meter
+    started, and each read's ``now`` gives the elapsed time.
+    """
+
+    def __init__(self, model: MeterModel, *, live: bool = False,
+                 started: datetime | None = None) -> None:
+        if live and started is None:
+            raise LocalProtocolError("a live meter needs its start time")
+        self.model = model
+        self.live = live
+        self.started = started
+
+    def lookup(self, class_id: int, logical_name: Obis) -> CosemObject | DataAccessResult:
+        """The object addressed by a descriptor, or why not: ``object-undefined`` for a
+        logical name the meter does not have, ``object-class-inconsistent`` for one it
+        has with another class."""
+        obj = self.model.find(logical_name)
+        if obj is None:
+            return DataAccessResult.OBJECT_UNDEFINED
+        if obj.cls.class_id != class_id:
+            return DataAccessResult.OBJECT_CLASS_INCONSISTENT
+        return obj
+
+    def read(self, class_id: int, logical_name: Obis, attribute: int, *,
+             now: datetime, association: AssociationView) -> Data | DataAccessResult:
+        obj = self.lookup(class_id, logical_name)
+        if isinstance(obj, DataAccessResult):
+            return obj
+        elapsed = 0.0
+        if self.live and self.started is not None:
+            elapsed = (now - self.started).total_seconds()
+        ctx = ReadContext(now, elapsed, self.live, self.model.seed, association)
+        return obj.read(attribute, ctx)
+
+
+# =========================================================================== loading
+def bundled_model_path() -> Path:
+    """The realistic model shipped with the package (``dlmsd/sim/meter.json``)."""
+    return Path(str(resources.files("dlmsd.sim") / "meter.json"))
+
+
+def load_model(path: str | Path) -> MeterModel:
+    """Read and validate a model file; :class:`ConfigError` lists every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the model: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    return parse_model(doc, source)
+
+
+class _Invalid(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+_T = TypeVar("_T")
+
+
+class _Checker:
+    """Collects problems, so that one run of the loader reports all of them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def run(self, parse: Callable[[], _T]) -> _T | None:
+        try:
+            return parse()
+        except _Invalid as exc:
+            self.problems.append(str(exc))
+            return None
+
+
+def _show(value: object) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_COMMENT_KEYS: Final = frozenset({"comment", "description", "_comment"})
+
+
+def _check_keys(node: Mapping[str, Any], path: str, allowed: frozenset[str]) -> None:
+    unknown = sorted(set(node) - allowed - _COMMENT_KEYS)
+    if unknown:
+        raise _Invalid(f"{path}.{unknown[0]}",
+                       f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _object(node: object, path: str, what: str) -> Mapping[str, Any]:
+    if not isinstance(node, dict):
+        raise _Invalid(path, f"{_show(node)} is not {what}")
+    return node
+
+
+def _int(node: object, path: str, low: int, high: int, what: str = "an integer") -> int:
+    value: int | None = None
+    if isinstance(node, int) and not isinstance(node, bool):
+        value = node
+    elif isinstance(node, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", node):
+        value = int(node)  # big values as strings, for JSON tools that lose 64-bit precision
+    if value is None:
+        raise _Invalid(path, f"{_show(node)} is not {what}")
+    if not low <= value <= high:
+        raise _Invalid(path, f"{_show(node)} is outside {low}..{high}")
+    return value
+
+
+def _number(node: object, path: str) -> float:
+    if isinstance(node, int | float) and not isinstance(node, bool) and math.isfinite(node):
+        return float(node)
+    raise _Invalid(path, f"{_show(node)} is not a finite number")
+
+
+# Type names: the standard's (``long-unsigned``) and the usual short aliases.
+_TYPE_NAMES: Final[dict[str, DataType]] = {
+    **{t.asn1_name: t for t in DataType if t is not DataType.COMPACT_ARRAY},
+    "bool": DataType.BOOLEAN,
+    "int8": DataType.INTEGER, "int16": DataType.LONG, "int32": DataType.DOUBLE_LONG,
+    "int64": DataType.LONG64, "uint8": DataType.UNSIGNED, "uint16": DataType.LONG_UNSIGNED,
+    "uint32": DataType.DOUBLE_LONG_UNSIGNED, "uint64": DataType.LONG64_UNSIGNED,
+}
+
+
+def _iso_datetime(node: object, path: str) -> datetime:
+    if isinstance(node, str):
+        try:
+            return datetime.fromisoformat(node)
+        except ValueError:
+            pass
+    raise _Invalid(path, f"{_show(node)} is not an ISO 8601 date-time "
+                         "(e.g. \"2024-06-01T12:00:00+02:00\")")
+
+
+def _hex(node: object, path: str, size: int | None = None) -> bytes:
+    if isinstance(node, str):
+        try:
+            raw = bytes.fromhex(re.sub(r"[\s:]", "", node))
+        except ValueError:
+            raw = None
+        if raw is not None and (size is None or len(raw) == size):
+            return raw
+    need = "hex digits" if size is None else f"{2 * size} hex digits"
+    raise _Invalid(path, f"{_show(node)} is not {need}")
+
+
+def _date_time(node: Mapping[str, Any], path: str) -> DateTime:
+    """A date-time from ``{"value": ISO, "clock_status": n}`` or ``{"hex": 24 digits}``."""
+    if "hex" in node:
+        try:
+            return DateTime.from_bytes(_hex(node["hex"], f"{path}.hex", 12))
+        except (DecodeError, ValueError) as exc:
+            raise _Invalid(f"{path}.hex", f"{_show(node['hex'])}: {exc}") from None
+    status = None
+    if "clock_status" in node:
+        status = ClockStatus(_int(node["clock_status"], f"{path}.clock_status", 0, 254))
+    moment = _iso_datetime(node.get("value"), f"{path}.value")
+    try:
+        return DateTime.from_datetime(moment, clock_status=status)
+    except ValueError as exc:
+        raise _Invalid(f"{path}.value", f"{_show(node.get('value'))}: {exc}") from None
+
+
+def _date_time_spec(node: object, path: str) -> DateTime:
+    """An octet-string(12) date-time attribute: an ISO string, or an object as above."""
+    if isinstance(node, str):
+        return _date_time({"value": node}, path)
+    spec = _object(node, path, 'an ISO 8601 string or {"hex": ...} / {"value": ...}')
+    _check_keys(spec, path, frozenset({"value", "hex", "clock_status"}))
+    return _date_time(spec, path)
+
+
+def _typed(node: object, path: str, *, allow_live: bool = False,
+           depth: int = 0) -> tuple[Data, Live | None]:
+    """A typed value: ``{"type": "long-unsigned", "value": 2301}`` (see README)."""
+    spec = _object(node, path, 'a typed value like {"type": "long-unsigned", "value": 2301}')
+    name = spec.get("type")
+    type_ = _TYPE_NAMES.get(name) if isinstance(name, str) else None
+    if type_ is None:
+        raise _Invalid(f"{path}.type", f"{_show(name)} is not a data type "
+                                       f"(one of {', '.join(sorted(_TYPE_NAMES))})")
+    allowed = {"type", "value"}
+    if type_ in (DataType.OCTET_STRING, DataType.DATE_TIME, DataType.DATE, DataType.TIME):
+        allowed.add("hex")
+    if type_ is DataType.OCTET_STRING:
+        allowed.add("text")
+    if type_ is DataType.DATE_TIME:
+        allowed.add("clock_status")
+    if allow_live and type_ in _NUMERIC:
+        allowed.add("live")
+    _check_keys(spec, path, frozenset(allowed))
+    try:
+        data = _typed_data(type_, spec, path, depth)
+    except LocalProtocolError as exc:  # the Data constructors' range checks
+        raise _Invalid(f"{path}.value", f"{_show(spec.get('value'))}: {exc}") from None
+    live = _live(spec["live"], f"{path}.live", type_) if "live" in spec else None
+    return data, live
+
+
+def _typed_data(type_: DataType, spec: Mapping[str, Any], path: str, depth: int) -> Data:
+    vpath = f"{path}.value"
+    value = spec.get("value")
+    if type_ in (DataType.NULL_DATA, DataType.DONT_CARE):
+        if "value" in spec:
+            raise _Invalid(vpath, f"{type_.asn1_name} has no value")
+        return Data(type_, None)
+    if type_ in _INT_RANGES:
+        low, high = _INT_RANGES[type_]
+        return Data(type_, _int(value, vpath, low, high, f"an integer for {type_.asn1_name}"))
+    if type_ is DataType.FLOAT32:
+        return Data.float32(_number(value, vpath))
+    if type_ is DataType.FLOAT64:
+        return Data.float64(_number(value, vpath))
+    if type_ is DataType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise _Invalid(vpath, f"{_show(value)} is not true or false")
+        return Data.boolean(value)
+    if type_ is DataType.BIT_STRING:
+        if not isinstance(value, str) or not re.fullmatch(r"[01]*", value):
+            raise _Invalid(vpath, f"{_show(value)} is not a string of 0 and 1")
+        return Data.bit_string(value)
+    if type_ is DataType.OCTET_STRING:
+        given = [k for k in ("value", "hex", "text") if k in spec]
+        if len(given) != 1:
+            raise _Invalid(path, 'an octet-string needs exactly one of "value"/"hex" '
+                                 '(hex digits) or "text" (stored as UTF-8)')
+        if given[0] == "text":
+            if not isinstance(spec["text"], str):
+                raise _Invalid(f"{path}.text", f"{_show(spec['text'])} is not a string")
+            return Data.octets(spec["text"].encode("utf-8"))
+        return Data.octets(_hex(spec[given[0]], f"{path}.{given[0]}"))
+    if type_ in (DataType.VISIBLE_STRING, DataType.UTF8_STRING):
+        if not isinstance(value, str):
+            raise _Invalid(vpath, f"{_show(value)} is not a string")
+        return Data.visible(value) if type_ is DataType.VISIBLE_STRING else Data.utf8(value)
+    if type_ is DataType.DATE_TIME:
+        return Data.date_time(_date_time(spec, path))
+    if type_ is DataType.DATE:
+        return Data.date(_date(spec, path))
+    if type_ is DataType.TIME:
+        return Data.time(_time(spec, path))
+    # array, structure
+    if not isinstance(value, list):
+        raise _Invalid(vpath, f"{_show(value)} is not a list of typed values")
+    if depth >= 16:
+        raise _Invalid(vpath, "nested deeper than 16 levels")
+    items = tuple(_typed(item, f"{vpath}[{i}]", depth=depth + 1)[0]
+                  for i, item in enumerate(value))
+    if type_ is DataType.ARRAY and len({item.type for item in items}) > 1:
+        raise _Invalid(vpath, "the elements of an array must all have the same type "
+                              "(use a structure)")
+    return Data(type_, items)
+
+
+def _date(spec: Mapping[str, Any], path: str) -> Date:
+    if "hex" in spec:
+        try:
+            return Date.from_bytes(_hex(spec["hex"], f"{path}.hex", 5))
+        except (DecodeError, ValueError) as exc:
+            raise _Invalid(f"{path}.hex", f"{_show(spec['hex'])}: {exc}") from None
+    value = spec.get("value")
+    if isinstance(value, str):
+        try:
+            return Date.from_date(_py_date.fromisoformat(value))
+        except ValueError:
+            pass
+    raise _Invalid(f"{path}.value", f"{_show(value)} is not an ISO date (e.g. \"2024-06-01\")")
+
+
+def _time(spec: Mapping[str, Any], path: str) -> Time:
+    if "hex" in spec:
+        try:
+            return Time.from_bytes(_hex(spec["hex"], f"{path}.hex", 4))
+        except (DecodeError, ValueError) as exc:
+            raise _Invalid(f"{path}.hex", f"{_show(spec['hex'])}: {exc}") from None
+    value = spec.get("value")
+    if isinstance(value, str):
+        try:
+            return Time.from_time(_py_time.fromisoformat(value))
+        except ValueError:
+            pass
+    raise _Invalid(f"{path}.value", f"{_show(value)} is not an ISO time (e.g. \"12:30:00\")")
+
+
+def _live(node: object, path: str, type_: DataType) -> Live:
+    spec = _object(node, path, 'a live spec like {"mode": "increase", "per_hour": 1200}')
+    mode_name = spec.get("mode")
+    modes = {m.value: m for m in LiveMode}
+    if mode_name not in modes:
+        raise _Invalid(f"{path}.mode", f"{_show(mode_name)} is not one of {sorted(modes)}")
+    mode = modes[mode_name]
+    if mode is LiveMode.INCREASE:
+        _check_keys(spec, path, frozenset({"mode", "per_hour"}))
+        per_hour = _number(spec.get("per_hour"), f"{path}.per_hour")
+        if per_hour < 0:
+            raise _Invalid(f"{path}.per_hour", f"{_show(per_hour)} is negative "
+                                               "(an increasing value only goes up)")
+        return Live(mode, per_hour=per_hour)
+    _check_keys(spec, path, frozenset({"mode", "amplitude", "period", "jitter"}))
+    amplitude = _number(spec.get("amplitude"), f"{path}.amplitude")
+    period = _number(spec.get("period", 60), f"{path}.period")
+    if period <= 0:
+        raise _Invalid(f"{path}.period", f"{_show(period)} is not a positive number of seconds")
+    jitter = _number(spec.get("jitter", 0), f"{path}.jitter")
+    if jitter < 0:
+        raise _Invalid(f"{path}.jitter", f"{_show(jitter)} is negative")
+    return Live(mode, amplitude=amplitude, period=period, jitter=jitter)
+
+
+def _unit(node: object, path: str) -> int:
+    if isinstance(node, int) and not isinstance(node, bool):
+        if node not in UNITS:
+            raise _Invalid(path, f"{node} is not a unit code of the Blue Book table")
+        return node
+    if isinstance(node, str):
+        codes = [u.code for u in UNITS.values() if u.symbol == node]
+        if len(codes) == 1:
+            return codes[0]
+        if len(codes) > 1:
+            raise _Invalid(path, f"{_show(node)} is the symbol of units {codes}: give the code")
+    raise _Invalid(path, f"{_show(node)} is not a unit symbol (\"Wh\", \"V\", ...) or code")
+
+
+def _scaler_unit(spec: Mapping[str, Any], path: str, chk: _Checker) -> Data:
+    scaler = chk.run(lambda: _int(spec.get("scaler", 0), f"{path}.scaler", -128, 127))
+    unit = chk.run(lambda: _unit(spec.get("unit", 255), f"{path}.unit"))
+    # scaler_unit ::= structure { scaler integer, unit enum } (Blue Book 4.3.2)
+    return Data.structure(Data.int8(scaler or 0), Data.enum(unit or 255))
+
+
+def _value_source(spec: Mapping[str, Any], key: str, path: str, chk: _Checker,
+                  obis: Obis, *, numeric: bool = False,
+                  default: Data | None = None) -> _Source | None:
+    if key not in spec:
+        if default is not None:
+            return _Fixed(default)
+        chk.problems.append(f"{path}.{key}: missing (a typed value)")
+        return None
+    parsed = chk.run(lambda: _typed(spec[key], f"{path}.{key}", allow_live=True))
+    if parsed is None:
+        return None
+    data, live = parsed
+    if numeric and data.type not in _NUMERIC:
+        chk.problems.append(f"{path}.{key}.type: {data.type.asn1_name} is not a numeric type")
+        return None
+    if live is None:
+        return _Fixed(data)
+    return _LiveValue(data, live, f"{obis}:{key}")
+
+
+def _octets12(spec: Mapping[str, Any], key: str, path: str, chk: _Checker) -> _Source:
+    """A date-time attribute of type octet-string(12); unspecified when absent."""
+    moment = DateTime()
+    if key in spec:
+        moment = chk.run(lambda: _date_time_spec(spec[key], f"{path}.{key}")) or moment
+    return _Fixed(Data.octets(moment.to_bytes()))
+
+
+_COMMON_KEYS: Final = frozenset({"class", "obis", "name"})
+_CLASS_KEYS: Final[dict[str, frozenset[str]]] = {
+    "data": frozenset({"value"}),
+    "register": frozenset({"value", "scaler", "unit"}),
+    "extended-register": frozenset({"value", "scaler", "unit", "status", "capture_time"}),
+    "demand-register": frozenset({
+        "current_average_value", "last_average_value", "scaler", "unit", "status",
+        "capture_time", "start_time_current", "period", "number_of_periods"}),
+    "clock": frozenset({"time", "utc_offset", "status", "dst", "clock_base"}),
+}
+
+
+def _sources(cls: InterfaceClass, spec: Mapping[str, Any], path: str, chk: _Checker,
+             obis: Obis) -> dict[int, _Source | None]:
+    if cls is DATA:
+        return {2: _value_source(spec, "value", path, chk, obis)}
+    if cls is REGISTER:
+        return {2: _value_source(spec, "value", path, chk, obis, numeric=True),
+                3: _Fixed(_scaler_unit(spec, path, chk))}
+    if cls is EXTENDED_REGISTER:
+        return {2: _value_source(spec, "value", path, chk, obis, numeric=True),
+                3: _Fixed(_scaler_unit(spec, path, chk)),
+                4: _value_source(spec, "status", path, chk, obis, default=Data.uint8(0)),
+                5: _octets12(spec, "capture_time", path, chk)}
+    if cls is DEMAND_REGISTER:
+        period = chk.run(lambda: _int(spec.get("period", 900), f"{path}.period", 1, 2**32 - 1))
+        periods = chk.run(lambda: _int(spec.get("number_of_periods", 1),
+                                       f"{path}.number_of_periods", 1, 2**16 - 1))
+        return {2: _value_source(spec, "current_average_value", path, chk, obis, numeric=True),
+                3: _value_source(spec, "last_average_value", path, chk, obis, numeric=True),
+                4: _Fixed(_scaler_unit(spec, path, chk)),
+                5: _value_source(spec, "status", path, chk, obis, default=Data.uint8(0)),
+                6: _octets12(spec, "capture_time", path, chk),
+                7: _octets12(spec, "start_time_current", path, chk),
+                8: _Fixed(Data.uint32(period or 900)),
+                9: _Fixed(Data.uint16(periods or 1))}
+    return _clock_sources(spec, path, chk)
+
+
+def _clock_sources(spec: Mapping[str, Any], path: str, chk: _Checker) -> dict[int, _Source | None]:
+    moment = chk.run(lambda: _iso_datetime(spec.get("time"), f"{path}.time"))
+    dst = chk.run(lambda: _object(spec.get("dst", {}), f"{path}.dst", "an object"))
+    dst = dst if dst is not None else {}
+    chk.run(lambda: _check_keys(dst, f"{path}.dst",
+                                frozenset({"enabled", "active", "deviation", "begin", "end"})))
+    deviation = chk.run(lambda: _int(dst.get("deviation", 60), f"{path}.dst.deviation",
+                                     -120, 120)) or 0
+    enabled, active = dst.get("enabled", True), dst.get("active", False)
+    for key, flag in (("enabled", enabled), ("active", active)):
+        if not isinstance(flag, bool):
+            chk.problems.append(f"{path}.dst.{key}: {_show(flag)} is not true or false")
+    active = active is True
+    # The offset of standard (winter) time: given, or that of "time" without the DST shift.
+    offset_default = 0
+    if moment is not None and moment.utcoffset() is not None:
+        offset = moment.utcoffset()
+        assert offset is not None
+        offset_default = int(offset.total_seconds() // 60) - (deviation if active else 0)
+    utc_offset = chk.run(lambda: _int(spec.get("utc_offset", offset_default),
+                                      f"{path}.utc_offset", -720, 840)) or 0
+    status_default = int(ClockStatus.DAYLIGHT_SAVING_ACTIVE) if active else 0
+    status = chk.run(lambda: _int(spec.get("status", status_default), f"{path}.status",
+                                  0, 255)) or 0
+    clock_base = chk.run(lambda: _int(spec.get("clock_base", 1), f"{path}.clock_base",
+                                      0, 255)) or 0
+    fixed = DateTime()
+    if moment is not None:
+        try:
+            fixed = DateTime.from_datetime(moment, clock_status=ClockStatus(status))
+        except ValueError as exc:
+            chk.problems.append(f"{path}.time: {_show(spec.get('time'))}: {exc}")
+    # EU rule by default: last Sunday of March / October, 02:00 / 03:00 local time.
+    begin = DateTime(None, 3, DAY_LAST, 7, 2, 0, 0, 0, None, None)
+    end = DateTime(None, 10, DAY_LAST, 7, 3, 0, 0, 0, None, None)
+    if "begin" in dst:
+        begin = chk.run(lambda: _date_time_spec(dst["begin"], f"{path}.dst.begin")) or begin
+    if "end" in dst:
+        end = chk.run(lambda: _date_time_spec(dst["end"], f"{path}.dst.end")) or end
+    rules = _ClockRules(utc_offset, enabled is not False, deviation, active, begin, end, status)
+    return {
+        2: _ClockTime(fixed, rules),
+        # time_zone: "deviation of local, normal time to UTC in minutes", with the sign
+        # of the date-time deviation field (UTC = local + deviation): CET is -60.
+        3: _Fixed(Data.int16(-utc_offset)),
+        4: _ClockStatusSource(rules),
+        5: _Fixed(Data.octets(begin.to_bytes())),
+        6: _Fixed(Data.octets(end.to_bytes())),
+        7: _Fixed(Data.int8(deviation)),
+        8: _Fixed(Data.boolean(enabled is not False)),
+        9: _Fixed(Data.enum(clock_base)),
+    }
+
+
+def _parse_object(node: object, path: str, chk: _Checker) -> CosemObject | None:
+    spec = chk.run(lambda: _object(node, path, "an object"))
+    if spec is None:
+        return None
+    cls_name = spec.get("class")
+    cls: InterfaceClass | None = None
+    if isinstance(cls_name, str):
+        cls = CLASSES.get(cls_name)
+    elif isinstance(cls_name, int) and not isinstance(cls_name, bool):
+        cls = _CLASSES_BY_ID.get(cls_name)
+    if cls is None:
+        hint = (" (the association LN 0.0.40.0.0.255 is generated from the model)"
+                if cls_name in ("association-ln", 15) else "")
+        chk.problems.append(
+            f"{path}.class: {_show(cls_name)} is not one of {', '.join(CLASSES)} "
+            f"or their class ids {sorted(_CLASSES_BY_ID)}{hint}")
+        return None
+    obis_text = spec.get("obis")
+    try:
+        obis = Obis.parse(obis_text) if isinstance(obis_text, str) else None
+    except ValueError as exc:
+        chk.problems.append(f"{path}.obis: {exc}")
+        return None
+    if obis is None:
+        chk.problems.append(f"{path}.obis: {_show(obis_text)} is not an OBIS code string")
+        return None
+    if obis == ASSOCIATION_LN_NAME:
+        chk.problems.append(f"{path}.obis: {obis} is the association LN, which is generated")
+        return None
+    name = spec.get("name", "")
+    if not isinstance(name, str):
+        chk.problems.append(f"{path}.name: {_show(name)} is not a string")
+        name = ""
+    before = len(chk.problems)
+    chk.run(lambda: _check_keys(spec, path, _COMMON_KEYS | _CLASS_KEYS[cls.name]))
+    sources = _sources(cls, spec, path, chk, obis)
+    if len(chk.problems) > before:
+        return None
+    return CosemObject(cls, obis, name, MappingProxyType(
+        {k: v for k, v in sources.items() if v is not None}))
+
+
+def _arcs(values: tuple[int, ...]) -> Data:
+    """An OID as the association shows it: structure of unsigned (long-unsigned > 255)."""
+    return Data.structure(*(Data.uint16(a) if a > 255 else Data.uint8(a) for a in values))
+
+
+def _association(objects: list[CosemObject]) -> CosemObject:
+    name = "Current association (LN)"
+    sources: dict[int, _Source] = {
+        2: _Fixed(Data.null()),  # replaced below by the object_list
+        3: _Partners(),
+        4: _Fixed(_arcs(_LN_CONTEXT_ARCS)),
+        5: _ContextInfo(),
+        6: _Fixed(_arcs(_LOWEST_MECHANISM_ARCS)),
+        # 7 secret: no access
+        8: _Fixed(Data.enum(_ASSOCIATED)),
+        9: _Fixed(Data.octets(bytes(6))),  # there is no security setup object
+    }
+    # The object_list lists the association itself first; its access rights come
+    # from the source table above.
+    itself = CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, sources)
+    sources[2] = _Fixed(Data.array(*(o.object_list_element() for o in [itself, *objects])))
+    return CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, MappingProxyType(sources))
+
+
+def _obis_of(node: object) -> Obis | None:
+    """The logical name of an object node, if it has a valid one (for duplicates)."""
+    text = node.get("obis") if isinstance(node, dict) else None
+    try:
+        return Obis.parse(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+_TOP_KEYS: Final = frozenset({"name", "seed", "objects"})
+
+
+def parse_model(doc: object, source: str = "<model>") -> MeterModel:
+    """Validate a decoded model document; :class:`ConfigError` lists every problem,
+    each naming its JSON path and the bad value."""
+    chk = _Checker()
+    top = chk.run(lambda: _object(doc, "$", "a JSON object with an \"objects\" list"))
+    if top is None:
+        raise ConfigError(f"{source}: invalid model", [f"{source}: {p}" for p in chk.problems])
+    chk.run(lambda: _check_keys(top, "$", _TOP_KEYS))
+    name = top.get("name", "dlms-sim meter")
+    if not isinstance(name, str):
+        chk.problems.append(f"$.name: {_show(name)} is not a string")
+        name = "dlms-sim meter"
+    seed = chk.run(lambda: _int(top.get("seed", 0), "$.seed", 0, 2**63 - 1)) or 0
+    nodes = top.get("objects")
+    objects: list[CosemObject] = []
+    if not isinstance(nodes, list) or not nodes:
+        chk.problems.append(f"$.objects: {_show(nodes)} is not a non-empty list of objects")
+    else:
+        seen: dict[Obis, str] = {}
+        for i, node in enumerate(nodes):
+            path = f"$.objects[{i}]"
+            obis = _obis_of(node)
+            if obis is not None and obis in seen:
+                chk.problems.append(f"{path}.obis: {obis} is already used by {seen[obis]}")
+                continue
+            if obis is not None:
+                seen[obis] = path
+            obj = _parse_object(node, path, chk)
+            if obj is not None:
+                objects.append(obj)
+    if chk.problems:
+        count = len(chk.problems)
+        raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} in the model",
+                          [f"{source}: {p}" for p in chk.problems])
+    return MeterModel(name, seed, (_association(objects), *objects), source)

@@ -1,0 +1,411 @@
+"""The simulated meter's COSEM server application layer (pure, sans-I/O).
+
+:class:`MeterServer` is one client connection's view of the meter: it takes each
+complete request APDU (from the HDLC or wrapper link) and returns the response APDU.
+It owns the association (AARQ/AARE, RLRQ/RLRE), the negotiated conformance and PDU
+sizes, and the GET service with block transfer; values come from the shared
+:class:`~dlmsd.sim.model.Meter`.  No I/O, no clock: the caller passes ``now``.
+
+Choices made where the Green Book (DLMS UA 1000-2) leaves room, so that they are
+in one place (also in ``dlmsd/sim/README.md``):
+
+* Association: only the LN context without ciphering and authentication "none"
+  (lowest level, or no mechanism name) are accepted.  Another context is rejected
+  (rejected-permanent, acse-service-user application-context-name-not-supported),
+  another mechanism likewise with authentication-mechanism-name-not-recognised.
+  xDLMS initiate problems give rejected-permanent, acse-service-user no-reason-given,
+  and a confirmed-service-error initiate-error in the user-information
+  (dlms-version-too-low below version 6, pdu-size-too-short below 12 octets,
+  incompatible-conformance when nothing of GET/SET/ACTION remains).  An AARQ while
+  associated starts a new association.
+* Negotiated conformance = proposed AND what the simulator offers
+  (:data:`SIM_CONFORMANCE`, without multiple-references under ``--no-get-with-list``).
+* Requests other than AARQ/RLRQ before an association are answered with
+  ExceptionResponse {state-error service-not-allowed, service-error
+  operation-not-possible} (what jDLMS's server does).  A service the association did
+  not negotiate (GET-with-list under ``--no-get-with-list``, selective access, ...)
+  gets ExceptionResponse {service-not-allowed, service-not-supported}; an APDU the
+  simulator does not know gets {service-unknown, service-not-supported}, a malformed
+  one {service-unknown, other-reason}; a request longer than the server's max
+  receive PDU {service-not-allowed, pdu-too-long}.
+* Responses longer than min(client max receive PDU, ``--max-pdu``) are sent with
+  GET-Response-With-Datablock; GET-Request-Next must acknowledge the last block sent
+  (the same number again resends it), otherwise the long GET ends with
+  data-block-number-invalid; without a long GET, no-long-get-in-progress.
+* SET and ACTION are offered but every attribute is read-only and every method has
+  no access (as the object_list says): read-write-denied, or object-undefined for an
+  object or attribute/method the meter does not have.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from dlmsd.errors import DecodeError, LocalProtocolError
+from dlmsd.protocol.acse import (
+    DLMS_VERSION,
+    Aare,
+    Aarq,
+    AcseServiceUser,
+    ApplicationContextName,
+    AssociationResult,
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
+    InitiateResponse,
+    MechanismName,
+    ReleaseResponseReason,
+    Rlre,
+    ServiceErrorType,
+)
+from dlmsd.protocol.axdr import encode_data, encode_length
+from dlmsd.protocol.xdlms import (
+    ActionRequestNormal,
+    ActionResponseNormal,
+    ActionResult,
+    ApduTag,
+    CosemAttributeDescriptor,
+    DataAccessResult,
+    ExceptionResponse,
+    ExceptionServiceError,
+    GetDataResult,
+    GetRequestNext,
+    GetRequestNormal,
+    GetRequestWithList,
+    GetResponseNormal,
+    GetResponseWithDatablock,
+    GetResponseWithList,
+    SetRequestNormal,
+    SetResponseNormal,
+    StateError,
+    decode_apdu,
+)
+from dlmsd.sim.model import AssociationView, Meter
+
+__all__ = [
+    "MIN_PDU_SIZE",
+    "SIM_CONFORMANCE",
+    "AssociationState",
+    "MeterServer",
+    "ServerOptions",
+]
+
+#: What the simulator offers (Green Book, conformance block): GET with block
+#: transfer and with-list, SET and ACTION (refused per attribute/method).
+SIM_CONFORMANCE: Final = (
+    Conformance.GET
+    | Conformance.SET
+    | Conformance.ACTION
+    | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.MULTIPLE_REFERENCES
+)
+#: Smallest client max receive PDU size accepted (Green Book: pdu-size-too-short).
+MIN_PDU_SIZE: Final = 12
+_NO_LIMIT: Final = 0xFFFF  # a client max receive PDU size of 0 means "no limit"
+# tag, choice, invoke-id, last-block, block-number(4), raw-data choice
+_BLOCK_HEADER: Final = 9
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """``max_pdu``: the server max receive PDU size, also the cap on responses;
+    ``get_with_list``: offer multiple-references; ``client_sap``/``server_sap``: the
+    addresses shown in the association's associated_partners_id."""
+
+    max_pdu: int = 1024
+    get_with_list: bool = True
+    client_sap: int = 16
+    server_sap: int = 1
+
+    def __post_init__(self) -> None:
+        if not MIN_PDU_SIZE <= self.max_pdu <= 0xFFFF:
+            raise LocalProtocolError(f"max_pdu {self.max_pdu} outside {MIN_PDU_SIZE}..65535")
+        if not 0 <= self.client_sap <= 0x7F:
+            raise LocalProtocolError(f"client SAP {self.client_sap} outside 0..127")
+        if not 0 <= self.server_sap <= 0x3FFF:
+            raise LocalProtocolError(f"server SAP {self.server_sap} outside 0..16383")
+
+    @property
+    def conformance(self) -> Conformance:
+        if self.get_with_list:
+            return SIM_CONFORMANCE
+        return SIM_CONFORMANCE & ~Conformance.MULTIPLE_REFERENCES
+
+
+class AssociationState(enum.Enum):
+    NON_ASSOCIATED = "non-associated"
+    ASSOCIATED = "associated"
+
+
+# The services each association state accepts (APDU tags); anything else is
+# refused with an ExceptionResponse (see the module docstring).
+_ACCEPTED: Final[dict[AssociationState, frozenset[int]]] = {
+    AssociationState.NON_ASSOCIATED: frozenset({ApduTag.AARQ, ApduTag.RLRQ}),
+    AssociationState.ASSOCIATED: frozenset({
+        ApduTag.AARQ, ApduTag.RLRQ, ApduTag.GET_REQUEST, ApduTag.SET_REQUEST,
+        ApduTag.ACTION_REQUEST}),
+}
+# The request forms decode_apdu understands: a tag/choice outside these is unknown.
+_KNOWN_CHOICES: Final[dict[int, frozenset[int]]] = {
+    ApduTag.GET_REQUEST: frozenset({1, 2, 3}),
+    ApduTag.SET_REQUEST: frozenset({1}),
+    ApduTag.ACTION_REQUEST: frozenset({1}),
+}
+
+
+@dataclass
+class _LongGet:
+    """A GET answered in blocks: the whole raw data, and the last block sent."""
+
+    raw: bytes
+    invoke_id_and_priority: int
+    block_size: int
+    sent: int = 0
+
+    @property
+    def blocks(self) -> int:
+        return max(1, -(-len(self.raw) // self.block_size))
+
+    def block(self, number: int) -> GetResponseWithDatablock:
+        start = (number - 1) * self.block_size
+        self.sent = number
+        return GetResponseWithDatablock(
+            number >= self.blocks, number, self.raw[start:start + self.block_size],
+            self.invoke_id_and_priority)
+
+
+def _exception(state: StateError, service: ExceptionServiceError) -> bytes:
+    return ExceptionResponse(state, service).to_bytes()
+
+
+class MeterServer:
+    """One client's association with the simulated meter.
+
+    ``handle(apdu, now)`` answers one request APDU (every request gets an answer);
+    ``reset()`` forgets the association when the link goes down or restarts (HDLC
+    SNRM/DISC, TCP close).  ``state``, ``conformance``, ``client_max_pdu`` describe
+    the current association.
+    """
+
+    def __init__(self, meter: Meter, options: ServerOptions | None = None) -> None:
+        self.meter = meter
+        self.options = options if options is not None else ServerOptions()
+        self.state = AssociationState.NON_ASSOCIATED
+        self.conformance = Conformance(0)
+        self.client_max_pdu = 0
+        self._long: _LongGet | None = None
+
+    # ------------------------------------------------------------------ public
+    def reset(self) -> None:
+        self.state = AssociationState.NON_ASSOCIATED
+        self.conformance = Conformance(0)
+        self.client_max_pdu = 0
+        self._long = None
+
+    @property
+    def response_limit(self) -> int:
+        """The largest response APDU: min(client max receive PDU, our max PDU)."""
+        client = self.client_max_pdu or _NO_LIMIT
+        return min(client, self.options.max_pdu)
+
+    @property
+    def association_view(self) -> AssociationView:
+        return AssociationView(
+            client_sap=self.options.client_sap, server_sap=self.options.server_sap,
+            conformance=int(self.options.conformance),
+            max_receive_pdu_size=self.options.max_pdu,
+            max_send_pdu_size=self.options.max_pdu, dlms_version=DLMS_VERSION)
+
+    def handle(self, apdu: bytes, now: datetime) -> bytes:
+        """The response to one complete request APDU."""
+        if not apdu:
+            return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
+        tag = apdu[0]
+        if tag == ApduTag.AARQ:
+            return self._associate(apdu)
+        if tag == ApduTag.RLRQ:
+            return self._release()
+        if tag not in _ACCEPTED[self.state]:
+            if self.state is AssociationState.NON_ASSOCIATED:
+                # Green Book, ExceptionResponse: the service is not allowed in the
+                # current state (no application association).
+                return _exception(StateError.SERVICE_NOT_ALLOWED,
+                                  ExceptionServiceError.OPERATION_NOT_POSSIBLE)
+            return _exception(StateError.SERVICE_UNKNOWN,
+                              ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+        if len(apdu) > self.options.max_pdu:
+            return _exception(StateError.SERVICE_NOT_ALLOWED, ExceptionServiceError.PDU_TOO_LONG)
+        choices = _KNOWN_CHOICES.get(tag, frozenset())
+        if len(apdu) < 2 or apdu[1] not in choices:
+            return _exception(StateError.SERVICE_UNKNOWN,
+                              ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+        try:
+            request = decode_apdu(apdu)
+        except DecodeError:
+            return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
+        if isinstance(request, GetRequestNormal):
+            return self._get_normal(request, now)
+        if isinstance(request, GetRequestNext):
+            return self._get_next(request)
+        if isinstance(request, GetRequestWithList):
+            return self._get_with_list(request, now)
+        if isinstance(request, SetRequestNormal):
+            return self._set(request)
+        if isinstance(request, ActionRequestNormal):
+            return self._action(request)
+        # pragma: no cover - _KNOWN_CHOICES admits only the forms above
+        return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+
+    # ------------------------------------------------------------------ ACSE
+    def _reject(self, diagnostic: AcseServiceUser,
+                error: ConfirmedServiceError | None = None) -> bytes:
+        return Aare(AssociationResult.REJECTED_PERMANENT, diagnostic,
+                    user_information=error).to_bytes()
+
+    def _associate(self, apdu: bytes) -> bytes:
+        # Green Book 9.3.2 (A-ASSOCIATE): a new AARQ replaces the association.
+        self.reset()
+        try:
+            aarq = Aarq.from_bytes(apdu)
+        except DecodeError:
+            # Includes OIDs that are not COSEM context/mechanism names (the decoder
+            # does not return them), so the diagnostic cannot be more precise.
+            return self._reject(AcseServiceUser.NO_REASON_GIVEN)
+        if (aarq.application_context_name
+                is not ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING):
+            return self._reject(AcseServiceUser.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED)
+        if aarq.mechanism_name not in (None, MechanismName.LOWEST):
+            return self._reject(AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED)
+        initiate = aarq.initiate_request
+        failure: int | None = None
+        conformance = Conformance(0)
+        if initiate is None:
+            failure = 0  # other: no (plain) InitiateRequest
+        elif initiate.proposed_dlms_version_number < DLMS_VERSION:
+            failure = 1  # dlms-version-too-low
+        elif 0 < initiate.client_max_receive_pdu_size < MIN_PDU_SIZE:
+            failure = 3  # pdu-size-too-short
+        else:
+            conformance = Conformance(initiate.proposed_conformance) & self.options.conformance
+            if not conformance & (Conformance.GET | Conformance.SET | Conformance.ACTION):
+                failure = 2  # incompatible-conformance
+        if failure is not None or initiate is None:
+            error = ConfirmedServiceError(ConfirmedServiceErrorChoice.INITIATE_ERROR,
+                                          ServiceErrorType.INITIATE, failure or 0)
+            return self._reject(AcseServiceUser.NO_REASON_GIVEN, error)
+        self.state = AssociationState.ASSOCIATED
+        self.conformance = conformance
+        self.client_max_pdu = initiate.client_max_receive_pdu_size
+        response = InitiateResponse(conformance, self.options.max_pdu, DLMS_VERSION, 0x0007)
+        return Aare(AssociationResult.ACCEPTED, AcseServiceUser.NULL,
+                    user_information=response).to_bytes()
+
+    def _release(self) -> bytes:
+        # Green Book 9.3.3 (A-RELEASE): the reason does not change the answer, so the
+        # RLRQ is not decoded; even a malformed one releases the association.
+        self.reset()
+        return Rlre(ReleaseResponseReason.NORMAL).to_bytes()
+
+    # ------------------------------------------------------------------ GET
+    def _negotiated(self, needed: Conformance) -> bool:
+        return bool(self.conformance & needed)
+
+    def _not_supported(self) -> bytes:
+        return _exception(StateError.SERVICE_NOT_ALLOWED,
+                          ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+
+    def _read(self, descriptor: CosemAttributeDescriptor, now: datetime) -> GetDataResult:
+        return self.meter.read(descriptor.class_id, descriptor.instance_id,
+                               descriptor.attribute_id, now=now,
+                               association=self.association_view)
+
+    def _get_normal(self, request: GetRequestNormal, now: datetime) -> bytes:
+        self._long = None  # a new GET ends a long GET in progress
+        if not self._negotiated(Conformance.GET):
+            return self._not_supported()
+        if request.access_selection is not None:
+            return self._not_supported()  # selective-access is not offered
+        iid = request.invoke_id_and_priority
+        result = self._read(request.descriptor, now)
+        response = GetResponseNormal(result, iid).to_bytes()
+        if len(response) <= self.response_limit or isinstance(result, DataAccessResult):
+            return response
+        return self._start_blocks(encode_data(result), iid, 1)
+
+    def _get_with_list(self, request: GetRequestWithList, now: datetime) -> bytes:
+        self._long = None
+        if not self._negotiated(Conformance.MULTIPLE_REFERENCES):
+            # What a meter without multiple-references does: the with-list form of
+            # GET is a service outside the negotiated conformance.
+            return self._not_supported()
+        if any(item.access_selection is not None for item in request.attributes):
+            return self._not_supported()
+        iid = request.invoke_id_and_priority
+        results = tuple(self._read(item.descriptor, now) for item in request.attributes)
+        response = GetResponseWithList(results, iid).to_bytes()
+        if len(response) <= self.response_limit:
+            return response
+        # The raw data of a with-list answered in blocks is the SEQUENCE OF
+        # Get-Data-Result: the response without its tag, choice and invoke-id.
+        return self._start_blocks(response[3:], iid, len(results))
+
+    def _start_blocks(self, raw: bytes, iid: int, count: int) -> bytes:
+        """Green Book 9.4.6.3 (GET with block transfer): the first block of ``raw``."""
+        if not self._negotiated(Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ):
+            if count > 1:
+                return GetResponseWithList(
+                    (DataAccessResult.OTHER_REASON,) * count, iid).to_bytes()
+            return GetResponseNormal(DataAccessResult.OTHER_REASON, iid).to_bytes()
+        limit = self.response_limit
+        block_size = limit - _BLOCK_HEADER - len(encode_length(limit))
+        self._long = _LongGet(raw, iid, block_size)
+        return self._long.block(1).to_bytes()
+
+    def _get_next(self, request: GetRequestNext) -> bytes:
+        long_get = self._long
+        iid = request.invoke_id_and_priority
+        finished = long_get is not None and long_get.sent >= long_get.blocks
+        if long_get is None or (finished and request.block_number == long_get.sent):
+            self._long = None
+            return GetResponseWithDatablock(
+                True, request.block_number, DataAccessResult.NO_LONG_GET_IN_PROGRESS,
+                iid).to_bytes()
+        if request.block_number == long_get.sent:
+            return long_get.block(long_get.sent + 1).to_bytes()
+        if request.block_number == long_get.sent - 1:
+            # The client did not get the last block: it acknowledges the one before.
+            return long_get.block(long_get.sent).to_bytes()
+        self._long = None
+        return GetResponseWithDatablock(
+            True, long_get.sent + 1, DataAccessResult.DATA_BLOCK_NUMBER_INVALID,
+            iid).to_bytes()
+
+    # ------------------------------------------------------------------ SET, ACTION
+    def _set(self, request: SetRequestNormal) -> bytes:
+        self._long = None
+        if not self._negotiated(Conformance.SET) or request.access_selection is not None:
+            return self._not_supported()
+        descriptor = request.descriptor
+        obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
+        result = DataAccessResult.READ_WRITE_DENIED  # every attribute is read-only
+        if isinstance(obj, DataAccessResult):
+            result = obj
+        elif not obj.cls.has_attribute(descriptor.attribute_id):
+            result = DataAccessResult.OBJECT_UNDEFINED
+        return SetResponseNormal(result, request.invoke_id_and_priority).to_bytes()
+
+    def _action(self, request: ActionRequestNormal) -> bytes:
+        self._long = None
+        if not self._negotiated(Conformance.ACTION):
+            return self._not_supported()
+        descriptor = request.descriptor
+        obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
+        result = ActionResult.READ_WRITE_DENIED  # every method has no access
+        if isinstance(obj, DataAccessResult):
+            result = ActionResult(int(obj))
+        elif not obj.cls.has_method(descriptor.method_id):
+            result = ActionResult.OBJECT_UNDEFINED
+        return ActionResponseNormal(result, None, request.invoke_id_and_priority).to_bytes()
