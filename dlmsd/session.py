@@ -102,6 +102,11 @@ class _HdlcLink:
         else:
             self.tracer.received(item.raw, item.summary())
 
+    @property
+    def idle(self) -> bool:
+        """No exchange under way: an APDU may be sent (after a timeout it may not)."""
+        return self.conn.state is hdlc.ClientState.IDLE
+
     def opening(self) -> bytes | None:
         return self.conn.connect()
 
@@ -145,6 +150,8 @@ class _WrapperLink:
         self.tracer = tracer
         self.conn = wrapper.WrapperConnection(device.client_address, device.server.logical)
         self._last = b""
+
+    idle = True  # every request stands alone on the wrapper
 
     def opening(self) -> bytes | None:
         return None
@@ -299,7 +306,8 @@ class DlmsSession:
     async def close(self) -> None:
         try:
             client = self.client
-            if client is not None and client.state is ClientState.ASSOCIATED:
+            if (client is not None and client.state is ClientState.ASSOCIATED
+                    and self.link.idle):
                 try:
                     self.tracer.apdu("tx", "RLRQ")
                     frame = self.link.send(client.release())
