@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from dlmsd.config import DeviceConfig, Mode, SignalConfig
 from dlmsd.errors import AssociationRejected, DlmsdError, DlmsTimeout, TransportError
-from dlmsd.logsetup import NOTICE
 from dlmsd.protocol.obis import Obis
 from dlmsd.signals import SignalTable, Value
 from dlmsd.trace import FrameTracer
@@ -280,6 +279,8 @@ class Poller:
             self.log.info("signal_update", signal=signal.signal_alias, value=str(state.value),
                           unit=state.unit, status=state.status.value)
             if signal.log:
-                self.log.log(NOTICE, "signal_event", signal=signal.signal_alias,
+                # log: 1 asks for every change on record: warning level, so that it
+                # shows at the service's default -d4.
+                self.log.warning("signal_event", signal=signal.signal_alias,
                              name=signal.signal_name, value=str(state.value),
                              unit=state.unit, status=state.status.value)

@@ -212,3 +212,17 @@ async def test_failure_right_after_reconnect_goes_offline(write_config: Writer) 
         assert meter.opened == 2  # one immediate reconnect, then the normal offline path
     finally:
         await supervisor.stop()
+
+
+async def test_logged_signal_changes_reach_the_log(write_config: Writer,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from dlmsd.logsetup import configure_logging
+
+    configure_logging(4, "text")  # the service default: warnings and above
+    config = load_config(write_config(devices=[tcp_device("m1")],
+                                      signals=[signal("e1", "m1", log=1)]))
+    meter = FakeMeter({"e1": Decimal("12.5")})
+    snapshot = await Supervisor(config, session_factory=factory_for({"m1": meter})).run_once()
+    assert snapshot.devices[0].status is DeviceStatus.ONLINE
+    err = capsys.readouterr().err
+    assert "signal_event" in err and "value=12.5" in err
