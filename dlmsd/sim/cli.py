@@ -86,6 +86,7 @@ class Simulator:
         self._trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.addresses: dict[str, tuple[str, int]] = {}
         self.connections = 0
 
@@ -112,9 +113,15 @@ class Simulator:
         for server in self._servers:
             server.close()
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Close the connections so that each handler sees EOF and ends by itself;
+        # cancelling a stream handler makes Python 3.11's asyncio print a traceback.
+        for writer in list(self._writers):
+            writer.close()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -157,6 +164,7 @@ class Simulator:
         if task is not None:
             self._tasks.add(task)
         self.connections += 1
+        self._writers.add(writer)
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         log = self.log.bind(link=kind, peer=peer)
@@ -201,6 +209,7 @@ class Simulator:
         finally:
             if task is not None:
                 self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
