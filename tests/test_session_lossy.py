@@ -94,7 +94,7 @@ async def test_lost_or_corrupt_answers_are_resent(write_config: Writer, mode: st
         async with proxy(port, meter_filter) as proxied:
             config = load_config(write_config(devices=[tcp_device(
                 "m", port=proxied, mode=mode, logical_address=1, physical_address=17,
-                address_size=2, timeout_ms=300, retry_counter=3)],
+                address_size=2, timeout_ms=1000, retry_counter=4)],
                 signals=signals_for("m", CODES)))
             snapshot = await Supervisor(config).run_once()
     assert snapshot.devices[0].status is DeviceStatus.ONLINE, snapshot.devices[0].error

@@ -1,0 +1,324 @@
+"""The COSEM client application layer for SN referencing (pure, sans-I/O).
+
+:class:`SnClient` is the short-name counterpart of :class:`dlmsd.protocol.client.LnClient`
+and produces the same events, so the session can drive either:
+
+* ``associate()`` -> AARQ with the SN application context
+  (``SHORT_NAME_REFERENCING_NO_CIPHERING``) and the SN conformance bits; the AARE gives
+  :class:`Associated` or raises :class:`~dlmsd.errors.AssociationRejected`.
+* ``read(variables)`` -> one ReadRequest for one or several short names (several is the
+  SN counterpart of GET-with-list); the ReadResponse gives :class:`GetComplete` with one
+  result per variable, in order (a Data value or a DataAccessResult), or
+  :class:`SendApdu` while a long answer comes in blocks (the ReadRequest with
+  block-number-access to send is carried in the event), or :class:`WithListRefused`
+  when the meter rejects several variables in one request (ExceptionResponse,
+  confirmed-service-error, or an answer for the first variable only).
+* ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
+
+Matching responses to requests: SN APDUs carry no invoke-id, so this client allows
+strictly one outstanding request and takes the next ReadResponse as its answer (after
+checking that it has one result per variable).  Over HDLC the link layer makes that
+safe: I-frames carry send and receive sequence numbers, so a resent request or a
+repeated answer is recognised as a duplicate by the receiving link layer and an APDU
+is delivered at most once (IEC 62056-46).  Over the TCP wrapper a resend after a
+timeout can be answered twice, and the late copy would be taken for the answer to the
+next request: a session should therefore not resend an SN request on the wrapper, but
+drop the association.
+What the client can recognise as stale it reports as :class:`StaleResponse` (with
+``invoke_id`` 0) and changes nothing: a repeat of the block just received during a
+long read, and reports the meter pushes unasked (InformationReportRequest,
+UnconfirmedWriteRequest), which are not kept.
+
+Green Book (DLMS UA 1000-2), xDLMS services for SN referencing: Read with block
+transfer; 9.3 ACSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
+from dlmsd.protocol.acse import (
+    Aare,
+    Aarq,
+    ApplicationContextName,
+    AssociationResult,
+    ConfirmedServiceError,
+    Conformance,
+    InitiateRequest,
+    MechanismName,
+    ReleaseRequestReason,
+    Rlrq,
+    association_rejected,
+)
+from dlmsd.protocol.client import (
+    Associated,
+    ClientEvent,
+    ClientState,
+    GetComplete,
+    Released,
+    SendApdu,
+    StaleResponse,
+    WithListRefused,
+)
+from dlmsd.protocol.sn import (
+    ASSOCIATION_SN_BASE_NAME,
+    AnySnApdu,
+    BlockNumber,
+    DataBlockResult,
+    InformationReportRequest,
+    ParameterizedAccess,
+    ReadRequest,
+    ReadResponse,
+    SnBlockReassembler,
+    UnconfirmedWriteRequest,
+    VariableName,
+    decode_read_blocks,
+    decode_sn_apdu,
+)
+from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse, GetDataResult
+
+__all__ = [
+    "NO_INVOKE_ID",
+    "SN_CLIENT_CONFORMANCE",
+    "SnClient",
+]
+
+#: What the client proposes (Green Book conformance block, the SN services): read,
+#: write, unconfirmed-write, block transfer with read and with write, several variables
+#: per request (multiple-references), information-report, parameterized-access.  The
+#: same block (1C 1B 20) as a captured SN AARQ (tohasan/hdlc-translator tests).
+SN_CLIENT_CONFORMANCE = (
+    Conformance.READ
+    | Conformance.WRITE
+    | Conformance.UNCONFIRMED_WRITE
+    | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
+    | Conformance.MULTIPLE_REFERENCES
+    | Conformance.INFORMATION_REPORT
+    | Conformance.PARAMETERIZED_ACCESS
+)
+
+_SN_CONTEXT = ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING
+
+# Which local calls each state allows (the transitions happen in the methods).
+_ALLOWED: dict[ClientState, frozenset[str]] = {
+    ClientState.IDLE: frozenset({"associate"}),
+    ClientState.ASSOCIATING: frozenset(),
+    ClientState.ASSOCIATED: frozenset({"read", "release"}),
+    ClientState.WAITING: frozenset(),
+    ClientState.RELEASING: frozenset(),
+}
+
+#: StaleResponse.invoke_id for SN, which has no invoke-id.
+NO_INVOKE_ID = 0
+
+
+class SnClient:
+    """One client's view of one association, SN referencing, no ciphering."""
+
+    def __init__(
+        self,
+        *,
+        max_receive_pdu_size: int = 0xFFFF,
+        conformance: Conformance = SN_CLIENT_CONFORMANCE,
+        mechanism: MechanismName | None = None,
+        authentication_value: bytes | None = None,
+        max_response_size: int = 1 << 20,
+    ) -> None:
+        self.max_receive_pdu_size = max_receive_pdu_size
+        self.proposed_conformance = conformance
+        self.mechanism = mechanism
+        self._authentication_value = authentication_value
+        self.max_response_size = max_response_size
+        self.state = ClientState.IDLE
+        self.conformance = Conformance(0)
+        self.server_max_receive_pdu_size = 0
+        #: The base_name of the current Association SN (its object_list is at +8),
+        #: from the InitiateResponse vaa-name.
+        self.vaa_name = ASSOCIATION_SN_BASE_NAME
+        self._pending_count = 0
+        self._blocks: SnBlockReassembler | None = None
+
+    def __repr__(self) -> str:  # never shows the authentication value
+        return f"SnClient(state={self.state.value}, mechanism={self.mechanism})"
+
+    def _check(self, call: str) -> None:
+        if call not in _ALLOWED[self.state]:
+            raise LocalProtocolError(f"cannot {call} in client state {self.state.value}")
+
+    @property
+    def supports_with_list(self) -> bool:
+        """Several variables per ReadRequest (multiple-references), named as LnClient's."""
+        return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
+
+    # ------------------------------------------------------------------ requests
+
+    def associate(self) -> bytes:
+        self._check("associate")
+        aarq = Aarq(
+            application_context_name=_SN_CONTEXT,
+            user_information=InitiateRequest(
+                proposed_conformance=self.proposed_conformance,
+                client_max_receive_pdu_size=self.max_receive_pdu_size,
+            ),
+            mechanism_name=self.mechanism,
+            calling_authentication_value=self._authentication_value,
+        )
+        self.state = ClientState.ASSOCIATING
+        return aarq.to_bytes()
+
+    def read(self, variables: Sequence[int | ParameterizedAccess]) -> bytes:
+        """One ReadRequest for the short names (or parameterized accesses) given."""
+        self._check("read")
+        if not variables:
+            raise LocalProtocolError("READ needs at least one variable")
+        if len(variables) > 1 and not self.supports_with_list:
+            raise LocalProtocolError("the meter did not accept multiple-references")
+        items: list[VariableName | ParameterizedAccess] = []
+        for item in variables:
+            if isinstance(item, ParameterizedAccess):
+                if not self.conformance & Conformance.PARAMETERIZED_ACCESS:
+                    raise LocalProtocolError("the meter did not accept parameterized-access")
+                items.append(item)
+            else:
+                items.append(VariableName(item))
+        apdu = ReadRequest(tuple(items)).to_bytes()
+        if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
+            raise LocalProtocolError(
+                f"READ of {len(apdu)} bytes exceeds the meter's max PDU "
+                f"{self.server_max_receive_pdu_size}; request fewer variables at once")
+        self._pending_count = len(items)
+        self._blocks = None
+        self.state = ClientState.WAITING
+        return apdu
+
+    def release(self) -> bytes:
+        self._check("release")
+        self.state = ClientState.RELEASING
+        return Rlrq(reason=ReleaseRequestReason.NORMAL).to_bytes()
+
+    def abort(self) -> None:
+        """The link is gone: forget the association."""
+        self.state = ClientState.IDLE
+        self._blocks = None
+        self.conformance = Conformance(0)
+
+    def cancel_request(self) -> None:
+        """Give up waiting for the pending READ (after the caller's retries ran out)."""
+        if self.state is ClientState.WAITING:
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+
+    # ----------------------------------------------------------------- responses
+
+    def receive_apdu(self, apdu: bytes) -> ClientEvent:
+        """Handle one whole APDU from the meter."""
+        if self.state is ClientState.RELEASING and apdu[:1] == b"\x63":
+            # Any RLRE ends the association, even one whose length is wrong.
+            self.abort()
+            return Released()
+        response = decode_sn_apdu(apdu)
+        if isinstance(response, InformationReportRequest | UnconfirmedWriteRequest):
+            return StaleResponse(NO_INVOKE_ID)  # pushed unasked: nothing to answer
+        if self.state is ClientState.ASSOCIATING:
+            return self._on_aare(response)
+        if self.state is ClientState.RELEASING:
+            raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
+        if self.state is ClientState.WAITING:
+            return self._on_read_response(response)
+        raise RemoteProtocolError(
+            f"unexpected APDU in client state {self.state.value}: {response.describe()}")
+
+    def _on_aare(self, response: AnySnApdu) -> ClientEvent:
+        if not isinstance(response, Aare):
+            self.state = ClientState.IDLE
+            raise RemoteProtocolError(f"expected AARE, got {response.describe()}")
+        if response.result is not AssociationResult.ACCEPTED:
+            self.state = ClientState.IDLE
+            raise association_rejected(response)
+        if response.application_context_name is not _SN_CONTEXT:
+            self.state = ClientState.IDLE
+            raise RemoteProtocolError(
+                f"AARE accepted with the {response.application_context_name.short} "
+                "application context; SN was proposed")
+        initiate = response.initiate_response
+        if initiate is None:
+            self.state = ClientState.IDLE
+            info = response.user_information
+            detail = info.describe() if isinstance(info, ConfirmedServiceError) else "none"
+            raise RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
+        self.conformance = Conformance(initiate.negotiated_conformance)
+        self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+        self.vaa_name = initiate.vaa_name
+        self.state = ClientState.ASSOCIATED
+        return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+
+    def _fail(self, message: str) -> RemoteProtocolError:
+        self.state = ClientState.ASSOCIATED
+        self._blocks = None
+        return RemoteProtocolError(message)
+
+    def _on_read_response(self, response: AnySnApdu) -> ClientEvent:
+        if isinstance(response, ExceptionResponse | ConfirmedServiceError):
+            error = (response.to_error() if isinstance(response, ExceptionResponse)
+                     else ServiceError(f"meter answered {response.describe()}"))
+            in_blocks = self._blocks is not None
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+            if self._pending_count > 1 and not in_blocks:
+                return WithListRefused(str(error))
+            raise error
+        if not isinstance(response, ReadResponse):
+            raise self._fail(f"expected a ReadResponse, got {response.describe()}")
+        results = response.results
+        if len(results) == 1 and isinstance(results[0], DataBlockResult):
+            return self._on_block(results[0])
+        plain: list[GetDataResult] = []
+        for result in results:
+            if isinstance(result, DataBlockResult):
+                raise self._fail("ReadResponse mixes a data-block-result with other results")
+            if isinstance(result, BlockNumber):
+                raise self._fail(f"ReadResponse holds {result.describe()}, which acknowledges "
+                                 "a request sent in blocks; none was")
+            plain.append(result)
+        if self._blocks is not None:
+            # The meter ends a long read with a data-access-error instead of a block.
+            self._blocks = None
+            if len(plain) == 1 and isinstance(plain[0], DataAccessResult):
+                return self._complete((plain[0],) * self._pending_count)
+            raise self._fail(f"expected the next block, got {response.describe()}")
+        if len(plain) == self._pending_count:
+            return self._complete(tuple(plain))
+        if self._pending_count > 1 and len(plain) == 1:
+            # A meter without multiple-references answers the first variable only,
+            # or refuses the request with one data-access-error: read one by one.
+            self.state = ClientState.ASSOCIATED
+            return WithListRefused(f"meter answered a {self._pending_count}-variable read "
+                                   f"with {response.describe()}")
+        raise self._fail(f"ReadResponse: {len(plain)} results for {self._pending_count} "
+                         "variables")
+
+    def _on_block(self, block: DataBlockResult) -> ClientEvent:
+        if self._blocks is None:
+            self._blocks = SnBlockReassembler(max_size=self.max_response_size)
+        elif self._blocks.last_received and block.block_number == self._blocks.last_received:
+            return StaleResponse(NO_INVOKE_ID)  # the block just taken, sent again
+        try:
+            raw = self._blocks.add(block)
+        except RemoteProtocolError as exc:
+            raise self._fail(str(exc)) from None
+        if raw is None:
+            request = self._blocks.next_request()
+            return SendApdu(request.to_bytes(), self._blocks.last_received)
+        self._blocks = None
+        try:
+            results = decode_read_blocks(raw, self._pending_count)
+        except DecodeError:
+            self.state = ClientState.ASSOCIATED
+            raise
+        return self._complete(results)
+
+    def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
+        self.state = ClientState.ASSOCIATED
+        return GetComplete(results)
