@@ -124,9 +124,6 @@ def test_captured_aare_gives_the_negotiation() -> None:
     assert client.state is ClientState.ASSOCIATED
 
 
-@pytest.mark.xfail(strict=True, raises=DecodeError,
-                   reason="acse.decode_conformance accepts only 5F 1F 04; this L+G SN meter "
-                          "writes 5F 04 00 (gurux reads both) - needs a change in acse.py")
 def test_landis_gyr_aare_with_short_conformance_tag() -> None:
     client = SnClient()
     client.associate()

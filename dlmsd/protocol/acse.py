@@ -293,16 +293,24 @@ def encode_conformance(conformance: Conformance) -> bytes:
 
 
 def decode_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
-    """Decode ``5F 1F 04 uu b0 b1 b2`` at ``buf[pos]``; returns ``(conformance, new_pos)``."""
+    """Decode ``5F 1F 04 uu b0 b1 b2`` at ``buf[pos]``; returns ``(conformance, new_pos)``.
+
+    Also accepted: ``5F 04 uu b0 b1 b2``, the tag written in one octet, as some
+    Landis+Gyr SN meters send it (a captured AARE in tests/test_sn_client.py).
+    """
     reader = AxdrReader(buf, pos, "conformance")
-    header = reader.take(3, "conformance tag and length")
-    if header != _CONFORMANCE_HEADER[:3]:
-        raise DecodeError(f"conformance: expected 5F 1F 04, got {header.hex(' ').upper()}")
+    header = reader.take(2, "conformance tag")
+    if header == b"\x5f\x04":
+        pass  # short form: the length octet has been read with the tag
+    elif header + reader.take(1, "conformance length") != _CONFORMANCE_HEADER[:3]:
+        got = buf[pos:reader.pos].hex(" ").upper()
+        raise DecodeError(f"conformance: expected 5F 1F 04, got {got}")
     unused = reader.u8("conformance unused bits")
     if unused > 7:
         raise DecodeError(f"conformance: {unused} unused bits (at most 7)")
     value = int.from_bytes(reader.take(3, "conformance bits"), "big")
     return Conformance(value), reader.pos
+
 
 #: The proposed conformance of the Green Book's example AARQ (``00 7E 1F``):
 #: priority-mgmt-supported, attribute0-supported-with-get, block transfer with
