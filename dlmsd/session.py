@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dlmsd.config import Auth, DeviceConfig, Mode
+from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
 from dlmsd.errors import (
     DataAccessError,
     DecodeError,
@@ -44,6 +44,13 @@ from dlmsd.protocol.client import (
     WithListRefused,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.sn import (
+    attribute_short_name,
+    base_name_of,
+    describe_sn_apdu,
+    parse_sn_object_list,
+)
+from dlmsd.protocol.sn_client import SnClient
 from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import parse_scaler_unit, render, scale, scaler_unit_attribute
 from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult, describe_apdu
@@ -51,6 +58,9 @@ from dlmsd.trace import FrameTracer
 from dlmsd.transport.tcp import TcpTransport
 
 __all__ = ["DlmsSession", "make_session", "parse_object_list"]
+
+# What one signal reads: an LN attribute descriptor, or an SN short name.
+Target = CosemAttributeDescriptor | int
 
 ASSOCIATION_LN = Obis(0, 0, 40, 0, 0, 255)
 ASSOCIATION_LN_CLASS = 15
@@ -214,9 +224,16 @@ class DlmsSession:
         self.timeout = device.timeout_ms / 1000
         self.link: _Link = (_WrapperLink(device, tracer) if device.mode is Mode.WRAPPER
                             else _HdlcLink(device, tracer))
-        self.client: LnClient | None = None
+        self.client: LnClient | SnClient | None = None
+        self.short_names = device.referencing is Referencing.SN
+        self._describe = describe_sn_apdu if self.short_names else describe_apdu
+        # SN has no invoke-id: over the wrapper a resent request could be answered twice
+        # and the late answer taken for the next one, so SN reads there are not resent
+        # (a timeout ends the association instead; HDLC sequence numbers prevent this).
+        self._resend = not (self.short_names and device.mode is Mode.WRAPPER)
         self._link_up = False
-        self._classes: dict[Obis, int] | None = None  # from the object list
+        self._classes: dict[Obis, int] | None = None  # LN object list
+        self._sn_objects: dict[Obis, tuple[int, int]] | None = None  # SN: (base, class)
         self._scalers: dict[tuple[Obis, int], tuple[int, int] | str] = {}
         self.round_trips = 0
 
@@ -264,15 +281,19 @@ class DlmsSession:
     async def _request(self, apdu: bytes, what: str) -> ClientEvent:
         """Send one APDU and return the client's event for the answer."""
         assert self.client is not None
-        self.tracer.apdu("tx", describe_apdu(apdu))
+        self.tracer.apdu("tx", self._describe(apdu))
         frame = self.link.send(apdu)
+        attempts = None if self._resend else 1
         while True:
-            event = await self._wait(frame, lambda e: isinstance(e, _Apdu), what)
+            event = await self._wait(frame, lambda e: isinstance(e, _Apdu), what,
+                                     attempts=attempts)
             assert isinstance(event, _Apdu)
-            self.tracer.apdu("rx", describe_apdu(event.apdu))
+            self.tracer.apdu("rx", self._describe(event.apdu))
             result = self.client.receive_apdu(event.apdu)
             if isinstance(result, StaleResponse):
-                self.log.info("stale_response", invoke_id=result.invoke_id)
+                self.log.info("stale_response", invoke_id=result.invoke_id,
+                              note="repeated block or unsolicited report"
+                              if self.short_names else "late answer to a resent request")
                 frame = b""  # nothing to send: keep waiting for the right answer
                 continue
             return result
@@ -295,9 +316,10 @@ class DlmsSession:
                            max_info_rx=params.max_info_rx)
         self._link_up = True
         password = device.password.reveal() if device.password is not None else None
-        self.client = LnClient(mechanism=_MECHANISMS[device.auth],
-                               authentication_value=password if device.auth is Auth.LOW
-                               else None)
+        client_class = SnClient if self.short_names else LnClient
+        self.client = client_class(mechanism=_MECHANISMS[device.auth],
+                                   authentication_value=password if device.auth is Auth.LOW
+                                   else None)
         event = await self._request(self.client.associate(), "AARQ")
         assert isinstance(event, Associated)
         self.log.info("associated", conformance=event.conformance.describe(),
@@ -334,45 +356,70 @@ class DlmsSession:
 
     async def read(self, requests: Sequence[ReadRequest]) -> list[ReadResult]:
         results: dict[str, ReadResult] = {}
-        classes: dict[str, int] = {}
-        if any(r.class_id is None for r in requests):
-            known = await self._object_list()
-            for req in requests:
-                if req.class_id is not None:
-                    continue
-                class_id = known.get(req.obis)
-                if class_id is None:
-                    results[req.signal_alias] = ReadResult(
-                        req.signal_alias,
-                        error=f"OBIS {req.obis} is not in the meter's object list")
-                else:
-                    classes[req.signal_alias] = class_id
-        for req in requests:
-            if req.class_id is not None:
-                classes[req.signal_alias] = req.class_id
-        todo = [r for r in requests if r.signal_alias not in results]
+        # signal -> (class_id, what to read: an LN descriptor or an SN short name)
+        targets: dict[str, tuple[int, Target]] = {}
+        resolve = self._resolve_sn if self.short_names else self._resolve_ln
+        for req, outcome in zip(requests, await resolve(requests), strict=True):
+            if isinstance(outcome, str):
+                results[req.signal_alias] = ReadResult(req.signal_alias, error=outcome)
+            else:
+                targets[req.signal_alias] = outcome
+        todo = [r for r in requests if r.signal_alias in targets]
 
         # scaler_unit of every register attribute not known yet (once per association)
-        wanted: list[tuple[Obis, int, int]] = []
+        wanted: dict[tuple[Obis, int], Target] = {}
         for req in todo:
-            cid = classes[req.signal_alias]
-            su = scaler_unit_attribute(cid, req.attribute)
+            class_id, target = targets[req.signal_alias]
+            su = scaler_unit_attribute(class_id, req.attribute)
             if su is not None and (req.obis, su) not in self._scalers:
-                key = (req.obis, cid, su)
-                if key not in wanted:
-                    wanted.append(key)
+                wanted.setdefault((req.obis, su), self._sibling(target, req.attribute, su))
         if wanted:
-            descs = [CosemAttributeDescriptor(cid, obis, attr) for obis, cid, attr in wanted]
-            for (obis, _cid, attr), value in zip(wanted, await self._get_many(descs),
-                                                 strict=True):
-                self._scalers[(obis, attr)] = self._scaler_of(value)
+            for key, value in zip(wanted, await self._fetch(list(wanted.values())),
+                                  strict=True):
+                self._scalers[key] = self._scaler_of(value)
 
-        descs = [CosemAttributeDescriptor(classes[r.signal_alias], r.obis, r.attribute)
-                 for r in todo]
-        values = await self._get_many(descs) if descs else []
+        values = await self._fetch([targets[r.signal_alias][1] for r in todo]) if todo else []
         for req, value in zip(todo, values, strict=True):
-            results[req.signal_alias] = self._convert(req, classes[req.signal_alias], value)
+            results[req.signal_alias] = self._convert(req, targets[req.signal_alias][0], value)
         return [results[r.signal_alias] for r in requests]
+
+    def _sibling(self, target: Target, attribute: int, other: int) -> Target:
+        """The same object's attribute ``other`` (e.g. the scaler_unit of a value)."""
+        if isinstance(target, int):
+            return attribute_short_name(base_name_of(target, attribute), other)
+        return CosemAttributeDescriptor(target.class_id, target.instance_id, other)
+
+    async def _resolve_ln(self, requests: Sequence[ReadRequest]
+                          ) -> list[tuple[int, Target] | str]:
+        known = (await self._object_list()
+                 if any(r.class_id is None for r in requests) else {})
+        out: list[tuple[int, Target] | str] = []
+        for req in requests:
+            class_id = req.class_id if req.class_id is not None else known.get(req.obis)
+            if class_id is None:
+                out.append(f"OBIS {req.obis} is not in the meter's object list")
+            else:
+                out.append((class_id, CosemAttributeDescriptor(class_id, req.obis,
+                                                               req.attribute)))
+        return out
+
+    async def _resolve_sn(self, requests: Sequence[ReadRequest]
+                          ) -> list[tuple[int, Target] | str]:
+        need_list = any(not r.short_name or r.class_id is None for r in requests)
+        objects = await self._sn_object_list() if need_list else {}
+        out: list[tuple[int, Target] | str] = []
+        for req in requests:
+            entry = objects.get(req.obis)
+            class_id = req.class_id if req.class_id is not None else (
+                entry[1] if entry else None)
+            if req.short_name and class_id is not None:
+                out.append((class_id, req.short_name))
+            elif entry is None or class_id is None:
+                out.append(f"OBIS {req.obis} is not in the meter's object list "
+                           "(set address and class_id on the signal)")
+            else:
+                out.append((class_id, attribute_short_name(entry[0], req.attribute)))
+        return out
 
     # -- reading helpers -------------------------------------------------------------
 
@@ -410,7 +457,7 @@ class DlmsSession:
             return self._classes
         desc = CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
                                         OBJECT_LIST_ATTRIBUTE)
-        (value,) = await self._get_many([desc])
+        value = (await self._fetch([desc]))[0]
         if isinstance(value, DataAccessResult):
             raise DataAccessError(f"cannot read the object list (0.0.40.0.0.255:2): "
                                   f"{value.describe()}; set class_id on the signals",
@@ -419,43 +466,61 @@ class DlmsSession:
         self.log.debug("object_list", objects=len(self._classes))
         return self._classes
 
-    async def _get_many(self, descs: Sequence[CosemAttributeDescriptor]
-                        ) -> list[Data | DataAccessResult]:
+    async def _sn_object_list(self) -> dict[Obis, tuple[int, int]]:
+        if self._sn_objects is not None:
+            return self._sn_objects
+        assert isinstance(self.client, SnClient)
+        name = attribute_short_name(self.client.vaa_name, OBJECT_LIST_ATTRIBUTE)
+        value = (await self._fetch([name]))[0]
+        if isinstance(value, DataAccessResult):
+            raise DataAccessError(f"cannot read the object list (0x{name:04X}): "
+                                  f"{value.describe()}; set address and class_id on the "
+                                  "signals", int(value))
+        self._sn_objects = parse_sn_object_list(value)
+        self.log.debug("object_list", objects=len(self._sn_objects))
+        return self._sn_objects
+
+    async def _fetch(self, targets: Sequence[Target]) -> list[Data | DataAccessResult]:
+        """Read attributes, ``max_list_size`` per request (GET-with-list or a multi-
+        variable READ); falls back to one per request for good if the meter refuses."""
         assert self.client is not None
         out: list[Data | DataAccessResult] = []
         size = 1 if self.memory.no_get_with_list else self.device.max_list_size
         i = 0
-        while i < len(descs):
+        while i < len(targets):
             if not self.client.supports_with_list:
                 size = 1
-            chunk = list(descs[i:i + size])
-            event = await self._get(chunk)
+            chunk = list(targets[i:i + size])
+            event = await self._exchange(chunk)
             if isinstance(event, WithListRefused):
                 self.memory.no_get_with_list = True
                 self.log.warning("get_with_list_refused", reason=event.reason,
-                                 fallback="single GET requests from now on")
+                                 fallback="one attribute per request from now on")
                 size = 1
                 continue
             out.extend(event.results)
             i += len(chunk)
         return out
 
-    async def _get(self, descs: list[CosemAttributeDescriptor]
-                   ) -> GetComplete | WithListRefused:
-        assert self.client is not None
-        what = f"GET {descs[0].describe()}" + (f" +{len(descs) - 1}" if len(descs) > 1 else "")
+    async def _exchange(self, chunk: list[Target]) -> GetComplete | WithListRefused:
+        client = self.client
+        assert client is not None
+        if isinstance(client, SnClient):
+            names = [t for t in chunk if isinstance(t, int)]
+            what = "READ " + ", ".join(f"0x{n:04X}" for n in names[:3]) + (
+                f" +{len(names) - 3}" if len(names) > 3 else "")
+            apdu = client.read(names)
+        else:
+            descs = [t for t in chunk if isinstance(t, CosemAttributeDescriptor)]
+            what = f"GET {descs[0].describe()}" + (
+                f" +{len(descs) - 1}" if len(descs) > 1 else "")
+            apdu = client.get(descs)
         try:
-            event = await self._request(self.client.get(descs), what)
+            event = await self._request(apdu, what)
             while isinstance(event, SendApdu):
-                self.tracer.apdu("tx", describe_apdu(event.apdu))
-                frame = self.link.send(event.apdu)
-                reply = await self._wait(frame, lambda e: isinstance(e, _Apdu),
-                                         f"GET next block {event.block_number}")
-                assert isinstance(reply, _Apdu)
-                self.tracer.apdu("rx", describe_apdu(reply.apdu))
-                event = self.client.receive_apdu(reply.apdu)
+                event = await self._request(event.apdu, f"{what} block {event.block_number}")
         except BaseException:
-            self.client.cancel_request()
+            client.cancel_request()
             raise
         if not isinstance(event, GetComplete | WithListRefused):
             raise RemoteProtocolError(f"unexpected answer to {what}: {event}")
