@@ -83,6 +83,20 @@ def _level_name(logger: Any, method: str, event: MutableMapping[str, Any]
     return event
 
 
+class _SafePrintLogger(structlog.PrintLogger):
+    """A print logger whose write failures (a closed or full stream) are dropped:
+    a broken log stream must never stop a poller."""
+
+    def msg(self, message: str) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = msg
+    fatal = failure = msg
+
+
 def configure_logging(debug: int = 4, fmt: str = "text", port: str | None = None,
                       stream: TextIO | None = None) -> None:
     """Configure structlog for the whole process."""
@@ -104,7 +118,7 @@ def configure_logging(debug: int = 4, fmt: str = "text", port: str | None = None
             _MaskingRenderer(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(SYSLOG_LEVELS[debug]),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=lambda *args: _SafePrintLogger(out),
         cache_logger_on_first_use=False,
     )
 

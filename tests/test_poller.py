@@ -214,15 +214,27 @@ async def test_failure_right_after_reconnect_goes_offline(write_config: Writer) 
         await supervisor.stop()
 
 
-async def test_logged_signal_changes_reach_the_log(write_config: Writer,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+async def test_logged_signal_changes_reach_the_log(write_config: Writer) -> None:
+    import io
+
+    import structlog
+
     from dlmsd.logsetup import configure_logging
 
-    configure_logging(4, "text")  # the service default: warnings and above
-    config = load_config(write_config(devices=[tcp_device("m1")],
-                                      signals=[signal("e1", "m1", log=1)]))
-    meter = FakeMeter({"e1": Decimal("12.5")})
-    snapshot = await Supervisor(config, session_factory=factory_for({"m1": meter})).run_once()
+    stream = io.StringIO()
+    configure_logging(4, "text", stream=stream)  # the service default: warnings and above
+    try:
+        config = load_config(write_config(devices=[tcp_device("m1")],
+                                          signals=[signal("e1", "m1", log=1)]))
+        meter = FakeMeter({"e1": Decimal("12.5")})
+        snapshot = await Supervisor(config,
+                                    session_factory=factory_for({"m1": meter})).run_once()
+        text = stream.getvalue()
+        stream.close()  # a closed log stream must not break a poller either
+        again = await Supervisor(config,
+                                 session_factory=factory_for({"m1": meter})).run_once()
+    finally:
+        structlog.reset_defaults()
     assert snapshot.devices[0].status is DeviceStatus.ONLINE
-    err = capsys.readouterr().err
-    assert "signal_event" in err and "value=12.5" in err
+    assert again.devices[0].status is DeviceStatus.ONLINE
+    assert "signal_event" in text and "value=12.5" in text
