@@ -211,7 +211,7 @@ def test_initiate_request_optional_fields_round_trip() -> None:
     assert data == bytes.fromhex("010110" + bytes(range(16)).hex() + "0100" + "01FF"
                                  + "06" + "5F1F0400000010" + "0100")
     assert InitiateRequest.from_bytes(data) == request
-    assert "dedicated" not in repr(request).replace("dedicated_key", "")
+    assert "dedicated_key" not in repr(request)
     assert bytes(range(16)).hex() not in request.describe()
     assert "dedicated-key=***" in request.describe()
 

@@ -4,8 +4,9 @@ This module owns the 8-byte wrapper header and the byte stream of one TCP
 connection: cutting it into APDUs (:class:`WrapperConnection`) and framing the
 APDUs we send. Nothing here does I/O, reads a clock or logs.
 
-IEC 62056-47, 6 "The wrapper protocol data unit (WPDU)" (paraphrase): every APDU
-is preceded by a header of four Unsigned16 fields, most significant byte first::
+IEC 62056-47 / Green Book "TCP-UDP based communication profiles", the wrapper
+protocol data unit (WPDU), paraphrased: every APDU is preceded by a header of four
+Unsigned16 fields, most significant byte first::
 
     version (= 0x0001) | source wPort | destination wPort | length (of the APDU)
 
@@ -46,7 +47,7 @@ __all__ = [
     "describe",
 ]
 
-#: The only wrapper version defined (IEC 62056-47, 6.2: "version ... 0x0001").
+#: The only wrapper version defined (the WPDU's version field is 0x0001).
 WRAPPER_VERSION: Final = 1
 #: Size of the wrapper header in bytes.
 HEADER_SIZE: Final = 8
