@@ -9,6 +9,7 @@ no port) are printed. The last processor masks every registered secret (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -88,10 +89,8 @@ class _SafePrintLogger(structlog.PrintLogger):
     a broken log stream must never stop a poller."""
 
     def msg(self, message: str) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             super().msg(message)
-        except (OSError, ValueError):
-            pass
 
     log = debug = info = warn = warning = err = error = critical = exception = msg
     fatal = failure = msg

@@ -11,9 +11,10 @@ repeated bad passwords. A session is always closed (RLRQ, DISC) in ``finally``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from dlmsd.errors import AssociationRejected, DlmsdError, DlmsTimeout, Transport
 from dlmsd.protocol.obis import Obis
 from dlmsd.signals import SignalTable, Value
 from dlmsd.trace import FrameTracer
+from dlmsd.transport.bus import SerialBus
 
 __all__ = [
     "AUTH_BACKOFF_MAX_S",
@@ -84,9 +86,11 @@ class MeterSession(Protocol):
 
 @dataclass
 class DeviceMemory:
-    """What a device's poller remembers across associations (quirks learnt on the way)."""
+    """What a device's poller keeps across associations: quirks learnt on the way, and
+    the serial bus the device shares with others (None for TCP devices)."""
 
     no_get_with_list: bool = False
+    bus: SerialBus | None = None
 
 
 SessionFactory = Callable[[DeviceConfig, FrameTracer, Any, DeviceMemory], MeterSession]
@@ -147,6 +151,7 @@ class Poller:
         tracer: FrameTracer,
         session_factory: SessionFactory = default_session_factory,
         clock: Callable[[], float] = time.time,
+        bus: SerialBus | None = None,
     ) -> None:
         self.device = device
         self.signals = [s for s in signals if s.enable]
@@ -162,7 +167,7 @@ class Poller:
         ]
         self._by_alias = {s.signal_alias: s for s in self.signals}
         self._rejections = 0
-        self.memory = DeviceMemory()
+        self.memory = DeviceMemory(bus=bus)
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
@@ -209,7 +214,8 @@ class Poller:
             session = self.session_factory(self.device, self.tracer, self.log, self.memory)
             self.phase = Phase.CONNECTING
             self.log.debug("connecting")
-            await session.open()
+            async with self._turn():
+                await session.open()
             self.table.device_connected(alias)
             self.log.info("connected")
             loop = asyncio.get_running_loop()
@@ -217,7 +223,8 @@ class Poller:
             next_scan = loop.time()
             while True:
                 self.phase = Phase.POLLING
-                await self._scan(session)
+                async with self._turn():
+                    await self._scan(session)
                 scans += 1
                 if once:
                     return None, scans
@@ -239,11 +246,25 @@ class Poller:
         finally:
             try:
                 if session is not None:
-                    await asyncio.wait_for(asyncio.shield(session.close()), CLOSE_TIMEOUT_S)
+                    await asyncio.wait_for(asyncio.shield(self._close(session)),
+                                           CLOSE_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.log.warning("close_failed", error=str(exc))
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Hold the shared bus (if any) for one step: nobody else talks meanwhile."""
+        if self.memory.bus is None:
+            yield
+            return
+        async with self.memory.bus.turn(self.device.device_alias):
+            yield
+
+    async def _close(self, session: MeterSession) -> None:
+        async with self._turn():
+            await session.close()
 
     def _offline(self, exc: BaseException) -> None:
         message = str(exc) or type(exc).__name__

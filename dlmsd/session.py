@@ -30,6 +30,7 @@ from dlmsd.errors import (
 )
 from dlmsd.poller import DeviceMemory, ReadRequest, ReadResult, register_session_factory
 from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
@@ -55,9 +56,11 @@ from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import parse_scaler_unit, render, scale, scaler_unit_attribute
 from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult, describe_apdu
 from dlmsd.trace import FrameTracer
+from dlmsd.transport.bus import BusTransport, SerialBus
+from dlmsd.transport.serial import SerialSettings, SerialTransport
 from dlmsd.transport.tcp import TcpTransport
 
-__all__ = ["DlmsSession", "make_session", "parse_object_list"]
+__all__ = ["DlmsSession", "make_session", "parse_object_list", "serial_settings"]
 
 # What one signal reads: an LN attribute descriptor, or an SN short name.
 Target = CosemAttributeDescriptor | int
@@ -216,10 +219,15 @@ class DlmsSession:
         self.log = log
         self.memory = memory if memory is not None else DeviceMemory()
         if transport is None:
-            if device.ip is None or device.port is None:
-                raise TransportError(f"device {device.device_alias}: serial lines are not "
-                                     "supported by this build yet")
-            transport = TcpTransport(device.ip, device.port)
+            if device.ip is not None and device.port is not None:
+                transport = TcpTransport(device.ip, device.port)
+            else:
+                bus = self.memory.bus
+                if bus is None:  # a serial device on its own line
+                    port, settings = device.device or "", serial_settings(device)
+                    bus = SerialBus(port, lambda: SerialTransport(port, settings))
+                    self.memory.bus = bus
+                transport = BusTransport(bus)
         self.transport = transport
         self.timeout = device.timeout_ms / 1000
         self.link: _Link = (_WrapperLink(device, tracer) if device.mode is Mode.WRAPPER
@@ -306,6 +314,8 @@ class DlmsSession:
             raise DlmsdError(f"authentication {device.auth.value} is not supported by this "
                              "build yet")
         await self.transport.open(self.timeout)
+        if device.mode is Mode.IEC:
+            await self._mode_e()
         opening = self.link.opening()
         if opening is not None:
             await self._wait(opening, lambda e: isinstance(e, _LinkUp | _LinkDown), "SNRM")
@@ -324,6 +334,48 @@ class DlmsSession:
         assert isinstance(event, Associated)
         self.log.info("associated", conformance=event.conformance.describe(),
                       server_max_pdu=event.server_max_receive_pdu_size)
+
+    async def _mode_e(self) -> None:
+        """IEC 62056-21 mode E: sign on at 300 Bd 7E1, then switch the line to HDLC.
+
+        The pure ModeEOpening decides; this moves its bytes and keeps its times: the
+        reaction time before the ACK, the ACK on the wire before the switch.
+        """
+        transport = self.transport
+        port = transport.port if isinstance(transport, BusTransport) else None
+        if not isinstance(port, SerialTransport):
+            raise TransportError("mode IEC needs a serial line")
+        await port.reconfigure(iec.OPENING_BAUD, iec.OPENING_BYTESIZE, iec.OPENING_PARITY,
+                               iec.OPENING_STOPBITS)
+        opening = iec.ModeEOpening(max_baud=self.device.baudrate, echo=True)
+        request = opening.start()
+        self.tracer.sent(request, "IEC 62056-21 request " + repr(request))
+        await transport.write(request)
+        while True:
+            event = opening.next_event()
+            if event is iec.NEED_DATA:
+                try:
+                    data = await transport.read(opening.timeout())
+                except DlmsTimeout:
+                    raise opening.timeout_error() from None
+                self.tracer.received(data, f"IEC 62056-21 {opening.step}")
+                opening.receive_data(data)
+            elif isinstance(event, iec.Identified):
+                self.log.info("iec_identified", manufacturer=event.manufacturer,
+                              identification=event.identification,
+                              baud_rate=event.baud_rate, hdlc=event.hdlc_capable)
+                await asyncio.sleep(event.min_reaction_time)
+                ack = opening.acknowledge()
+                self.tracer.sent(ack, "IEC 62056-21 option select " + repr(ack))
+                await transport.write(ack)
+            else:
+                await port.reconfigure(event.baud_rate, event.bytesize, event.parity,
+                                       event.stopbits)
+                self.log.info("iec_switched", baud_rate=event.baud_rate)
+                if event.trailing:  # bytes of the next layer: not one is lost
+                    for item in self.link.feed(event.trailing):
+                        self.log.debug("early_link_event", event=str(item))
+                return
 
     async def close(self) -> None:
         try:
@@ -553,6 +605,13 @@ def parse_object_list(value: Data) -> dict[Obis, int]:
     return classes
 
 
+def serial_settings(device: DeviceConfig) -> SerialSettings:
+    """The line settings of a serial device's configuration."""
+    return SerialSettings(baudrate=device.baudrate, databits=device.databits,
+                          parity=device.parity, stopbits=device.stopbits,
+                          flowcontrol=device.flowcontrol)
+
+
 def make_session(device: DeviceConfig, tracer: FrameTracer, log: Any,
                  memory: DeviceMemory) -> DlmsSession:
     """The session factory for TCP meters (HDLC and wrapper)."""
@@ -561,3 +620,4 @@ def make_session(device: DeviceConfig, tracer: FrameTracer, log: Any,
 
 register_session_factory(Mode.HDLC, make_session)
 register_session_factory(Mode.WRAPPER, make_session)
+register_session_factory(Mode.IEC, make_session)

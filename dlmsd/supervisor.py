@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import dlmsd.session  # noqa: F401  (registers the protocol stack's session factories)
 from dlmsd.config import Config, DeviceConfig, SignalConfig
 from dlmsd.logsetup import get_logger, get_trace_logger
 from dlmsd.poller import Poller, SessionFactory, default_session_factory
+from dlmsd.session import serial_settings  # importing it registers the session factories
 from dlmsd.signals import SignalTable, Snapshot
 from dlmsd.trace import FrameTracer
+from dlmsd.transport.bus import SerialBus
+from dlmsd.transport.serial import SerialTransport
 
 __all__ = ["Supervisor"]
 
@@ -40,13 +42,25 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pollers: dict[str, Poller] = {}
         self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...]]] = {}
+        self._buses: dict[str, SerialBus] = {}
+
+    def _bus(self, device: DeviceConfig) -> SerialBus | None:
+        """The bus of a serial device: one per port, shared by every device on it."""
+        if device.device is None:
+            return None
+        bus = self._buses.get(device.device)
+        if bus is None:
+            bus = SerialBus(device.device, lambda: SerialTransport(
+                device.device or "", serial_settings(device)))
+            self._buses[device.device] = bus
+        return bus
 
     def _poller(self, device: DeviceConfig) -> Poller:
         bound = {"device": device.device_alias, "port": device.port_name}
         log = get_logger(**bound)
         tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace)
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
-                      tracer, self.session_factory)
+                      tracer, self.session_factory, bus=self._bus(device))
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:
         poller = self._poller(device)
