@@ -246,8 +246,11 @@ class Poller:
         finally:
             try:
                 if session is not None:
-                    await asyncio.wait_for(asyncio.shield(self._close(session)),
-                                           CLOSE_TIMEOUT_S)
+                    # Bounded, and not shielded: a release that cannot finish is
+                    # abandoned (the transport is still closed in its finally) rather
+                    # than left running behind a stopped poller.
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await self._close(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -21,7 +21,11 @@ from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
 from dlmsd.transport.serial import SerialTransport
 
-__all__ = ["Supervisor"]
+__all__ = ["STOP_TIMEOUT_S", "Supervisor"]
+
+# Every poller releases within its own bound (poller.CLOSE_TIMEOUT_S); this is the
+# backstop for one that does not.
+STOP_TIMEOUT_S = 30.0
 
 
 class Supervisor:
@@ -97,6 +101,11 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in pending:  # a poller stuck past its bounded release: say so
+                self.log.error("poller_stop_timeout", task=task.get_name(),
+                               seconds=STOP_TIMEOUT_S)
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop(self) -> None:
