@@ -1,0 +1,18 @@
+"""The benchmark scripts run (their figures are reported, not asserted against times)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_serial_scan_runs_and_reports() -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts/bench_serial_scan.py"),
+                             "--scans", "3", "--max-list-size", "1"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "round trips / scan:        10.0" in result.stdout
+    assert "wire-time floor at 9600 Bd" in result.stdout
