@@ -4,11 +4,14 @@
 
     DlmsdError                      root of everything dlmsd raises on purpose
     ├── ConfigError                 bad configuration file, bad CLI argument
+    │   └── CounterStoreError       invocation counter file unusable (dlmsd.counters)
     ├── ProtocolError               a protocol rule was broken (carries .code)
     │   ├── LocalProtocolError      we were asked to do something illegal
     │   └── RemoteProtocolError     the peer sent something illegal
     │       ├── DecodeError         bytes that cannot be decoded (malformed frame/APDU)
     │       ├── AssociationRejected AARE with result != accepted (result, diagnostic)
+    │       ├── AuthenticationFailure  GCM tag or HLS reply does not verify
+    │       │                          (dlmsd.protocol.security)
     │       └── ServiceError        ExceptionResponse / confirmed-service-error
     ├── DataAccessError             a GET/read answered with a DataAccessResult != success
     └── TransportError              the line or socket failed
