@@ -15,6 +15,7 @@ single GETs from then on.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
     Associated,
+    Authenticate,
     ClientEvent,
     ClientState,
     GetComplete,
@@ -45,6 +47,7 @@ from dlmsd.protocol.client import (
     WithListRefused,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.sn import (
     attribute_short_name,
     base_name_of,
@@ -203,7 +206,14 @@ _Link = _HdlcLink | _WrapperLink
 _MECHANISMS: dict[Auth, MechanismName | None] = {
     Auth.NONE: None,
     Auth.LOW: MechanismName.LOW,
+    Auth.HIGH: MechanismName.HIGH,
+    Auth.HIGH_MD5: MechanismName.HIGH_MD5,
+    Auth.HIGH_SHA1: MechanismName.HIGH_SHA1,
 }
+# HLS mechanisms whose only key is the password (the HLS secret); HighSha256 (needs the
+# system titles), HighGmac and HighEcdsa (keys) are not wired in yet.
+_SECRET_ONLY_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1})
+HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
 
 
 # -------------------------------------------------------------------------- session
@@ -326,11 +336,24 @@ class DlmsSession:
                            max_info_rx=params.max_info_rx)
         self._link_up = True
         password = device.password.reveal() if device.password is not None else None
-        client_class = SnClient if self.short_names else LnClient
-        self.client = client_class(mechanism=_MECHANISMS[device.auth],
-                                   authentication_value=password if device.auth is Auth.LOW
-                                   else None)
-        event = await self._request(self.client.associate(), "AARQ")
+        if device.auth in _SECRET_ONLY_HLS:
+            if self.short_names:
+                raise DlmsdError(f"authentication {device.auth.value} with SN referencing "
+                                 "is not supported by this build yet")
+            assert device.password is not None
+            hls = HlsKeys(_MECHANISMS[device.auth] or MechanismName.HIGH,
+                          secret=device.password.reveal())
+            self.client = LnClient(hls=hls)
+            aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))
+        else:
+            client_class = SnClient if self.short_names else LnClient
+            self.client = client_class(mechanism=_MECHANISMS[device.auth],
+                                       authentication_value=password
+                                       if device.auth is Auth.LOW else None)
+            aarq = self.client.associate()
+        event = await self._request(aarq, "AARQ")
+        if isinstance(event, Authenticate):
+            event = await self._request(event.apdu, "reply_to_HLS_authentication")
         assert isinstance(event, Associated)
         self.log.info("associated", conformance=event.conformance.describe(),
                       server_max_pdu=event.server_max_receive_pdu_size)

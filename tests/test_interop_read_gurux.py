@@ -111,3 +111,36 @@ def test_low_level_security_and_no_password_in_traces(write_config: Writer,
     device = __import__("json").loads(refused.stdout)["devices"][0]
     assert device["status"] == "offline"
     assert "association rejected" in device["error"]
+
+
+@pytest.mark.parametrize("auth", ["High", "HighMd5", "HighSha1"])
+@pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
+def test_hls_against_gurux(write_config: Writer, interface: str, auth: str) -> None:
+    from click.testing import CliRunner
+
+    from dlmsd.cli import main
+
+    secret = "Q7w!e9R2t5Y8u1I4"  # 16 octets: mechanism 2 needs an AES-128 key
+    mode = "DLMS-WRAPPER" if interface == "wrapper" else "DLMS-HDLC"
+    common: dict[str, Any] = {"port": 0, "mode": mode, "logical_address": 1,
+                              "physical_address": 17, "address_size": 2, "auth": auth,
+                              "timeout_ms": 3000}
+    with GuruxMeter(interface, hls_secret=secret.encode()) as meter:
+        common["port"] = meter.port
+        good = write_config(devices=[tcp_device("g", password=secret, **common)],
+                            signals=_signals()[:3])
+        result = CliRunner().invoke(main, ["-c", str(good), "--once", "--json", "-d7",
+                                           "--dlms"])
+        bad = write_config(devices=[tcp_device("g", password="X" * 16, **common)],
+                           signals=_signals()[:1])
+        refused = CliRunner().invoke(main, ["-c", str(bad), "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = __import__("json").loads(result.stdout)
+    assert [s["value"] for s in doc["signals"]] == [12345678, 4321000, 230.1]
+    assert "ACTION.req" in result.output  # pass 3 went over the wire
+    for form in (secret, secret.encode().hex(), secret.encode().hex(" ").upper()):
+        assert form not in result.output
+    assert refused.exit_code == 1
+    device = __import__("json").loads(refused.stdout)["devices"][0]
+    assert device["status"] == "offline"
+    assert "HLS authentication failed" in device["error"] or "rejected" in device["error"]

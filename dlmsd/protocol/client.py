@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dlmsd.errors import (
+    AssociationRejected,
     DataAccessError,
     DecodeError,
+    DlmsdError,
     LocalProtocolError,
     RemoteProtocolError,
     ServiceError,
@@ -43,10 +45,16 @@ from dlmsd.protocol.acse import (
     Rlrq,
     association_rejected,
 )
-from dlmsd.protocol.axdr import decode_data_all
+from dlmsd.protocol.axdr import Data, decode_data_all
+from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.security import AuthenticationFailure
+from dlmsd.protocol.security_hls import HlsKeys, client_reply, new_challenge, verify_server_reply
 from dlmsd.protocol.xdlms import (
+    ActionRequestNormal,
+    ActionResponseNormal,
     BlockReassembler,
     CosemAttributeDescriptor,
+    CosemMethodDescriptor,
     DataAccessResult,
     ExceptionResponse,
     GetDataResult,
@@ -60,8 +68,10 @@ from dlmsd.protocol.xdlms import (
 )
 
 __all__ = [
+    "ASSOCIATION_LN",
     "CLIENT_CONFORMANCE",
     "Associated",
+    "Authenticate",
     "ClientEvent",
     "ClientState",
     "GetComplete",
@@ -71,6 +81,10 @@ __all__ = [
     "StaleResponse",
     "WithListRefused",
 ]
+
+ASSOCIATION_LN = Obis(0, 0, 40, 0, 0, 255)
+ASSOCIATION_LN_CLASS = 15
+REPLY_TO_HLS_AUTHENTICATION = 1  # Association LN method 1
 
 # What the client proposes (Green Book 9.4.6.1 conformance block): GET with blocks and
 # with-list (multiple-references), selective access, SET and ACTION for later use.
@@ -89,6 +103,7 @@ CLIENT_CONFORMANCE = (
 class ClientState(enum.Enum):
     IDLE = "idle"
     ASSOCIATING = "associating"
+    AUTHENTICATING = "authenticating"
     ASSOCIATED = "associated"
     WAITING = "waiting for a response"
     RELEASING = "releasing"
@@ -133,12 +148,21 @@ class Released:
     pass
 
 
-ClientEvent = Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
+@dataclass(frozen=True)
+class Authenticate:
+    """HLS pass 3: send this ACTION (reply_to_HLS_authentication) and pass its answer."""
+
+    apdu: bytes
+
+
+ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
+               | Authenticate)
 
 # Which local calls each state allows (the transitions happen in the methods).
 _ALLOWED: dict[ClientState, frozenset[str]] = {
     ClientState.IDLE: frozenset({"associate"}),
     ClientState.ASSOCIATING: frozenset(),
+    ClientState.AUTHENTICATING: frozenset(),
     ClientState.ASSOCIATED: frozenset({"get", "release"}),
     ClientState.WAITING: frozenset(),
     ClientState.RELEASING: frozenset(),
@@ -155,12 +179,18 @@ class LnClient:
         conformance: Conformance = CLIENT_CONFORMANCE,
         mechanism: MechanismName | None = None,
         authentication_value: bytes | None = None,
+        hls: HlsKeys | None = None,
         max_response_size: int = 1 << 20,
     ) -> None:
         self.max_receive_pdu_size = max_receive_pdu_size
         self.proposed_conformance = conformance
-        self.mechanism = mechanism
+        self.mechanism = hls.mechanism if hls is not None else mechanism
         self._authentication_value = authentication_value
+        self._hls = hls
+        self._ctos = b""
+        self._stoc = b""
+        self._server_title: bytes | None = None
+        self._aare: Aare | None = None
         self.max_response_size = max_response_size
         self.state = ClientState.IDLE
         self.conformance = Conformance(0)
@@ -187,23 +217,34 @@ class LnClient:
 
     # ------------------------------------------------------------------ requests
 
-    def associate(self) -> bytes:
+    def associate(self, challenge: bytes = b"") -> bytes:
+        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws:
+        this module takes no randomness of its own)."""
         self._check("associate")
+        value = self._authentication_value
+        if self._hls is not None:
+            self._ctos = new_challenge(challenge)
+            value = self._ctos
         aarq = Aarq(
             user_information=InitiateRequest(
                 proposed_conformance=self.proposed_conformance,
                 client_max_receive_pdu_size=self.max_receive_pdu_size,
             ),
             mechanism_name=self.mechanism,
-            calling_authentication_value=self._authentication_value,
+            calling_authentication_value=value,
+            calling_ap_title=self._hls.system_title if self._hls is not None else None,
         )
         self.state = ClientState.ASSOCIATING
         return aarq.to_bytes()
 
-    def _next_invoke_id(self) -> int:
-        # invoke-id is 4 bits; 0xC0 = high priority, confirmed service.
+    def _next_invoke_id_value(self) -> int:
+        # invoke-id is 4 bits
         self._invoke_id = self._invoke_id % 15 + 1
-        return 0xC0 | self._invoke_id
+        return self._invoke_id
+
+    def _next_invoke_id(self) -> int:
+        # 0xC0 = high priority, confirmed service
+        return 0xC0 | self._next_invoke_id_value()
 
     def get(self, descriptors: Sequence[CosemAttributeDescriptor]) -> bytes:
         """A GET for one attribute (normal) or several (with-list)."""
@@ -258,6 +299,8 @@ class LnClient:
         response = decode_apdu(apdu)
         if self.state is ClientState.ASSOCIATING:
             return self._on_aare(response)
+        if self.state is ClientState.AUTHENTICATING:
+            return self._on_hls_reply(response)
         if self.state is ClientState.RELEASING:
             raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
         if self.state is ClientState.WAITING:
@@ -281,8 +324,57 @@ class LnClient:
             raise RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
         self.conformance = Conformance(initiate.negotiated_conformance)
         self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+        if self._hls is not None:
+            return self._hls_pass_3(response)
         self.state = ClientState.ASSOCIATED
         return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+
+    # Green Book 9.2.7.4, HLS: pass 1 CtoS in the AARQ, pass 2 StoC in the AARE, pass 3
+    # f(StoC) to the meter by reply_to_HLS_authentication (Association LN method 1),
+    # pass 4 f(CtoS) back in the ACTION response, checked here.
+    def _hls_pass_3(self, aare: Aare) -> ClientEvent:
+        assert self._hls is not None
+        stoc = aare.responding_authentication_value
+        if not stoc:
+            self.state = ClientState.IDLE
+            raise RemoteProtocolError("HLS: the AARE carries no server challenge (StoC)")
+        self._stoc = stoc
+        self._server_title = aare.responding_ap_title
+        self._aare = aare
+        reply = client_reply(self._hls, stoc=stoc, ctos=self._ctos,
+                             server_system_title=self._server_title)
+        request = ActionRequestNormal(
+            CosemMethodDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
+                                  REPLY_TO_HLS_AUTHENTICATION),
+            Data.octets(reply), 0xC0 | self._next_invoke_id_value())
+        self.state = ClientState.AUTHENTICATING
+        return Authenticate(request.to_bytes())
+
+    def _on_hls_reply(self, response: object) -> ClientEvent:
+        assert self._hls is not None and self._aare is not None
+        self.state = ClientState.IDLE
+        if not isinstance(response, ActionResponseNormal):
+            described = getattr(response, "describe", lambda: type(response).__name__)()
+            raise RemoteProtocolError(f"HLS: expected the ACTION response, got {described}")
+        try:
+            data = response.check()
+        except DlmsdError as exc:
+            # The meter did not accept f(StoC): our secret is not the meter's.
+            raise AssociationRejected(
+                f"HLS authentication failed: the meter refused our reply ({exc})",
+                result=1, diagnostic=13, source="user") from None
+        if data is None or not isinstance(data.value, bytes):
+            raise RemoteProtocolError("HLS: the meter's ACTION response carries no f(CtoS)")
+        try:
+            verify_server_reply(self._hls, data.value, stoc=self._stoc, ctos=self._ctos,
+                                server_system_title=self._server_title)
+        except AuthenticationFailure:
+            raise AssociationRejected(
+                "HLS authentication failed: the meter's reply f(CtoS) does not verify "
+                "(the meter does not hold our secret)", result=1, diagnostic=13,
+                source="user") from None
+        self.state = ClientState.ASSOCIATED
+        return Associated(self.conformance, self.server_max_receive_pdu_size, self._aare)
 
     def _on_get_response(self, response: object) -> ClientEvent:
         if isinstance(response, ExceptionResponse | ConfirmedServiceError):

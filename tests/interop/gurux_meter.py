@@ -199,6 +199,19 @@ class _ServerReply(GXServerReply):
         return self.count
 
 
+def _fix_authentication_value_length(aare: bytearray) -> None:
+    """gurux bug S19: the AARE's responding-authentication-value (StoC) is written as
+    ``AA <len(StoC)> 80 <len(StoC)> StoC``: the outer length misses the two octets of
+    the inner GraphicString header, so a strict BER reader runs past it (the AARE's own
+    length is right).  Repair the element's length."""
+    pos = 2
+    while pos + 3 < len(aare):
+        tag, length = aare[pos], aare[pos + 1]
+        if tag == 0xAA and aare[pos + 2] == 0x80 and length != aare[pos + 3] + 2:
+            length = aare[pos + 1] = aare[pos + 3] + 2
+        pos += 2 + length
+
+
 class _Association(GXDLMSAssociationLogicalName):
     def getObjects(self, settings: Any, e: Any) -> Any:  # noqa: N802
         # gurux bug S8: getObjects() reads e.isSkipMaxPduSize; ValueEventArgs has
@@ -480,6 +493,7 @@ class _GuruxServer(GXDLMSSecureServer):
             pos += 2 + aare[pos + 1]
             aare[pos:pos] = bytes([0xA4, 2 + len(title), 0x04, len(title)]) + title
             aare[1] += 4 + len(title)
+        _fix_authentication_value_length(aare)
         self.replyData.set(aare)
 
     # -- HDLC link layer --------------------------------------------------------------
