@@ -101,6 +101,11 @@ class DeviceConfig:
     scan_rate_ms: int
     reconnect_time: int
     max_list_size: int
+    system_title: bytes | None = None
+    block_cipher_key: Secret | None = field(default=None, repr=False)
+    authentication_key: Secret | None = field(default=None, repr=False)
+    dedicated_key: Secret | None = field(default=None, repr=False)
+    security: str = "both"
 
     @property
     def is_tcp(self) -> bool:
@@ -145,7 +150,8 @@ class Config:
         return tuple(s for s in self.signals if s.device_alias == alias)
 
 
-_SECRET_KEYS = frozenset({"password"})
+_SECRET_KEYS = frozenset({"password", "block_cipher_key", "authentication_key",
+                          "dedicated_key"})
 
 
 def load_schema() -> dict[str, Any]:
@@ -175,6 +181,7 @@ def _show(value: object, key: str | int | None) -> str:
 
 
 _CHOICE = re.compile(r"^\^\(\?i:(.*)\)\$$")
+_HEX_OCTETS = re.compile(r"\{(\d+)\}\$$")
 
 
 def _allowed(error: jsonschema.ValidationError) -> str:
@@ -195,6 +202,9 @@ def _allowed(error: jsonschema.ValidationError) -> str:
         match = _CHOICE.match(str(error.validator_value))
         if match:
             return "must be one of " + ", ".join(match.group(1).split("|")) + " (any case)"
+        octets = _HEX_OCTETS.search(str(error.validator_value))
+        if octets:
+            return f"must be {octets.group(1)} octets in hex (e.g. {'00' * 4}...)"
         if "\\s" in str(error.validator_value):
             return "must not contain spaces"
         return f"must match {error.validator_value}"
@@ -343,6 +353,11 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
                         f"secret of exactly 16 bytes, got {len(password_text.encode())}")
     if auth is Auth.NONE and password_text:
         warnings.append(f"{at}.password: set but auth is None; not used")
+    needs = {Auth.HIGH_SHA256: ("system_title",), Auth.HIGH_ECDSA: ("system_title",),
+             Auth.HIGH_GMAC: ("system_title", "block_cipher_key", "authentication_key")}
+    for key in needs.get(auth, ()):
+        if key not in item:
+            problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
 
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
@@ -383,7 +398,20 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         scan_rate_ms=_get(item, props, "scan_rate_ms"),
         reconnect_time=_get(item, props, "reconnect_time"),
         max_list_size=_get(item, props, "max_list_size"),
+        system_title=_hex(item.get("system_title")),
+        block_cipher_key=_hex_secret(item.get("block_cipher_key")),
+        authentication_key=_hex_secret(item.get("authentication_key")),
+        dedicated_key=_hex_secret(item.get("dedicated_key")),
+        security=str(_get(item, props, "security")).lower(),
     )
+
+
+def _hex(text: str | None) -> bytes | None:
+    return None if text is None else bytes.fromhex(text)
+
+
+def _hex_secret(text: str | None) -> Secret | None:
+    return None if text is None else Secret(bytes.fromhex(text))
 
 
 def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, DeviceConfig],

@@ -209,10 +209,11 @@ _MECHANISMS: dict[Auth, MechanismName | None] = {
     Auth.HIGH: MechanismName.HIGH,
     Auth.HIGH_MD5: MechanismName.HIGH_MD5,
     Auth.HIGH_SHA1: MechanismName.HIGH_SHA1,
+    Auth.HIGH_SHA256: MechanismName.HIGH_SHA256,
 }
-# HLS mechanisms whose only key is the password (the HLS secret); HighSha256 (needs the
-# system titles), HighGmac and HighEcdsa (keys) are not wired in yet.
-_SECRET_ONLY_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1})
+# HLS mechanisms keyed by the password (the HLS secret), HighSha256 also by the system
+# titles; HighGmac and HighEcdsa (keys, ciphering) are not wired in yet.
+_SECRET_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA256})
 HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
 
 
@@ -336,13 +337,14 @@ class DlmsSession:
                            max_info_rx=params.max_info_rx)
         self._link_up = True
         password = device.password.reveal() if device.password is not None else None
-        if device.auth in _SECRET_ONLY_HLS:
+        if device.auth in _SECRET_HLS:
             if self.short_names:
                 raise DlmsdError(f"authentication {device.auth.value} with SN referencing "
                                  "is not supported by this build yet")
             assert device.password is not None
             hls = HlsKeys(_MECHANISMS[device.auth] or MechanismName.HIGH,
-                          secret=device.password.reveal())
+                          secret=device.password.reveal(),
+                          system_title=device.system_title)
             self.client = LnClient(hls=hls)
             aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))
         else:

@@ -193,7 +193,12 @@ def test_impossible_address(write_config: Writer, over: dict[str, object],
 @pytest.mark.parametrize("auth", ["Low", "High", "HighMd5", "HighSha1", "HighSha256"])
 def test_password_required(write_config: Writer, auth: str) -> None:
     problems = problems_of(write_config(devices=[tcp_device(auth=auth)]))
-    assert problems == [f"devices[0].password: missing: auth {auth} needs a password"]
+    assert problems[0] == f"devices[0].password: missing: auth {auth} needs a password"
+    if auth == "HighSha256":  # the system titles go into its hash
+        assert problems[1:] == ["devices[0].system_title: missing: auth HighSha256 needs "
+                                "system_title"]
+    else:
+        assert len(problems) == 1
 
 
 def test_high_needs_16_byte_secret_and_never_shows_it(write_config: Writer) -> None:
@@ -256,3 +261,25 @@ def test_config_is_frozen_and_password_not_in_repr(write_config: Writer) -> None
 def test_parse_config_accepts_document() -> None:
     doc = json.loads(json.dumps({"devices": [tcp_device()], "signals": []}))
     assert parse_config(doc).devices[0].device_alias == "m1"
+
+
+def test_security_keys_are_hex_secrets_and_never_shown(write_config: Writer) -> None:
+    key = "000102030405060708090A0B0C0D0E0F"
+    problems = problems_of(write_config(devices=[tcp_device(
+        auth="HighGmac", system_title="4D4D4D0000BC614E", block_cipher_key=key[:-2] + "zz",
+        authentication_key="D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")]))
+    assert problems == ["devices[0].block_cipher_key: *** is not allowed: must be 16 octets "
+                        "in hex (e.g. 00000000...)"]
+    problems = problems_of(write_config(devices=[tcp_device(auth="HighGmac")]))
+    assert problems == [
+        "devices[0].system_title: missing: auth HighGmac needs system_title",
+        "devices[0].block_cipher_key: missing: auth HighGmac needs block_cipher_key",
+        "devices[0].authentication_key: missing: auth HighGmac needs authentication_key",
+    ]
+    config = load_config(write_config(devices=[tcp_device(
+        auth="HighGmac", system_title="4D4D4D0000BC614E", block_cipher_key=key,
+        authentication_key="D0 D1 D2 D3 D4 D5 D6 D7 D8 D9 DA DB DC DD DE DF")]))
+    dev = config.devices[0]
+    assert dev.system_title == bytes.fromhex("4D4D4D0000BC614E")
+    assert dev.block_cipher_key is not None and dev.block_cipher_key.reveal() == bytes(range(16))
+    assert key.lower() not in repr(config).lower() and "D0D1" not in repr(config)

@@ -113,7 +113,7 @@ def test_low_level_security_and_no_password_in_traces(write_config: Writer,
     assert "association rejected" in device["error"]
 
 
-@pytest.mark.parametrize("auth", ["High", "HighMd5", "HighSha1"])
+@pytest.mark.parametrize("auth", ["High", "HighMd5", "HighSha1", "HighSha256"])
 @pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
 def test_hls_against_gurux(write_config: Writer, interface: str, auth: str) -> None:
     from click.testing import CliRunner
@@ -124,7 +124,7 @@ def test_hls_against_gurux(write_config: Writer, interface: str, auth: str) -> N
     mode = "DLMS-WRAPPER" if interface == "wrapper" else "DLMS-HDLC"
     common: dict[str, Any] = {"port": 0, "mode": mode, "logical_address": 1,
                               "physical_address": 17, "address_size": 2, "auth": auth,
-                              "timeout_ms": 3000}
+                              "timeout_ms": 3000, "system_title": "4453444D30303031"}
     with GuruxMeter(interface, hls_secret=secret.encode()) as meter:
         common["port"] = meter.port
         good = write_config(devices=[tcp_device("g", password=secret, **common)],
