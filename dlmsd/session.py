@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
+from dlmsd.counters import CounterStore
 from dlmsd.errors import (
     DataAccessError,
     DecodeError,
@@ -37,6 +38,7 @@ from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
     Associated,
     Authenticate,
+    Ciphering,
     ClientEvent,
     ClientState,
     GetComplete,
@@ -47,6 +49,13 @@ from dlmsd.protocol.client import (
     WithListRefused,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.security import (
+    AUTHENTICATED_ENCRYPTION,
+    AUTHENTICATION_ONLY,
+    ENCRYPTION_ONLY,
+    is_ciphered,
+)
+from dlmsd.protocol.security import describe as security_describe
 from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.sn import (
     attribute_short_name,
@@ -210,11 +219,26 @@ _MECHANISMS: dict[Auth, MechanismName | None] = {
     Auth.HIGH_MD5: MechanismName.HIGH_MD5,
     Auth.HIGH_SHA1: MechanismName.HIGH_SHA1,
     Auth.HIGH_SHA256: MechanismName.HIGH_SHA256,
+    Auth.HIGH_GMAC: MechanismName.HIGH_GMAC,
 }
 # HLS mechanisms keyed by the password (the HLS secret), HighSha256 also by the system
 # titles; HighGmac and HighEcdsa (keys, ciphering) are not wired in yet.
 _SECRET_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA256})
 HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
+# Invocation counters persist here (DLMS_STATE_DIR overrides it, e.g. for tests).
+DEFAULT_STATE_DIR = "/var/lib/dlmsd"
+_SECURITY_CONTROL = {"authentication": AUTHENTICATION_ONLY, "encryption": ENCRYPTION_ONLY,
+                     "both": AUTHENTICATED_ENCRYPTION}
+_STORES: dict[str, CounterStore] = {}
+
+
+def counter_store() -> CounterStore:
+    """The process's invocation counter store (one per state directory)."""
+    directory = os.path.join(os.environ.get("DLMS_STATE_DIR", DEFAULT_STATE_DIR), "counters")
+    store = _STORES.get(directory)
+    if store is None:
+        store = _STORES[directory] = CounterStore(directory)
+    return store
 
 
 # -------------------------------------------------------------------------- session
@@ -297,17 +321,23 @@ class DlmsSession:
                           f"({attempts} attempt{'s' if attempts > 1 else ''} of "
                           f"{round(timeout * 1000)} ms)")
 
+    def _summary(self, apdu: bytes) -> str:
+        """A ciphered APDU is traced by its clear header only (never its keys)."""
+        if is_ciphered(apdu):
+            return security_describe(apdu)
+        return self._describe(apdu)
+
     async def _request(self, apdu: bytes, what: str) -> ClientEvent:
         """Send one APDU and return the client's event for the answer."""
         assert self.client is not None
-        self.tracer.apdu("tx", self._describe(apdu))
+        self.tracer.apdu("tx", self._summary(apdu))
         frame = self.link.send(apdu)
         attempts = None if self._resend else 1
         while True:
             event = await self._wait(frame, lambda e: isinstance(e, _Apdu), what,
                                      attempts=attempts)
             assert isinstance(event, _Apdu)
-            self.tracer.apdu("rx", self._describe(event.apdu))
+            self.tracer.apdu("rx", self._summary(event.apdu))
             result = self.client.receive_apdu(event.apdu)
             if isinstance(result, StaleResponse):
                 self.log.info("stale_response", invoke_id=result.invoke_id,
@@ -337,7 +367,10 @@ class DlmsSession:
                            max_info_rx=params.max_info_rx)
         self._link_up = True
         password = device.password.reveal() if device.password is not None else None
-        if device.auth in _SECRET_HLS:
+        if device.auth is Auth.HIGH_GMAC:
+            self.client = self._gmac_client()
+            aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))
+        elif device.auth in _SECRET_HLS:
             if self.short_names:
                 raise DlmsdError(f"authentication {device.auth.value} with SN referencing "
                                  "is not supported by this build yet")
@@ -359,6 +392,27 @@ class DlmsSession:
         assert isinstance(event, Associated)
         self.log.info("associated", conformance=event.conformance.describe(),
                       server_max_pdu=event.server_max_receive_pdu_size)
+
+    def _gmac_client(self) -> LnClient:
+        """HLS-GMAC with glo-ciphering of every APDU (security suite 0)."""
+        device = self.device
+        if self.short_names:
+            raise DlmsdError("authentication HighGmac with SN referencing is not supported "
+                             "by this build yet")
+        if device.security == "none":
+            raise DlmsdError("HighGmac needs security authentication, encryption or both")
+        assert (device.system_title is not None and device.block_cipher_key is not None
+                and device.authentication_key is not None)  # the configuration checks it
+        store, alias = counter_store(), device.device_alias
+        ek, ak = device.block_cipher_key.reveal(), device.authentication_key.reveal()
+        ciphering = Ciphering(
+            security_control=_SECURITY_CONTROL[device.security],
+            system_title=device.system_title, block_cipher_key=ek, authentication_key=ak,
+            next_counter=lambda: store.next(alias),
+            accept_counter=lambda counter: store.check_received(alias, counter))
+        hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=device.system_title,
+                      block_cipher_key=ek, authentication_key=ak)
+        return LnClient(hls=hls, ciphering=ciphering)
 
     async def _mode_e(self) -> None:
         """IEC 62056-21 mode E: sign on at 300 Bd 7E1, then switch the line to HDLC.

@@ -144,3 +144,36 @@ def test_hls_against_gurux(write_config: Writer, interface: str, auth: str) -> N
     device = __import__("json").loads(refused.stdout)["devices"][0]
     assert device["status"] == "offline"
     assert "HLS authentication failed" in device["error"] or "rejected" in device["error"]
+
+
+@pytest.mark.parametrize("security", ["both", "authentication", "encryption"])
+@pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
+def test_hls_gmac_ciphered_against_gurux(write_config: Writer, interface: str, security: str,
+                                         tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from dlmsd.cli import main
+
+    monkeypatch.setenv("DLMS_STATE_DIR", str(tmp_path / "state"))
+    ek, ak = bytes(range(16)).hex(), bytes(range(0xD0, 0xE0)).hex()
+    mode = "DLMS-WRAPPER" if interface == "wrapper" else "DLMS-HDLC"
+    with GuruxMeter(interface) as meter:
+        path = write_config(devices=[tcp_device(
+            "g", port=meter.port, mode=mode, logical_address=1, physical_address=17,
+            address_size=2, auth="HighGmac", system_title="4453444D30303031",
+            block_cipher_key=ek, authentication_key=ak, security=security,
+            timeout_ms=3000)], signals=_signals()[:3])
+        result = CliRunner().invoke(main, ["-c", str(path), "--once", "--json", "-d7",
+                                           "--dlms"])
+    assert result.exit_code == 0, result.output[-3000:]
+    # gurux's meter (in this process) prints "Encryption is applied." to stdout
+    out = result.stdout
+    doc = __import__("json").loads(out[out.index('{\n  "devices"'):])
+    assert [s["value"] for s in doc["signals"]] == [12345678, 4321000, 230.1]
+    assert "glo-get-request" in result.output  # the GETs went out ciphered
+    for key in (ek, ak):
+        for form in (key, key.upper(), bytes.fromhex(key).hex(" ").upper()):
+            assert form not in result.output
+    # the invocation counter persisted, above what this run used
+    assert list((tmp_path / "state" / "counters").iterdir())

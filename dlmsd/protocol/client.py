@@ -21,8 +21,8 @@ Green Book (DLMS UA 1000-2), 9.4.6 "xDLMS services": GET with block transfer, 9.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from dlmsd.errors import (
     AssociationRejected,
@@ -36,10 +36,12 @@ from dlmsd.errors import (
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
+    ApplicationContextName,
     AssociationResult,
     ConfirmedServiceError,
     Conformance,
     InitiateRequest,
+    InitiateResponse,
     MechanismName,
     ReleaseRequestReason,
     Rlrq,
@@ -47,7 +49,13 @@ from dlmsd.protocol.acse import (
 )
 from dlmsd.protocol.axdr import Data, decode_data_all
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.security import AuthenticationFailure
+from dlmsd.protocol.security import (
+    AuthenticationFailure,
+    SecurityControl,
+    is_ciphered,
+    protect,
+    unprotect,
+)
 from dlmsd.protocol.security_hls import HlsKeys, client_reply, new_challenge, verify_server_reply
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
@@ -72,6 +80,7 @@ __all__ = [
     "CLIENT_CONFORMANCE",
     "Associated",
     "Authenticate",
+    "Ciphering",
     "ClientEvent",
     "ClientState",
     "GetComplete",
@@ -98,6 +107,23 @@ CLIENT_CONFORMANCE = (
     | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET
     | Conformance.PRIORITY_MGMT_SUPPORTED
 )
+
+
+@dataclass(frozen=True)
+class Ciphering:
+    """Security suite 0 ciphering of every xDLMS APDU (glo-ciphering), Green Book 9.2.7.
+
+    The counters are the caller's (they persist): ``next_counter`` gives a fresh
+    invocation counter for each APDU we protect; ``accept_counter`` sees the meter's
+    counter of each APDU whose tag verified and raises if it does not increase.
+    """
+
+    security_control: SecurityControl
+    system_title: bytes
+    block_cipher_key: bytes = field(repr=False)
+    authentication_key: bytes = field(repr=False)
+    next_counter: Callable[[], int] = field(repr=False)
+    accept_counter: Callable[[int], None] = field(repr=False)
 
 
 class ClientState(enum.Enum):
@@ -180,6 +206,7 @@ class LnClient:
         mechanism: MechanismName | None = None,
         authentication_value: bytes | None = None,
         hls: HlsKeys | None = None,
+        ciphering: Ciphering | None = None,
         max_response_size: int = 1 << 20,
     ) -> None:
         self.max_receive_pdu_size = max_receive_pdu_size
@@ -187,6 +214,7 @@ class LnClient:
         self.mechanism = hls.mechanism if hls is not None else mechanism
         self._authentication_value = authentication_value
         self._hls = hls
+        self._cipher = ciphering
         self._ctos = b""
         self._stoc = b""
         self._server_title: bytes | None = None
@@ -225,14 +253,24 @@ class LnClient:
         if self._hls is not None:
             self._ctos = new_challenge(challenge)
             value = self._ctos
+        initiate = InitiateRequest(
+            proposed_conformance=self.proposed_conformance,
+            client_max_receive_pdu_size=self.max_receive_pdu_size,
+        )
+        title = self._hls.system_title if self._hls is not None else None
+        context = ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING
+        user_information: InitiateRequest | bytes = initiate
+        if self._cipher is not None:
+            # glo-initiate-request in the user-information, LN context with ciphering
+            context = ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING
+            title = self._cipher.system_title
+            user_information = self._protect(initiate.to_bytes())
         aarq = Aarq(
-            user_information=InitiateRequest(
-                proposed_conformance=self.proposed_conformance,
-                client_max_receive_pdu_size=self.max_receive_pdu_size,
-            ),
+            application_context_name=context,
+            user_information=user_information,
             mechanism_name=self.mechanism,
             calling_authentication_value=value,
-            calling_ap_title=self._hls.system_title if self._hls is not None else None,
+            calling_ap_title=title,
         )
         self.state = ClientState.ASSOCIATING
         return aarq.to_bytes()
@@ -259,7 +297,7 @@ class LnClient:
             if not self.supports_with_list:
                 raise LocalProtocolError("the meter did not accept multiple-references")
             request = GetRequestWithList.of(*descriptors, invoke_id_and_priority=iid)
-        apdu = request.to_bytes()
+        apdu = self._protect(request.to_bytes())
         if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
             raise LocalProtocolError(
                 f"GET of {len(apdu)} bytes exceeds the meter's max PDU "
@@ -296,6 +334,8 @@ class LnClient:
             # (gurux 1.0.203 counts 14 for 20 octets), which must not keep it open.
             self.abort()
             return Released()
+        if self.state is not ClientState.ASSOCIATING:
+            apdu = self._unprotect(apdu)
         response = decode_apdu(apdu)
         if self.state is ClientState.ASSOCIATING:
             return self._on_aare(response)
@@ -316,7 +356,16 @@ class LnClient:
         if response.result is not AssociationResult.ACCEPTED:
             self.state = ClientState.IDLE
             raise association_rejected(response)
+        self._server_title = response.responding_ap_title
         initiate = response.initiate_response
+        info = response.user_information
+        if initiate is None and isinstance(info, bytes) and self._cipher is not None:
+            plain = self._unprotect(info)
+            initiate = InitiateResponse.from_bytes(plain) if plain[:1] == b"\x08" else None
+            if initiate is None:
+                self.state = ClientState.IDLE
+                error = ConfirmedServiceError.from_bytes(plain)
+                raise RemoteProtocolError(f"AARE accepted with {error.describe()}")
         if initiate is None:
             self.state = ClientState.IDLE
             info = response.user_information
@@ -339,16 +388,18 @@ class LnClient:
             self.state = ClientState.IDLE
             raise RemoteProtocolError("HLS: the AARE carries no server challenge (StoC)")
         self._stoc = stoc
-        self._server_title = aare.responding_ap_title
         self._aare = aare
+        counter = (self._cipher.next_counter() if self._cipher is not None
+                   and self._hls.mechanism is MechanismName.HIGH_GMAC else None)
         reply = client_reply(self._hls, stoc=stoc, ctos=self._ctos,
-                             server_system_title=self._server_title)
+                             server_system_title=self._server_title,
+                             invocation_counter=counter)
         request = ActionRequestNormal(
             CosemMethodDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
                                   REPLY_TO_HLS_AUTHENTICATION),
             Data.octets(reply), 0xC0 | self._next_invoke_id_value())
         self.state = ClientState.AUTHENTICATING
-        return Authenticate(request.to_bytes())
+        return Authenticate(self._protect(request.to_bytes()))
 
     def _on_hls_reply(self, response: object) -> ClientEvent:
         assert self._hls is not None and self._aare is not None
@@ -366,15 +417,49 @@ class LnClient:
         if data is None or not isinstance(data.value, bytes):
             raise RemoteProtocolError("HLS: the meter's ACTION response carries no f(CtoS)")
         try:
-            verify_server_reply(self._hls, data.value, stoc=self._stoc, ctos=self._ctos,
-                                server_system_title=self._server_title)
+            meter_counter = verify_server_reply(self._hls, data.value, stoc=self._stoc,
+                                                ctos=self._ctos,
+                                                server_system_title=self._server_title)
         except AuthenticationFailure:
             raise AssociationRejected(
                 "HLS authentication failed: the meter's reply f(CtoS) does not verify "
                 "(the meter does not hold our secret)", result=1, diagnostic=13,
                 source="user") from None
+        # The counter inside f(CtoS) is not fed to the replay check: the reply is
+        # bound to our fresh challenge CtoS, so it cannot be replayed anyway, and meters
+        # (gurux's among them) reuse the counter of their AARE there.
+        del meter_counter
         self.state = ClientState.ASSOCIATED
         return Associated(self.conformance, self.server_max_receive_pdu_size, self._aare)
+
+    # -- ciphering ----------------------------------------------------------------
+
+    def _protect(self, apdu: bytes) -> bytes:
+        cipher = self._cipher
+        if cipher is None:
+            return apdu
+        return protect(apdu, security_control=cipher.security_control,
+                       system_title=cipher.system_title,
+                       invocation_counter=cipher.next_counter(),
+                       block_cipher_key=cipher.block_cipher_key,
+                       authentication_key=cipher.authentication_key)
+
+    def _unprotect(self, apdu: bytes) -> bytes:
+        cipher = self._cipher
+        if not is_ciphered(apdu):
+            if cipher is not None and apdu[:1] not in (b"\xd8", b"\x0e", b"\x63", b"\x61"):
+                raise RemoteProtocolError(
+                    f"the meter answered unciphered ({apdu[:1].hex().upper()}) although the "
+                    "association is ciphered")
+            return apdu
+        if cipher is None:
+            raise RemoteProtocolError("the meter answered ciphered, but no keys are configured")
+        plain, header = unprotect(apdu, system_title=self._server_title,
+                                  block_cipher_key=cipher.block_cipher_key,
+                                  authentication_key=cipher.authentication_key,
+                                  require=cipher.security_control)
+        cipher.accept_counter(header.invocation_counter)
+        return plain
 
     def _on_get_response(self, response: object) -> ClientEvent:
         if isinstance(response, ExceptionResponse | ConfirmedServiceError):
@@ -423,7 +508,7 @@ class LnClient:
             return self._complete((block.raw_data,) * self._pending_count)
         if raw is None:
             request = self._blocks.next_request()
-            return SendApdu(request.to_bytes(), request.block_number)
+            return SendApdu(self._protect(request.to_bytes()), request.block_number)
         self._blocks = None
         try:
             if self._pending_with_list:
