@@ -321,24 +321,30 @@ class DlmsSession:
                           f"({attempts} attempt{'s' if attempts > 1 else ''} of "
                           f"{round(timeout * 1000)} ms)")
 
-    def _summary(self, apdu: bytes) -> str:
-        """A ciphered APDU is traced by its clear header only (never its keys)."""
+    def _summary(self, apdu: bytes, plain: bytes = b"") -> str:
+        """A ciphered APDU is traced by its clear header and, once known, the
+        decrypted APDU's summary (never the keys)."""
         if is_ciphered(apdu):
-            return security_describe(apdu)
+            text = security_describe(apdu)
+            return f"{text}; decrypted: {self._describe(plain)}" if plain else text
         return self._describe(apdu)
 
     async def _request(self, apdu: bytes, what: str) -> ClientEvent:
         """Send one APDU and return the client's event for the answer."""
         assert self.client is not None
-        self.tracer.apdu("tx", self._summary(apdu))
+        plain_tx = getattr(self.client, "last_plain_tx", b"")
+        self.tracer.apdu("tx", self._summary(apdu, plain_tx))
         frame = self.link.send(apdu)
         attempts = None if self._resend else 1
         while True:
             event = await self._wait(frame, lambda e: isinstance(e, _Apdu), what,
                                      attempts=attempts)
             assert isinstance(event, _Apdu)
-            self.tracer.apdu("rx", self._summary(event.apdu))
-            result = self.client.receive_apdu(event.apdu)
+            try:
+                result = self.client.receive_apdu(event.apdu)
+            finally:
+                plain_rx = getattr(self.client, "last_plain_rx", b"")
+                self.tracer.apdu("rx", self._summary(event.apdu, plain_rx))
             if isinstance(result, StaleResponse):
                 self.log.info("stale_response", invoke_id=result.invoke_id,
                               note="repeated block or unsolicited report"

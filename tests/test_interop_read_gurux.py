@@ -172,6 +172,7 @@ def test_hls_gmac_ciphered_against_gurux(write_config: Writer, interface: str, s
     doc = __import__("json").loads(out[out.index('{\n  "devices"'):])
     assert [s["value"] for s in doc["signals"]] == [12345678, 4321000, 230.1]
     assert "glo-get-request" in result.output  # the GETs went out ciphered
+    assert "decrypted: GET.res" in result.output  # ... and the answers are traced in clear
     for key in (ek, ak):
         for form in (key, key.upper(), bytes.fromhex(key).hex(" ").upper()):
             assert form not in result.output

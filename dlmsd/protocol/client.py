@@ -215,6 +215,9 @@ class LnClient:
         self._authentication_value = authentication_value
         self._hls = hls
         self._cipher = ciphering
+        #: the plain APDUs behind the last ciphered ones, for a decrypted trace summary
+        self.last_plain_tx = b""
+        self.last_plain_rx = b""
         self._ctos = b""
         self._stoc = b""
         self._server_title: bytes | None = None
@@ -438,6 +441,7 @@ class LnClient:
         cipher = self._cipher
         if cipher is None:
             return apdu
+        self.last_plain_tx = apdu
         return protect(apdu, security_control=cipher.security_control,
                        system_title=cipher.system_title,
                        invocation_counter=cipher.next_counter(),
@@ -445,6 +449,7 @@ class LnClient:
                        authentication_key=cipher.authentication_key)
 
     def _unprotect(self, apdu: bytes) -> bytes:
+        self.last_plain_rx = b""
         cipher = self._cipher
         if not is_ciphered(apdu):
             if cipher is not None and apdu[:1] not in (b"\xd8", b"\x0e", b"\x63", b"\x61"):
@@ -459,6 +464,7 @@ class LnClient:
                                   authentication_key=cipher.authentication_key,
                                   require=cipher.security_control)
         cipher.accept_counter(header.invocation_counter)
+        self.last_plain_rx = plain
         return plain
 
     def _on_get_response(self, response: object) -> ClientEvent:
