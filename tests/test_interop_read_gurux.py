@@ -178,3 +178,39 @@ def test_hls_gmac_ciphered_against_gurux(write_config: Writer, interface: str, s
             assert form not in result.output
     # the invocation counter persisted, above what this run used
     assert list((tmp_path / "state" / "counters").iterdir())
+
+
+def test_wrong_keys_are_an_association_rejection(write_config: Writer, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLMS_STATE_DIR", str(tmp_path / "state"))
+    with GuruxMeter("wrapper") as meter:
+        path = write_config(devices=[tcp_device(
+            "g", port=meter.port, mode="DLMS-WRAPPER", logical_address=1, auth="HighGmac",
+            system_title="4453444D30303031", block_cipher_key="11" * 16,
+            authentication_key=bytes(range(0xD0, 0xE0)).hex(), timeout_ms=3000)],
+            signals=_signals()[:1])
+        config = load_config(path)
+        import asyncio
+
+        from dlmsd import poller as poller_mod
+        from dlmsd.errors import AssociationRejected
+        from dlmsd.logsetup import get_logger
+        from dlmsd.session import make_session
+        from dlmsd.trace import FrameTracer
+
+        async def attempt() -> BaseException | None:
+            session = make_session(config.devices[0], FrameTracer(get_logger(), False),
+                                   get_logger(), poller_mod.DeviceMemory())
+            try:
+                await session.open()
+            except AssociationRejected as exc:
+                return exc
+            finally:
+                await session.close()
+            return None
+
+        error = asyncio.run(attempt())
+    # gurux's meter cannot decipher our glo-initiate-request and rejects the AARQ: an
+    # association rejection, so the poller backs off as for a wrong password
+    assert isinstance(error, AssociationRejected)
+    assert "rejected" in str(error) and "11" * 16 not in str(error)

@@ -363,7 +363,15 @@ class LnClient:
         initiate = response.initiate_response
         info = response.user_information
         if initiate is None and isinstance(info, bytes) and self._cipher is not None:
-            plain = self._unprotect(info)
+            try:
+                plain = self._unprotect(info)
+            except AuthenticationFailure as exc:
+                self.state = ClientState.IDLE
+                # Wrong keys: back off like a wrong password (meters lock out).
+                raise AssociationRejected(
+                    f"the meter's ciphered InitiateResponse does not verify ({exc}); check "
+                    "block_cipher_key, authentication_key and system_title",
+                    result=1, diagnostic=None, source="user") from None
             initiate = InitiateResponse.from_bytes(plain) if plain[:1] == b"\x08" else None
             if initiate is None:
                 self.state = ClientState.IDLE
