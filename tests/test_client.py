@@ -179,3 +179,43 @@ def test_illegal_calls_name_the_state() -> None:
     client.associate()
     with pytest.raises(LocalProtocolError, match="cannot associate in client state associating"):
         client.associate()
+
+
+def _gmac_client(ek: bytes, counters: list[int]) -> LnClient:
+    from dlmsd.protocol.client import Ciphering
+    from dlmsd.protocol.security import AUTHENTICATED_ENCRYPTION
+    from dlmsd.protocol.security_hls import HlsKeys
+
+    ak = bytes(range(0xD0, 0xE0))
+    title = bytes.fromhex("4D4D4D0000BC614E")
+    issued = iter(range(1, 1000))
+    return LnClient(
+        hls=HlsKeys(MechanismName.HIGH_GMAC, system_title=title, block_cipher_key=ek,
+                    authentication_key=ak),
+        ciphering=Ciphering(AUTHENTICATED_ENCRYPTION, title, ek, ak,
+                            next_counter=lambda: next(issued),
+                            accept_counter=counters.append))
+
+
+def test_ciphered_aare_with_wrong_keys_is_a_rejection() -> None:
+    from dlmsd.protocol.security import AUTHENTICATED_ENCRYPTION, protect
+
+    meter_title = b"METER001"
+    initiate = InitiateResponse(SERVER_CONFORMANCE, 1024).to_bytes()
+    ciphered = protect(initiate, security_control=AUTHENTICATED_ENCRYPTION,
+                       system_title=meter_title, invocation_counter=7,
+                       block_cipher_key=bytes(16), authentication_key=bytes(range(0xD0, 0xE0)))
+    aare = Aare(user_information=ciphered, responding_ap_title=meter_title,
+                mechanism_name=MechanismName.HIGH_GMAC,
+                responding_authentication_value=b"S" * 16).to_bytes()
+
+    counters: list[int] = []
+    right = _gmac_client(bytes(16), counters)
+    right.associate(b"C" * 16)
+    assert type(right.receive_apdu(aare)).__name__ == "Authenticate"
+    assert counters == [7]  # the meter's counter went to the replay check
+
+    wrong = _gmac_client(bytes(range(16)), [])
+    wrong.associate(b"C" * 16)
+    with pytest.raises(AssociationRejected, match="does not verify"):
+        wrong.receive_apdu(aare)
