@@ -1,10 +1,12 @@
-"""A DLMS session with one meter: transport + link (HDLC or wrapper) + LN client.
+"""A DLMS session with one meter: transport + link + client.
 
-This is I/O glue: every protocol decision is made by the pure layers
-(:mod:`dlmsd.protocol.hdlc`, :mod:`~dlmsd.protocol.wrapper`,
-:mod:`~dlmsd.protocol.client`); this module moves their bytes, arms their timeouts
-(``timeout_ms`` per exchange, ``retry_counter`` resends), traces every frame, and turns
-attribute values into published signal values (:mod:`dlmsd.protocol.values`).
+Transport: TCP, or a serial line (shared as a bus, optionally opened with the IEC
+62056-21 mode E sign-on). Link: HDLC or the wrapper. Client: LN (with HLS and
+ciphering) or SN. This is I/O glue: every protocol decision is made by the pure layers
+(:mod:`dlmsd.protocol`); this module moves their bytes, arms their timeouts
+(``timeout_ms`` per exchange, ``retry_counter`` resends), draws the HLS challenge,
+keeps the invocation counters, traces every frame, and turns attribute values into
+published signal values (:mod:`dlmsd.protocol.values`).
 
 Per association it reads the association's object list once (only when a signal has
 no ``class_id``) and each register's scaler_unit once. A meter that refuses
@@ -36,6 +38,8 @@ from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
+    ASSOCIATION_LN,
+    ASSOCIATION_LN_CLASS,
     Associated,
     Authenticate,
     Ciphering,
@@ -77,8 +81,6 @@ __all__ = ["DlmsSession", "make_session", "parse_object_list", "serial_settings"
 # What one signal reads: an LN attribute descriptor, or an SN short name.
 Target = CosemAttributeDescriptor | int
 
-ASSOCIATION_LN = Obis(0, 0, 40, 0, 0, 255)
-ASSOCIATION_LN_CLASS = 15
 OBJECT_LIST_ATTRIBUTE = 2
 # Release on the way out gets one short try: many meters never answer an RLRQ.
 RELEASE_TIMEOUT_S = 2.0

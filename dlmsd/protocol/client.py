@@ -77,6 +77,7 @@ from dlmsd.protocol.xdlms import (
 
 __all__ = [
     "ASSOCIATION_LN",
+    "ASSOCIATION_LN_CLASS",
     "CLIENT_CONFORMANCE",
     "Associated",
     "Authenticate",
