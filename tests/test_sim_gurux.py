@@ -35,8 +35,8 @@ from dlmsd.sim.model import AssociationView, Meter, MeterModel, bundled_model_pa
 from dlmsd.sim.server import ServerOptions
 
 gurux = pytest.importorskip("gurux_dlms")
-from gurux_dlms.enums import Conformance as GuruxConformance  # noqa: E402
-from gurux_dlms.objects import GXDLMSData, GXDLMSRegister  # noqa: E402
+from gurux_dlms.enums import Conformance as GuruxConformance  # type: ignore[import-untyped]  # noqa: E402
+from gurux_dlms.objects import GXDLMSData, GXDLMSRegister  # type: ignore[import-untyped]  # noqa: E402
 from interop.gurux_client import GuruxSession, read_objects  # noqa: E402
 
 pytestmark = pytest.mark.interop

@@ -164,7 +164,9 @@ def test_live_clock_follows_the_daylight_saving_rules(
     now = datetime.fromisoformat(utc).replace(tzinfo=UTC)
     value = read(meter, 8, "0.0.1.0.0.255", 2, now)
     assert isinstance(value, Data)
-    assert value.as_date_time() == DateTime(*local, 0, deviation, ClockStatus(status))
+    year, month, day, weekday, hour, minute, second = local
+    assert value.as_date_time() == DateTime(year, month, day, weekday, hour, minute, second, 0,
+                                            deviation, ClockStatus(status))
     assert read(meter, 8, "0.0.1.0.0.255", 4, now) == Data.uint8(status)
     # Without --live the clock and its status are the model's.
     assert read(Meter(bundled), 8, "0.0.1.0.0.255", 4, now) == Data.uint8(0x80)
@@ -190,8 +192,11 @@ def test_dst_rules_southern_hemisphere_and_disabled() -> None:
 def test_live_values_are_deterministic_and_energy_only_grows(bundled: MeterModel) -> None:
     meter = Meter(bundled, live=True, started=START)
     assert read(meter, 3, "1.0.1.8.0.255", 2) == Data.uint32(123456)
-    energies = [read(meter, 3, "1.0.1.8.0.255", 2, START + timedelta(seconds=s)).value
-                for s in range(0, 7200, 97)]
+    energies: list[int] = []
+    for s in range(0, 7200, 97):
+        energy = read(meter, 3, "1.0.1.8.0.255", 2, START + timedelta(seconds=s))
+        assert isinstance(energy, Data) and isinstance(energy.value, int)
+        energies.append(energy.value)
     assert energies == sorted(energies)
     assert energies[-1] == 123456 + (125 * 7178) // 3600
     later = START + timedelta(seconds=1234.5)

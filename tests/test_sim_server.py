@@ -25,7 +25,7 @@ from dlmsd.protocol.acse import (
     Rlre,
     Rlrq,
 )
-from dlmsd.protocol.axdr import Data
+from dlmsd.protocol.axdr import BitString, Data
 from dlmsd.protocol.client import (
     CLIENT_CONFORMANCE,
     Associated,
@@ -153,7 +153,7 @@ def test_unsupported_context_or_mechanism_is_rejected(
         model: MeterModel, request_kwargs: dict[str, object],
         diagnostic: AcseServiceUser) -> None:
     server = make_server(model)
-    aare = Aare.from_bytes(server.handle(aarq(**request_kwargs), NOW))
+    aare = Aare.from_bytes(server.handle(aarq(**request_kwargs), NOW))  # type: ignore[arg-type]
     assert aare.result is AssociationResult.REJECTED_PERMANENT
     assert aare.diagnostic is diagnostic
     with pytest.raises(AssociationRejected) as info:
@@ -339,8 +339,9 @@ def test_no_get_with_list_refuses_and_the_daemon_client_falls_back(model: MeterM
                              association=server.association_view)
     assert isinstance(info, Data)
     conformance = info.as_items()[0].value
+    assert isinstance(conformance, BitString)
     assert conformance.data == int(SIM_CONFORMANCE & ~Conformance.MULTIPLE_REFERENCES
-                                   ).to_bytes(3, "big")  # type: ignore[union-attr]
+                                   ).to_bytes(3, "big")
 
 
 # ====================================================================== SET, ACTION, errors

@@ -32,10 +32,11 @@ from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import wrapper
 from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
+from dlmsd.protocol.sn import describe_sn_apdu
 from dlmsd.protocol.xdlms import describe_apdu
 from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp, WrapperServerLink
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
-from dlmsd.sim.server import MeterServer, ServerOptions
+from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
 
 __all__ = ["SimSettings", "Simulator", "main"]
 
@@ -59,6 +60,7 @@ class SimSettings:
     max_pdu: int = 1024
     max_info: int = 128
     get_with_list: bool = True
+    referencing: Referencing = Referencing.LN
     live: bool = False
     trace: bool = False
 
@@ -71,7 +73,8 @@ class SimSettings:
     @property
     def options(self) -> ServerOptions:
         return ServerOptions(max_pdu=self.max_pdu, get_with_list=self.get_with_list,
-                             client_sap=self.client_address, server_sap=self.logical)
+                             client_sap=self.client_address, server_sap=self.logical,
+                             referencing=self.referencing)
 
 
 class Simulator:
@@ -171,6 +174,8 @@ class Simulator:
         log.info("client_connected")
         link = self._make_link(kind, peer)
         server = MeterServer(self.meter, self.settings.options)
+        describe = (describe_sn_apdu if self.settings.referencing is Referencing.SN
+                    else describe_apdu)
         try:
             while True:
                 data = await reader.read(_READ_SIZE)
@@ -185,10 +190,11 @@ class Simulator:
                     out += link.data_to_send()
                     if isinstance(event, ApduIn):
                         response = server.handle(event.apdu, datetime.now(UTC))
-                        log.debug("apdu", request=describe_apdu(event.apdu),
-                                  response=describe_apdu(response))
-                        frame = link.send_apdu(response)
-                        if kind == "wrapper":
+                        log.debug("apdu", request=describe(event.apdu),
+                                  response=describe(response) if response else "none")
+                        # b"": an unconfirmed service, answered by the link alone
+                        frame = link.send_apdu(response) if response else link.acknowledge()
+                        if kind == "wrapper" and frame:
                             self._trace_raw(peer, "tx", frame, wrapper.describe(frame))
                         out += frame
                     else:
@@ -276,7 +282,11 @@ _PORT = click.IntRange(0, 65535)
 @click.option("--max-info", type=click.IntRange(32, 2030), default=128, show_default=True,
               help="HDLC max information field length offered (both directions).")
 @click.option("--no-get-with-list", is_flag=True,
-              help="Do not offer GET-with-list (multiple-references); refuse it.")
+              help="Do not offer GET-with-list (multiple-references); refuse it. With SN: "
+                   "refuse a READ of several variables.")
+@click.option("--referencing", type=click.Choice(["LN", "SN"], case_sensitive=False),
+              default="LN", show_default=True,
+              help="Object referencing: LN (GET/SET/ACTION) or SN (READ/WRITE, short names).")
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
@@ -284,7 +294,8 @@ _PORT = click.IntRange(0, 65535)
 @click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
 def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port: int | None,
          logical: int, physical: int, address_size: str, client_address: int, max_pdu: int,
-         max_info: int, no_get_with_list: bool, live: bool, debug: int, trace: bool) -> None:
+         max_info: int, no_get_with_list: bool, referencing: str, live: bool, debug: int,
+         trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper."""
     if hdlc_port is None and wrapper_port is None:
         raise click.UsageError("give --hdlc-port and/or --wrapper-port")
@@ -293,8 +304,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
     settings = SimSettings(
         host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
         physical=physical, address_size=int(address_size), client_address=client_address,
-        max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list, live=live,
-        trace=trace)
+        max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list,
+        referencing=Referencing(referencing.upper()), live=live, trace=trace)
     if hdlc_port is not None:
         try:
             settings.server_address  # noqa: B018 - validates the address

@@ -9,7 +9,7 @@ the protocol layers::
     while (event := link.next_event()) is not NEED_DATA:
         ...                                  # ApduIn, LinkUp, LinkDown
         out += link.data_to_send()           # what the link answered by itself
-        out += link.send_apdu(response)      # after an ApduIn
+        out += link.send_apdu(response)      # after an ApduIn (or link.acknowledge())
     out += link.data_to_send()
 
 Only the configured client address is served.  HDLC frames from another client
@@ -121,6 +121,10 @@ class HdlcServerLink:
     def send_apdu(self, apdu: bytes) -> bytes:
         return self.connection.send_apdu(apdu)
 
+    def acknowledge(self) -> bytes:
+        """Answer a request of an unconfirmed service: RR, no APDU."""
+        return self.connection.acknowledge()
+
     def data_to_send(self) -> bytes:
         return self.connection.data_to_send()
 
@@ -159,6 +163,11 @@ class WrapperServerLink:
 
     def send_apdu(self, apdu: bytes) -> bytes:
         return self.connection.send_apdu(apdu)
+
+    def acknowledge(self) -> bytes:
+        """Answer a request of an unconfirmed service: nothing (the wrapper has no
+        acknowledgement)."""
+        return b""
 
     def data_to_send(self) -> bytes:
         return b""

@@ -20,6 +20,8 @@ Demand register             5     0     2 current_average_value, 3 last_average_
                                         7 start_time_current, 8 period, 9 number_of_periods
 Clock                       8     0     2 time, 3 time_zone, 4 status, 5/6 daylight_savings
                                         begin/end, 7 ..._deviation, 8 ..._enabled, 9 clock_base
+Association SN             12     2     2 object_list, 3 access_rights_list,
+                                        4 security_setup_reference
 Association LN             15     1     2 object_list, 3 associated_partners_id,
                                         4 application_context_name, 5 xDLMS_context_info,
                                         6 authentication_mechanism_name, 7 secret,
@@ -28,7 +30,17 @@ Association LN             15     1     2 object_list, 3 associated_partners_id,
 
 Every attribute is read-only except the association's ``secret`` (no access); every
 method is "no access".  The association object 0.0.40.0.0.255 is generated from the
-model, with an object_list that lists every object and these access rights.
+model, with an object_list that lists every object and these access rights: an
+Association LN for LN referencing, an Association SN for SN referencing.
+
+Short names (SN referencing, Blue Book "Referencing methods"): every object has a
+base_name, attribute n is at base_name + 8 (n - 1) and the methods follow at the class's
+offset (:data:`dlmsd.protocol.sn.FIRST_METHOD_OFFSET`).  :class:`ShortNames` places
+them: the Association SN at 0xFA00 and the COSEM logical device name (Data
+0.0.42.0.0.255) at 0xFD00 (the Blue Book's reserved base names), an object's
+``base_name`` from the model where given, every other object from 0x0100 upward in
+model order, each at the next free multiple of 0x20 after the previous one, with room
+for all its attributes and methods.
 """
 
 from __future__ import annotations
@@ -61,12 +73,22 @@ from dlmsd.protocol.axdr import (
     Time,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.sn import (
+    ASSOCIATION_SN_BASE_NAME,
+    ATTRIBUTE_STEP,
+    FIRST_METHOD_OFFSET,
+    LOGICAL_DEVICE_NAME_BASE_NAME,
+)
 from dlmsd.protocol.units import UNITS
 from dlmsd.protocol.xdlms import DataAccessResult
 
 __all__ = [
     "ASSOCIATION_LN",
     "ASSOCIATION_LN_NAME",
+    "ASSOCIATION_SN",
+    "AUTO_BASE_NAME_ALIGN",
+    "AUTO_BASE_NAME_END",
+    "AUTO_BASE_NAME_START",
     "CLASSES",
     "AssociationView",
     "AttributeAccess",
@@ -78,9 +100,12 @@ __all__ = [
     "MeterModel",
     "MethodAccess",
     "ReadContext",
+    "ShortNameTarget",
+    "ShortNames",
     "bundled_model_path",
     "load_model",
     "parse_model",
+    "short_name_span",
 ]
 
 
@@ -148,6 +173,16 @@ ASSOCIATION_LN: Final = InterfaceClass(
      "security_setup_reference"),
     ("reply_to_hls_authentication", "change_hls_secret", "add_object", "remove_object"))
 
+# Blue Book, Association SN (class_id 12): version 2 has the attributes 1..4 and eight
+# methods at x + 0x20 .. x + 0x58 (the last is reply_to_HLS_authentication); the method
+# names are those of the Blue Book editions that defined version 2.
+ASSOCIATION_SN: Final = InterfaceClass(
+    12, 2, "association-sn",
+    ("logical_name", "object_list", "access_rights_list", "security_setup_reference"),
+    ("getlist_by_classid", "getobj_by_logicalname", "read_by_logicalname",
+     "get_attributes_and_services", "change_lls_secret", "change_hls_secret",
+     "get_hls_challenge", "reply_to_hls_authentication"))
+
 #: The classes a model file may name, by name (the association is generated).
 CLASSES: Final[Mapping[str, InterfaceClass]] = MappingProxyType(
     {c.name: c for c in (DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, CLOCK)})
@@ -155,6 +190,8 @@ _CLASSES_BY_ID: Final = {c.class_id: c for c in CLASSES.values()}
 
 #: Blue Book 4.4.3: "the current association" is 0.0.40.0.0.255.
 ASSOCIATION_LN_NAME: Final = Obis(0, 0, 40, 0, 0, 255)
+# The COSEM logical device name (Data), whose base_name the Blue Book reserves.
+_LOGICAL_DEVICE_NAME: Final = Obis(0, 0, 42, 0, 0, 255)
 
 # Green Book, COSEM application context name and authentication mechanism name, as
 # the association LN (version >= 1) shows them: structure of the OID's arcs.
@@ -382,12 +419,14 @@ class _ContextInfo:
 @dataclass(frozen=True)
 class CosemObject:
     """One object of the model: its class, logical name, description and the source
-    of each readable attribute (attribute 1, logical_name, is implied)."""
+    of each readable attribute (attribute 1, logical_name, is implied); ``base_name``
+    is the short name the model asks for (None: placed by :class:`ShortNames`)."""
 
     cls: InterfaceClass
     logical_name: Obis
     name: str
     sources: Mapping[int, _Source] = field(repr=False)
+    base_name: int | None = None
 
     def access(self, attribute: int) -> AttributeAccess:
         if attribute == 1 or attribute in self.sources:
@@ -410,15 +449,12 @@ class CosemObject:
             return DataAccessResult.READ_WRITE_DENIED
         return source.value(ctx)
 
-    def object_list_element(self) -> Data:
-        """This object's entry in the association's object_list (Blue Book 4.4.3)::
+    def _access_descriptors(self) -> tuple[Data, Data]:
+        """attribute_access_descriptor and method_access_descriptor (Blue Book 4.4.3)::
 
-            structure { class_id long-unsigned, version unsigned,
-                        logical_name octet-string(6),
-                        access_rights structure {
-                            array of structure { attribute_id integer, access_mode enum,
-                                                 access_selectors null-data },
-                            array of structure { method_id integer, access_mode enum } } }
+            array of structure { attribute_id integer, access_mode enum,
+                                 access_selectors null-data },
+            array of structure { method_id integer, access_mode enum }
         """
         attributes = tuple(
             Data.structure(Data.int8(i), Data.enum(int(self.access(i))), Data.null())
@@ -426,25 +462,190 @@ class CosemObject:
         methods = tuple(
             Data.structure(Data.int8(i), Data.enum(int(MethodAccess.NO_ACCESS)))
             for i in range(1, len(self.cls.methods) + 1))
+        return Data.array(*attributes), Data.array(*methods)
+
+    def object_list_element(self) -> Data:
+        """This object's entry in the Association LN object_list (Blue Book 4.4.3)::
+
+            structure { class_id long-unsigned, version unsigned,
+                        logical_name octet-string(6),
+                        access_rights structure { attribute_access_descriptor,
+                                                  method_access_descriptor } }
+        """
         return Data.structure(
             Data.uint16(self.cls.class_id), Data.uint8(self.cls.version),
             Data.octets(self.logical_name.to_bytes()),
-            Data.structure(Data.array(*attributes), Data.array(*methods)))
+            Data.structure(*self._access_descriptors()))
+
+    def sn_object_list_element(self, base_name: int) -> Data:
+        """This object's entry in the Association SN object_list (Blue Book 4.4.4)::
+
+            structure { base_name long, class_id long-unsigned, version unsigned,
+                        logical_name octet-string(6) }
+        """
+        return Data.structure(
+            _long(base_name), Data.uint16(self.cls.class_id), Data.uint8(self.cls.version),
+            Data.octets(self.logical_name.to_bytes()))
+
+    def sn_access_right(self, base_name: int) -> Data:
+        """This object's entry in the Association SN access_rights_list (Blue Book 4.4.4)::
+
+            structure { base_name long, attribute_access_descriptor,
+                        method_access_descriptor }
+        """
+        return Data.structure(_long(base_name), *self._access_descriptors())
+
+
+def _long(short_name: int) -> Data:
+    """A short name as the Blue Book types base_name: long (0xFA00 is -1536)."""
+    return Data.int16(short_name - 0x10000 if short_name >= 0x8000 else short_name)
+
+
+# =========================================================================== short names
+#: Where automatic base names start, their alignment, and the first name they may not
+#: reach (the Blue Book's reserved base names begin at 0xFA00).
+AUTO_BASE_NAME_START: Final = 0x0100
+AUTO_BASE_NAME_ALIGN: Final = 0x20
+AUTO_BASE_NAME_END: Final = ASSOCIATION_SN_BASE_NAME
+_SHORT_NAME_END: Final = 0x10000
+
+
+def short_name_span(cls: InterfaceClass) -> int:
+    """How many short names an object of ``cls`` takes from its base_name: up to its
+    last attribute or last method (Blue Book class tables), plus one step."""
+    last = ATTRIBUTE_STEP * (len(cls.attributes) - 1)
+    if cls.methods:
+        offset = FIRST_METHOD_OFFSET.get(cls.class_id)
+        if offset is None:  # pragma: no cover - every class here has its offsets
+            raise LocalProtocolError(f"class {cls.class_id}: method short names unknown")
+        last = max(last, offset + ATTRIBUTE_STEP * (len(cls.methods) - 1))
+    return last + ATTRIBUTE_STEP
+
+
+@dataclass(frozen=True)
+class ShortNameTarget:
+    """What one short name addresses: attribute ``attribute`` or method ``method`` (the
+    other is 0) of ``obj``, whose base_name is ``base_name``."""
+
+    obj: CosemObject
+    base_name: int
+    attribute: int = 0
+    method: int = 0
+
+
+class ShortNames:
+    """The SN view of a model: the Association SN and every object with its base_name
+    (``objects``, association first, then model order), and what each short name
+    addresses (:meth:`find`)."""
+
+    def __init__(self, placed: tuple[tuple[int, CosemObject], ...]) -> None:
+        self.objects = placed
+        names: dict[int, ShortNameTarget] = {}
+        for base, obj in placed:
+            for attribute in range(1, len(obj.cls.attributes) + 1):
+                names[base + ATTRIBUTE_STEP * (attribute - 1)] = ShortNameTarget(
+                    obj, base, attribute=attribute)
+            offset = FIRST_METHOD_OFFSET.get(obj.cls.class_id)
+            for method in range(1, len(obj.cls.methods) + 1):
+                assert offset is not None
+                names[base + offset + ATTRIBUTE_STEP * (method - 1)] = ShortNameTarget(
+                    obj, base, method=method)
+        self._names: Mapping[int, ShortNameTarget] = MappingProxyType(names)
+        self._bases: Mapping[Obis, int] = MappingProxyType(
+            {obj.logical_name: base for base, obj in reversed(placed)})
+
+    @property
+    def association(self) -> CosemObject:
+        return self.objects[0][1]
+
+    def find(self, short_name: int) -> ShortNameTarget | None:
+        return self._names.get(short_name)
+
+    def base_name(self, logical_name: Obis) -> int | None:
+        """The base_name of the object ``logical_name`` (0.0.40.0.0.255: the association)."""
+        return self._bases.get(logical_name)
+
+
+_Range = tuple[int, int, str]  # [start, end) of the short names of whom
+
+
+def _overlap(start: int, end: int, taken: list[_Range]) -> _Range | None:
+    for item in taken:
+        if start < item[1] and item[0] < end:
+            return item
+    return None
+
+
+def _place_short_names(objects: tuple[CosemObject, ...], where: list[str]
+                       ) -> tuple[ShortNames, list[str]]:
+    """Place the model objects (not the association LN) in the short-name space, as
+    the module docstring says; returns the layout and the problems, each prefixed by
+    ``where[i]`` (the object's JSON path or name)."""
+    problems: list[str] = []
+    span_sn = short_name_span(ASSOCIATION_SN)
+    taken: list[_Range] = [
+        (ASSOCIATION_SN_BASE_NAME, ASSOCIATION_SN_BASE_NAME + span_sn, "the association SN")]
+    bases: dict[int, int] = {}
+    for i, obj in enumerate(objects):
+        if obj.base_name is None:
+            continue
+        start, end = obj.base_name, obj.base_name + short_name_span(obj.cls)
+        hit = _overlap(start, end, taken)
+        if hit is not None:
+            problems.append(f"{where[i]}.base_name: 0x{start:04X}..0x{end - 1:04X} overlaps "
+                            f"0x{hit[0]:04X}..0x{hit[1] - 1:04X} of {hit[2]}")
+            continue
+        taken.append((start, end, f"{obj.logical_name}"))
+        bases[i] = start
+    for i, obj in enumerate(objects):
+        if (obj.base_name is None and obj.cls is DATA
+                and obj.logical_name == _LOGICAL_DEVICE_NAME):
+            start = LOGICAL_DEVICE_NAME_BASE_NAME
+            end = start + short_name_span(obj.cls)
+            if _overlap(start, end, taken) is None:
+                taken.append((start, end, f"{obj.logical_name}"))
+                bases[i] = start
+    # Automatic places only grow, so they need checking against the fixed ones only.
+    cursor = AUTO_BASE_NAME_START
+    for i, obj in enumerate(objects):
+        if i in bases or obj.base_name is not None:
+            continue
+        span = short_name_span(obj.cls)
+        start = -(-cursor // AUTO_BASE_NAME_ALIGN) * AUTO_BASE_NAME_ALIGN
+        while (hit := _overlap(start, start + span, taken)) is not None:
+            start = -(-hit[1] // AUTO_BASE_NAME_ALIGN) * AUTO_BASE_NAME_ALIGN
+        if start + span > AUTO_BASE_NAME_END:
+            problems.append(f"{where[i]}: no room left for its short names below "
+                            f"0x{AUTO_BASE_NAME_END:04X} (give base_name)")
+            continue
+        bases[i] = start
+        cursor = start + span
+    placed = tuple((bases[i], obj) for i, obj in enumerate(objects) if i in bases)
+    return ShortNames(((ASSOCIATION_SN_BASE_NAME, _association_sn(placed)), *placed)), problems
 
 
 @dataclass(frozen=True)
 class MeterModel:
-    """A validated model: the objects in model order (the association first)."""
+    """A validated model: the objects in model order (the association LN first), and
+    their SN layout ``short_names`` (the association SN first).  Raises
+    :class:`ConfigError` when the objects' base names do not fit."""
 
     name: str
     seed: int
     objects: tuple[CosemObject, ...]
     source: str = "<model>"
     _by_name: Mapping[Obis, CosemObject] = field(init=False, repr=False, compare=False)
+    short_names: ShortNames = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name",
                            MappingProxyType({o.logical_name: o for o in self.objects}))
+        served = tuple(o for o in self.objects if o.cls is not ASSOCIATION_LN)
+        layout, problems = _place_short_names(served, [str(o.logical_name) for o in served])
+        if problems:
+            raise ConfigError(f"{self.source}: the short names do not fit",
+                              [f"{self.source}: {p}" for p in problems])
+        object.__setattr__(self, "short_names", layout)
 
     def find(self, logical_name: Obis) -> CosemObject | None:
         return self._by_name.get(logical_name)
@@ -476,16 +677,31 @@ class Meter:
             return DataAccessResult.OBJECT_CLASS_INCONSISTENT
         return obj
 
-    def read(self, class_id: int, logical_name: Obis, attribute: int, *,
-             now: datetime, association: AssociationView) -> Data | DataAccessResult:
-        obj = self.lookup(class_id, logical_name)
-        if isinstance(obj, DataAccessResult):
-            return obj
+    def _context(self, now: datetime, association: AssociationView) -> ReadContext:
         elapsed = 0.0
         if self.live and self.started is not None:
             elapsed = (now - self.started).total_seconds()
-        ctx = ReadContext(now, elapsed, self.live, self.model.seed, association)
-        return obj.read(attribute, ctx)
+        return ReadContext(now, elapsed, self.live, self.model.seed, association)
+
+    def read(self, class_id: int, logical_name: Obis, attribute: int, *,
+             now: datetime, association: AssociationView) -> Data | DataAccessResult:
+        """LN referencing: one attribute by class id, logical name and index."""
+        obj = self.lookup(class_id, logical_name)
+        if isinstance(obj, DataAccessResult):
+            return obj
+        return obj.read(attribute, self._context(now, association))
+
+    def read_short_name(self, short_name: int, *, now: datetime,
+                        association: AssociationView) -> Data | DataAccessResult:
+        """SN referencing: the variable at ``short_name``.  A name that addresses
+        nothing is ``object-undefined``; a method's name is ``read-write-denied`` (every
+        method has no access; reading it would invoke it)."""
+        target = self.model.short_names.find(short_name)
+        if target is None:
+            return DataAccessResult.OBJECT_UNDEFINED
+        if target.method:
+            return DataAccessResult.READ_WRITE_DENIED
+        return target.obj.read(target.attribute, self._context(now, association))
 
 
 # =========================================================================== loading
@@ -819,7 +1035,7 @@ def _octets12(spec: Mapping[str, Any], key: str, path: str, chk: _Checker) -> _S
     return _Fixed(Data.octets(moment.to_bytes()))
 
 
-_COMMON_KEYS: Final = frozenset({"class", "obis", "name"})
+_COMMON_KEYS: Final = frozenset({"class", "obis", "name", "base_name"})
 _CLASS_KEYS: Final[dict[str, frozenset[str]]] = {
     "data": frozenset({"value"}),
     "register": frozenset({"value", "scaler", "unit"}),
@@ -923,8 +1139,8 @@ def _parse_object(node: object, path: str, chk: _Checker) -> CosemObject | None:
     elif isinstance(cls_name, int) and not isinstance(cls_name, bool):
         cls = _CLASSES_BY_ID.get(cls_name)
     if cls is None:
-        hint = (" (the association LN 0.0.40.0.0.255 is generated from the model)"
-                if cls_name in ("association-ln", 15) else "")
+        hint = (" (the association 0.0.40.0.0.255 is generated from the model)"
+                if cls_name in ("association-ln", 15, "association-sn", 12) else "")
         chk.problems.append(
             f"{path}.class: {_show(cls_name)} is not one of {', '.join(CLASSES)} "
             f"or their class ids {sorted(_CLASSES_BY_ID)}{hint}")
@@ -939,7 +1155,8 @@ def _parse_object(node: object, path: str, chk: _Checker) -> CosemObject | None:
         chk.problems.append(f"{path}.obis: {_show(obis_text)} is not an OBIS code string")
         return None
     if obis == ASSOCIATION_LN_NAME:
-        chk.problems.append(f"{path}.obis: {obis} is the association LN, which is generated")
+        chk.problems.append(f"{path}.obis: {obis} is the association LN or SN, which is "
+                            "generated")
         return None
     name = spec.get("name", "")
     if not isinstance(name, str):
@@ -947,11 +1164,32 @@ def _parse_object(node: object, path: str, chk: _Checker) -> CosemObject | None:
         name = ""
     before = len(chk.problems)
     chk.run(lambda: _check_keys(spec, path, _COMMON_KEYS | _CLASS_KEYS[cls.name]))
+    base_name = None
+    if "base_name" in spec:
+        base_name = chk.run(lambda: _base_name(spec["base_name"], f"{path}.base_name", cls))
     sources = _sources(cls, spec, path, chk, obis)
     if len(chk.problems) > before:
         return None
     return CosemObject(cls, obis, name, MappingProxyType(
-        {k: v for k, v in sources.items() if v is not None}))
+        {k: v for k, v in sources.items() if v is not None}), base_name)
+
+
+def _base_name(node: object, path: str, cls: InterfaceClass) -> int:
+    """An SN base_name: an integer, or a hex string ("0x2000"), a multiple of 8, with
+    room for the class's attributes and methods below 0x10000."""
+    value: int | None = None
+    if isinstance(node, int) and not isinstance(node, bool):
+        value = node
+    elif isinstance(node, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,4}", node.strip()):
+        value = int(node.strip(), 16)
+    if value is None:
+        raise _Invalid(path, f"{_show(node)} is not a short name (an integer or \"0x2000\")")
+    span = short_name_span(cls)
+    if not 0 <= value <= _SHORT_NAME_END - span or value % ATTRIBUTE_STEP:
+        raise _Invalid(path, f"{_show(node)} is not a multiple of 8 from 0 to "
+                             f"0x{_SHORT_NAME_END - span:04X} (a {cls.name} takes "
+                             f"0x{span:X} short names)")
+    return value
 
 
 def _arcs(values: tuple[int, ...]) -> Data:
@@ -976,6 +1214,23 @@ def _association(objects: list[CosemObject]) -> CosemObject:
     itself = CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, sources)
     sources[2] = _Fixed(Data.array(*(o.object_list_element() for o in [itself, *objects])))
     return CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, MappingProxyType(sources))
+
+
+def _association_sn(placed: tuple[tuple[int, CosemObject], ...]) -> CosemObject:
+    name = "Current association (SN)"
+    sources: dict[int, _Source] = {
+        2: _Fixed(Data.null()),  # replaced below by the object_list
+        3: _Fixed(Data.null()),  # and the access_rights_list
+        4: _Fixed(Data.octets(bytes(6))),  # there is no security setup object
+    }
+    # The object_list lists the association itself first (Blue Book 4.4.4).
+    itself = CosemObject(ASSOCIATION_SN, ASSOCIATION_LN_NAME, name, sources,
+                         ASSOCIATION_SN_BASE_NAME)
+    listed = ((ASSOCIATION_SN_BASE_NAME, itself), *placed)
+    sources[2] = _Fixed(Data.array(*(o.sn_object_list_element(b) for b, o in listed)))
+    sources[3] = _Fixed(Data.array(*(o.sn_access_right(b) for b, o in listed)))
+    return CosemObject(ASSOCIATION_SN, ASSOCIATION_LN_NAME, name, MappingProxyType(sources),
+                       ASSOCIATION_SN_BASE_NAME)
 
 
 def _obis_of(node: object) -> Obis | None:
@@ -1009,6 +1264,7 @@ def parse_model(doc: object, source: str = "<model>") -> MeterModel:
         chk.problems.append(f"$.objects: {_show(nodes)} is not a non-empty list of objects")
     else:
         seen: dict[Obis, str] = {}
+        paths: list[str] = []
         for i, node in enumerate(nodes):
             path = f"$.objects[{i}]"
             obis = _obis_of(node)
@@ -1020,6 +1276,8 @@ def parse_model(doc: object, source: str = "<model>") -> MeterModel:
             obj = _parse_object(node, path, chk)
             if obj is not None:
                 objects.append(obj)
+                paths.append(path)
+        chk.problems += _place_short_names(tuple(objects), paths)[1]
     if chk.problems:
         count = len(chk.problems)
         raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} in the model",
