@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from dlmsd.errors import (
     AssociationRejected,
@@ -82,6 +83,7 @@ __all__ = [
     "Associated",
     "Authenticate",
     "Ciphering",
+    "ClientBase",
     "ClientEvent",
     "ClientState",
     "GetComplete",
@@ -196,8 +198,90 @@ _ALLOWED: dict[ClientState, frozenset[str]] = {
 }
 
 
-class LnClient:
-    """One client's view of one association, LN referencing, no ciphering."""
+class ClientBase:
+    """What every COSEM client shares, LN or SN: the association's life cycle.
+
+    Subclasses set ``ALLOWED`` (which local calls each state allows) and ``NAME``, and
+    initialise ``state``, ``conformance``, ``server_max_receive_pdu_size``,
+    ``mechanism`` and ``_blocks``.
+    """
+
+    ALLOWED: ClassVar[dict[ClientState, frozenset[str]]]
+    NAME: ClassVar[str]
+    state: ClientState
+    conformance: Conformance
+    server_max_receive_pdu_size: int
+    mechanism: MechanismName | None
+    _blocks: object | None
+
+    def __repr__(self) -> str:  # never shows the authentication value
+        return f"{self.NAME}(state={self.state.value}, mechanism={self.mechanism})"
+
+    def _check(self, call: str) -> None:
+        if call not in self.ALLOWED[self.state]:
+            raise LocalProtocolError(f"cannot {call} in client state {self.state.value}")
+
+    @property
+    def supports_with_list(self) -> bool:
+        """Several attributes per request (multiple-references) were negotiated."""
+        return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
+
+    def release(self) -> bytes:
+        self._check("release")
+        self.state = ClientState.RELEASING
+        return Rlrq(reason=ReleaseRequestReason.NORMAL).to_bytes()
+
+    def abort(self) -> None:
+        """The link is gone: forget the association."""
+        self.state = ClientState.IDLE
+        self._blocks = None
+        self.conformance = Conformance(0)
+
+    def cancel_request(self) -> None:
+        """Give up waiting for the pending request (after the caller's retries ran out)."""
+        if self.state is ClientState.WAITING:
+            self.state = ClientState.ASSOCIATED
+            self._blocks = None
+
+    def _released(self, apdu: bytes) -> bool:
+        """Any RLRE ends the association; some meters get its length wrong (gurux
+        1.0.203 counts 14 for 20 octets), which must not keep it open."""
+        if self.state is ClientState.RELEASING and apdu[:1] == b"\x63":
+            self.abort()
+            return True
+        return False
+
+    def _accepted(self, response: object) -> Aare:
+        """The AARE, if the association was accepted; raises otherwise."""
+        if not isinstance(response, Aare):
+            self.state = ClientState.IDLE
+            described = getattr(response, "describe", lambda: type(response).__name__)()
+            raise RemoteProtocolError(f"expected AARE, got {described}")
+        if response.result is not AssociationResult.ACCEPTED:
+            self.state = ClientState.IDLE
+            raise association_rejected(response)
+        return response
+
+    def _no_initiate_response(self, aare: Aare) -> RemoteProtocolError:
+        self.state = ClientState.IDLE
+        info = aare.user_information
+        detail = info.describe() if isinstance(info, ConfirmedServiceError) else "none"
+        return RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
+
+    def _negotiated(self, initiate: InitiateResponse) -> None:
+        self.conformance = Conformance(initiate.negotiated_conformance)
+        self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+
+    def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
+        self.state = ClientState.ASSOCIATED
+        return GetComplete(results)
+
+
+class LnClient(ClientBase):
+    """One client's view of one association, LN referencing, with HLS and ciphering."""
+
+    ALLOWED = _ALLOWED
+    NAME = "LnClient"
 
     def __init__(
         self,
@@ -231,17 +315,6 @@ class LnClient:
         self._pending_count = 0
         self._pending_with_list = False
         self._blocks: BlockReassembler | None = None
-
-    def __repr__(self) -> str:  # never shows the authentication value
-        return f"LnClient(state={self.state.value}, mechanism={self.mechanism})"
-
-    def _check(self, call: str) -> None:
-        if call not in _ALLOWED[self.state]:
-            raise LocalProtocolError(f"cannot {call} in client state {self.state.value}")
-
-    @property
-    def supports_with_list(self) -> bool:
-        return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
 
     @property
     def invoke_id(self) -> int:
@@ -312,31 +385,11 @@ class LnClient:
         self.state = ClientState.WAITING
         return apdu
 
-    def release(self) -> bytes:
-        self._check("release")
-        self.state = ClientState.RELEASING
-        return Rlrq(reason=ReleaseRequestReason.NORMAL).to_bytes()
-
-    def abort(self) -> None:
-        """The link is gone: forget the association."""
-        self.state = ClientState.IDLE
-        self._blocks = None
-        self.conformance = Conformance(0)
-
-    def cancel_request(self) -> None:
-        """Give up waiting for the pending GET (after the caller's retries ran out)."""
-        if self.state is ClientState.WAITING:
-            self.state = ClientState.ASSOCIATED
-            self._blocks = None
-
     # ----------------------------------------------------------------- responses
 
     def receive_apdu(self, apdu: bytes) -> ClientEvent:
         """Handle one whole APDU from the meter."""
-        if self.state is ClientState.RELEASING and apdu[:1] == b"\x63":
-            # Any RLRE ends the association; some meters get its length wrong
-            # (gurux 1.0.203 counts 14 for 20 octets), which must not keep it open.
-            self.abort()
+        if self._released(apdu):
             return Released()
         if self.state is not ClientState.ASSOCIATING:
             apdu = self._unprotect(apdu)
@@ -352,14 +405,8 @@ class LnClient:
         raise RemoteProtocolError(
             f"unexpected APDU in client state {self.state.value}: {response.describe()}")
 
-    def _on_aare(self, response: object) -> ClientEvent:
-        if not isinstance(response, Aare):
-            self.state = ClientState.IDLE
-            described = getattr(response, "describe", lambda: type(response).__name__)()
-            raise RemoteProtocolError(f"expected AARE, got {described}")
-        if response.result is not AssociationResult.ACCEPTED:
-            self.state = ClientState.IDLE
-            raise association_rejected(response)
+    def _on_aare(self, apdu: object) -> ClientEvent:
+        response = self._accepted(apdu)
         self._server_title = response.responding_ap_title
         initiate = response.initiate_response
         info = response.user_information
@@ -379,12 +426,8 @@ class LnClient:
                 error = ConfirmedServiceError.from_bytes(plain)
                 raise RemoteProtocolError(f"AARE accepted with {error.describe()}")
         if initiate is None:
-            self.state = ClientState.IDLE
-            info = response.user_information
-            detail = info.describe() if isinstance(info, ConfirmedServiceError) else "none"
-            raise RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
-        self.conformance = Conformance(initiate.negotiated_conformance)
-        self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+            raise self._no_initiate_response(response)
+        self._negotiated(initiate)
         if self._hls is not None:
             return self._hls_pass_3(response)
         self.state = ClientState.ASSOCIATED
@@ -536,7 +579,3 @@ class LnClient:
         except DecodeError:
             self.state = ClientState.ASSOCIATED
             raise
-
-    def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
-        self.state = ClientState.ASSOCIATED
-        return GetComplete(results)

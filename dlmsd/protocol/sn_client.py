@@ -39,23 +39,18 @@ from collections.abc import Sequence
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
 from dlmsd.protocol.acse import (
-    Aare,
     Aarq,
     ApplicationContextName,
-    AssociationResult,
     ConfirmedServiceError,
     Conformance,
     InitiateRequest,
     MechanismName,
-    ReleaseRequestReason,
-    Rlrq,
-    association_rejected,
 )
 from dlmsd.protocol.client import (
     Associated,
+    ClientBase,
     ClientEvent,
     ClientState,
-    GetComplete,
     Released,
     SendApdu,
     StaleResponse,
@@ -114,8 +109,11 @@ _ALLOWED: dict[ClientState, frozenset[str]] = {
 NO_INVOKE_ID = 0
 
 
-class SnClient:
+class SnClient(ClientBase):
     """One client's view of one association, SN referencing, no ciphering."""
+
+    ALLOWED = _ALLOWED
+    NAME = "SnClient"
 
     def __init__(
         self,
@@ -139,18 +137,6 @@ class SnClient:
         self.vaa_name = ASSOCIATION_SN_BASE_NAME
         self._pending_count = 0
         self._blocks: SnBlockReassembler | None = None
-
-    def __repr__(self) -> str:  # never shows the authentication value
-        return f"SnClient(state={self.state.value}, mechanism={self.mechanism})"
-
-    def _check(self, call: str) -> None:
-        if call not in _ALLOWED[self.state]:
-            raise LocalProtocolError(f"cannot {call} in client state {self.state.value}")
-
-    @property
-    def supports_with_list(self) -> bool:
-        """Several variables per ReadRequest (multiple-references), named as LnClient's."""
-        return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
 
     # ------------------------------------------------------------------ requests
 
@@ -193,30 +179,11 @@ class SnClient:
         self.state = ClientState.WAITING
         return apdu
 
-    def release(self) -> bytes:
-        self._check("release")
-        self.state = ClientState.RELEASING
-        return Rlrq(reason=ReleaseRequestReason.NORMAL).to_bytes()
-
-    def abort(self) -> None:
-        """The link is gone: forget the association."""
-        self.state = ClientState.IDLE
-        self._blocks = None
-        self.conformance = Conformance(0)
-
-    def cancel_request(self) -> None:
-        """Give up waiting for the pending READ (after the caller's retries ran out)."""
-        if self.state is ClientState.WAITING:
-            self.state = ClientState.ASSOCIATED
-            self._blocks = None
-
     # ----------------------------------------------------------------- responses
 
     def receive_apdu(self, apdu: bytes) -> ClientEvent:
         """Handle one whole APDU from the meter."""
-        if self.state is ClientState.RELEASING and apdu[:1] == b"\x63":
-            # Any RLRE ends the association, even one whose length is wrong.
-            self.abort()
+        if self._released(apdu):
             return Released()
         response = decode_sn_apdu(apdu)
         if isinstance(response, InformationReportRequest | UnconfirmedWriteRequest):
@@ -230,13 +197,8 @@ class SnClient:
         raise RemoteProtocolError(
             f"unexpected APDU in client state {self.state.value}: {response.describe()}")
 
-    def _on_aare(self, response: AnySnApdu) -> ClientEvent:
-        if not isinstance(response, Aare):
-            self.state = ClientState.IDLE
-            raise RemoteProtocolError(f"expected AARE, got {response.describe()}")
-        if response.result is not AssociationResult.ACCEPTED:
-            self.state = ClientState.IDLE
-            raise association_rejected(response)
+    def _on_aare(self, apdu: AnySnApdu) -> ClientEvent:
+        response = self._accepted(apdu)
         if response.application_context_name is not _SN_CONTEXT:
             self.state = ClientState.IDLE
             raise RemoteProtocolError(
@@ -244,12 +206,8 @@ class SnClient:
                 "application context; SN was proposed")
         initiate = response.initiate_response
         if initiate is None:
-            self.state = ClientState.IDLE
-            info = response.user_information
-            detail = info.describe() if isinstance(info, ConfirmedServiceError) else "none"
-            raise RemoteProtocolError(f"AARE accepted without an InitiateResponse ({detail})")
-        self.conformance = Conformance(initiate.negotiated_conformance)
-        self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+            raise self._no_initiate_response(response)
+        self._negotiated(initiate)
         self.vaa_name = initiate.vaa_name
         self.state = ClientState.ASSOCIATED
         return Associated(self.conformance, self.server_max_receive_pdu_size, response)
@@ -318,7 +276,3 @@ class SnClient:
             self.state = ClientState.ASSOCIATED
             raise
         return self._complete(results)
-
-    def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
-        self.state = ClientState.ASSOCIATED
-        return GetComplete(results)
