@@ -1,8 +1,8 @@
 """Scan time of a 10-register meter over a pty at 9600 Bd, against the wire-time floor.
 
-The meter is the simulator's pure core (dlmsd.sim: MeterServer behind HdlcServerLink)
-on the master side of a pty; the daemon's own session (dlmsd.session.DlmsSession, the
-code that runs in production) reads it through dlmsd.transport.serial. A pty moves
+The meter is the simulator, ``dlms-sim --pty`` (the command, in its own process); the
+daemon's own session (dlmsd.session.DlmsSession, the code that runs in production) reads
+it through dlmsd.transport.serial, and the octets are counted at that transport. A pty moves
 bytes at memory speed whatever the baud rate, so the measured time is the software's
 own cost; the floor is what the same bytes need on a real 9600 Bd line
 (bytes x 10 bits / baud, 8N1). Their ratio says how much of a real scan the software adds.
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import re
 import statistics
+import subprocess
 import sys
-import tty
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dlmsd.config import parse_config
 from dlmsd.logsetup import configure_logging, get_logger
 from dlmsd.poller import DeviceMemory, ReadRequest
-from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
 from dlmsd.session import DlmsSession
-from dlmsd.sim.link import ApduIn, HdlcServerLink
-from dlmsd.sim.model import Meter, bundled_model_path, load_model
-from dlmsd.sim.server import MeterServer, ServerOptions
 from dlmsd.trace import FrameTracer
 
 BAUD = 9600
@@ -43,38 +40,47 @@ REGISTERS = [
 ]
 
 
-class PtyMeter:
-    def __init__(self, master: int) -> None:
-        self.master = master
-        self.link = HdlcServerLink(encode_server_address(1, 17, 2), 16, max_info=128,
-                                   max_apdu_size=1024)
-        self.server = MeterServer(Meter(load_model(bundled_model_path())), ServerOptions())
-        self.rx = self.tx = 0
-
-    def on_readable(self) -> None:
-        data = os.read(self.master, 4096)
-        self.rx += len(data)
-        self.link.receive_data(data)
-        out = bytearray()
-        while (event := self.link.next_event()) is not NEED_DATA:
-            out += self.link.data_to_send()
-            if isinstance(event, ApduIn):
-                out += self.link.send_apdu(self.server.handle(event.apdu, datetime.now(UTC)))
-        out += self.link.data_to_send()
-        if out:
-            self.tx += len(out)
-            os.write(self.master, bytes(out))
+@contextmanager
+def dlms_sim_on_a_pty() -> Iterator[str]:
+    """``dlms-sim --pty`` (the command, another process); yields the pty's path."""
+    proc = subprocess.Popen([sys.executable, "-c", "from dlmsd.sim.cli import main; main()",
+                             "--pty", "--physical", "17", "--baudrate", str(BAUD)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"serial=(\S+)", line)
+        if match is None:
+            raise SystemExit(f"dlms-sim did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
-async def run(scans: int, max_list_size: int) -> dict[str, Any]:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    meter = PtyMeter(master)
-    loop = asyncio.get_running_loop()
-    loop.add_reader(master, meter.on_readable)
+class Counted:
+    """Counts the octets that pass a transport's read and write, both directions."""
+
+    def __init__(self, transport: Any) -> None:
+        self.octets = 0
+        read, write = transport.read, transport.write
+
+        async def counted_read(timeout: float) -> bytes:
+            data: bytes = await read(timeout)
+            self.octets += len(data)
+            return data
+
+        async def counted_write(data: bytes) -> None:
+            self.octets += len(data)
+            await write(data)
+
+        transport.read, transport.write = counted_read, counted_write
+
+
+async def run(path: str, scans: int, max_list_size: int) -> dict[str, Any]:
     config = parse_config({
         "devices": [{"name": "bench", "device_alias": "b", "protocol": "DLMS",
-                     "client_address": 16, "device": os.ttyname(slave), "baudrate": BAUD,
+                     "client_address": 16, "device": path, "baudrate": BAUD,
                      "address_size": 2, "logical_address": 1, "physical_address": 17,
                      "max_list_size": max_list_size}],
         "signals": [{"signal_name": o, "device_alias": "b", "signal_alias": f"r{i}",
@@ -86,23 +92,22 @@ async def run(scans: int, max_list_size: int) -> dict[str, Any]:
                 for s in config.signals]
     log = get_logger(device="b")
     session = DlmsSession(device, FrameTracer(log, False), log, DeviceMemory())
+    loop = asyncio.get_running_loop()
+    line = Counted(session.transport)
     try:
         await session.open()
         await session.read(requests)  # first scan: scaler_units, not measured
         times: list[float] = []
-        rx0, tx0, trips0 = meter.rx, meter.tx, session.round_trips
+        octets0, trips0 = line.octets, session.round_trips
         for _ in range(scans):
             started = loop.time()
             results = await session.read(requests)
             times.append(loop.time() - started)
             assert all(r.error is None for r in results), results
-        octets = (meter.rx - rx0 + meter.tx - tx0) / scans
+        octets = (line.octets - octets0) / scans
         trips = (session.round_trips - trips0) / scans
     finally:
         await session.close()
-        loop.remove_reader(master)
-        os.close(master)
-        os.close(slave)
     floor = octets * 10 / BAUD
     median = statistics.median(times)
     return {"scans": scans, "median_scan_s": median, "octets_per_scan": octets,
@@ -117,7 +122,8 @@ def main() -> None:
                         help="attributes per GET-with-list (1: one GET per register)")
     args = parser.parse_args()
     configure_logging(3)
-    figures = asyncio.run(run(args.scans, args.max_list_size))
+    with dlms_sim_on_a_pty() as path:
+        figures = asyncio.run(run(path, args.scans, args.max_list_size))
     print(f"max_list_size:             {args.max_list_size}")
     print(f"registers per scan:        {len(REGISTERS)}")
     print(f"scans measured:            {figures['scans']}")

@@ -2,8 +2,9 @@
 opening, three meters of different addresses on one RS-485 bus polled fairly, a meter
 removed from the bus mid-run, a port that cannot be opened.
 
-The meters are the simulator's pure parts (MeterServer behind HdlcServerLink, one per
-HDLC address) driven from the pty's master side by a small asyncio reader.
+The meters are the simulator's pure serial line (dlmsd.sim.line.SerialLine) driven
+from the pty's master side by a small asyncio reader in this process, so that a test
+can unplug one; tests/test_sim_serial.py reads the `dlms-sim --pty` command.
 """
 
 from __future__ import annotations
@@ -20,65 +21,46 @@ from pathlib import Path
 from conftest import signal
 
 from dlmsd.config import load_config
-from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
+from dlmsd.protocol.iec62056_21 import IdentificationMessage
 from dlmsd.signals import DeviceStatus
-from dlmsd.sim.link import ApduIn, HdlcServerLink
+from dlmsd.sim.line import Send, SerialLine, SetLine
 from dlmsd.sim.model import Meter, bundled_model_path, load_model
 from dlmsd.sim.server import MeterServer, ServerOptions
 from dlmsd.supervisor import Supervisor
 
 Writer = Callable[..., Path]
-IDENT = b"/ISK5\\2ME382-1003\r\n"
+# Made up in the Iskra style of tests/test_iec62056_21.py
+IDENT = IdentificationMessage("ISK", "5", "ME382-1003", "2")
 
 
 class BusMeters:
-    """Meters on the master side of a pty; each answers only its own HDLC address."""
+    """The simulator's serial line (dlmsd.sim.line.SerialLine) on the master side of a
+    pty, driven by a small reader; ``remove`` unplugs a meter mid-run."""
 
     def __init__(self, master: int, physicals: list[int], mode_e: bool = False) -> None:
         self.master = master
-        self.model = load_model(bundled_model_path())
-        self.meters: dict[int, tuple[HdlcServerLink, MeterServer]] = {}
-        for physical in physicals:
-            self.add(physical)
-        self.mode_e = mode_e
-        self.signed_on = not mode_e
-        self.opening = bytearray()
-        self.requests: dict[int, int] = {p: 0 for p in physicals}
+        meter = Meter(load_model(bundled_model_path()))
+        self.line = SerialLine({p: MeterServer(meter, ServerOptions()) for p in physicals},
+                               identification=IDENT if mode_e else None)
+        self.switched = False
 
-    def add(self, physical: int) -> None:
-        link = HdlcServerLink(encode_server_address(1, physical, 2), 16, max_info=128,
-                              max_apdu_size=1024)
-        self.meters[physical] = (link, MeterServer(Meter(self.model), ServerOptions()))
+    @property
+    def requests(self) -> dict[int, int]:
+        return self.line.requests()
 
     def remove(self, physical: int) -> None:
-        self.meters.pop(physical, None)
+        self.line.remove(physical)
 
     def on_readable(self) -> None:
         try:
             data = os.read(self.master, 4096)
         except OSError:
             return
-        if not self.signed_on:
-            self.opening += data
-            if b"/?!\r\n" in self.opening and IDENT not in self.opening:
-                self.opening += IDENT
-                os.write(self.master, IDENT)
-            if b"\x06252\r\n" in self.opening:  # option select: HDLC at 9600
-                self.signed_on = True
-            return
-        for physical, (link, server) in list(self.meters.items()):
-            link.receive_data(data)
-            out = bytearray()
-            while (event := link.next_event()) is not NEED_DATA:
-                out += link.data_to_send()
-                if isinstance(event, ApduIn):
-                    self.requests[physical] = self.requests.get(physical, 0) + 1
-                    out += link.send_apdu(server.handle(event.apdu, datetime.now(UTC)))
-                else:
-                    server.reset()
-            out += link.data_to_send()
-            if out:
-                os.write(self.master, bytes(out))
+        for action in self.line.receive_data(data, datetime.now(UTC)):
+            if isinstance(action, Send):  # the reaction time is not simulated here
+                os.write(self.master, action.data)
+            elif isinstance(action, SetLine) and action.settings[0] != 300:
+                self.switched = True
 
 
 @asynccontextmanager
@@ -132,7 +114,7 @@ async def test_mode_e_opening_then_hdlc(write_config: Writer) -> None:
             devices=[serial_device("s", path, 17, mode="IEC")],
             signals=[signal("e", "s")]))
         snapshot = await Supervisor(config).run_once()
-        assert meters.signed_on
+        assert meters.switched
     assert snapshot.devices[0].status is DeviceStatus.ONLINE, snapshot.devices[0].error
     assert snapshot.signals[0].value == Decimal(1234560)
 

@@ -39,6 +39,10 @@ option select characters agree with three independent implementations
 (iisys-hof/libIEC62056 ``ProtocolControlCharacter``/``ModeControlCharacter``,
 pwitab/iec62056-21 ``client.py``, and the gurux mode E example, read only).
 
+The meter's side is :class:`ModeEServer` (the simulator's): it waits for a
+request, says which identification to answer with, and ends, like the client,
+with :class:`SwitchLine` carrying the bytes that follow the option select.
+
 Nothing here does I/O, reads a clock or logs.
 """
 
@@ -82,12 +86,16 @@ __all__ = [
     "Identified",
     "ModeControl",
     "ModeEOpening",
+    "ModeEServer",
     "NeedData",
     "OpeningState",
+    "OptionRefused",
     "OptionSelectMessage",
     "ProtocolControl",
     "RequestMessage",
+    "RequestReceived",
     "SwitchLine",
+    "normalise_address",
     "timeout_error",
     "wire_time",
 ]
@@ -754,3 +762,159 @@ class ModeEOpening:
         else:
             detail = "nothing received (no probe on this port, probe unpowered, wrong port?)"
         return timeout_error(step, detail)
+
+
+# ---------------------------------------------------------------------------
+# The meter's side
+# ---------------------------------------------------------------------------
+
+
+def normalise_address(address: str) -> str:
+    """A device address as a meter compares it: leading zeros are ignored
+    (IEC 62056-21, 6.3.1, from memory), so "0017" and "17" are one address."""
+    return address.lstrip("0")
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A request message arrived. ``answer`` is the identification to send
+    after the reaction time (at least :attr:`min_reaction_time`), or None when
+    the request addresses another device: stay silent."""
+
+    address: str
+    answer: IdentificationMessage | None
+
+    @property
+    def min_reaction_time(self) -> float:
+        if self.answer is not None and self.answer.reaction_20ms:
+            return REACTION_TIME_MIN_FAST
+        return REACTION_TIME_MIN
+
+
+@dataclass(frozen=True)
+class OptionRefused:
+    """An option select this meter does not serve (not binary mode, or a rate
+    above the one it announced); the meter stays at 300 Bd and waits for the
+    next request."""
+
+    message: bytes
+    reason: str
+
+
+ServerEvent = RequestReceived | OptionRefused | SwitchLine
+
+
+class ModeEServer:
+    """Meter side of the protocol mode E opening (the simulator's).
+
+    ``identifications`` maps a device address to the identification the
+    device at that address answers with; the key "" is the device that answers
+    "/?!" (the one on the optical port). Addresses compare without leading
+    zeros. Each identification must announce mode E ('0'..'6') and ``\\2``.
+
+    Waiting for a request, everything up to "/?" is line noise (HDLC frames
+    of a client that skipped the opening included) and is dropped. After an
+    answered request the option select ACK '2' Z '2' CR LF, with Z not above
+    the announced rate, ends the opening with :class:`SwitchLine`; anything
+    else is :class:`OptionRefused` and the meter waits for a new request, as
+    it does for a new request instead of the ACK. ``reset()`` returns to
+    waiting (the caller's timer: no ACK within :meth:`timeout`, or the HDLC
+    link ended).
+    """
+
+    def __init__(self, identifications: dict[str, IdentificationMessage]) -> None:
+        if not identifications:
+            raise LocalProtocolError("mode E server: no identification to answer with")
+        self._idents: dict[str, IdentificationMessage] = {}
+        for address, ident in identifications.items():
+            _check_address(address)
+            if ident.baud_char not in BAUD_RATES_MODE_C or ident.enhanced != ENHANCED_HDLC:
+                raise LocalProtocolError(
+                    f"mode E server: identification {ident.to_bytes()!r} must announce a"
+                    " mode C/E baud rate character ('0'..'6') and '\\2'"
+                )
+            self._idents[normalise_address(address)] = ident
+        self._buf = bytearray()
+        self._answered: IdentificationMessage | None = None
+        self.garbage_bytes = 0
+
+    @property
+    def waiting_for_option(self) -> bool:
+        return self._answered is not None
+
+    def reset(self) -> None:
+        self._buf.clear()
+        self._answered = None
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf += data
+
+    def timeout(self) -> float:
+        """How long to wait for the option select after the identification
+        was sent: its reaction time bound plus our margin."""
+        return REACTION_TIME_MAX + TIMEOUT_MARGIN
+
+    def next_event(self) -> ServerEvent | NeedData:
+        buf = self._buf
+        if self._answered is not None:
+            ack = buf.find(ACK)
+            req = buf.find(b"/?")
+            if req >= 0 and (ack < 0 or req < ack):
+                self._answered = None  # a new request instead of the ACK
+            elif ack >= 0:
+                if len(buf) < ack + 6:
+                    return NEED_DATA
+                message = bytes(buf[ack:ack + 6])
+                del buf[:ack + 6]
+                return self._option(message)
+            else:
+                self._drop(len(buf) - 1 if buf.endswith(b"/") else len(buf))
+                return NEED_DATA
+        start = buf.find(b"/?")
+        if start < 0:
+            self._drop(len(buf) - 1 if buf.endswith(b"/") else len(buf))
+            return NEED_DATA
+        self._drop(start)
+        end = buf.find(b"!\r\n")
+        limit = 2 + MAX_DEVICE_ADDRESS_LENGTH + 3
+        if end < 0 or end + 3 > limit:
+            if len(buf) >= limit:  # no request after all: skip the "/?" and go on
+                self._drop(2)
+                return self.next_event()
+            return NEED_DATA
+        raw = bytes(buf[:end + 3])
+        del buf[:end + 3]
+        try:
+            request = RequestMessage.from_bytes(raw)
+        except DecodeError:
+            self.garbage_bytes += len(raw)
+            return self.next_event()
+        answer = self._idents.get(normalise_address(request.address))
+        self._answered = answer
+        return RequestReceived(request.address, answer)
+
+    def _drop(self, count: int) -> None:
+        if count > 0:
+            del self._buf[:count]
+            self.garbage_bytes += count
+
+    def _option(self, message: bytes) -> ServerEvent:
+        ident = self._answered
+        assert ident is not None
+        self._answered = None
+        try:
+            option = OptionSelectMessage.from_bytes(message)
+        except DecodeError as exc:
+            return OptionRefused(message, str(exc))
+        if option.protocol is not ProtocolControl.HDLC or option.mode is not ModeControl.BINARY:
+            return OptionRefused(
+                message, f"option select {message!r}: only ACK '2' Z '2' (mode E, HDLC) is served")
+        offered = BAUD_RATES_MODE_C[ident.baud_char]
+        rate = BAUD_RATES_MODE_C.get(option.baud_char)
+        if rate is None or rate > offered:
+            return OptionRefused(
+                message, f"option select {message!r}: baud rate character"
+                f" {option.baud_char!r} is not one of '0'..{ident.baud_char!r}")
+        trailing = bytes(self._buf)
+        self._buf.clear()
+        return SwitchLine(rate, trailing=trailing)

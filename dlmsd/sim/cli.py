@@ -8,10 +8,14 @@ bytes, passes the wall-clock time in, logs and traces.  One
 :class:`~dlmsd.sim.model.Meter`.  A connection that misbehaves is closed, never the
 simulator.
 
+With ``--serial DEVICE`` or ``--pty`` it also (or only) serves HDLC on a serial line,
+one meter per ``--physical`` address, optionally after the IEC 62056-21 mode E opening
+(``--mode-e``); see :mod:`dlmsd.sim.line` and :mod:`dlmsd.sim.serve_serial`.
+
 When it listens it prints exactly one line on stdout (then flushes), e.g.
-``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059`` with the real ports
-(also for port 0); SIGTERM and SIGINT stop it cleanly (exit 0).  Exit 2: bad command
-line or model; 1: cannot listen.
+``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059 serial=/dev/pts/5``
+with the real ports (also for port 0) and line; SIGTERM and SIGINT stop it cleanly
+(exit 0).  Exit 2: bad command line or model; 1: cannot listen or open the line.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ from typing import Any, Final
 
 import click
 
-from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError
+from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError, TransportError
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
+from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import wrapper
 from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
 from dlmsd.protocol.sn import describe_sn_apdu
 from dlmsd.protocol.xdlms import describe_apdu
+from dlmsd.sim.line import SerialLine
 from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp, WrapperServerLink
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
+from dlmsd.sim.serve_serial import SerialSimulator, open_port
 from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
 
 __all__ = ["SimSettings", "Simulator", "main"]
@@ -63,6 +70,26 @@ class SimSettings:
     referencing: Referencing = Referencing.LN
     live: bool = False
     trace: bool = False
+    #: Serial line: a device path or pyserial URL, or "pty" for a new pty pair.
+    serial: str | None = None
+    #: More meters on the serial line (their physical addresses after ``physical``).
+    more_physicals: tuple[int, ...] = ()
+    baudrate: int = 9600
+    mode_e: bool = False
+    manufacturer: str = "SIM"
+
+    @property
+    def physicals(self) -> tuple[int, ...]:
+        return (self.physical, *self.more_physicals)
+
+    @property
+    def identification(self) -> iec.IdentificationMessage | None:
+        """What the meters answer in the mode E opening (None without it)."""
+        if not self.mode_e:
+            return None
+        char = next(c for c, rate in iec.BAUD_RATES_MODE_C.items() if rate == self.baudrate)
+        return iec.IdentificationMessage(self.manufacturer, char, "dlms-sim",
+                                         iec.ENHANCED_HDLC)
 
     @property
     def server_address(self) -> bytes:
@@ -108,9 +135,9 @@ class Simulator:
             await self.stop()
             raise
 
-    def ready_line(self) -> str:
+    def ready_line(self, *more: str) -> str:
         parts = [f"{kind}={host}:{port}" for kind, (host, port) in self.addresses.items()]
-        return "dlms-sim listening " + " ".join(parts)
+        return "dlms-sim listening " + " ".join([*parts, *more])
 
     async def stop(self) -> None:
         for server in self._servers:
@@ -221,6 +248,30 @@ class Simulator:
                 await writer.wait_closed()
 
 
+# ====================================================================== serial line
+def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
+    """The meters of ``settings.physicals`` on the line ``settings.serial`` (not yet
+    opened: ``start()`` opens it).  Each meter has its own association and live state
+    over the shared meter (the same values)."""
+    assert settings.serial is not None
+    trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
+    describe = describe_sn_apdu if settings.referencing is Referencing.SN else describe_apdu
+    servers = {p: MeterServer(meter, settings.options) for p in settings.physicals}
+    holder: list[SerialSimulator] = []
+    line = SerialLine(
+        servers, logical=settings.logical, address_size=settings.address_size,
+        client_sap=settings.client_address, max_info=settings.max_info,
+        max_apdu_size=max(settings.max_pdu, _MIN_LINK_APDU), baudrate=settings.baudrate,
+        identification=settings.identification,
+        trace=(lambda physical, item: holder[0].trace(physical, item)) if settings.trace
+        else None)
+    device = None if settings.serial == "pty" else settings.serial
+    simulator = SerialSimulator(line, open_port(device, line.initial_settings),
+                                trace_log=trace_log, describe=describe)
+    holder.append(simulator)
+    return simulator
+
+
 # ====================================================================== command line
 async def _run(meter: Meter, settings: SimSettings) -> int:
     loop = asyncio.get_running_loop()
@@ -228,18 +279,30 @@ async def _run(meter: Meter, settings: SimSettings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     simulator = Simulator(meter, settings)
+    line: SerialSimulator | None = None
     try:
         try:
             await simulator.start()
         except OSError as exc:
             click.echo(f"dlms-sim: cannot listen on {settings.host}: {exc}", err=True)
             return EXIT_LISTEN
-        click.echo(simulator.ready_line())
+        more = []
+        if settings.serial is not None:
+            try:
+                line = serial_simulator(meter, settings)
+                await line.start()
+            except (TransportError, OSError) as exc:
+                click.echo(f"dlms-sim: cannot open the serial line: {exc}", err=True)
+                return EXIT_LISTEN
+            more.append(f"serial={line.port.peer}")
+        click.echo(simulator.ready_line(*more))
         sys.stdout.flush()
         await stop.wait()
         simulator.log.info("stopping", connections=simulator.connections)
         return EXIT_OK
     finally:
+        if line is not None:
+            await line.stop()
         await simulator.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -271,8 +334,9 @@ _PORT = click.IntRange(0, 65535)
               help="Serve the IEC 62056-47 wrapper on this port (0: any).")
 @click.option("--logical", type=click.IntRange(0, 0x3FFF), default=1, show_default=True,
               help="Logical device address (HDLC upper address, wrapper wPort).")
-@click.option("--physical", type=click.IntRange(0, 0x3FFF), default=1, show_default=True,
-              help="Physical device address (HDLC lower address; not with size 1).")
+@click.option("--physical", type=click.IntRange(0, 0x3FFF), multiple=True,
+              help="Physical device address (HDLC lower address; not with size 1). "
+                   "Default 1. Repeat it for several meters on the serial line.")
 @click.option("--address-size", type=click.Choice(["1", "2", "4"]), default="2",
               show_default=True, help="HDLC server address size in bytes.")
 @click.option("--client-address", type=click.IntRange(0, 127), default=16, show_default=True,
@@ -287,26 +351,55 @@ _PORT = click.IntRange(0, 65535)
 @click.option("--referencing", type=click.Choice(["LN", "SN"], case_sensitive=False),
               default="LN", show_default=True,
               help="Object referencing: LN (GET/SET/ACTION) or SN (READ/WRITE, short names).")
+@click.option("--serial", "serial_device", metavar="DEVICE",
+              help="Serve HDLC on this serial port (a path or a pyserial URL).")
+@click.option("--pty", is_flag=True,
+              help="Serve HDLC on a new pseudo-terminal; its path is printed as serial=...")
+@click.option("--baudrate", type=click.Choice([str(r) for r in iec.BAUD_RATES_MODE_C.values()]),
+              default="9600", show_default=True,
+              help="Serial line rate (with --mode-e: the highest rate offered).")
+@click.option("--mode-e", is_flag=True,
+              help="Serial line: IEC 62056-21 mode E opening at 300 Bd 7E1 before HDLC.")
+@click.option("--manufacturer", default="SIM", show_default=True,
+              help="Mode E: the three letters of the identification (a lower-case third "
+                   "letter announces the 20 ms reaction time).")
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
               help="Log level, syslog style: 3 errors, 4 warnings, 6 info, 7 debug.")
 @click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
 def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port: int | None,
-         logical: int, physical: int, address_size: str, client_address: int, max_pdu: int,
-         max_info: int, no_get_with_list: bool, referencing: str, live: bool, debug: int,
-         trace: bool) -> None:
-    """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper."""
-    if hdlc_port is None and wrapper_port is None:
-        raise click.UsageError("give --hdlc-port and/or --wrapper-port")
+         logical: int, physical: tuple[int, ...], address_size: str, client_address: int,
+         max_pdu: int, max_info: int, no_get_with_list: bool, referencing: str,
+         serial_device: str | None, pty: bool, baudrate: str, mode_e: bool,
+         manufacturer: str, live: bool, debug: int, trace: bool) -> None:
+    """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
+    on TCP, and HDLC on a serial line or a pty."""
+    if serial_device is not None and pty:
+        raise click.UsageError("give --serial or --pty, not both")
+    serial = "pty" if pty else serial_device
+    if hdlc_port is None and wrapper_port is None and serial is None:
+        raise click.UsageError("give --hdlc-port, --wrapper-port, --serial or --pty")
     if hdlc_port is not None and hdlc_port == wrapper_port and hdlc_port != 0:
         raise click.UsageError("--hdlc-port and --wrapper-port must differ")
+    physicals = physical or (1,)
+    if len(set(physicals)) != len(physicals):
+        raise click.UsageError(f"--physical: an address given twice in {list(physicals)}")
+    if len(physicals) > 1 and (serial is None or address_size == "1"):
+        raise click.UsageError("several --physical need a serial line (--serial or --pty) "
+                               "and an address size of 2 or 4")
+    if mode_e and serial is None:
+        raise click.UsageError("--mode-e needs a serial line (--serial or --pty)")
+    if not (len(manufacturer) == 3 and manufacturer.isascii() and manufacturer.isalpha()):
+        raise click.UsageError(f"--manufacturer {manufacturer!r}: three letters")
     settings = SimSettings(
         host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
-        physical=physical, address_size=int(address_size), client_address=client_address,
+        physical=physicals[0], more_physicals=tuple(physicals[1:]),
+        address_size=int(address_size), client_address=client_address,
         max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list,
-        referencing=Referencing(referencing.upper()), live=live, trace=trace)
-    if hdlc_port is not None:
+        referencing=Referencing(referencing.upper()), live=live, trace=trace,
+        serial=serial, baudrate=int(baudrate), mode_e=mode_e, manufacturer=manufacturer)
+    if hdlc_port is not None or serial is not None:
         try:
             settings.server_address  # noqa: B018 - validates the address
         except LocalProtocolError as exc:
