@@ -152,3 +152,31 @@ async def test_port_that_cannot_be_opened(write_config: Writer, tmp_path: Path) 
     device = snapshot.devices[0]
     assert device.status is DeviceStatus.OFFLINE
     assert missing in (device.error or "") and "cannot open" in (device.error or "")
+
+
+async def test_port_that_disappears_and_comes_back(write_config: Writer,
+                                                   tmp_path: Path) -> None:
+    """A USB adapter unplugged and plugged in again: udev's symlink goes away and comes
+    back pointing at a new tty; the device goes offline naming the port, then is read
+    again without a restart."""
+    port = tmp_path / "ttyUSB-meter"
+    config = load_config(write_config(devices=[serial_device("s", str(port), 17)],
+                                      signals=[signal("e", "s")]))
+    supervisor = Supervisor(config)
+    device = supervisor.table.device
+    try:
+        async with pty_bus([17]) as (path, meters):
+            port.symlink_to(path)
+            await supervisor.start()
+            await wait_for(lambda: device("s").status is DeviceStatus.ONLINE)
+        port.unlink()  # unplugged: the tty and its name are gone
+        await wait_for(lambda: device("s").status is DeviceStatus.OFFLINE
+                       and "cannot open" in (device("s").error or ""))
+        assert str(port) in (device("s").error or "")
+        async with pty_bus([17]) as (path, meters):
+            port.symlink_to(path)  # plugged in again, maybe as another ttyUSBn
+            await wait_for(lambda: meters.requests[17] >= 1
+                           and device("s").status is DeviceStatus.ONLINE)
+            assert supervisor.table.signal("e").value == Decimal(1234560)
+    finally:
+        await supervisor.stop()
