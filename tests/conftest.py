@@ -38,6 +38,18 @@ def tcp_device(alias: str = "m1", **over: Any) -> dict[str, Any]:
     return {k: v for k, v in dev.items() if v is not None}
 
 
+def serial_device(alias: str, path: str, physical: int, **over: Any) -> dict[str, Any]:
+    """A meter on the serial line ``path`` at HDLC address 1/``physical`` (2 octets)."""
+    dev: dict[str, Any] = {
+        "name": alias, "device_alias": alias, "protocol": "DLMS", "client_address": 16,
+        "device": path, "baudrate": 9600, "address_size": 2, "logical_address": 1,
+        "physical_address": physical, "timeout_ms": 1000, "retry_counter": 1,
+        "scan_rate_ms": 200, "reconnect_time": 200,
+    }
+    dev.update(over)
+    return dev
+
+
 def signal(alias: str = "s1", device: str = "m1", obis: str = "1.0.1.8.0.255",
            **over: Any) -> dict[str, Any]:
     sig: dict[str, Any] = {

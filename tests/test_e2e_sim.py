@@ -70,16 +70,15 @@ EXPECTED: dict[str, tuple[Any, str]] = {
 
 
 @contextmanager
-def simulator(*args: str) -> Iterator[dict[str, int]]:
+def sim_process(*args: str, stderr: int = subprocess.DEVNULL) -> Iterator[
+        tuple[str, subprocess.Popen[str]]]:
+    """``dlms-sim`` with ``args`` in another process; yields its ready line."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from dlmsd.sim.cli import main; main()", "--host",
-         "127.0.0.1", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [sys.executable, "-c", "from dlmsd.sim.cli import main; main()", *args],
+        stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        ports = {name: int(port) for name, port in re.findall(r"(\w+)=[\d.]+:(\d+)", line)}
-        assert ports, f"simulator did not start: {line!r}"
-        yield ports
+        yield proc.stdout.readline(), proc
     finally:
         proc.terminate()
         try:
@@ -87,6 +86,14 @@ def simulator(*args: str) -> Iterator[dict[str, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def simulator(*args: str) -> Iterator[dict[str, int]]:
+    with sim_process("--host", "127.0.0.1", *args) as (line, _proc):
+        ports = {name: int(port) for name, port in re.findall(r"(\w+)=[\d.]+:(\d+)", line)}
+        assert ports, f"simulator did not start: {line!r}"
+        yield ports
 
 
 def once(path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import signal
+from conftest import serial_device, signal
 
 from dlmsd.config import load_config
 from dlmsd.protocol.iec62056_21 import IdentificationMessage
@@ -78,17 +78,6 @@ async def pty_bus(physicals: list[int], mode_e: bool = False) -> AsyncIterator[
         loop.remove_reader(master)
         os.close(master)
         os.close(slave)
-
-
-def serial_device(alias: str, path: str, physical: int, **over: object) -> dict[str, object]:
-    dev: dict[str, object] = {
-        "name": alias, "device_alias": alias, "protocol": "DLMS", "client_address": 16,
-        "device": path, "baudrate": 9600, "address_size": 2, "logical_address": 1,
-        "physical_address": physical, "timeout_ms": 1000, "retry_counter": 1,
-        "scan_rate_ms": 200, "reconnect_time": 200,
-    }
-    dev.update(over)
-    return dev
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_e2e_sim import EXPECTED, check_values, once, signals_for
+from conftest import serial_device as conftest_serial_device
+from test_e2e_sim import EXPECTED, check_values, once, signals_for, sim_process
 
 Writer = Callable[..., Path]
 CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255", "0.0.96.1.1.255", "0.128.128.0.15.255"]
@@ -21,33 +22,15 @@ CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255", "0.0.96.1.1.255", "0.128.128.0.15.25
 
 @contextmanager
 def sim_pty(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from dlmsd.sim.cli import main; main()", "--pty", "-d6",
-         *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    with sim_process("--pty", "-d6", *args, stderr=subprocess.PIPE) as (line, proc):
         match = re.search(r"serial=(\S+)", line)
         assert match, f"simulator did not start: {line!r}"
         yield match.group(1), proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def serial_device(alias: str, path: str, physical: int, **over: object) -> dict[str, object]:
-    device: dict[str, object] = {
-        "name": alias, "device_alias": alias, "protocol": "DLMS", "client_address": 16,
-        "device": path, "baudrate": 9600, "address_size": 2, "logical_address": 1,
-        "physical_address": physical, "timeout_ms": 2000, "retry_counter": 1,
-        "scan_rate_ms": 1000, "reconnect_time": 500,
-    }
-    device.update(over)
-    return device
+    return conftest_serial_device(alias, path, physical, **{
+        "timeout_ms": 2000, "scan_rate_ms": 1000, "reconnect_time": 500, **over})
 
 
 @pytest.mark.parametrize("mode_e", [False, True], ids=["hdlc", "mode-e"])
