@@ -99,3 +99,29 @@ def test_serial_port_that_cannot_be_opened(tmp_path: Path) -> None:
                             timeout=30, check=False)
     assert result.returncode == 1
     assert "cannot open the serial line" in result.stderr and str(missing) in result.stderr
+
+
+def test_segmented_hdlc_and_blocks_over_a_pty(write_config: Writer) -> None:
+    """HDLC over serial exactly as over TCP: 32-octet information fields negotiated
+    down from the daemon's SNRM (segmentation) and a 128-octet PDU limit (GET blocks),
+    every object of the model."""
+    codes = list(EXPECTED)
+    with sim_pty("--physical", "17", "--max-info", "32", "--max-pdu", "128") as (path, _p):
+        config = write_config(devices=[serial_device("m", path, 17)],
+                              signals=signals_for("m", codes))
+        code, doc, err = once(config)
+    assert code == 0, err
+    check_values(doc, codes)
+
+
+def test_port_filter_shows_one_bus_only(write_config: Writer) -> None:
+    with sim_pty("--physical", "17") as (one, _p1), sim_pty("--physical", "18") as (two, _p2):
+        config = write_config(
+            devices=[serial_device("a", one, 17), serial_device("b", two, 18)],
+            signals=signals_for("a", CODES[:1]) + signals_for("b", CODES[:1]))
+        code, doc, err = once(config, "-d7", "--dlms", "-p", one)
+    assert code == 0, err
+    # the output (log and JSON) is that port's only
+    assert [(d["device_alias"], d["status"]) for d in doc["devices"]] == [("a", "online")]
+    assert f"port={one}" in err and "dlms_tx" in err
+    assert two not in err and "device=b" not in err
