@@ -97,6 +97,10 @@ class WireEnum(IntEnum):
         """The standard's spelling, e.g. ``read-write-denied``."""
         return self.name.lower().replace("_", "-")
 
+    def describe(self) -> str:
+        """The spelling and the code, e.g. ``read-write-denied (3)``."""
+        return f"{self.label} ({int(self)})"
+
 
 class AcseTag(IntEnum):
     """Tags of the ACSE APDUs ([APPLICATION n], constructed)."""

@@ -34,7 +34,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, TypeVar
+from typing import ClassVar, Final, Self, TypeVar
 
 from dlmsd.errors import (
     DataAccessError,
@@ -170,10 +170,6 @@ class DataAccessResult(WireEnum):
     DATA_BLOCK_NUMBER_INVALID = 19
     OTHER_REASON = 250
 
-    def describe(self) -> str:
-        """E.g. ``read-write-denied (3)``."""
-        return f"{self.label} ({int(self)})"
-
 
 # Green Book, Action-Result ::= ENUMERATED
 class ActionResult(WireEnum):
@@ -192,9 +188,6 @@ class ActionResult(WireEnum):
     LONG_ACTION_ABORTED = 15
     NO_LONG_ACTION_IN_PROGRESS = 16
     OTHER_REASON = 250
-
-    def describe(self) -> str:
-        return f"{self.label} ({int(self)})"
 
 
 # Green Book, ExceptionResponse ::= SEQUENCE {
@@ -259,66 +252,69 @@ def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
 
 
 # =========================================================================== descriptors
-# Green Book: Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16,
-#   instance-id OCTET STRING (SIZE(6)), attribute-id Integer8 }
-@dataclass(frozen=True)
-class CosemAttributeDescriptor:
-    """class-id, instance-id (logical name), attribute-id: ``3/1.0.1.8.0.255/2``."""
+class _CosemDescriptor:
+    """What the attribute and method descriptors share: class-id Unsigned16,
+    instance-id OCTET STRING (SIZE(6)), then an Integer8 index (``_INDEX``)."""
 
+    _WHAT: ClassVar[str]
+    _INDEX: ClassVar[str]  # the subclass's field name of the index
+    _PREFIX: ClassVar[str]  # before the index in describe(): "" or "m"
     class_id: int
     instance_id: Obis
-    attribute_id: int
+
+    @property
+    def index(self) -> int:
+        """The attribute-id or method-id."""
+        value: int = getattr(self, self._INDEX)
+        return value
 
     def __post_init__(self) -> None:
         _check("class-id", self.class_id, 0, 0xFFFF)
-        _check("attribute-id", self.attribute_id, -128, 127)
+        _check(self._INDEX.replace("_", "-"), self.index, -128, 127)
 
     def to_bytes(self) -> bytes:
-        return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.attribute_id)
+        return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.index)
 
     @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemAttributeDescriptor, int]:
-        r = AxdrReader(buf, pos, "Cosem-Attribute-Descriptor")
-        class_id, instance, attribute = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
-        return cls(class_id, Obis.from_bytes(instance), attribute), r.pos
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
+        r = AxdrReader(buf, pos, cls._WHAT)
+        class_id, instance, index = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
+        return cls(class_id, Obis.from_bytes(instance), index), r.pos  # type: ignore[call-arg]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> CosemAttributeDescriptor:
-        return _whole(cls.decode, data, "Cosem-Attribute-Descriptor")
+    def from_bytes(cls, data: bytes) -> Self:
+        return _whole(cls.decode, data, cls._WHAT)
 
     def describe(self) -> str:
-        return f"{self.class_id}/{self.instance_id}/{self.attribute_id}"
+        return f"{self.class_id}/{self.instance_id}/{self._PREFIX}{self.index}"
+
+
+# Green Book: Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16,
+#   instance-id OCTET STRING (SIZE(6)), attribute-id Integer8 }
+@dataclass(frozen=True)
+class CosemAttributeDescriptor(_CosemDescriptor):
+    """class-id, instance-id (logical name), attribute-id: ``3/1.0.1.8.0.255/2``."""
+
+    _WHAT: ClassVar[str] = "Cosem-Attribute-Descriptor"
+    _INDEX: ClassVar[str] = "attribute_id"
+    _PREFIX: ClassVar[str] = ""
+    class_id: int
+    instance_id: Obis
+    attribute_id: int
 
 
 # Green Book: Cosem-Method-Descriptor ::= SEQUENCE { class-id Unsigned16,
 #   instance-id OCTET STRING (SIZE(6)), method-id Integer8 }
 @dataclass(frozen=True)
-class CosemMethodDescriptor:
-    """class-id, instance-id, method-id: ``15/0.0.40.0.0.255/1``."""
+class CosemMethodDescriptor(_CosemDescriptor):
+    """class-id, instance-id, method-id: ``15/0.0.40.0.0.255/m1``."""
 
+    _WHAT: ClassVar[str] = "Cosem-Method-Descriptor"
+    _INDEX: ClassVar[str] = "method_id"
+    _PREFIX: ClassVar[str] = "m"
     class_id: int
     instance_id: Obis
     method_id: int
-
-    def __post_init__(self) -> None:
-        _check("class-id", self.class_id, 0, 0xFFFF)
-        _check("method-id", self.method_id, -128, 127)
-
-    def to_bytes(self) -> bytes:
-        return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.method_id)
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemMethodDescriptor, int]:
-        r = AxdrReader(buf, pos, "Cosem-Method-Descriptor")
-        class_id, instance, method = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
-        return cls(class_id, Obis.from_bytes(instance), method), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CosemMethodDescriptor:
-        return _whole(cls.decode, data, "Cosem-Method-Descriptor")
-
-    def describe(self) -> str:
-        return f"{self.class_id}/{self.instance_id}/m{self.method_id}"
 
 
 # Green Book: Selective-Access-Descriptor ::= SEQUENCE { access-selector Unsigned8,
