@@ -16,6 +16,8 @@ import pytest
 from conftest import serial_device as conftest_serial_device
 from test_e2e_sim import EXPECTED, check_values, once, signals_for, sim_process
 
+from dlmsd.sim.serve_serial import PtyPort
+
 Writer = Callable[..., Path]
 CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255", "0.0.96.1.1.255", "0.128.128.0.15.255"]
 
@@ -84,6 +86,7 @@ def test_address_nobody_has_goes_unanswered(write_config: Writer) -> None:
     (["--hdlc-port", "0", "--mode-e"], "--mode-e needs a serial line"),
     (["--pty", "--mode-e", "--manufacturer", "AB"], "three letters"),
     (["--pty", "--baudrate", "115200"], "115200"),
+    (["--serial", "/dev/null", "--pace"], "--pace needs --pty"),
 ])
 def test_serial_command_line_errors(args: list[str], message: str) -> None:
     result = subprocess.run([sys.executable, "-c", "from dlmsd.sim.cli import main; main()",
@@ -125,3 +128,15 @@ def test_port_filter_shows_one_bus_only(write_config: Writer) -> None:
     assert [(d["device_alias"], d["status"]) for d in doc["devices"]] == [("a", "online")]
     assert f"port={one}" in err and "dlms_tx" in err
     assert two not in err and "device=b" not in err
+
+
+async def test_pty_pace_follows_the_line_settings() -> None:
+    port = PtyPort(pace=True)
+    try:
+        assert port.wire_time(96) == pytest.approx(0.1)  # 9600 Bd 8N1: 10 bits
+        await port.reconfigure(300, 7, "E", 1)  # the mode E opening: 7E1 is 10 bits too
+        assert port.wire_time(6) == pytest.approx(0.2)
+        await port.reconfigure(9600, 8, "E", 2)  # 12 bits
+        assert port.wire_time(800) == pytest.approx(1.0)
+    finally:
+        await port.close()

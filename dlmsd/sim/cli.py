@@ -77,6 +77,8 @@ class SimSettings:
     baudrate: int = 9600
     mode_e: bool = False
     manufacturer: str = "SIM"
+    #: pty only: hold every chunk for its time on the wire (see serve_serial).
+    pace: bool = False
 
     @property
     def physicals(self) -> tuple[int, ...]:
@@ -266,7 +268,8 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
         trace=(lambda physical, item: holder[0].trace(physical, item)) if settings.trace
         else None)
     device = None if settings.serial == "pty" else settings.serial
-    simulator = SerialSimulator(line, open_port(device, line.initial_settings),
+    simulator = SerialSimulator(line, open_port(device, line.initial_settings,
+                                                pace=settings.pace),
                                 trace_log=trace_log, describe=describe)
     holder.append(simulator)
     return simulator
@@ -358,6 +361,9 @@ _PORT = click.IntRange(0, 65535)
 @click.option("--baudrate", type=click.Choice([str(r) for r in iec.BAUD_RATES_MODE_C.values()]),
               default="9600", show_default=True,
               help="Serial line rate (with --mode-e: the highest rate offered).")
+@click.option("--pace", is_flag=True,
+              help="With --pty: deliver bytes at the line's baud rate, as a real line "
+                   "would (a pty alone moves them at memory speed).")
 @click.option("--mode-e", is_flag=True,
               help="Serial line: IEC 62056-21 mode E opening at 300 Bd 7E1 before HDLC.")
 @click.option("--manufacturer", default="SIM", show_default=True,
@@ -371,7 +377,7 @@ _PORT = click.IntRange(0, 65535)
 def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port: int | None,
          logical: int, physical: tuple[int, ...], address_size: str, client_address: int,
          max_pdu: int, max_info: int, no_get_with_list: bool, referencing: str,
-         serial_device: str | None, pty: bool, baudrate: str, mode_e: bool,
+         serial_device: str | None, pty: bool, baudrate: str, pace: bool, mode_e: bool,
          manufacturer: str, live: bool, debug: int, trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
@@ -388,6 +394,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
     if len(physicals) > 1 and (serial is None or address_size == "1"):
         raise click.UsageError("several --physical need a serial line (--serial or --pty) "
                                "and an address size of 2 or 4")
+    if pace and not pty:
+        raise click.UsageError("--pace needs --pty (a real line keeps its own pace)")
     if mode_e and serial is None:
         raise click.UsageError("--mode-e needs a serial line (--serial or --pty)")
     if not (len(manufacturer) == 3 and manufacturer.isascii() and manufacturer.isalpha()):
@@ -398,7 +406,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         address_size=int(address_size), client_address=client_address,
         max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list,
         referencing=Referencing(referencing.upper()), live=live, trace=trace,
-        serial=serial, baudrate=int(baudrate), mode_e=mode_e, manufacturer=manufacturer)
+        serial=serial, baudrate=int(baudrate), pace=pace, mode_e=mode_e,
+        manufacturer=manufacturer)
     if hdlc_port is not None or serial is not None:
         try:
             settings.server_address  # noqa: B018 - validates the address

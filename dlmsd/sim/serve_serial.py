@@ -5,7 +5,12 @@ Two kinds of line:
 * ``--pty``: the simulator creates a pseudo-terminal pair, keeps the master side and
   announces the other side's path (``serial=/dev/pts/N``) for the daemon to open as
   its ``device``.  A pty moves bytes at memory speed whatever the baud rate; the line
-  settings the simulator switches to are recorded, not enforced.
+  settings the simulator switches to are recorded, not enforced, unless ``--pace``:
+  then each chunk read is held for its time on the wire before it is processed and
+  each chunk written is held for its time on the wire before it is sent, at the
+  current settings (start, data, parity and stop bits per character), so the client
+  sees the timing of a real line at that rate (one direction at a time, as on
+  RS-485).
 * ``--serial DEVICE``: a real port (or a pyserial URL) opened exclusively through
   :class:`~dlmsd.transport.serial.SerialTransport`, which also switches the baud rate
   and framing after the mode E option select, once the ACK has left the wire.
@@ -60,7 +65,8 @@ class PtyPort:
     other side as often as it likes without the master seeing an error.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, pace: bool = False) -> None:
+        self.pace = pace
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         tty.setraw(self._master)
@@ -72,6 +78,15 @@ class PtyPort:
     @property
     def peer(self) -> str:
         return self.path
+
+    def wire_time(self, octets: int) -> float:
+        """Seconds ``octets`` characters take at the current line settings."""
+        baud, bytesize, parity, stopbits = self.settings
+        return octets * (1 + bytesize + (parity.upper() != "N") + stopbits) / baud
+
+    async def _paced(self, octets: int) -> None:
+        if self.pace:
+            await asyncio.sleep(self.wire_time(octets))
 
     async def open(self, timeout: float) -> None:
         return None
@@ -92,6 +107,7 @@ class PtyPort:
             except OSError as exc:
                 raise TransportError(f"pty {self.path}: {exc}") from None
             if data:
+                await self._paced(len(data))
                 return data
             loop.add_reader(self._master, readable)
             try:
@@ -104,6 +120,7 @@ class PtyPort:
             ready = loop.create_future()
 
     async def write(self, data: bytes) -> None:
+        await self._paced(len(data))
         view = memoryview(data)
         while view:
             try:
@@ -127,10 +144,14 @@ class PtyPort:
                     os.close(fd)
 
 
-def open_port(device: str | None, settings: tuple[int, int, str, int]) -> LinePort:
-    """A pty when ``device`` is None, else the named port with these settings."""
+def open_port(device: str | None, settings: tuple[int, int, str, int], *,
+              pace: bool = False) -> LinePort:
+    """A pty when ``device`` is None (``pace``: see the module text), else the named
+    port with these settings."""
     if device is None:
-        return PtyPort()
+        port = PtyPort(pace=pace)
+        port.settings = settings
+        return port
     baud, bytesize, parity, stopbits = settings
     return SerialTransport(device, SerialSettings(baudrate=baud, databits=bytesize,
                                                   parity=parity, stopbits=stopbits))
