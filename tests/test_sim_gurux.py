@@ -279,7 +279,7 @@ def test_bad_model_and_bad_arguments_exit_2(tmp_path: Path) -> None:
         (["--model", str(model), "--wrapper-port", "0"], "$.objects[0].value.value: 300"),
         (["--model", str(tmp_path / "none.json"), "--wrapper-port", "0"],
          "cannot read the model"),
-        ([], "give --hdlc-port and/or --wrapper-port"),
+        ([], "give --hdlc-port, --wrapper-port, --serial or --pty"),
         (["--hdlc-port", "0", "--address-size", "2", "--logical", "200"], "HDLC server address"),
         (["--wrapper-port", "0", "--max-pdu", "11"], "--max-pdu"),
         (["--hdlc-port", "4061", "--wrapper-port", "4061"], "must differ"),
