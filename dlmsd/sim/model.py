@@ -195,8 +195,8 @@ _LOGICAL_DEVICE_NAME: Final = Obis(0, 0, 42, 0, 0, 255)
 
 # Green Book, COSEM application context name and authentication mechanism name, as
 # the association LN (version >= 1) shows them: structure of the OID's arcs.
-_LN_CONTEXT_ARCS: Final = (2, 16, 756, 5, 8, 1, 1)
-_LOWEST_MECHANISM_ARCS: Final = (2, 16, 756, 5, 8, 2, 0)
+_CONTEXT_ARCS: Final = (2, 16, 756, 5, 8, 1)  # then 1 LN, 3 LN with ciphering
+_MECHANISM_ARCS: Final = (2, 16, 756, 5, 8, 2)  # then the mechanism id
 _ASSOCIATED: Final = 2  # association_status enum: (0) non-associated, (1) pending, (2) associated
 
 
@@ -211,6 +211,8 @@ class AssociationView:
     max_receive_pdu_size: int
     max_send_pdu_size: int
     dlms_version: int = 6
+    mechanism: int = 0  # the authentication mechanism id in use (0 lowest .. 7)
+    ciphered: bool = False  # the context is "with ciphering"
 
 
 @dataclass(frozen=True)
@@ -400,6 +402,18 @@ class _Partners:
         # associated_partners_id ::= structure { client_SAP integer, server_SAP long-unsigned }
         view = ctx.association
         return Data.structure(Data.int8(view.client_sap), Data.uint16(view.server_sap))
+
+
+@dataclass(frozen=True)
+class _ContextName:
+    def value(self, ctx: ReadContext) -> Data:
+        return _arcs((*_CONTEXT_ARCS, 3 if ctx.association.ciphered else 1))
+
+
+@dataclass(frozen=True)
+class _MechanismName:
+    def value(self, ctx: ReadContext) -> Data:
+        return _arcs((*_MECHANISM_ARCS, ctx.association.mechanism))
 
 
 @dataclass(frozen=True)
@@ -1202,9 +1216,9 @@ def _association(objects: list[CosemObject]) -> CosemObject:
     sources: dict[int, _Source] = {
         2: _Fixed(Data.null()),  # replaced below by the object_list
         3: _Partners(),
-        4: _Fixed(_arcs(_LN_CONTEXT_ARCS)),
+        4: _ContextName(),
         5: _ContextInfo(),
-        6: _Fixed(_arcs(_LOWEST_MECHANISM_ARCS)),
+        6: _MechanismName(),
         # 7 secret: no access
         8: _Fixed(Data.enum(_ASSOCIATED)),
         9: _Fixed(Data.octets(bytes(6))),  # there is no security setup object

@@ -10,18 +10,28 @@ services with block transfer (SN referencing); values come from the shared
 Choices made where the Green Book (DLMS UA 1000-2) leaves room, so that they are
 in one place (also in ``dlmsd/sim/README.md``):
 
-* Association: only the context of the configured referencing (LN or SN) without
-  ciphering and authentication "none" (lowest level, or no mechanism name) are
-  accepted.  Another context is rejected (rejected-permanent, acse-service-user
-  application-context-name-not-supported), another mechanism likewise with
-  authentication-mechanism-name-not-recognised; every AARE names the meter's own
-  context.  xDLMS initiate problems give rejected-permanent, acse-service-user
-  no-reason-given, and a confirmed-service-error initiate-error in the
-  user-information (dlms-version-too-low below version 6, pdu-size-too-short below 12
-  octets, incompatible-conformance when nothing of GET/SET/ACTION, or for SN of
-  READ/WRITE/UNCONFIRMED-WRITE, remains).  An AARQ while associated starts a new
-  association.  The InitiateResponse's vaa-name is 0x0007 (LN) or 0xFA00, the base
-  name of the Association SN (SN).
+* Association: only the context of the configured referencing (LN or SN; LN with
+  ciphering under HighGmac) and the configured authentication mechanism are accepted
+  (:mod:`dlmsd.sim.auth`: Low, HLS 2..6, HLS-GMAC with glo-ciphering). Another context
+  is rejected (rejected-permanent, acse-service-user
+  application-context-name-not-supported); no mechanism where one is required with
+  authentication-mechanism-name-required, another mechanism with
+  authentication-mechanism-name-not-recognised, a wrong password or a CtoS out of bounds
+  with authentication-failure; every AARE names the meter's own context. With HLS the
+  association is pending until reply_to_HLS_authentication verifies: only that method
+  may be invoked meanwhile (another ACTION or SN access: read-write-denied; a GET:
+  ExceptionResponse service-not-allowed, operation-not-possible); a wrong f(StoC) gets
+  action-result other-reason (SN: data-access-result other-reason; ours, the Green Book
+  names no code) and the association stays pending. A ciphered request that does not
+  verify gets ExceptionResponse {service-not-allowed, deciphering-error}, one that
+  replays a counter {service-not-allowed, invocation-counter-error, the lowest counter
+  accepted}. xDLMS initiate problems give rejected-permanent, acse-service-user
+  no-reason-given, and a confirmed-service-error initiate-error in the user-information
+  (dlms-version-too-low below version 6, pdu-size-too-short below 12 octets,
+  incompatible-conformance when nothing of GET/SET/ACTION, or for SN of
+  READ/WRITE/UNCONFIRMED-WRITE, remains). An AARQ while associated starts a new
+  association. The InitiateResponse's vaa-name is 0x0007 (LN) or 0xFA00, the base name
+  of the Association SN (SN).
 * Negotiated conformance = proposed AND what the simulator offers
   (:data:`SIM_CONFORMANCE` or :data:`SIM_SN_CONFORMANCE`, without
   multiple-references under ``--no-get-with-list``).
@@ -61,7 +71,7 @@ in one place (also in ``dlmsd/sim/README.md``):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -76,13 +86,14 @@ from dlmsd.protocol.acse import (
     ConfirmedServiceError,
     ConfirmedServiceErrorChoice,
     Conformance,
+    InitiateRequest,
     InitiateResponse,
-    MechanismName,
     ReleaseResponseReason,
     Rlre,
     ServiceErrorType,
 )
 from dlmsd.protocol.axdr import Data, encode_data, encode_length
+from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
     BlockNumberAccess,
@@ -96,6 +107,7 @@ from dlmsd.protocol.sn import (
     WriteRequest,
     WriteResponse,
     decode_sn_apdu,
+    method_short_name,
 )
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
@@ -103,6 +115,7 @@ from dlmsd.protocol.xdlms import (
     ActionResult,
     ApduTag,
     CosemAttributeDescriptor,
+    CosemMethodDescriptor,
     DataAccessResult,
     ExceptionResponse,
     ExceptionServiceError,
@@ -118,6 +131,7 @@ from dlmsd.protocol.xdlms import (
     StateError,
     decode_apdu,
 )
+from dlmsd.sim.auth import CipherError, MeterAuthentication, SimSecurity
 from dlmsd.sim.model import AssociationView, Meter
 
 __all__ = [
@@ -159,6 +173,12 @@ _SN_BLOCK_HEADER: Final = 6
 _LN_VAA_NAME: Final = 0x0007  # Green Book: the vaa-name of an LN association
 # confirmed-service-error service-error service: service-unsupported (2)
 _SERVICE_UNSUPPORTED: Final = 2
+# Blue Book: reply_to_HLS_authentication, Association LN (class 15) method 1 and
+# Association SN (class 12) method 8.
+_ASSOCIATION_LN_CLASS: Final = 15
+_HLS_METHOD_LN: Final = CosemMethodDescriptor(_ASSOCIATION_LN_CLASS,
+                                              Obis.parse("0.0.40.0.0.255"), 1)
+_HLS_METHOD_SN: Final = method_short_name(ASSOCIATION_SN_BASE_NAME, 12, 8)
 
 
 class Referencing(enum.Enum):
@@ -173,13 +193,15 @@ class ServerOptions:
     """``max_pdu``: the server max receive PDU size, also the cap on responses;
     ``get_with_list``: offer multiple-references; ``client_sap``/``server_sap``: the
     addresses shown in the association's associated_partners_id; ``referencing``: LN
-    (GET/SET/ACTION) or SN (READ/WRITE)."""
+    (GET/SET/ACTION) or SN (READ/WRITE); ``security``: the authentication required
+    (:class:`~dlmsd.sim.auth.SimSecurity`, default none)."""
 
     max_pdu: int = 1024
     get_with_list: bool = True
     client_sap: int = 16
     server_sap: int = 1
     referencing: Referencing = Referencing.LN
+    security: SimSecurity = field(default_factory=SimSecurity)
 
     def __post_init__(self) -> None:
         if not MIN_PDU_SIZE <= self.max_pdu <= 0xFFFF:
@@ -190,6 +212,8 @@ class ServerOptions:
             raise LocalProtocolError(f"server SAP {self.server_sap} outside 0..16383")
         if not isinstance(self.referencing, Referencing):
             raise LocalProtocolError(f"referencing {self.referencing!r} is not LN or SN")
+        if self.short_names and self.security.ciphered:
+            raise LocalProtocolError("HighGmac (ciphering) is served with LN referencing only")
 
     @property
     def short_names(self) -> bool:
@@ -204,9 +228,11 @@ class ServerOptions:
 
     @property
     def context(self) -> ApplicationContextName:
-        """The one application context accepted (no ciphering)."""
+        """The one application context accepted."""
         if self.short_names:
             return ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING
+        if self.security.ciphered:
+            return ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING
         return ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING
 
     @property
@@ -216,6 +242,7 @@ class ServerOptions:
 
 class AssociationState(enum.Enum):
     NON_ASSOCIATED = "non-associated"
+    PENDING = "association-pending"  # HLS: waiting for reply_to_HLS_authentication
     ASSOCIATED = "associated"
 
 
@@ -225,11 +252,14 @@ _ASSOCIATION_ONLY: Final = frozenset({ApduTag.AARQ, ApduTag.RLRQ})
 _ACCEPTED: Final[dict[Referencing, dict[AssociationState, frozenset[int]]]] = {
     Referencing.LN: {
         AssociationState.NON_ASSOCIATED: _ASSOCIATION_ONLY,
+        AssociationState.PENDING: _ASSOCIATION_ONLY | {ApduTag.ACTION_REQUEST},
         AssociationState.ASSOCIATED: _ASSOCIATION_ONLY | {
             ApduTag.GET_REQUEST, ApduTag.SET_REQUEST, ApduTag.ACTION_REQUEST},
     },
     Referencing.SN: {
         AssociationState.NON_ASSOCIATED: _ASSOCIATION_ONLY,
+        AssociationState.PENDING: _ASSOCIATION_ONLY | {
+            ApduTag.READ_REQUEST, ApduTag.WRITE_REQUEST},
         AssociationState.ASSOCIATED: _ASSOCIATION_ONLY | {
             ApduTag.READ_REQUEST, ApduTag.WRITE_REQUEST, ApduTag.UNCONFIRMED_WRITE_REQUEST},
     },
@@ -314,6 +344,7 @@ class MeterServer:
         self.client_max_pdu = 0
         self._long: _LongGet | None = None
         self._long_read: _LongRead | None = None
+        self._auth = MeterAuthentication(self.options.security)
 
     # ------------------------------------------------------------------ public
     def reset(self) -> None:
@@ -322,6 +353,7 @@ class MeterServer:
         self.client_max_pdu = 0
         self._long = None
         self._long_read = None
+        self._auth = MeterAuthentication(self.options.security)
 
     @property
     def response_limit(self) -> int:
@@ -335,20 +367,35 @@ class MeterServer:
             client_sap=self.options.client_sap, server_sap=self.options.server_sap,
             conformance=int(self.options.conformance),
             max_receive_pdu_size=self.options.max_pdu,
-            max_send_pdu_size=self.options.max_pdu, dlms_version=DLMS_VERSION)
+            max_send_pdu_size=self.options.max_pdu, dlms_version=DLMS_VERSION,
+            mechanism=int(self.options.security.mechanism),
+            ciphered=self.options.security.ciphered)
 
     def handle(self, apdu: bytes, now: datetime) -> bytes:
         """The response to one complete request APDU; ``b""`` for an unconfirmed
         service (nothing to send)."""
         if not apdu:
             return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
+        if (self._auth.ciphered and self.state is not AssociationState.NON_ASSOCIATED
+                and apdu[0] not in _ASSOCIATION_ONLY):
+            try:
+                plain = self._auth.unprotect(apdu)
+            except CipherError as exc:
+                service = ExceptionServiceError(exc.service_error)
+                return ExceptionResponse(StateError.SERVICE_NOT_ALLOWED, service,
+                                         exc.counter).to_bytes()
+            response = self._handle_plain(plain, now)
+            return self._auth.protect(response) if response else response
+        return self._handle_plain(apdu, now)
+
+    def _handle_plain(self, apdu: bytes, now: datetime) -> bytes:
         tag = apdu[0]
         if tag == ApduTag.AARQ:
             return self._associate(apdu)
         if tag == ApduTag.RLRQ:
             return self._release()
         if tag not in _ACCEPTED[self.options.referencing][self.state]:
-            if self.state is AssociationState.NON_ASSOCIATED:
+            if self.state is not AssociationState.ASSOCIATED:
                 # Green Book, ExceptionResponse: the service is not allowed in the
                 # current state (no application association).
                 return _exception(StateError.SERVICE_NOT_ALLOWED,
@@ -398,9 +445,19 @@ class MeterServer:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN)
         if aarq.application_context_name is not self.options.context:
             return self._reject(AcseServiceUser.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED)
-        if aarq.mechanism_name not in (None, MechanismName.LOWEST):
-            return self._reject(AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED)
+        auth = self._auth
+        refused = auth.check_aarq(aarq)
+        if refused is not None:
+            return self._reject(refused)
         initiate = aarq.initiate_request
+        if auth.ciphered:
+            initiate = None
+            if isinstance(aarq.user_information, bytes):
+                try:
+                    initiate = InitiateRequest.from_bytes(
+                        auth.unprotect(aarq.user_information))
+                except (CipherError, DecodeError):
+                    return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE)
         failure: int | None = None
         conformance = Conformance(0)
         if initiate is None:
@@ -417,14 +474,23 @@ class MeterServer:
             error = ConfirmedServiceError(ConfirmedServiceErrorChoice.INITIATE_ERROR,
                                           ServiceErrorType.INITIATE, failure or 0)
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, error)
-        self.state = AssociationState.ASSOCIATED
+        security = self.options.security
+        self.state = AssociationState.PENDING if security.hls else AssociationState.ASSOCIATED
         self.conformance = conformance
         self.client_max_pdu = initiate.client_max_receive_pdu_size
         response = InitiateResponse(conformance, self.options.max_pdu, DLMS_VERSION,
                                     self.options.vaa_name)
-        return Aare(AssociationResult.ACCEPTED, AcseServiceUser.NULL,
+        info: InitiateResponse | bytes = response
+        if auth.ciphered:
+            info = auth.protect(response.to_bytes())  # glo-initiate-response
+        hls = security.hls
+        return Aare(AssociationResult.ACCEPTED,
+                    AcseServiceUser.AUTHENTICATION_REQUIRED if hls else AcseServiceUser.NULL,
                     application_context_name=self.options.context,
-                    user_information=response).to_bytes()
+                    user_information=info,
+                    responding_ap_title=security.system_title if hls else None,
+                    mechanism_name=security.mechanism if hls else None,
+                    responding_authentication_value=auth.stoc if hls else None).to_bytes()
 
     def _release(self) -> bytes:
         # Green Book 9.3.3 (A-RELEASE): the reason does not change the answer, so the
@@ -525,6 +591,16 @@ class MeterServer:
         if not self._negotiated(Conformance.ACTION):
             return self._not_supported()
         descriptor = request.descriptor
+        iid = request.invoke_id_and_priority
+        if self.state is AssociationState.PENDING:
+            if descriptor != _HLS_METHOD_LN:
+                return ActionResponseNormal(ActionResult.READ_WRITE_DENIED, None,
+                                            iid).to_bytes()
+            reply = self._hls_reply(request.parameters)
+            if reply is None:
+                return ActionResponseNormal(ActionResult.OTHER_REASON, None, iid).to_bytes()
+            return ActionResponseNormal(ActionResult.SUCCESS, Data.octets(reply),
+                                        iid).to_bytes()
         obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
         result = ActionResult.READ_WRITE_DENIED  # every method has no access
         if isinstance(obj, DataAccessResult):
@@ -532,6 +608,15 @@ class MeterServer:
         elif not obj.cls.has_method(descriptor.method_id):
             result = ActionResult.OBJECT_UNDEFINED
         return ActionResponseNormal(result, None, request.invoke_id_and_priority).to_bytes()
+
+    def _hls_reply(self, parameters: Data | None) -> bytes | None:
+        """Passes 3 and 4 of HLS: f(CtoS) for a correct f(StoC), else None."""
+        if parameters is None or not isinstance(parameters.value, bytes):
+            return None
+        reply = self._auth.reply(parameters.value)
+        if reply is not None:
+            self.state = AssociationState.ASSOCIATED
+        return reply
 
     # ------------------------------------------------------------------ SN services
     def _handle_sn(self, apdu: bytes, now: datetime) -> bytes:
@@ -591,6 +676,12 @@ class MeterServer:
 
     def _sn_read_one(self, item: VariableAccessSpecification,
                      now: datetime) -> Data | DataAccessResult:
+        if self.state is AssociationState.PENDING:
+            # Only reply_to_HLS_authentication, invoked with its parameter.
+            if isinstance(item, ParameterizedAccess) and item.short_name == _HLS_METHOD_SN:
+                reply = self._hls_reply(item.parameter)
+                return DataAccessResult.OTHER_REASON if reply is None else Data.octets(reply)
+            return DataAccessResult.READ_WRITE_DENIED
         if isinstance(item, VariableName):
             return self.meter.read_short_name(item.short_name, now=now,
                                               association=self.association_view)
@@ -626,6 +717,16 @@ class MeterServer:
         if refusal is not None:
             return refusal
         results: list[DataAccessResult] = []
+        if self.state is AssociationState.PENDING:
+            # Only reply_to_HLS_authentication; a write has no data to return f(CtoS) in.
+            for item, value in zip(variables, request.values, strict=False):
+                if isinstance(item, VariableName) and item.short_name == _HLS_METHOD_SN:
+                    ok = self._hls_reply(value) is not None
+                    results.append(DataAccessResult.SUCCESS if ok
+                                   else DataAccessResult.OTHER_REASON)
+                else:
+                    results.append(DataAccessResult.READ_WRITE_DENIED)
+            return WriteResponse(tuple(results)).to_bytes()
         for item in variables:
             if isinstance(item, VariableName | ParameterizedAccess):
                 found = self.meter.model.short_names.find(item.short_name) is not None
