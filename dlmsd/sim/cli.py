@@ -25,7 +25,7 @@ import contextlib
 import functools
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -36,9 +36,18 @@ from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError, Transport
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import wrapper
+from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
 from dlmsd.protocol.sn import describe_sn_apdu
 from dlmsd.protocol.xdlms import describe_apdu
+from dlmsd.secret import Secret
+from dlmsd.sim.auth import (
+    DEFAULT_AUTHENTICATION_KEY,
+    DEFAULT_BLOCK_CIPHER_KEY,
+    DEFAULT_SYSTEM_TITLE,
+    SECURITY_POLICIES,
+    SimSecurity,
+)
 from dlmsd.sim.line import SerialLine
 from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp, WrapperServerLink
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
@@ -79,6 +88,8 @@ class SimSettings:
     manufacturer: str = "SIM"
     #: pty only: hold every chunk for its time on the wire (see serve_serial).
     pace: bool = False
+    #: The authentication the meter requires (default none).
+    security: SimSecurity = field(default_factory=SimSecurity)
 
     @property
     def physicals(self) -> tuple[int, ...]:
@@ -103,7 +114,7 @@ class SimSettings:
     def options(self) -> ServerOptions:
         return ServerOptions(max_pdu=self.max_pdu, get_with_list=self.get_with_list,
                              client_sap=self.client_address, server_sap=self.logical,
-                             referencing=self.referencing)
+                             referencing=self.referencing, security=self.security)
 
 
 class Simulator:
@@ -325,6 +336,49 @@ def _load(path: str | None) -> MeterModel:
 
 
 _PORT = click.IntRange(0, 65535)
+#: ``--auth`` -> the mechanism (the daemon's ``auth`` spellings, case-insensitive).
+AUTH_MECHANISMS: Final = {
+    "none": MechanismName.LOWEST, "low": MechanismName.LOW, "high": MechanismName.HIGH,
+    "highmd5": MechanismName.HIGH_MD5, "highsha1": MechanismName.HIGH_SHA1,
+    "highsha256": MechanismName.HIGH_SHA256, "highgmac": MechanismName.HIGH_GMAC,
+}
+#: The meter's invocation counter starts at 10 per second since 2024 (so that a
+#: restarted simulator continues above what a client saw before, at up to 10 ciphered
+#: APDUs per second of uptime; the 32-bit counter lasts until 2037).
+_COUNTER_EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
+_COUNTER_RATE: Final = 10
+
+
+def _hex(size: int) -> Any:
+    """A click callback: the option's hex text as ``size`` octets."""
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes:
+        try:
+            raw = bytes.fromhex(value or "")
+        except ValueError:
+            raise click.BadParameter("not hexadecimal") from None
+        if len(raw) != size:
+            raise click.BadParameter(f"{len(raw)} octets, expected {size}")
+        return raw
+    return convert
+
+
+def sim_security(auth: str, password: str | None, system_title: bytes,
+                 block_cipher_key: bytes, authentication_key: bytes, security: str,
+                 counter_start: int) -> SimSecurity:
+    """The ``--auth ...`` options, checked (click.UsageError naming what is wrong)."""
+    mechanism = AUTH_MECHANISMS[auth.lower()]
+    counter = iter(range(counter_start, 1 << 32))
+    needs_password = mechanism not in (MechanismName.LOWEST, MechanismName.HIGH_GMAC)
+    if needs_password and not password:
+        raise click.UsageError(f"--auth {auth} needs --password (or $DLMS_SIM_PASSWORD)")
+    try:
+        return SimSecurity(mechanism, Secret(password) if password else None,
+                           system_title=system_title,
+                           block_cipher_key=Secret(block_cipher_key),
+                           authentication_key=Secret(authentication_key),
+                           security=security.lower(), next_counter=lambda: next(counter))
+    except LocalProtocolError as exc:
+        raise click.UsageError(f"--auth {auth}: {exc}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -369,6 +423,31 @@ _PORT = click.IntRange(0, 65535)
 @click.option("--manufacturer", default="SIM", show_default=True,
               help="Mode E: the three letters of the identification (a lower-case third "
                    "letter announces the 20 ms reaction time).")
+@click.option("--auth", type=click.Choice(list(AUTH_MECHANISMS), case_sensitive=False),
+              default="none", show_default=True,
+              help="Authentication the meter requires (the daemon's auth names).")
+@click.option("--password", envvar="DLMS_SIM_PASSWORD", metavar="TEXT",
+              help="Low: the password; High: the 16-character HLS secret; HighMd5, "
+                   "HighSha1, HighSha256: the HLS secret. Also $DLMS_SIM_PASSWORD.")
+@click.option("--system-title", callback=_hex(8), metavar="HEX",
+              default=DEFAULT_SYSTEM_TITLE.hex().upper(), show_default=True,
+              help="The meter's system title (HighGmac, HighSha256), 8 octets in hex.")
+@click.option("--block-cipher-key", callback=_hex(16), metavar="HEX",
+              envvar="DLMS_SIM_BLOCK_CIPHER_KEY",
+              default=DEFAULT_BLOCK_CIPHER_KEY.hex().upper(),
+              help="HighGmac: the global block cipher key, 16 octets in hex (default: "
+                   "the Green Book's example key). Also $DLMS_SIM_BLOCK_CIPHER_KEY.")
+@click.option("--authentication-key", callback=_hex(16), metavar="HEX",
+              envvar="DLMS_SIM_AUTHENTICATION_KEY",
+              default=DEFAULT_AUTHENTICATION_KEY.hex().upper(),
+              help="HighGmac: the authentication key, 16 octets in hex (default: the "
+                   "Green Book's example key). Also $DLMS_SIM_AUTHENTICATION_KEY.")
+@click.option("--security", type=click.Choice(list(SECURITY_POLICIES), case_sensitive=False),
+              default="both", show_default=True,
+              help="HighGmac: the protection every APDU must carry.")
+@click.option("--invocation-counter", type=click.IntRange(0, 0xFFFFFFFF), default=None,
+              help="HighGmac: the meter's first invocation counter (default: 10 per "
+                   "second since 2024, so a restart continues above the last one).")
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
@@ -378,7 +457,9 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
          logical: int, physical: tuple[int, ...], address_size: str, client_address: int,
          max_pdu: int, max_info: int, no_get_with_list: bool, referencing: str,
          serial_device: str | None, pty: bool, baudrate: str, pace: bool, mode_e: bool,
-         manufacturer: str, live: bool, debug: int, trace: bool) -> None:
+         manufacturer: str, auth: str, password: str | None, system_title: bytes,
+         block_cipher_key: bytes, authentication_key: bytes, security: str,
+         invocation_counter: int | None, live: bool, debug: int, trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
     if serial_device is not None and pty:
@@ -400,6 +481,14 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         raise click.UsageError("--mode-e needs a serial line (--serial or --pty)")
     if not (len(manufacturer) == 3 and manufacturer.isascii() and manufacturer.isalpha()):
         raise click.UsageError(f"--manufacturer {manufacturer!r}: three letters")
+    now = datetime.now(UTC)
+    if invocation_counter is None:
+        elapsed = int((now - _COUNTER_EPOCH).total_seconds())
+        invocation_counter = min(max(elapsed, 0) * _COUNTER_RATE, 0xFFFFFFFF)
+    meter_security = sim_security(auth, password, system_title, block_cipher_key,
+                                  authentication_key, security, invocation_counter)
+    if meter_security.ciphered and referencing.upper() == "SN":
+        raise click.UsageError("--auth HighGmac is served with --referencing LN only")
     settings = SimSettings(
         host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
         physical=physicals[0], more_physicals=tuple(physicals[1:]),
@@ -407,7 +496,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list,
         referencing=Referencing(referencing.upper()), live=live, trace=trace,
         serial=serial, baudrate=int(baudrate), pace=pace, mode_e=mode_e,
-        manufacturer=manufacturer)
+        manufacturer=manufacturer, security=meter_security)
     if hdlc_port is not None or serial is not None:
         try:
             settings.server_address  # noqa: B018 - validates the address
@@ -415,7 +504,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
             raise click.UsageError(f"HDLC server address: {exc}") from None
     model = _load(model_path)
     configure_logging(debug)
-    meter = Meter(model, live=live, started=datetime.now(UTC))
+    meter = Meter(model, live=live, started=now)
     sys.exit(asyncio.run(_run(meter, settings)))
 
 

@@ -419,7 +419,8 @@ class GuruxSession:
         except Exception as exc:
             raise GuruxClientError(f"association rejected: {exc}") from exc
         if c.isAuthenticationRequired:
-            req = c.getApplicationAssociationRequest()
+            req = (c.getApplicationAssociationRequest() if c.useLogicalNameReferencing
+                   else _sn_hls_request(c))
             reply = self.transact(req)
             if reply.error:
                 raise GuruxClientError(f"HLS reply_to_HLS failed: error {reply.error}")
@@ -544,6 +545,52 @@ def read_register(host: str, port: int, obis: str, *, class_id: int = 3,
 
 
 # ---------------------------------------------------------------------------- CLI
+def _sn_hls_request(c: GXDLMSSecureClient) -> Any:
+    """HLS pass 3 with SN referencing, framed as a ReadRequest parameterized-access.
+
+    gurux 1.0.203's client invokes the Association SN's reply_to_HLS_authentication
+    (method 8, short name 0xFA58) with a WriteRequest, whose WriteResponse cannot carry
+    f(CtoS) back, and then fails on the missing f(CtoS) ("Server did not accept CtoS"):
+    it cannot complete SN HLS with any server that answers a WriteRequest with a
+    WriteResponse (its own server does not serve SN HLS either).  Methods with return
+    data are invoked in SN by a ReadRequest with parameterized-access.  Here gurux
+    still computes f(StoC) and the short name itself (captured from its own method call)
+    and checks f(CtoS) itself (parseApplicationAssociationResponse); only the frame is
+    built as a parameterized-access read with gurux's own SN message builder.
+    """
+    from gurux_dlms.enums import Command
+    from gurux_dlms.GXDLMS import GXDLMS
+    from gurux_dlms.GXDLMSSNParameters import GXDLMSSNParameters
+    from gurux_dlms.internal._GXCommon import _GXCommon
+    from gurux_dlms.VariableAccessSpecification import VariableAccessSpecification
+
+    captured: dict[str, Any] = {}
+
+    def capture(name: Any, object_type: Any, index: int, value: Any, data_type: Any) -> Any:
+        captured.update(name=name, object_type=object_type, index=index, value=value,
+                        data_type=data_type)
+        return []
+
+    original = c._GXDLMSClient__method
+    c._GXDLMSClient__method = capture
+    try:
+        c.getApplicationAssociationRequest()
+    finally:
+        c._GXDLMSClient__method = original
+    offset, count = [0], [0]
+    GXDLMS.getActionInfo(captured["object_type"], offset, count)
+    short_name = captured["name"] + offset[0] + (captured["index"] - 1) * 8
+    descriptor = GXByteBuffer()
+    descriptor.setUInt16(short_name)
+    descriptor.setUInt8(0)  # selector
+    data = GXByteBuffer()
+    _GXCommon.setData(c.settings, data, captured["data_type"], captured["value"])
+    params = GXDLMSSNParameters(c.settings, Command.READ_REQUEST, 1,
+                                VariableAccessSpecification.PARAMETERISED_ACCESS,
+                                descriptor, data)
+    return GXDLMS.getSnMessages(params)
+
+
 def _parse_object(text: str) -> tuple[int, str | int, int]:
     try:
         cid, name, attr = text.split(":")
