@@ -224,7 +224,7 @@ _MECHANISMS: dict[Auth, MechanismName | None] = {
     Auth.HIGH_GMAC: MechanismName.HIGH_GMAC,
 }
 # HLS mechanisms keyed by the password (the HLS secret), HighSha256 also by the system
-# titles; HighGmac and HighEcdsa (keys, ciphering) are not wired in yet.
+# titles; HighGmac and HighEcdsa have keys of their own.
 _SECRET_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA256})
 HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
 # Invocation counters persist here (DLMS_STATE_DIR overrides it, e.g. for tests).
@@ -246,7 +246,7 @@ def counter_store() -> CounterStore:
 # -------------------------------------------------------------------------- session
 
 class DlmsSession:
-    """One association with one TCP meter (LN referencing)."""
+    """One association with one meter (TCP or serial; LN or SN referencing)."""
 
     def __init__(self, device: DeviceConfig, tracer: FrameTracer, log: Any,
                  memory: DeviceMemory | None = None,
@@ -334,8 +334,7 @@ class DlmsSession:
     async def _request(self, apdu: bytes, what: str) -> ClientEvent:
         """Send one APDU and return the client's event for the answer."""
         assert self.client is not None
-        plain_tx = getattr(self.client, "last_plain_tx", b"")
-        self.tracer.apdu("tx", self._summary(apdu, plain_tx))
+        self.tracer.apdu("tx", self._summary(apdu, self.client.last_plain_tx))
         frame = self.link.send(apdu)
         attempts = None if self._resend else 1
         while True:
@@ -345,8 +344,7 @@ class DlmsSession:
             try:
                 result = self.client.receive_apdu(event.apdu)
             finally:
-                plain_rx = getattr(self.client, "last_plain_rx", b"")
-                self.tracer.apdu("rx", self._summary(event.apdu, plain_rx))
+                self.tracer.apdu("rx", self._summary(event.apdu, self.client.last_plain_rx))
             if isinstance(result, StaleResponse):
                 self.log.info("stale_response", invoke_id=result.invoke_id,
                               note="repeated block or unsolicited report"
@@ -374,26 +372,8 @@ class DlmsSession:
             self.log.debug("hdlc_connected", max_info_tx=params.max_info_tx,
                            max_info_rx=params.max_info_rx)
         self._link_up = True
-        password = device.password.reveal() if device.password is not None else None
-        if device.auth is Auth.HIGH_GMAC:
-            self.client = self._gmac_client()
-            aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))
-        elif device.auth in _SECRET_HLS:
-            if self.short_names:
-                raise DlmsdError(f"authentication {device.auth.value} with SN referencing "
-                                 "is not supported by this build yet")
-            assert device.password is not None
-            hls = HlsKeys(_MECHANISMS[device.auth] or MechanismName.HIGH,
-                          secret=device.password.reveal(),
-                          system_title=device.system_title)
-            self.client = LnClient(hls=hls)
-            aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))
-        else:
-            client_class = SnClient if self.short_names else LnClient
-            self.client = client_class(mechanism=_MECHANISMS[device.auth],
-                                       authentication_value=password
-                                       if device.auth is Auth.LOW else None)
-            aarq = self.client.associate()
+        self.client = self._new_client()
+        aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))  # CtoS, if HLS
         event = await self._request(aarq, "AARQ")
         if isinstance(event, Authenticate):
             event = await self._request(event.apdu, "reply_to_HLS_authentication")
@@ -401,12 +381,25 @@ class DlmsSession:
         self.log.info("associated", conformance=event.conformance.describe(),
                       server_max_pdu=event.server_max_receive_pdu_size)
 
-    def _gmac_client(self) -> LnClient:
+    def _new_client(self) -> LnClient | SnClient:
+        """The client for the device's referencing, mechanism and keys."""
+        device = self.device
+        client_class = SnClient if self.short_names else LnClient
+        if device.auth is Auth.HIGH_GMAC:
+            hls, ciphering = self._gmac_keys()
+            return client_class(hls=hls, ciphering=ciphering)
+        if device.auth in _SECRET_HLS:
+            assert device.password is not None  # the configuration checks it
+            return client_class(hls=HlsKeys(_MECHANISMS[device.auth] or MechanismName.HIGH,
+                                            secret=device.password.reveal(),
+                                            system_title=device.system_title))
+        password = device.password.reveal() if device.password is not None else None
+        return client_class(mechanism=_MECHANISMS[device.auth],
+                            authentication_value=password if device.auth is Auth.LOW else None)
+
+    def _gmac_keys(self) -> tuple[HlsKeys, Ciphering]:
         """HLS-GMAC with glo-ciphering of every APDU (security suite 0)."""
         device = self.device
-        if self.short_names:
-            raise DlmsdError("authentication HighGmac with SN referencing is not supported "
-                             "by this build yet")
         if device.security == "none":
             raise DlmsdError("HighGmac needs security authentication, encryption or both")
         assert (device.system_title is not None and device.block_cipher_key is not None
@@ -420,7 +413,7 @@ class DlmsSession:
             accept_counter=lambda counter: store.check_received(alias, counter))
         hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=device.system_title,
                       block_cipher_key=ek, authentication_key=ak)
-        return LnClient(hls=hls, ciphering=ciphering)
+        return hls, ciphering
 
     async def _mode_e(self) -> None:
         """IEC 62056-21 mode E: sign on at 300 Bd 7E1, then switch the line to HDLC.

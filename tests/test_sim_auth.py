@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from dlmsd.errors import AssociationRejected
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
@@ -28,7 +29,14 @@ from dlmsd.protocol.acse import (
     MechanismName,
 )
 from dlmsd.protocol.axdr import Data
-from dlmsd.protocol.client import Associated, Authenticate, Ciphering, GetComplete, LnClient
+from dlmsd.protocol.client import (
+    Associated,
+    Authenticate,
+    Ciphering,
+    ClientState,
+    GetComplete,
+    LnClient,
+)
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import SecurityControl, protect
 from dlmsd.protocol.security_hls import HlsKeys
@@ -317,3 +325,67 @@ def test_repr_shows_no_secret() -> None:
     for text in (repr(sim), repr(options), str(options)):
         assert "hunter2" not in text
         assert DEFAULT_BLOCK_CIPHER_KEY.hex() not in text.lower()
+
+
+# ------------------------------------------------------------------ SN: the daemon's client
+SN_ENERGY = 0x0208  # the bundled model's 1.0.1.8.0.255 value in the SN layout
+
+
+@pytest.mark.parametrize("mechanism", [MechanismName.HIGH, MechanismName.HIGH_MD5,
+                                       MechanismName.HIGH_SHA1, MechanismName.HIGH_SHA256])
+def test_snclient_hls_by_read_parameterized_access(mechanism: MechanismName) -> None:
+    server = server_with(mechanism, referencing=Referencing.SN)
+    client = SnClient(hls=HlsKeys(mechanism, secret=SECRET, system_title=CLIENT_TITLE))
+    event = client.receive_apdu(server.handle(client.associate(CTOS), NOW))
+    assert isinstance(event, Authenticate)
+    # pass 3 is a READ of method 8 of the Association SN (0xFA00 + 0x58) with f(StoC)
+    request = ReadRequest.from_bytes(event.apdu)
+    access = request.variables[0]
+    assert isinstance(access, ParameterizedAccess) and access.short_name == 0xFA58
+    if mechanism in F:
+        assert access.parameter == Data.octets(F[mechanism](STOC))
+    else:
+        assert access.parameter == Data.octets(sha256_client(STOC, CTOS))
+    assert isinstance(client.receive_apdu(server.handle(event.apdu, NOW)), Associated)
+    result = client.receive_apdu(server.handle(client.read([SN_ENERGY]), NOW))
+    assert isinstance(result, GetComplete) and result.results == (Data.uint32(123456),)
+
+
+def test_snclient_wrong_secret_is_a_rejection() -> None:
+    server = server_with(MechanismName.HIGH_MD5, referencing=Referencing.SN)
+    client = SnClient(hls=HlsKeys(MechanismName.HIGH_MD5, secret=b"not the secret!!"))
+    event = client.receive_apdu(server.handle(client.associate(CTOS), NOW))
+    assert isinstance(event, Authenticate)
+    with pytest.raises(AssociationRejected, match="HLS authentication failed"):
+        client.receive_apdu(server.handle(event.apdu, NOW))
+    assert client.state is ClientState.IDLE
+
+
+@pytest.mark.parametrize("sc", [0x10, 0x20, 0x30])
+def test_snclient_gmac_ciphers_every_apdu(sc: int) -> None:
+    policy = {0x10: "authentication", 0x20: "encryption", 0x30: "both"}[sc]
+    server = server_with(MechanismName.HIGH_GMAC, secret=None, security=policy,
+                         referencing=Referencing.SN)
+    counters = itertools.count(1)
+    received: list[int] = []
+    ciphering = Ciphering(SecurityControl.of(sc), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), received.append)
+    hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
+                  block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
+                  authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    client = SnClient(hls=hls, ciphering=ciphering)
+    request = client.associate(CTOS)
+    aare = Aare.from_bytes(server.handle(request, NOW))
+    assert aare.application_context_name is (
+        ApplicationContextName.SHORT_NAME_REFERENCING_WITH_CIPHERING)
+    event = client.receive_apdu(aare.to_bytes())
+    assert isinstance(event, Authenticate) and event.apdu[0] == 0x25  # glo-read-request
+    assert isinstance(client.receive_apdu(server.handle(event.apdu, NOW)), Associated)
+    read = client.read([SN_ENERGY])
+    assert read[0] == 0x25 and read[2] == sc
+    response = server.handle(read, NOW)
+    assert response[0] == 0x2C and response[2] == sc  # glo-read-response, the policy's SC
+    result = client.receive_apdu(response)
+    assert isinstance(result, GetComplete) and result.results == (Data.uint32(123456),)
+    # the meter's counters: glo-initiate-response, pass 4's answer, the read's answer
+    assert received == sorted(received) and len(set(received)) == len(received) == 3

@@ -187,6 +187,10 @@ class Authenticate:
 ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
                | Authenticate)
 
+# What a meter may answer unciphered in a ciphered association: ExceptionResponse,
+# confirmed-service-error, RLRE, AARE.
+_NEVER_CIPHERED = frozenset({b"\xd8", b"\x0e", b"\x63", b"\x61"})
+
 # Which local calls each state allows (the transitions happen in the methods).
 _ALLOWED: dict[ClientState, frozenset[str]] = {
     ClientState.IDLE: frozenset({"associate"}),
@@ -199,20 +203,53 @@ _ALLOWED: dict[ClientState, frozenset[str]] = {
 
 
 class ClientBase:
-    """What every COSEM client shares, LN or SN: the association's life cycle.
+    """What every COSEM client shares, LN or SN: the association's life cycle, HLS
+    (passes 1, 2 and 4; pass 3 is :meth:`_hls_request`, the one referencing-specific
+    step) and the ciphering of every APDU.
 
-    Subclasses set ``ALLOWED`` (which local calls each state allows) and ``NAME``, and
-    initialise ``state``, ``conformance``, ``server_max_receive_pdu_size``,
-    ``mechanism`` and ``_blocks``.
+    Subclasses set ``ALLOWED`` (which local calls each state allows), ``NAME``,
+    ``CONTEXTS`` (the application context without and with ciphering) and implement
+    ``_hls_request``; their ``__init__`` calls :meth:`_init_association` and sets
+    ``_blocks``.
     """
 
     ALLOWED: ClassVar[dict[ClientState, frozenset[str]]]
     NAME: ClassVar[str]
+    CONTEXTS: ClassVar[tuple[ApplicationContextName, ApplicationContextName]]
     state: ClientState
     conformance: Conformance
     server_max_receive_pdu_size: int
     mechanism: MechanismName | None
     _blocks: object | None
+
+    def _init_association(self, *, max_receive_pdu_size: int, conformance: Conformance,
+                          mechanism: MechanismName | None,
+                          authentication_value: bytes | None, hls: HlsKeys | None,
+                          ciphering: Ciphering | None, max_response_size: int) -> None:
+        if ciphering is not None and hls is None:
+            raise LocalProtocolError("ciphering needs an HLS mechanism (HighGmac, HighEcdsa)")
+        self.max_receive_pdu_size = max_receive_pdu_size
+        self.proposed_conformance = conformance
+        self.mechanism = hls.mechanism if hls is not None else mechanism
+        self._authentication_value = authentication_value
+        self._hls = hls
+        self._cipher = ciphering
+        #: the plain APDUs behind the last ciphered ones, for a decrypted trace summary
+        self.last_plain_tx = b""
+        self.last_plain_rx = b""
+        self._ctos = b""
+        self._stoc = b""
+        self._server_title: bytes | None = None
+        self._aare: Aare | None = None
+        self.max_response_size = max_response_size
+        self.state = ClientState.IDLE
+        self.conformance = Conformance(0)
+        self.server_max_receive_pdu_size = 0
+
+    @property
+    def context(self) -> ApplicationContextName:
+        """The application context proposed (ciphered when the APDUs are)."""
+        return self.CONTEXTS[self._cipher is not None]
 
     def __repr__(self) -> str:  # never shows the authentication value
         return f"{self.NAME}(state={self.state.value}, mechanism={self.mechanism})"
@@ -276,12 +313,168 @@ class ClientBase:
         self.state = ClientState.ASSOCIATED
         return GetComplete(results)
 
+    # -- association ----------------------------------------------------------------
+
+    def _aarq(self, challenge: bytes) -> bytes:
+        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws:
+        this module takes no randomness of its own)."""
+        self._check("associate")
+        value = self._authentication_value
+        if self._hls is not None:
+            self._ctos = new_challenge(challenge)
+            value = self._ctos
+        initiate = InitiateRequest(
+            proposed_conformance=self.proposed_conformance,
+            client_max_receive_pdu_size=self.max_receive_pdu_size,
+        )
+        title = self._hls.system_title if self._hls is not None else None
+        user_information: InitiateRequest | bytes = initiate
+        if self._cipher is not None:
+            # glo-initiate-request in the user-information, the context with ciphering
+            title = self._cipher.system_title
+            user_information = self._protect(initiate.to_bytes())
+        aarq = Aarq(
+            application_context_name=self.context,
+            user_information=user_information,
+            mechanism_name=self.mechanism,
+            calling_authentication_value=value,
+            calling_ap_title=title,
+        )
+        self.state = ClientState.ASSOCIATING
+        return aarq.to_bytes()
+
+    def _initiate_of(self, response: Aare) -> InitiateResponse:
+        """The accepted AARE's InitiateResponse (deciphered when ciphered); raises
+        when there is none or, ciphered, it does not verify."""
+        answered = response.application_context_name
+        if answered.short.split("-")[0] != self.context.short.split("-")[0]:
+            self.state = ClientState.IDLE
+            raise RemoteProtocolError(
+                f"AARE accepted with the {answered.short} application context; "
+                f"{self.context.short} was proposed")
+        self._server_title = response.responding_ap_title
+        initiate = response.initiate_response
+        info = response.user_information
+        if initiate is None and isinstance(info, bytes) and self._cipher is not None:
+            try:
+                plain = self._unprotect(info)
+            except AuthenticationFailure as exc:
+                self.state = ClientState.IDLE
+                # Wrong keys: back off like a wrong password (meters lock out).
+                raise AssociationRejected(
+                    f"the meter's ciphered InitiateResponse does not verify ({exc}); check "
+                    "block_cipher_key, authentication_key and system_title",
+                    result=1, diagnostic=None, source="user") from None
+            initiate = InitiateResponse.from_bytes(plain) if plain[:1] == b"\x08" else None
+            if initiate is None:
+                self.state = ClientState.IDLE
+                error = ConfirmedServiceError.from_bytes(plain)
+                raise RemoteProtocolError(f"AARE accepted with {error.describe()}")
+        if initiate is None:
+            raise self._no_initiate_response(response)
+        self._negotiated(initiate)
+        return initiate
+
+    def _established(self, response: Aare) -> ClientEvent:
+        """After the InitiateResponse: associated, or HLS pass 3 to send."""
+        if self._hls is not None:
+            return self._hls_pass_3(response)
+        self.state = ClientState.ASSOCIATED
+        return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+
+    # Green Book 9.2.7.4, HLS: pass 1 CtoS in the AARQ, pass 2 StoC in the AARE, pass 3
+    # f(StoC) to the meter by reply_to_HLS_authentication (Association LN method 1 by
+    # ACTION, Association SN method 8 by READ with parameterized-access), pass 4 f(CtoS)
+    # back in its response, checked here.
+    def _hls_pass_3(self, aare: Aare) -> ClientEvent:
+        assert self._hls is not None
+        stoc = aare.responding_authentication_value
+        if not stoc:
+            self.state = ClientState.IDLE
+            raise RemoteProtocolError("HLS: the AARE carries no server challenge (StoC)")
+        self._stoc = stoc
+        self._aare = aare
+        counter = (self._cipher.next_counter() if self._cipher is not None
+                   and self._hls.mechanism is MechanismName.HIGH_GMAC else None)
+        reply = client_reply(self._hls, stoc=stoc, ctos=self._ctos,
+                             server_system_title=self._server_title,
+                             invocation_counter=counter)
+        self.state = ClientState.AUTHENTICATING
+        return Authenticate(self._protect(self._hls_request(reply)))
+
+    def _hls_request(self, reply: bytes) -> bytes:
+        """The plain APDU that invokes reply_to_HLS_authentication with ``reply``."""
+        raise NotImplementedError
+
+    def _hls_refused(self, reason: str) -> AssociationRejected:
+        # The meter did not accept f(StoC): our secret is not the meter's.
+        return AssociationRejected(
+            f"HLS authentication failed: the meter refused our reply ({reason})",
+            result=1, diagnostic=13, source="user")
+
+    def _hls_verify(self, data: Data | None) -> ClientEvent:
+        """Pass 4: ``data`` is the meter's answer to reply_to_HLS_authentication."""
+        assert self._hls is not None and self._aare is not None
+        self.state = ClientState.IDLE
+        if data is None or not isinstance(data.value, bytes):
+            raise RemoteProtocolError("HLS: the meter's reply_to_HLS_authentication answer "
+                                      "carries no f(CtoS)")
+        try:
+            meter_counter = verify_server_reply(self._hls, data.value, stoc=self._stoc,
+                                                ctos=self._ctos,
+                                                server_system_title=self._server_title)
+        except AuthenticationFailure:
+            raise AssociationRejected(
+                "HLS authentication failed: the meter's reply f(CtoS) does not verify "
+                "(the meter does not hold our secret)", result=1, diagnostic=13,
+                source="user") from None
+        # The counter inside f(CtoS) is not fed to the replay check: the reply is
+        # bound to our fresh challenge CtoS, so it cannot be replayed anyway, and meters
+        # (gurux's among them) reuse the counter of their AARE there.
+        del meter_counter
+        self.state = ClientState.ASSOCIATED
+        return Associated(self.conformance, self.server_max_receive_pdu_size, self._aare)
+
+    # -- ciphering ----------------------------------------------------------------
+
+    def _protect(self, apdu: bytes) -> bytes:
+        cipher = self._cipher
+        if cipher is None:
+            return apdu
+        self.last_plain_tx = apdu
+        return protect(apdu, security_control=cipher.security_control,
+                       system_title=cipher.system_title,
+                       invocation_counter=cipher.next_counter(),
+                       block_cipher_key=cipher.block_cipher_key,
+                       authentication_key=cipher.authentication_key)
+
+    def _unprotect(self, apdu: bytes) -> bytes:
+        self.last_plain_rx = b""
+        cipher = self._cipher
+        if not is_ciphered(apdu):
+            if cipher is not None and apdu[:1] not in _NEVER_CIPHERED:
+                raise RemoteProtocolError(
+                    f"the meter answered unciphered ({apdu[:1].hex().upper()}) although the "
+                    "association is ciphered")
+            return apdu
+        if cipher is None:
+            raise RemoteProtocolError("the meter answered ciphered, but no keys are configured")
+        plain, header = unprotect(apdu, system_title=self._server_title,
+                                  block_cipher_key=cipher.block_cipher_key,
+                                  authentication_key=cipher.authentication_key,
+                                  require=cipher.security_control)
+        cipher.accept_counter(header.invocation_counter)
+        self.last_plain_rx = plain
+        return plain
+
 
 class LnClient(ClientBase):
     """One client's view of one association, LN referencing, with HLS and ciphering."""
 
     ALLOWED = _ALLOWED
     NAME = "LnClient"
+    CONTEXTS = (ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING,
+                ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING)
 
     def __init__(
         self,
@@ -294,23 +487,10 @@ class LnClient(ClientBase):
         ciphering: Ciphering | None = None,
         max_response_size: int = 1 << 20,
     ) -> None:
-        self.max_receive_pdu_size = max_receive_pdu_size
-        self.proposed_conformance = conformance
-        self.mechanism = hls.mechanism if hls is not None else mechanism
-        self._authentication_value = authentication_value
-        self._hls = hls
-        self._cipher = ciphering
-        #: the plain APDUs behind the last ciphered ones, for a decrypted trace summary
-        self.last_plain_tx = b""
-        self.last_plain_rx = b""
-        self._ctos = b""
-        self._stoc = b""
-        self._server_title: bytes | None = None
-        self._aare: Aare | None = None
-        self.max_response_size = max_response_size
-        self.state = ClientState.IDLE
-        self.conformance = Conformance(0)
-        self.server_max_receive_pdu_size = 0
+        self._init_association(max_receive_pdu_size=max_receive_pdu_size,
+                               conformance=conformance, mechanism=mechanism,
+                               authentication_value=authentication_value, hls=hls,
+                               ciphering=ciphering, max_response_size=max_response_size)
         self._invoke_id = 0
         self._pending_count = 0
         self._pending_with_list = False
@@ -325,32 +505,7 @@ class LnClient(ClientBase):
     def associate(self, challenge: bytes = b"") -> bytes:
         """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws:
         this module takes no randomness of its own)."""
-        self._check("associate")
-        value = self._authentication_value
-        if self._hls is not None:
-            self._ctos = new_challenge(challenge)
-            value = self._ctos
-        initiate = InitiateRequest(
-            proposed_conformance=self.proposed_conformance,
-            client_max_receive_pdu_size=self.max_receive_pdu_size,
-        )
-        title = self._hls.system_title if self._hls is not None else None
-        context = ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING
-        user_information: InitiateRequest | bytes = initiate
-        if self._cipher is not None:
-            # glo-initiate-request in the user-information, LN context with ciphering
-            context = ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING
-            title = self._cipher.system_title
-            user_information = self._protect(initiate.to_bytes())
-        aarq = Aarq(
-            application_context_name=context,
-            user_information=user_information,
-            mechanism_name=self.mechanism,
-            calling_authentication_value=value,
-            calling_ap_title=title,
-        )
-        self.state = ClientState.ASSOCIATING
-        return aarq.to_bytes()
+        return self._aarq(challenge)
 
     def _next_invoke_id_value(self) -> int:
         # invoke-id is 4 bits
@@ -407,117 +562,26 @@ class LnClient(ClientBase):
 
     def _on_aare(self, apdu: object) -> ClientEvent:
         response = self._accepted(apdu)
-        self._server_title = response.responding_ap_title
-        initiate = response.initiate_response
-        info = response.user_information
-        if initiate is None and isinstance(info, bytes) and self._cipher is not None:
-            try:
-                plain = self._unprotect(info)
-            except AuthenticationFailure as exc:
-                self.state = ClientState.IDLE
-                # Wrong keys: back off like a wrong password (meters lock out).
-                raise AssociationRejected(
-                    f"the meter's ciphered InitiateResponse does not verify ({exc}); check "
-                    "block_cipher_key, authentication_key and system_title",
-                    result=1, diagnostic=None, source="user") from None
-            initiate = InitiateResponse.from_bytes(plain) if plain[:1] == b"\x08" else None
-            if initiate is None:
-                self.state = ClientState.IDLE
-                error = ConfirmedServiceError.from_bytes(plain)
-                raise RemoteProtocolError(f"AARE accepted with {error.describe()}")
-        if initiate is None:
-            raise self._no_initiate_response(response)
-        self._negotiated(initiate)
-        if self._hls is not None:
-            return self._hls_pass_3(response)
-        self.state = ClientState.ASSOCIATED
-        return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+        self._initiate_of(response)
+        return self._established(response)
 
-    # Green Book 9.2.7.4, HLS: pass 1 CtoS in the AARQ, pass 2 StoC in the AARE, pass 3
-    # f(StoC) to the meter by reply_to_HLS_authentication (Association LN method 1),
-    # pass 4 f(CtoS) back in the ACTION response, checked here.
-    def _hls_pass_3(self, aare: Aare) -> ClientEvent:
-        assert self._hls is not None
-        stoc = aare.responding_authentication_value
-        if not stoc:
-            self.state = ClientState.IDLE
-            raise RemoteProtocolError("HLS: the AARE carries no server challenge (StoC)")
-        self._stoc = stoc
-        self._aare = aare
-        counter = (self._cipher.next_counter() if self._cipher is not None
-                   and self._hls.mechanism is MechanismName.HIGH_GMAC else None)
-        reply = client_reply(self._hls, stoc=stoc, ctos=self._ctos,
-                             server_system_title=self._server_title,
-                             invocation_counter=counter)
-        request = ActionRequestNormal(
+    def _hls_request(self, reply: bytes) -> bytes:
+        return ActionRequestNormal(
             CosemMethodDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
                                   REPLY_TO_HLS_AUTHENTICATION),
-            Data.octets(reply), 0xC0 | self._next_invoke_id_value())
-        self.state = ClientState.AUTHENTICATING
-        return Authenticate(self._protect(request.to_bytes()))
+            Data.octets(reply), 0xC0 | self._next_invoke_id_value()).to_bytes()
 
     def _on_hls_reply(self, response: object) -> ClientEvent:
-        assert self._hls is not None and self._aare is not None
-        self.state = ClientState.IDLE
         if not isinstance(response, ActionResponseNormal):
+            self.state = ClientState.IDLE
             described = getattr(response, "describe", lambda: type(response).__name__)()
             raise RemoteProtocolError(f"HLS: expected the ACTION response, got {described}")
         try:
             data = response.check()
         except DlmsdError as exc:
-            # The meter did not accept f(StoC): our secret is not the meter's.
-            raise AssociationRejected(
-                f"HLS authentication failed: the meter refused our reply ({exc})",
-                result=1, diagnostic=13, source="user") from None
-        if data is None or not isinstance(data.value, bytes):
-            raise RemoteProtocolError("HLS: the meter's ACTION response carries no f(CtoS)")
-        try:
-            meter_counter = verify_server_reply(self._hls, data.value, stoc=self._stoc,
-                                                ctos=self._ctos,
-                                                server_system_title=self._server_title)
-        except AuthenticationFailure:
-            raise AssociationRejected(
-                "HLS authentication failed: the meter's reply f(CtoS) does not verify "
-                "(the meter does not hold our secret)", result=1, diagnostic=13,
-                source="user") from None
-        # The counter inside f(CtoS) is not fed to the replay check: the reply is
-        # bound to our fresh challenge CtoS, so it cannot be replayed anyway, and meters
-        # (gurux's among them) reuse the counter of their AARE there.
-        del meter_counter
-        self.state = ClientState.ASSOCIATED
-        return Associated(self.conformance, self.server_max_receive_pdu_size, self._aare)
-
-    # -- ciphering ----------------------------------------------------------------
-
-    def _protect(self, apdu: bytes) -> bytes:
-        cipher = self._cipher
-        if cipher is None:
-            return apdu
-        self.last_plain_tx = apdu
-        return protect(apdu, security_control=cipher.security_control,
-                       system_title=cipher.system_title,
-                       invocation_counter=cipher.next_counter(),
-                       block_cipher_key=cipher.block_cipher_key,
-                       authentication_key=cipher.authentication_key)
-
-    def _unprotect(self, apdu: bytes) -> bytes:
-        self.last_plain_rx = b""
-        cipher = self._cipher
-        if not is_ciphered(apdu):
-            if cipher is not None and apdu[:1] not in (b"\xd8", b"\x0e", b"\x63", b"\x61"):
-                raise RemoteProtocolError(
-                    f"the meter answered unciphered ({apdu[:1].hex().upper()}) although the "
-                    "association is ciphered")
-            return apdu
-        if cipher is None:
-            raise RemoteProtocolError("the meter answered ciphered, but no keys are configured")
-        plain, header = unprotect(apdu, system_title=self._server_title,
-                                  block_cipher_key=cipher.block_cipher_key,
-                                  authentication_key=cipher.authentication_key,
-                                  require=cipher.security_control)
-        cipher.accept_counter(header.invocation_counter)
-        self.last_plain_rx = plain
-        return plain
+            self.state = ClientState.IDLE
+            raise self._hls_refused(str(exc)) from None
+        return self._hls_verify(data)
 
     def _on_get_response(self, response: object) -> ClientEvent:
         if isinstance(response, ExceptionResponse | ConfirmedServiceError):

@@ -3,9 +3,17 @@
 :class:`SnClient` is the short-name counterpart of :class:`dlmsd.protocol.client.LnClient`
 and produces the same events, so the session can drive either:
 
-* ``associate()`` -> AARQ with the SN application context
-  (``SHORT_NAME_REFERENCING_NO_CIPHERING``) and the SN conformance bits; the AARE gives
-  :class:`Associated` or raises :class:`~dlmsd.errors.AssociationRejected`.
+* ``associate(challenge)`` -> AARQ with the SN application context
+  (``SHORT_NAME_REFERENCING_NO_CIPHERING``, or ``..._WITH_CIPHERING`` when ciphering)
+  and the SN conformance bits; the AARE gives :class:`Associated` or raises
+  :class:`~dlmsd.errors.AssociationRejected`.  With HLS (mechanisms 2..7) the AARE gives
+  :class:`~dlmsd.protocol.client.Authenticate`: pass 3, reply_to_HLS_authentication
+  (the Association SN's method 8, at vaa-name + 0x58) invoked by a ReadRequest with
+  parameterized-access whose parameter is f(StoC); its ReadResponse carries f(CtoS),
+  checked before :class:`Associated` (a data-access-result is a rejection).
+* With ciphering (HighGmac) every APDU after the AARQ goes glo-ciphered
+  (glo-read-request 0x25, glo-read-response 0x2C), exactly as in LN
+  (:class:`~dlmsd.protocol.client.ClientBase`).
 * ``read(variables)`` -> one ReadRequest for one or several short names (several is the
   SN counterpart of GET-with-list); the ReadResponse gives :class:`GetComplete` with one
   result per variable, in order (a Data value or a DataAccessResult), or
@@ -39,15 +47,14 @@ from collections.abc import Sequence
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
 from dlmsd.protocol.acse import (
-    Aarq,
     ApplicationContextName,
     ConfirmedServiceError,
     Conformance,
-    InitiateRequest,
     MechanismName,
 )
+from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
-    Associated,
+    Ciphering,
     ClientBase,
     ClientEvent,
     ClientState,
@@ -56,6 +63,7 @@ from dlmsd.protocol.client import (
     StaleResponse,
     WithListRefused,
 )
+from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
     AnySnApdu,
@@ -70,11 +78,14 @@ from dlmsd.protocol.sn import (
     VariableName,
     decode_read_blocks,
     decode_sn_apdu,
+    method_short_name,
 )
 from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse, GetDataResult
 
 __all__ = [
+    "ASSOCIATION_SN_CLASS",
     "NO_INVOKE_ID",
+    "REPLY_TO_HLS_AUTHENTICATION_SN",
     "SN_CLIENT_CONFORMANCE",
     "SnClient",
 ]
@@ -94,12 +105,18 @@ SN_CLIENT_CONFORMANCE = (
     | Conformance.PARAMETERIZED_ACCESS
 )
 
-_SN_CONTEXT = ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING
+#: Blue Book, Association SN (class 12): reply_to_HLS_authentication is method 8,
+#: invoked by READ with parameterized-access (its answer carries f(CtoS)).
+ASSOCIATION_SN_CLASS = 12
+REPLY_TO_HLS_AUTHENTICATION_SN = 8
+#: parameterized-access to a method: the selector is not used (0).
+_METHOD_SELECTOR = 0
 
 # Which local calls each state allows (the transitions happen in the methods).
 _ALLOWED: dict[ClientState, frozenset[str]] = {
     ClientState.IDLE: frozenset({"associate"}),
     ClientState.ASSOCIATING: frozenset(),
+    ClientState.AUTHENTICATING: frozenset(),
     ClientState.ASSOCIATED: frozenset({"read", "release"}),
     ClientState.WAITING: frozenset(),
     ClientState.RELEASING: frozenset(),
@@ -110,10 +127,12 @@ NO_INVOKE_ID = 0
 
 
 class SnClient(ClientBase):
-    """One client's view of one association, SN referencing, no ciphering."""
+    """One client's view of one association, SN referencing, with HLS and ciphering."""
 
     ALLOWED = _ALLOWED
     NAME = "SnClient"
+    CONTEXTS = (ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING,
+                ApplicationContextName.SHORT_NAME_REFERENCING_WITH_CIPHERING)
 
     def __init__(
         self,
@@ -122,16 +141,14 @@ class SnClient(ClientBase):
         conformance: Conformance = SN_CLIENT_CONFORMANCE,
         mechanism: MechanismName | None = None,
         authentication_value: bytes | None = None,
+        hls: HlsKeys | None = None,
+        ciphering: Ciphering | None = None,
         max_response_size: int = 1 << 20,
     ) -> None:
-        self.max_receive_pdu_size = max_receive_pdu_size
-        self.proposed_conformance = conformance
-        self.mechanism = mechanism
-        self._authentication_value = authentication_value
-        self.max_response_size = max_response_size
-        self.state = ClientState.IDLE
-        self.conformance = Conformance(0)
-        self.server_max_receive_pdu_size = 0
+        self._init_association(max_receive_pdu_size=max_receive_pdu_size,
+                               conformance=conformance, mechanism=mechanism,
+                               authentication_value=authentication_value, hls=hls,
+                               ciphering=ciphering, max_response_size=max_response_size)
         #: The base_name of the current Association SN (its object_list is at +8),
         #: from the InitiateResponse vaa-name.
         self.vaa_name = ASSOCIATION_SN_BASE_NAME
@@ -140,19 +157,9 @@ class SnClient(ClientBase):
 
     # ------------------------------------------------------------------ requests
 
-    def associate(self) -> bytes:
-        self._check("associate")
-        aarq = Aarq(
-            application_context_name=_SN_CONTEXT,
-            user_information=InitiateRequest(
-                proposed_conformance=self.proposed_conformance,
-                client_max_receive_pdu_size=self.max_receive_pdu_size,
-            ),
-            mechanism_name=self.mechanism,
-            calling_authentication_value=self._authentication_value,
-        )
-        self.state = ClientState.ASSOCIATING
-        return aarq.to_bytes()
+    def associate(self, challenge: bytes = b"") -> bytes:
+        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws)."""
+        return self._aarq(challenge)
 
     def read(self, variables: Sequence[int | ParameterizedAccess]) -> bytes:
         """One ReadRequest for the short names (or parameterized accesses) given."""
@@ -169,7 +176,7 @@ class SnClient(ClientBase):
                 items.append(item)
             else:
                 items.append(VariableName(item))
-        apdu = ReadRequest(tuple(items)).to_bytes()
+        apdu = self._protect(ReadRequest(tuple(items)).to_bytes())
         if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
             raise LocalProtocolError(
                 f"READ of {len(apdu)} bytes exceeds the meter's max PDU "
@@ -185,11 +192,15 @@ class SnClient(ClientBase):
         """Handle one whole APDU from the meter."""
         if self._released(apdu):
             return Released()
+        if self.state is not ClientState.ASSOCIATING:
+            apdu = self._unprotect(apdu)
         response = decode_sn_apdu(apdu)
         if isinstance(response, InformationReportRequest | UnconfirmedWriteRequest):
             return StaleResponse(NO_INVOKE_ID)  # pushed unasked: nothing to answer
         if self.state is ClientState.ASSOCIATING:
             return self._on_aare(response)
+        if self.state is ClientState.AUTHENTICATING:
+            return self._on_hls_reply(response)
         if self.state is ClientState.RELEASING:
             raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
         if self.state is ClientState.WAITING:
@@ -199,18 +210,26 @@ class SnClient(ClientBase):
 
     def _on_aare(self, apdu: AnySnApdu) -> ClientEvent:
         response = self._accepted(apdu)
-        if response.application_context_name is not _SN_CONTEXT:
-            self.state = ClientState.IDLE
-            raise RemoteProtocolError(
-                f"AARE accepted with the {response.application_context_name.short} "
-                "application context; SN was proposed")
-        initiate = response.initiate_response
-        if initiate is None:
-            raise self._no_initiate_response(response)
-        self._negotiated(initiate)
-        self.vaa_name = initiate.vaa_name
-        self.state = ClientState.ASSOCIATED
-        return Associated(self.conformance, self.server_max_receive_pdu_size, response)
+        self.vaa_name = self._initiate_of(response).vaa_name
+        return self._established(response)
+
+    def _hls_request(self, reply: bytes) -> bytes:
+        method = method_short_name(self.vaa_name, ASSOCIATION_SN_CLASS,
+                                   REPLY_TO_HLS_AUTHENTICATION_SN)
+        access = ParameterizedAccess(method, _METHOD_SELECTOR, Data.octets(reply))
+        return ReadRequest((access,)).to_bytes()
+
+    def _on_hls_reply(self, response: AnySnApdu) -> ClientEvent:
+        if isinstance(response, ReadResponse) and len(response.results) == 1:
+            result = response.results[0]
+            if isinstance(result, DataAccessResult):
+                self.state = ClientState.IDLE
+                raise self._hls_refused(result.describe())
+            if isinstance(result, Data):
+                return self._hls_verify(result)
+        self.state = ClientState.IDLE
+        raise RemoteProtocolError("HLS: expected the ReadResponse to reply_to_HLS_"
+                                  f"authentication, got {response.describe()}")
 
     def _fail(self, message: str) -> RemoteProtocolError:
         self.state = ClientState.ASSOCIATED
@@ -268,7 +287,7 @@ class SnClient(ClientBase):
             raise self._fail(str(exc)) from None
         if raw is None:
             request = self._blocks.next_request()
-            return SendApdu(request.to_bytes(), self._blocks.last_received)
+            return SendApdu(self._protect(request.to_bytes()), self._blocks.last_received)
         self._blocks = None
         try:
             results = decode_read_blocks(raw, self._pending_count)

@@ -487,8 +487,6 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         invocation_counter = min(max(elapsed, 0) * _COUNTER_RATE, 0xFFFFFFFF)
     meter_security = sim_security(auth, password, system_title, block_cipher_key,
                                   authentication_key, security, invocation_counter)
-    if meter_security.ciphered and referencing.upper() == "SN":
-        raise click.UsageError("--auth HighGmac is served with --referencing LN only")
     settings = SimSettings(
         host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
         physical=physicals[0], more_physicals=tuple(physicals[1:]),

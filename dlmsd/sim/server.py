@@ -10,7 +10,7 @@ services with block transfer (SN referencing); values come from the shared
 Choices made where the Green Book (DLMS UA 1000-2) leaves room, so that they are
 in one place (also in ``dlmsd/sim/README.md``):
 
-* Association: only the context of the configured referencing (LN or SN; LN with
+* Association: only the context of the configured referencing (LN or SN; with
   ciphering under HighGmac) and the configured authentication mechanism are accepted
   (:mod:`dlmsd.sim.auth`: Low, HLS 2..6, HLS-GMAC with glo-ciphering). Another context
   is rejected (rejected-permanent, acse-service-user
@@ -212,8 +212,6 @@ class ServerOptions:
             raise LocalProtocolError(f"server SAP {self.server_sap} outside 0..16383")
         if not isinstance(self.referencing, Referencing):
             raise LocalProtocolError(f"referencing {self.referencing!r} is not LN or SN")
-        if self.short_names and self.security.ciphered:
-            raise LocalProtocolError("HighGmac (ciphering) is served with LN referencing only")
 
     @property
     def short_names(self) -> bool:
@@ -230,6 +228,8 @@ class ServerOptions:
     def context(self) -> ApplicationContextName:
         """The one application context accepted."""
         if self.short_names:
+            if self.security.ciphered:
+                return ApplicationContextName.SHORT_NAME_REFERENCING_WITH_CIPHERING
             return ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING
         if self.security.ciphered:
             return ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING

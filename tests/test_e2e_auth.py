@@ -1,0 +1,138 @@
+"""End to end with every authentication mode: `dlms --once --json -d7 --dlms` (a real
+subprocess) against `dlms-sim --auth ...` (another one), LN and SN referencing, over
+HDLC and the wrapper at once (one device each, on the same simulated meter).
+
+Each run checks the published values, that the association used the mechanism asked
+for (the AARQ and, for HLS, pass 3 in the trace; ciphered APDUs for HighGmac), and that
+no password or key appears in the daemon's whole output in any encoding: text, hex,
+upper-case hex, spaced hex, Python bytes repr.  Wrong credentials give the device an
+"association rejected" error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tcp_device
+from test_e2e_sim import EXPECTED, once, signals_for, simulator
+
+Writer = Callable[..., Path]
+
+# Distinctive secrets, so that any leak is found (printable: the text form is searched).
+PASSWORD = "Pw-7h1s-1s-s3cr3t"
+HLS_SECRET = "Hx!sEcReT-16oct."  # 16 octets: mechanism 2 needs an AES-128 key
+BLOCK_CIPHER_KEY = "5EC0DE00112233445566778899AABBCC"
+AUTHENTICATION_KEY = "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
+METER_TITLE = "53494D0000BC614E"
+# one client system title per device: the meter keeps a counter per client
+TITLES = {"h": "4D4D4D0000000001", "w": "4D4D4D0000000002"}
+CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255", "0.0.96.1.0.255"]
+
+# name -> (the device's keys, dlms-sim's options, what pass 3 looks like in the trace)
+MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
+    "Low": ({"auth": "Low", "password": PASSWORD},
+            ["--auth", "low", "--password", PASSWORD], None),
+    "High": ({"auth": "High", "password": HLS_SECRET},
+             ["--auth", "high", "--password", HLS_SECRET], "reply"),
+    "HighMd5": ({"auth": "HighMd5", "password": HLS_SECRET},
+                ["--auth", "highmd5", "--password", HLS_SECRET], "reply"),
+    "HighSha1": ({"auth": "HighSha1", "password": HLS_SECRET},
+                 ["--auth", "highsha1", "--password", HLS_SECRET], "reply"),
+    "HighSha256": ({"auth": "HighSha256", "password": HLS_SECRET},
+                   ["--auth", "highsha256", "--password", HLS_SECRET], "reply"),
+    **{f"HighGmac-{policy}": (
+        {"auth": "HighGmac", "block_cipher_key": BLOCK_CIPHER_KEY,
+         "authentication_key": AUTHENTICATION_KEY, "security": policy},
+        ["--auth", "highgmac", "--block-cipher-key", BLOCK_CIPHER_KEY,
+         "--authentication-key", AUTHENTICATION_KEY, "--security", policy], "glo")
+       for policy in ("authentication", "encryption", "both")},
+}
+SECRETS = [PASSWORD.encode(), HLS_SECRET.encode(), bytes.fromhex(BLOCK_CIPHER_KEY),
+           bytes.fromhex(AUTHENTICATION_KEY)]
+
+
+def forms(secret: bytes) -> set[str]:
+    found = {secret.hex(), secret.hex().upper(), secret.hex(" "), secret.hex(" ").upper(),
+             repr(secret)[2:-1]}
+    with contextlib.suppress(UnicodeDecodeError):
+        found.add(secret.decode("ascii"))
+    return found
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        for form in forms(secret):
+            assert form not in text, f"a secret ({form[:4]}...) appears in the output"
+
+
+def devices(ports: dict[str, int], referencing: str, keys: dict[str, Any],
+            **over: Any) -> list[dict[str, Any]]:
+    common = {"type": referencing, "logical_address": 1, "timeout_ms": 3000,
+              "retry_counter": 1, **keys, **over}
+    return [
+        tcp_device("h", port=ports["hdlc"], address_size=2, physical_address=1,
+                   system_title=TITLES["h"], **common),
+        tcp_device("w", port=ports["wrapper"], mode="DLMS-WRAPPER",
+                   system_title=TITLES["w"], **common),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Invocation counters of the daemon subprocesses go to a fresh directory."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("DLMS_STATE_DIR", str(path))
+    return path
+
+
+@pytest.mark.parametrize("referencing", ["LN", "SN"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_mode_reads_and_leaks_nothing(write_config: Writer, mode: str,
+                                            referencing: str) -> None:
+    keys, sim_args, pass_3 = MODES[mode]
+    with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--referencing", referencing,
+                   *sim_args) as ports:
+        path = write_config(devices=devices(ports, referencing, keys),
+                            signals=signals_for("h", CODES) + signals_for("w", CODES))
+        code, doc, log = once(path, "-d7", "--dlms")
+    assert code == 0, log[-3000:]
+    got = [(s["device_alias"], s["obis"], s["value"], s["status"]) for s in doc["signals"]]
+    assert got == [(d, c, EXPECTED[c][0], "ok") for d in ("h", "w") for c in CODES]
+    assert "AARQ" in log
+    if pass_3 is not None:  # the four-pass exchange went over the wire, both devices
+        method = "READ.req [0xFA58 sel=0 " if referencing == "SN" else "ACTION.req"
+        assert log.count(method) >= 2, log[-3000:]
+    if pass_3 == "glo":
+        tag = "glo-read-request" if referencing == "SN" else "glo-get-request"
+        assert tag in log and "decrypted: " in log
+    assert_no_secret(log)
+
+
+@pytest.mark.parametrize(("mode", "wrong"), [
+    ("Low", {"password": "not-the-password"}),
+    ("HighMd5", {"password": "X" * 16}),
+    ("HighSha256", {"password": "X" * 16}),
+    ("HighGmac-both", {"authentication_key": "00" * 16}),
+])
+@pytest.mark.parametrize("referencing", ["LN", "SN"])
+def test_wrong_credentials_are_an_association_rejection(write_config: Writer, mode: str,
+                                                        wrong: dict[str, str],
+                                                        referencing: str) -> None:
+    keys, sim_args, _ = MODES[mode]
+    with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--referencing", referencing,
+                   *sim_args) as ports:
+        path = write_config(devices=devices(ports, referencing, {**keys, **wrong}),
+                            signals=signals_for("h", CODES[:1]) + signals_for("w", CODES[:1]))
+        code, doc, log = once(path, "-d7", "--dlms")
+    assert code == 1, log[-3000:]
+    for device in doc["devices"]:
+        assert device["status"] == "offline"
+        assert "association rejected" in device["error"] or (
+            "HLS authentication failed" in device["error"]), device["error"]
+    assert_no_secret(log)
+    for value in wrong.values():
+        assert value not in log and value.encode().hex() not in log
