@@ -24,6 +24,7 @@ import jsonschema
 
 from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_server_address
 from dlmsd.errors import ConfigError
+from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.protocol.obis import Obis, parse_signal_obis
 from dlmsd.secret import MASK, Secret
 
@@ -106,6 +107,17 @@ class DeviceConfig:
     authentication_key: Secret | None = field(default=None, repr=False)
     dedicated_key: Secret | None = field(default=None, repr=False)
     security: str = "both"
+    #: HighEcdsa: the client's private scalar and the meter's public key (X9.62 point),
+    #: read from the files client_private_key and server_public_key.
+    signing_key: Secret | None = field(default=None, repr=False)
+    server_public_key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def ciphered(self) -> bool:
+        """Every APDU is ciphered: HighGmac, or HighEcdsa with a block cipher key."""
+        return self.security != "none" and (
+            self.auth is Auth.HIGH_GMAC
+            or (self.auth is Auth.HIGH_ECDSA and self.block_cipher_key is not None))
 
     @property
     def is_tcp(self) -> bool:
@@ -181,7 +193,7 @@ def _show(value: object, key: str | int | None) -> str:
 
 
 _CHOICE = re.compile(r"^\^\(\?i:(.*)\)\$$")
-_HEX_OCTETS = re.compile(r"\{(\d+)\}\$$")
+_HEX_OCTETS = re.compile(r"\)\{(\d+)\}")  # (?:[0-9A-Fa-f]{2}\s?){16}: 16 octets
 
 
 def _allowed(error: jsonschema.ValidationError) -> str:
@@ -202,9 +214,9 @@ def _allowed(error: jsonschema.ValidationError) -> str:
         match = _CHOICE.match(str(error.validator_value))
         if match:
             return "must be one of " + ", ".join(match.group(1).split("|")) + " (any case)"
-        octets = _HEX_OCTETS.search(str(error.validator_value))
+        octets = _HEX_OCTETS.findall(str(error.validator_value))
         if octets:
-            return f"must be {octets.group(1)} octets in hex (e.g. {'00' * 4}...)"
+            return f"must be {' or '.join(octets)} octets in hex (e.g. {'00' * 4}...)"
         if "\\s" in str(error.validator_value):
             return "must not contain spaces"
         return f"must match {error.validator_value}"
@@ -305,7 +317,7 @@ def _server_address(at: str, item: Mapping[str, Any], mode: Mode, serial_number:
         return None
 
 def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
-                  warnings: list[str]) -> DeviceConfig | None:
+                  warnings: list[str], base: Path) -> DeviceConfig | None:
     at = f"devices[{index}]"
     before = len(problems)
     props = _DEVICE_PROPS
@@ -353,11 +365,13 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
                         f"secret of exactly 16 bytes, got {len(password_text.encode())}")
     if auth is Auth.NONE and password_text:
         warnings.append(f"{at}.password: set but auth is None; not used")
-    needs = {Auth.HIGH_SHA256: ("system_title",), Auth.HIGH_ECDSA: ("system_title",),
+    needs = {Auth.HIGH_SHA256: ("system_title",),
+             Auth.HIGH_ECDSA: ("system_title", "client_private_key", "server_public_key"),
              Auth.HIGH_GMAC: ("system_title", "block_cipher_key", "authentication_key")}
     for key in needs.get(auth, ()):
         if key not in item:
             problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
+    signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
 
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
@@ -403,7 +417,50 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         authentication_key=_hex_secret(item.get("authentication_key")),
         dedicated_key=_hex_secret(item.get("dedicated_key")),
         security=str(_get(item, props, "security")).lower(),
+        signing_key=signing_key,
+        server_public_key=server_public_key,
     )
+
+
+def _ecdsa_keys(at: str, item: Mapping[str, Any], auth: Auth, base: Path,
+                problems: list[str], warnings: list[str]
+                ) -> tuple[Secret | None, bytes | None]:
+    """Read the HighEcdsa key files; check curves and the ciphering key sizes."""
+    key_size = {"block_cipher_key": 16, "authentication_key": 16}
+    signing_key = server_public_key = None
+    if auth is Auth.HIGH_ECDSA:
+        for name in ("client_private_key", "server_public_key"):
+            text = item.get(name)
+            if text is None:
+                continue
+            try:
+                if name == "client_private_key":
+                    signing_key = load_private_key(base / text)
+                else:
+                    server_public_key = load_public_key(base / text)
+            except KeyFileError as exc:
+                problems.append(f"{at}.{name}: {exc}")
+        if signing_key is not None and server_public_key is not None and (
+                len(server_public_key) != 2 * len(signing_key) + 1):
+            problems.append(f"{at}.server_public_key: not on the curve of "
+                            "client_private_key (P-256 and P-384 cannot be mixed)")
+        if signing_key is not None:
+            key_size = dict.fromkeys(key_size, 32 if len(signing_key) == 48 else 16)
+        if "block_cipher_key" in item and "authentication_key" not in item:
+            problems.append(f"{at}.authentication_key: missing: ciphering with "
+                            "block_cipher_key needs authentication_key")
+    else:
+        for name in ("client_private_key", "server_public_key"):
+            if name in item:
+                warnings.append(f"{at}.{name}: set but auth is {auth.value}; not used")
+    for name, size in key_size.items():
+        text = item.get(name)
+        if text is not None and len(bytes.fromhex(text)) != size:
+            why = (f"auth {auth.value} on P-384 (suite 2) needs 32 octets"
+                   if size == 32 else f"auth {auth.value} needs 16 octets" + (
+                       " (32 with a P-384 key)" if auth is Auth.HIGH_ECDSA else ""))
+            problems.append(f"{at}.{name}: {MASK} is not allowed: {why}")
+    return signing_key, server_public_key
 
 
 def _hex(text: str | None) -> bytes | None:
@@ -472,8 +529,12 @@ def _duplicates(items: list[Any], key: str, section: str) -> list[str]:
     return problems
 
 
-def parse_config(doc: object, source: str = "<config>") -> Config:
-    """Validate a parsed JSON document; raise ConfigError listing every problem."""
+def parse_config(doc: object, source: str = "<config>", base: Path | None = None) -> Config:
+    """Validate a parsed JSON document; raise ConfigError listing every problem.
+
+    ``base`` is the directory relative key file paths start from (the configuration
+    file's; default the working directory)."""
+    base = Path.cwd() if base is None else base
     problems = _schema_problems(doc)
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: invalid configuration", problems)
@@ -495,7 +556,7 @@ def parse_config(doc: object, source: str = "<config>") -> Config:
     for index, item in enumerate(raw_devices):
         if ("devices", index) in bad_paths or not isinstance(item, dict):
             continue
-        built = _build_device(index, item, problems, warnings)
+        built = _build_device(index, item, problems, warnings, base)
         if built is not None and built.device_alias not in devices:
             devices[built.device_alias] = built
             device_list.append(built)
@@ -537,4 +598,4 @@ def load_config(path: str | Path) -> Config:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
                           f"{exc.msg}") from None
-    return parse_config(doc, str(path))
+    return parse_config(doc, str(path), path.parent)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
@@ -57,10 +57,11 @@ from dlmsd.protocol.security import (
     AUTHENTICATED_ENCRYPTION,
     AUTHENTICATION_ONLY,
     ENCRYPTION_ONLY,
+    SUITE_0,
     is_ciphered,
 )
 from dlmsd.protocol.security import describe as security_describe
-from dlmsd.protocol.security_hls import HlsKeys
+from dlmsd.protocol.security_hls import HlsKeys, ec_private_key, ec_public_key, ecdsa_suite
 from dlmsd.protocol.sn import (
     attribute_short_name,
     base_name_of,
@@ -222,11 +223,14 @@ _MECHANISMS: dict[Auth, MechanismName | None] = {
     Auth.HIGH_SHA1: MechanismName.HIGH_SHA1,
     Auth.HIGH_SHA256: MechanismName.HIGH_SHA256,
     Auth.HIGH_GMAC: MechanismName.HIGH_GMAC,
+    Auth.HIGH_ECDSA: MechanismName.HIGH_ECDSA,
 }
 # HLS mechanisms keyed by the password (the HLS secret), HighSha256 also by the system
 # titles; HighGmac and HighEcdsa have keys of their own.
 _SECRET_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA256})
 HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
+# HLS-ECDSA: the Green Book asks for 32..64 octets (gurux's meter takes 32 as well).
+ECDSA_CHALLENGE_SIZE = 32
 # Invocation counters persist here (DLMS_STATE_DIR overrides it, e.g. for tests).
 DEFAULT_STATE_DIR = "/var/lib/dlmsd"
 _SECURITY_CONTROL = {"authentication": AUTHENTICATION_ONLY, "encryption": ENCRYPTION_ONLY,
@@ -373,7 +377,8 @@ class DlmsSession:
                            max_info_rx=params.max_info_rx)
         self._link_up = True
         self.client = self._new_client()
-        aarq = self.client.associate(os.urandom(HLS_CHALLENGE_SIZE))  # CtoS, if HLS
+        size = ECDSA_CHALLENGE_SIZE if device.auth is Auth.HIGH_ECDSA else HLS_CHALLENGE_SIZE
+        aarq = self.client.associate(os.urandom(size))  # CtoS, if HLS
         event = await self._request(aarq, "AARQ")
         if isinstance(event, Authenticate):
             event = await self._request(event.apdu, "reply_to_HLS_authentication")
@@ -386,7 +391,21 @@ class DlmsSession:
         device = self.device
         client_class = SnClient if self.short_names else LnClient
         if device.auth is Auth.HIGH_GMAC:
-            hls, ciphering = self._gmac_keys()
+            if not device.ciphered:
+                raise DlmsdError("HighGmac needs security authentication, encryption or both")
+            assert device.block_cipher_key is not None and device.authentication_key is not None
+            hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=device.system_title,
+                          block_cipher_key=device.block_cipher_key.reveal(),
+                          authentication_key=device.authentication_key.reveal())
+            return client_class(hls=hls, ciphering=self._ciphering(SUITE_0))
+        if device.auth is Auth.HIGH_ECDSA:
+            assert device.signing_key is not None and device.server_public_key is not None
+            signing_key = ec_private_key(device.signing_key)
+            hls = HlsKeys(MechanismName.HIGH_ECDSA, system_title=device.system_title,
+                          signing_key=signing_key,
+                          server_public_key=ec_public_key(device.server_public_key))
+            ciphering = (self._ciphering(ecdsa_suite(signing_key)) if device.ciphered
+                         else None)
             return client_class(hls=hls, ciphering=ciphering)
         if device.auth in _SECRET_HLS:
             assert device.password is not None  # the configuration checks it
@@ -397,23 +416,21 @@ class DlmsSession:
         return client_class(mechanism=_MECHANISMS[device.auth],
                             authentication_value=password if device.auth is Auth.LOW else None)
 
-    def _gmac_keys(self) -> tuple[HlsKeys, Ciphering]:
-        """HLS-GMAC with glo-ciphering of every APDU (security suite 0)."""
+    def _ciphering(self, suite: int) -> Ciphering:
+        """Glo-ciphering of every APDU with the device's keys, in security ``suite``;
+        the invocation counters persist in the counter store."""
         device = self.device
-        if device.security == "none":
-            raise DlmsdError("HighGmac needs security authentication, encryption or both")
         assert (device.system_title is not None and device.block_cipher_key is not None
                 and device.authentication_key is not None)  # the configuration checks it
         store, alias = counter_store(), device.device_alias
-        ek, ak = device.block_cipher_key.reveal(), device.authentication_key.reveal()
-        ciphering = Ciphering(
-            security_control=_SECURITY_CONTROL[device.security],
-            system_title=device.system_title, block_cipher_key=ek, authentication_key=ak,
+        policy = _SECURITY_CONTROL[device.security]
+        return Ciphering(
+            security_control=replace(policy, suite=suite),
+            system_title=device.system_title,
+            block_cipher_key=device.block_cipher_key.reveal(),
+            authentication_key=device.authentication_key.reveal(),
             next_counter=lambda: store.next(alias),
             accept_counter=lambda counter: store.check_received(alias, counter))
-        hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=device.system_title,
-                      block_cipher_key=ek, authentication_key=ak)
-        return hls, ciphering
 
     async def _mode_e(self) -> None:
         """IEC 62056-21 mode E: sign on at 300 Bd 7E1, then switch the line to HDLC.

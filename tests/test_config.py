@@ -268,8 +268,8 @@ def test_security_keys_are_hex_secrets_and_never_shown(write_config: Writer) -> 
     problems = problems_of(write_config(devices=[tcp_device(
         auth="HighGmac", system_title="4D4D4D0000BC614E", block_cipher_key=key[:-2] + "zz",
         authentication_key="D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")]))
-    assert problems == ["devices[0].block_cipher_key: *** is not allowed: must be 16 octets "
-                        "in hex (e.g. 00000000...)"]
+    assert problems == ["devices[0].block_cipher_key: *** is not allowed: must be 16 or 32 "
+                        "octets in hex (e.g. 00000000...)"]
     problems = problems_of(write_config(devices=[tcp_device(auth="HighGmac")]))
     assert problems == [
         "devices[0].system_title: missing: auth HighGmac needs system_title",

@@ -248,12 +248,14 @@ def test_policy_requirement_rejects_weaker_protection() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"security_control": 0x31}, "security suite 1 is not supported"),
+    ({"security_control": 0x33}, "security suite 3 is not supported"),
+    ({"security_control": 0x32}, "block cipher key must be 32 bytes for security suite 2"),
     ({"security_control": 0xB0}, "compression"),
     ({"security_control": 0x00}, "no protection"),
     ({"system_title": ST[:7]}, "system title must be 8 bytes, got 7"),
     ({"invocation_counter": 1 << 32}, "invocation counter"),
-    ({"block_cipher_key": EK[:15]}, "block cipher key must be 16 bytes, got 15"),
+    ({"block_cipher_key": EK[:15]},
+     "block cipher key must be 16 bytes for security suite 0, got 15"),
     ({"authentication_key": None}, "needs the authentication key"),
     ({"block_cipher_key": None}, "needs the global block cipher key"),
     ({"tag": 0xCC}, "glo-get-response cannot carry a get-request"),
@@ -283,7 +285,7 @@ def test_protect_bounds_the_apdu() -> None:
     ("C8", "truncated"),
     ("C8 05 30 00 00 00", "length of 5 at offset 2 exceeds the 4 bytes"),
     ("C8 05 30 00 00 00 01 02", "length 5 but 6 bytes follow"),
-    ("C8 05 31 00 00 00 01", "security suite 1"),
+    ("C8 05 33 00 00 00 01", "security suite 3"),
     ("C8 05 B0 00 00 00 01", "compression"),
     ("C8 05 00 00 00 00 01", "no protection"),
     ("C8 10 30 00 00 00 01" + " 00" * 11, "shorter than the 12-byte tag"),

@@ -75,8 +75,13 @@ Key = Secret | bytes
 #: DLMS/COSEM keeps the first 12 octets of the GCM tag (Green Book 9.2.7.2).
 TAG_SIZE: Final = 12
 SYSTEM_TITLE_SIZE: Final = 8
-#: The only security suite this module implements: AES-GCM-128.
+#: Security suite 0: AES-GCM-128 (HLS-GMAC).
 SUITE_0: Final = 0
+#: The suites whose APDU ciphering this module implements, by key size (Green Book
+#: 9.2.3.7 "Security suite"): 0 AES-GCM-128; 1 ECDH-ECDSA-AES-GCM-128-SHA-256 and
+#: 2 ECDH-ECDSA-AES-GCM-256-SHA-384, whose glo- and ded-ciphering is the same GCM
+#: construction with the suite's key size.  Their key agreement is not implemented.
+SUITE_KEY_SIZES: Final = {0: 16, 1: 16, 2: 32}
 _KEY_SIZE: Final = 16
 #: Upper bound of a plain or ciphered APDU handled here (a GET answered with
 #: general-block-transfer can be larger than one PDU; 1 MiB bounds the work).
@@ -319,6 +324,20 @@ class SecurityHeader:
                 f"IC={self.invocation_counter}")
 
 
+def _suite_key(key: Key, name: str, sc: SecurityControl,
+               error: type[LocalProtocolError | RemoteProtocolError]) -> bytes:
+    """``key`` checked against the size of the suite the SC names; received APDUs
+    (``error`` RemoteProtocolError) that name another suite are the peer's error."""
+    size = SUITE_KEY_SIZES[sc.suite]
+    if not isinstance(key, Secret | bytes | bytearray | memoryview):
+        key_bytes(key, name)  # raises: names the wrong type
+    raw = key.reveal() if isinstance(key, Secret) else bytes(key)
+    if len(raw) != size:
+        raise error(f"{name} must be {size} bytes for security suite {sc.suite}, got "
+                    f"{len(raw)}")
+    return raw
+
+
 def _select_key(tag: int, sc: SecurityControl, block_cipher_key: Key | None,
                 dedicated_key: Key | None, broadcast_key: Key | None,
                 missing: type[LocalProtocolError | RemoteProtocolError]) -> bytes:
@@ -329,25 +348,26 @@ def _select_key(tag: int, sc: SecurityControl, block_cipher_key: Key | None,
                           "but a dedicated APDU uses the dedicated key")
         if dedicated_key is None:
             raise missing(f"{name} needs the dedicated key, and none is in use")
-        return key_bytes(dedicated_key, "dedicated key")
+        return _suite_key(dedicated_key, "dedicated key", sc, missing)
     if sc.broadcast:
         if broadcast_key is None:
             raise missing(f"{name}: SC 0x{sc.to_byte():02X} asks for the broadcast key, "
                           "and none is configured")
-        return key_bytes(broadcast_key, "broadcast key")
+        return _suite_key(broadcast_key, "broadcast key", sc, missing)
     if block_cipher_key is None:
         raise LocalProtocolError(f"{name} needs the global block cipher key, and none is "
                                  "configured")
-    return key_bytes(block_cipher_key, "block cipher key")
+    return _suite_key(block_cipher_key, "block cipher key", sc, missing)
 
 
-def _authentication_key(sc: SecurityControl, key: Key | None, name: str) -> bytes:
+def _authentication_key(sc: SecurityControl, key: Key | None, name: str,
+                        error: type[LocalProtocolError | RemoteProtocolError]) -> bytes:
     if not sc.authentication:
         return b""
     if key is None:
         raise LocalProtocolError(f"{name}: SC 0x{sc.to_byte():02X} needs the authentication "
                                  "key, and none is configured")
-    return key_bytes(key, "authentication key")
+    return _suite_key(key, "authentication key", sc, error)
 
 
 # =========================================================================== protect
@@ -387,9 +407,9 @@ def protect(
     elif ciphered not in _GENERAL:
         raise LocalProtocolError(f"0x{ciphered:02X} is not a ciphered APDU tag")
     name = tag_name(ciphered)
-    if sc.suite != SUITE_0:
+    if sc.suite not in SUITE_KEY_SIZES:
         raise LocalProtocolError(f"{name}: security suite {sc.suite} is not supported "
-                                 "(only suite 0, AES-GCM-128)")
+                                 "(suites 0, 1 and 2)")
     if sc.compression:
         raise LocalProtocolError(f"{name}: compression (SC bit 7) is not supported")
     if not (sc.authentication or sc.encryption):
@@ -398,7 +418,7 @@ def protect(
     _check_counter(invocation_counter)
     key = _select_key(ciphered, sc, block_cipher_key, dedicated_key, broadcast_key,
                       LocalProtocolError)
-    auth_key = _authentication_key(sc, authentication_key, name)
+    auth_key = _authentication_key(sc, authentication_key, name, LocalProtocolError)
 
     header = bytes((sc.to_byte(),)) + _IC.pack(invocation_counter)
     iv = _iv(title, invocation_counter)
@@ -461,9 +481,9 @@ def unprotect(
     """
     tag, carried_title, sc, counter, payload = _parse(apdu, max_size)
     name = tag_name(tag)
-    if sc.suite != SUITE_0:
+    if sc.suite not in SUITE_KEY_SIZES:
         raise DecodeError(f"{name}: security suite {sc.suite} is not supported "
-                          "(only suite 0, AES-GCM-128)")
+                          "(suites 0, 1 and 2)")
     if sc.compression:
         raise DecodeError(f"{name}: compression (SC bit 7) is not supported")
     if not (sc.authentication or sc.encryption):
@@ -488,7 +508,7 @@ def unprotect(
         title = _system_title(system_title, "system title")
     key = _select_key(tag, sc, block_cipher_key, dedicated_key, broadcast_key,
                       RemoteProtocolError)
-    auth_key = _authentication_key(sc, authentication_key, name)
+    auth_key = _authentication_key(sc, authentication_key, name, RemoteProtocolError)
 
     iv = _iv(title, counter)
     if sc.authentication:

@@ -72,7 +72,10 @@ __all__ = [
     "MIN_CHALLENGE",
     "HlsKeys",
     "client_reply",
+    "ec_private_key",
+    "ec_public_key",
     "ecdsa_sign",
+    "ecdsa_suite",
     "ecdsa_verify",
     "hls_gmac",
     "hls_high",
@@ -182,6 +185,39 @@ _CURVES: Final[dict[str, tuple[hashes.HashAlgorithm, int]]] = {
     "secp256r1": (hashes.SHA256(), 32),  # security suite 1
     "secp384r1": (hashes.SHA384(), 48),  # security suite 2
 }
+
+
+_CURVE_BY_SIZE: Final[dict[int, ec.EllipticCurve]] = {32: ec.SECP256R1(), 48: ec.SECP384R1()}
+
+
+def ec_private_key(scalar: Key) -> ec.EllipticCurvePrivateKey:
+    """The signing key from its private scalar: 32 octets P-256, 48 octets P-384."""
+    raw = _secret(scalar, "ECDSA private key")
+    curve = _CURVE_BY_SIZE.get(len(raw))
+    if curve is None:
+        raise LocalProtocolError(f"ECDSA private key of {len(raw)} bytes: 32 (P-256) or "
+                                 "48 (P-384) expected")
+    try:
+        return ec.derive_private_key(int.from_bytes(raw, "big"), curve)
+    except ValueError:
+        raise LocalProtocolError("ECDSA private key: the scalar is out of range") from None
+
+
+def ec_public_key(point: bytes) -> ec.EllipticCurvePublicKey:
+    """A public key from its X9.62 uncompressed point: 65 octets P-256, 97 P-384."""
+    curve = _CURVE_BY_SIZE.get((len(point) - 1) // 2)
+    if curve is None or len(point) % 2 == 0 or point[:1] != b"\x04":
+        raise LocalProtocolError(f"ECDSA public key of {len(point)} bytes is not an "
+                                 "uncompressed P-256 or P-384 point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, bytes(point))
+    except ValueError:
+        raise LocalProtocolError("ECDSA public key: the point is not on the curve") from None
+
+
+def ecdsa_suite(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> int:
+    """The security suite of a key's curve: 1 (P-256) or 2 (P-384)."""
+    return 1 if _curve(key)[1] == 32 else 2
 
 
 def _curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
