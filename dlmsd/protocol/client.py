@@ -424,10 +424,12 @@ class ClientBase:
                                                 ctos=self._ctos,
                                                 server_system_title=self._server_title)
         except AuthenticationFailure:
+            why = ("its signature is not made with the key of server_public_key"
+                   if self._hls.mechanism is MechanismName.HIGH_ECDSA
+                   else "the meter does not hold our secret")
             raise AssociationRejected(
-                "HLS authentication failed: the meter's reply f(CtoS) does not verify "
-                "(the meter does not hold our secret)", result=1, diagnostic=13,
-                source="user") from None
+                f"HLS authentication failed: the meter's reply f(CtoS) does not verify "
+                f"({why})", result=1, diagnostic=13, source="user") from None
         # The counter inside f(CtoS) is not fed to the replay check: the reply is
         # bound to our fresh challenge CtoS, so it cannot be replayed anyway, and meters
         # (gurux's among them) reuse the counter of their AARE there.

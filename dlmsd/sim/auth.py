@@ -20,6 +20,11 @@
   (responding-AP-title), every request must verify and carry the security the meter
   is set to (authentication, encryption or both) with an invocation counter above the
   last one, and every response is protected the same way.
+* HLS-ECDSA (7): CtoS and StoC (32 octets) as above; f(StoC) must be the client's
+  ECDSA signature over ST-C || ST-S || StoC || CtoS (verified with the client's public
+  key), f(CtoS) is the meter's over ST-S || ST-C || CtoS || StoC, on P-256 (suite 1)
+  or P-384 (suite 2).  With ``ecdsa_ciphering`` every APDU is glo-ciphered as with
+  HLS-GMAC, in the keys' suite (AES-GCM-128 or AES-GCM-256).
 
 The crypto is :mod:`dlmsd.protocol.security_hls` and :mod:`dlmsd.protocol.security`:
 the meter's f(CtoS) is the client's computation with the roles swapped (its own system
@@ -50,6 +55,9 @@ from dlmsd.protocol.security_hls import (
     MIN_CHALLENGE,
     HlsKeys,
     client_reply,
+    ec_private_key,
+    ec_public_key,
+    ecdsa_suite,
     verify_server_reply,
 )
 from dlmsd.secret import Secret
@@ -72,6 +80,8 @@ DEFAULT_AUTHENTICATION_KEY: Final = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDD
 #: ``security`` -> the security control byte of suite 0.
 SECURITY_POLICIES: Final = {"authentication": 0x10, "encryption": 0x20, "both": 0x30}
 _STOC_SIZE: Final = 16
+#: HLS-ECDSA: the Green Book asks for a challenge of 32 to 64 octets.
+_ECDSA_STOC_SIZE: Final = 32
 
 
 class CipherError(DlmsdError):
@@ -96,10 +106,13 @@ class SimSecurity:
     ``mechanism``: what it requires (LOWEST: none).  ``secret``: the LLS password
     (Low) or the HLS secret (High: 16 octets, HighMd5, HighSha1, HighSha256).
     ``system_title``: the meter's (HighGmac, HighSha256).  ``block_cipher_key`` and
-    ``authentication_key`` (HighGmac), ``security``: "authentication",
-    "encryption" or "both".  ``random(n)`` gives StoC; ``next_counter()`` the meter's
-    invocation counters (one sequence for the meter: share this object between its
-    associations).
+    ``authentication_key`` (HighGmac; HighEcdsa with ``ecdsa_ciphering``: 16 octets
+    on P-256, 32 on P-384), ``security``: "authentication", "encryption" or "both".
+    ``signing_key`` (the meter's private scalar) and ``client_public_key`` (the
+    client's X9.62 point): HighEcdsa, which ciphers every APDU in the keys' suite (1 or
+    2) when ``ecdsa_ciphering`` is set.  ``random(n)`` gives StoC; ``next_counter()``
+    the meter's invocation counters (one sequence for the meter: share this object
+    between its associations).
     """
 
     mechanism: MechanismName = MechanismName.LOWEST
@@ -108,6 +121,9 @@ class SimSecurity:
     block_cipher_key: Secret = field(default=Secret(DEFAULT_BLOCK_CIPHER_KEY), repr=False)
     authentication_key: Secret = field(default=Secret(DEFAULT_AUTHENTICATION_KEY), repr=False)
     security: str = "both"
+    signing_key: Secret | None = field(default=None, repr=False)
+    client_public_key: bytes | None = field(default=None, repr=False)
+    ecdsa_ciphering: bool = False
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False, compare=False)
     next_counter: Callable[[], int] = field(default_factory=lambda: _counter_from(1),
                                             repr=False, compare=False)
@@ -123,6 +139,14 @@ class SimSecurity:
             raise LocalProtocolError("authentication low needs a password")
         if self.hls:
             self.keys()  # checks the secret or keys the mechanism needs
+        if self.ciphered:
+            size = 32 if self.security_control.suite == 2 else 16
+            for name, key in (("block cipher key", self.block_cipher_key),
+                              ("authentication key", self.authentication_key)):
+                if len(key.reveal()) != size:
+                    raise LocalProtocolError(
+                        f"{name} of {len(key.reveal())} octets: security suite "
+                        f"{self.security_control.suite} needs {size}")
 
     @property
     def hls(self) -> bool:
@@ -130,14 +154,27 @@ class SimSecurity:
 
     @property
     def ciphered(self) -> bool:
-        return self.mechanism is MechanismName.HIGH_GMAC
+        return self.mechanism is MechanismName.HIGH_GMAC or (
+            self.mechanism is MechanismName.HIGH_ECDSA and self.ecdsa_ciphering)
 
     @property
     def security_control(self) -> SecurityControl:
-        return SecurityControl.of(SECURITY_POLICIES[self.security])
+        """The SC byte of the meter's APDUs: the policy, in suite 0 or the ECDSA keys'."""
+        policy = SECURITY_POLICIES[self.security]
+        if self.mechanism is MechanismName.HIGH_ECDSA and self.signing_key is not None:
+            policy |= ecdsa_suite(ec_private_key(self.signing_key))
+        return SecurityControl.of(policy)
 
     def keys(self) -> HlsKeys:
-        """The HLS keys from the meter's side (its own system title)."""
+        """The HLS keys from the meter's side (its own system title; for HighEcdsa its
+        signing key and the client's public key, the roles of a client swapped)."""
+        if self.mechanism is MechanismName.HIGH_ECDSA:
+            if self.signing_key is None or self.client_public_key is None:
+                raise LocalProtocolError("high-ecdsa needs the meter's signing key and the "
+                                         "client's public key")
+            return HlsKeys(self.mechanism, system_title=self.system_title,
+                           signing_key=ec_private_key(self.signing_key),
+                           server_public_key=ec_public_key(self.client_public_key))
         return HlsKeys(self.mechanism,
                        secret=self.secret.reveal() if self.secret is not None else None,
                        system_title=self.system_title,
@@ -189,7 +226,8 @@ class MeterAuthentication:
             return AcseServiceUser.AUTHENTICATION_FAILURE
         self.client_title = title
         self._ctos = bytes(value)
-        self.stoc = security.random(_STOC_SIZE)
+        self.stoc = security.random(_ECDSA_STOC_SIZE if proposed is MechanismName.HIGH_ECDSA
+                                    else _STOC_SIZE)
         return None
 
     def reply(self, f_stoc: bytes) -> bytes | None:
@@ -209,7 +247,8 @@ class MeterAuthentication:
         if client_counter is not None:
             self._last_client_counter = max(client_counter, self._last_client_counter or 0)
         self.authenticated = True
-        counter = self.security.next_counter() if self.ciphered else None
+        gmac = self.security.mechanism is MechanismName.HIGH_GMAC
+        counter = self.security.next_counter() if gmac else None
         return client_reply(keys, stoc=self._ctos, ctos=self.stoc,
                             server_system_title=self.client_title,
                             invocation_counter=counter)

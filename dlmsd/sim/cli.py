@@ -33,6 +33,7 @@ from typing import Any, Final
 import click
 
 from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError, TransportError
+from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import wrapper
@@ -341,6 +342,7 @@ AUTH_MECHANISMS: Final = {
     "none": MechanismName.LOWEST, "low": MechanismName.LOW, "high": MechanismName.HIGH,
     "highmd5": MechanismName.HIGH_MD5, "highsha1": MechanismName.HIGH_SHA1,
     "highsha256": MechanismName.HIGH_SHA256, "highgmac": MechanismName.HIGH_GMAC,
+    "highecdsa": MechanismName.HIGH_ECDSA,
 }
 #: The meter's invocation counter starts at 10 per second since 2024 (so that a
 #: restarted simulator continues above what a client saw before, at up to 10 ciphered
@@ -349,34 +351,62 @@ _COUNTER_EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _COUNTER_RATE: Final = 10
 
 
-def _hex(size: int) -> Any:
-    """A click callback: the option's hex text as ``size`` octets."""
+def _hex(*sizes: int) -> Any:
+    """A click callback: the option's hex text as one of ``sizes`` octets."""
     def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes:
         try:
             raw = bytes.fromhex(value or "")
         except ValueError:
             raise click.BadParameter("not hexadecimal") from None
-        if len(raw) != size:
-            raise click.BadParameter(f"{len(raw)} octets, expected {size}")
+        if len(raw) not in sizes:
+            expected = " or ".join(str(size) for size in sizes)
+            raise click.BadParameter(f"{len(raw)} octets, expected {expected}")
         return raw
+    return convert
+
+
+def _key_file(public: bool) -> Any:
+    """A click callback: an ECDSA key file read with :mod:`dlmsd.keys`."""
+    def convert(ctx: click.Context, param: click.Parameter,
+                value: str | None) -> Secret | bytes | None:
+        if value is None:
+            return None
+        try:
+            return load_public_key(Path(value)) if public else load_private_key(Path(value))
+        except KeyFileError as exc:
+            raise click.BadParameter(str(exc)) from None
     return convert
 
 
 def sim_security(auth: str, password: str | None, system_title: bytes,
                  block_cipher_key: bytes, authentication_key: bytes, security: str,
-                 counter_start: int) -> SimSecurity:
+                 counter_start: int, signing_key: Secret | None = None,
+                 client_public_key: bytes | None = None,
+                 ecdsa_ciphering: bool = False) -> SimSecurity:
     """The ``--auth ...`` options, checked (click.UsageError naming what is wrong)."""
     mechanism = AUTH_MECHANISMS[auth.lower()]
     counter = iter(range(counter_start, 1 << 32))
-    needs_password = mechanism not in (MechanismName.LOWEST, MechanismName.HIGH_GMAC)
+    needs_password = mechanism not in (MechanismName.LOWEST, MechanismName.HIGH_GMAC,
+                                       MechanismName.HIGH_ECDSA)
     if needs_password and not password:
         raise click.UsageError(f"--auth {auth} needs --password (or $DLMS_SIM_PASSWORD)")
+    if mechanism is MechanismName.HIGH_ECDSA:
+        for option, given in (("--signing-key", signing_key),
+                              ("--client-public-key", client_public_key)):
+            if given is None:
+                raise click.UsageError(f"--auth {auth} needs {option}")
+    elif signing_key is not None or client_public_key is not None or ecdsa_ciphering:
+        raise click.UsageError("--signing-key, --client-public-key and --ecdsa-ciphering "
+                               "go with --auth HighEcdsa")
     try:
         return SimSecurity(mechanism, Secret(password) if password else None,
                            system_title=system_title,
                            block_cipher_key=Secret(block_cipher_key),
                            authentication_key=Secret(authentication_key),
-                           security=security.lower(), next_counter=lambda: next(counter))
+                           security=security.lower(), signing_key=signing_key,
+                           client_public_key=client_public_key,
+                           ecdsa_ciphering=ecdsa_ciphering,
+                           next_counter=lambda: next(counter))
     except LocalProtocolError as exc:
         raise click.UsageError(f"--auth {auth}: {exc}") from None
 
@@ -432,19 +462,29 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
 @click.option("--system-title", callback=_hex(8), metavar="HEX",
               default=DEFAULT_SYSTEM_TITLE.hex().upper(), show_default=True,
               help="The meter's system title (HighGmac, HighSha256), 8 octets in hex.")
-@click.option("--block-cipher-key", callback=_hex(16), metavar="HEX",
+@click.option("--block-cipher-key", callback=_hex(16, 32), metavar="HEX",
               envvar="DLMS_SIM_BLOCK_CIPHER_KEY",
               default=DEFAULT_BLOCK_CIPHER_KEY.hex().upper(),
-              help="HighGmac: the global block cipher key, 16 octets in hex (default: "
-                   "the Green Book's example key). Also $DLMS_SIM_BLOCK_CIPHER_KEY.")
-@click.option("--authentication-key", callback=_hex(16), metavar="HEX",
+              help="HighGmac, ciphered HighEcdsa: the global block cipher key in hex, 16 "
+                   "octets (32 for HighEcdsa on P-384; default: the Green Book's example "
+                   "key). Also $DLMS_SIM_BLOCK_CIPHER_KEY.")
+@click.option("--authentication-key", callback=_hex(16, 32), metavar="HEX",
               envvar="DLMS_SIM_AUTHENTICATION_KEY",
               default=DEFAULT_AUTHENTICATION_KEY.hex().upper(),
-              help="HighGmac: the authentication key, 16 octets in hex (default: the "
-                   "Green Book's example key). Also $DLMS_SIM_AUTHENTICATION_KEY.")
+              help="HighGmac, ciphered HighEcdsa: the authentication key in hex, the size "
+                   "of the block cipher key (default: the Green Book's example key). Also "
+                   "$DLMS_SIM_AUTHENTICATION_KEY.")
 @click.option("--security", type=click.Choice(list(SECURITY_POLICIES), case_sensitive=False),
               default="both", show_default=True,
-              help="HighGmac: the protection every APDU must carry.")
+              help="HighGmac, ciphered HighEcdsa: the protection every APDU must carry.")
+@click.option("--signing-key", callback=_key_file(public=False), metavar="FILE",
+              help="HighEcdsa: the meter's private signing key (PEM or DER, P-256 or "
+                   "P-384).")
+@click.option("--client-public-key", callback=_key_file(public=True), metavar="FILE",
+              help="HighEcdsa: the client's public key or certificate (PEM or DER).")
+@click.option("--ecdsa-ciphering", is_flag=True,
+              help="HighEcdsa: also cipher every APDU (security suite 1 or 2, by the keys' "
+                   "curve) with --block-cipher-key and --authentication-key.")
 @click.option("--invocation-counter", type=click.IntRange(0, 0xFFFFFFFF), default=None,
               help="HighGmac: the meter's first invocation counter (default: 10 per "
                    "second since 2024, so a restart continues above the last one).")
@@ -459,6 +499,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
          serial_device: str | None, pty: bool, baudrate: str, pace: bool, mode_e: bool,
          manufacturer: str, auth: str, password: str | None, system_title: bytes,
          block_cipher_key: bytes, authentication_key: bytes, security: str,
+         signing_key: Secret | None, client_public_key: bytes | None, ecdsa_ciphering: bool,
          invocation_counter: int | None, live: bool, debug: int, trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
@@ -486,7 +527,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         elapsed = int((now - _COUNTER_EPOCH).total_seconds())
         invocation_counter = min(max(elapsed, 0) * _COUNTER_RATE, 0xFFFFFFFF)
     meter_security = sim_security(auth, password, system_title, block_cipher_key,
-                                  authentication_key, security, invocation_counter)
+                                  authentication_key, security, invocation_counter,
+                                  signing_key, client_public_key, ecdsa_ciphering)
     settings = SimSettings(
         host=host, hdlc_port=hdlc_port, wrapper_port=wrapper_port, logical=logical,
         physical=physicals[0], more_physicals=tuple(physicals[1:]),
