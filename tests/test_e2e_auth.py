@@ -3,21 +3,27 @@ subprocess) against `dlms-sim --auth ...` (another one), LN and SN referencing, 
 HDLC and the wrapper at once (one device each, on the same simulated meter).
 
 Each run checks the published values, that the association used the mechanism asked
-for (the AARQ and, for HLS, pass 3 in the trace; ciphered APDUs for HighGmac), and that
-no password or key appears in the daemon's whole output in any encoding: text, hex,
-upper-case hex, spaced hex, Python bytes repr.  Wrong credentials give the device an
+for (the AARQ and, for HLS, pass 3 in the trace; ciphered APDUs for HighGmac and
+ciphered HighEcdsa, P-256 in suite 1 and P-384 in suite 2), and that no password or key
+(nor an ECDSA private scalar or a line of its PEM file) appears in the daemon's whole
+output in any encoding: text, hex, upper-case hex, spaced hex, Python bytes repr.  Wrong credentials give the device an
 "association rejected" error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import tcp_device
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from test_e2e_sim import EXPECTED, once, signals_for, simulator
 
 Writer = Callable[..., Path]
@@ -50,6 +56,28 @@ MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
         ["--auth", "highgmac", "--block-cipher-key", BLOCK_CIPHER_KEY,
          "--authentication-key", AUTHENTICATION_KEY, "--security", policy], "glo")
        for policy in ("authentication", "encryption", "both")},
+    # {name} is a key file written by the key_files fixture
+    "HighEcdsa-P256": (
+        {"auth": "HighEcdsa", "client_private_key": "{P256-client}",
+         "server_public_key": "{P256-meter.pub}"},
+        ["--auth", "highecdsa", "--signing-key", "{P256-meter}",
+         "--client-public-key", "{P256-client.pub}"], "reply"),
+    "HighEcdsa-P256-both": (
+        {"auth": "HighEcdsa", "client_private_key": "{P256-client}",
+         "server_public_key": "{P256-meter.crt}", "block_cipher_key": BLOCK_CIPHER_KEY,
+         "authentication_key": AUTHENTICATION_KEY},
+        ["--auth", "highecdsa", "--signing-key", "{P256-meter}",
+         "--client-public-key", "{P256-client.pub}", "--ecdsa-ciphering",
+         "--block-cipher-key", BLOCK_CIPHER_KEY, "--authentication-key",
+         AUTHENTICATION_KEY], "glo"),
+    "HighEcdsa-P384-both": (
+        {"auth": "HighEcdsa", "client_private_key": "{P384-client}",
+         "server_public_key": "{P384-meter.pub}", "block_cipher_key": BLOCK_CIPHER_KEY * 2,
+         "authentication_key": AUTHENTICATION_KEY * 2},
+        ["--auth", "highecdsa", "--signing-key", "{P384-meter}",
+         "--client-public-key", "{P384-client.pub}", "--ecdsa-ciphering",
+         "--block-cipher-key", BLOCK_CIPHER_KEY * 2, "--authentication-key",
+         AUTHENTICATION_KEY * 2], "glo"),
 }
 SECRETS = [PASSWORD.encode(), HLS_SECRET.encode(), bytes.fromhex(BLOCK_CIPHER_KEY),
            bytes.fromhex(AUTHENTICATION_KEY)]
@@ -63,8 +91,8 @@ def forms(secret: bytes) -> set[str]:
     return found
 
 
-def assert_no_secret(text: str) -> None:
-    for secret in SECRETS:
+def assert_no_secret(text: str, extra: list[bytes] | tuple[bytes, ...] = ()) -> None:
+    for secret in [*SECRETS, *extra]:
         for form in forms(secret):
             assert form not in text, f"a secret ({form[:4]}...) appears in the output"
 
@@ -81,6 +109,53 @@ def devices(ports: dict[str, int], referencing: str, keys: dict[str, Any],
     ]
 
 
+class KeyFiles:
+    """Fresh P-256 and P-384 key pairs for the client and the meter, as PEM files:
+    private keys (PKCS #8), public keys and a self-signed certificate of each."""
+
+    def __init__(self, folder: Path) -> None:
+        self.paths: dict[str, str] = {}
+        self.private: list[bytes] = []  # scalars and PEM bodies: never in the output
+        for curve_name, curve in (("P256", ec.SECP256R1()), ("P384", ec.SECP384R1())):
+            for role in ("client", "meter"):
+                key = ec.generate_private_key(curve)
+                name = f"{curve_name}-{role}"
+                pem = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+                size = 32 if curve_name == "P256" else 48
+                self.private.append(key.private_numbers().private_value.to_bytes(size, "big"))
+                self.private.extend(line for line in pem.splitlines()[1:-1])
+                public = key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+                now = dt.datetime.now(dt.UTC)
+                cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                        .public_key(key.public_key()).serial_number(1)
+                        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+                        .sign(key, hashes.SHA256()))
+                for suffix, data in (("", pem), (".pub", public),
+                                     (".crt", cert.public_bytes(serialization.Encoding.PEM))):
+                    path = folder / f"{name}{suffix}.pem"
+                    path.write_bytes(data)
+                    self.paths[name + suffix] = str(path)
+
+    def fill(self, value: Any) -> Any:
+        """``value`` with every {name} replaced by the path of that key file."""
+        if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+            return self.paths[value[1:-1]]
+        if isinstance(value, dict):
+            return {key: self.fill(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.fill(item) for item in value)
+        return value
+
+
+@pytest.fixture(scope="module")
+def key_files(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
+    return KeyFiles(tmp_path_factory.mktemp("keys"))
+
+
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Invocation counters of the daemon subprocesses go to a fresh directory."""
@@ -91,9 +166,9 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("referencing", ["LN", "SN"])
 @pytest.mark.parametrize("mode", list(MODES))
-def test_every_mode_reads_and_leaks_nothing(write_config: Writer, mode: str,
-                                            referencing: str) -> None:
-    keys, sim_args, pass_3 = MODES[mode]
+def test_every_mode_reads_and_leaks_nothing(write_config: Writer, key_files: KeyFiles,
+                                            mode: str, referencing: str) -> None:
+    keys, sim_args, pass_3 = key_files.fill(MODES[mode])
     with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--referencing", referencing,
                    *sim_args) as ports:
         path = write_config(devices=devices(ports, referencing, keys),
@@ -109,7 +184,7 @@ def test_every_mode_reads_and_leaks_nothing(write_config: Writer, mode: str,
     if pass_3 == "glo":
         tag = "glo-read-request" if referencing == "SN" else "glo-get-request"
         assert tag in log and "decrypted: " in log
-    assert_no_secret(log)
+    assert_no_secret(log, key_files.private)
 
 
 @pytest.mark.parametrize(("mode", "wrong"), [
@@ -117,12 +192,15 @@ def test_every_mode_reads_and_leaks_nothing(write_config: Writer, mode: str,
     ("HighMd5", {"password": "X" * 16}),
     ("HighSha256", {"password": "X" * 16}),
     ("HighGmac-both", {"authentication_key": "00" * 16}),
+    ("HighEcdsa-P256", {"client_private_key": "{P256-meter}"}),  # not the trusted key
 ])
 @pytest.mark.parametrize("referencing", ["LN", "SN"])
-def test_wrong_credentials_are_an_association_rejection(write_config: Writer, mode: str,
+def test_wrong_credentials_are_an_association_rejection(write_config: Writer,
+                                                        key_files: KeyFiles, mode: str,
                                                         wrong: dict[str, str],
                                                         referencing: str) -> None:
-    keys, sim_args, _ = MODES[mode]
+    keys, sim_args, _ = key_files.fill(MODES[mode])
+    wrong = key_files.fill(wrong)
     with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--referencing", referencing,
                    *sim_args) as ports:
         path = write_config(devices=devices(ports, referencing, {**keys, **wrong}),
@@ -133,6 +211,7 @@ def test_wrong_credentials_are_an_association_rejection(write_config: Writer, mo
         assert device["status"] == "offline"
         assert "association rejected" in device["error"] or (
             "HLS authentication failed" in device["error"]), device["error"]
-    assert_no_secret(log)
-    for value in wrong.values():
-        assert value not in log and value.encode().hex() not in log
+    assert_no_secret(log, key_files.private)
+    if "client_private_key" not in wrong:  # a path may be logged, never the key
+        for value in wrong.values():
+            assert value not in log and value.encode().hex() not in log

@@ -45,6 +45,7 @@ from gurux_dlms import (
     GXStructure,
 )
 from gurux_dlms.enums import Authentication, Conformance, DataType, InterfaceType, Security
+from gurux_dlms.objects.enums import SecuritySuite
 from gurux_dlms.secure import GXDLMSSecureClient
 
 __all__ = [
@@ -65,6 +66,7 @@ AUTHENTICATIONS: dict[str, Authentication] = {
     "sha1": Authentication.HIGH_SHA1,
     "sha256": Authentication.HIGH_SHA256,
     "gmac": Authentication.HIGH_GMAC,
+    "ecdsa": Authentication.HIGH_ECDSA,
 }
 
 SECURITIES: dict[str, Security] = {
@@ -260,6 +262,9 @@ class GuruxSession:
         authentication_key: bytes | None = None,
         invocation_counter: int = 0,
         general_protection: bool = True,
+        security_suite: int | None = None,
+        signing_key: bytes | None = None,
+        peer_public_key: bytes | None = None,
         use_ln: bool = True,
         max_info: int = 128,
         max_pdu: int = 0xFFFF,
@@ -313,6 +318,17 @@ class GuruxSession:
         if authentication_key is not None:
             ciph.authenticationKey = bytearray(authentication_key)
         ciph.invocationCounter = invocation_counter
+        if security_suite is not None:
+            ciph.securitySuite = SecuritySuite(security_suite)
+        if signing_key is not None or peer_public_key is not None:
+            # HLS-ECDSA: gurux keeps (peer's public key, own private key) in
+            # cipher.signingKeyPair; it signs pass 3 with [1] and verifies the meter's
+            # f(CtoS) with [0].  It print()s the private key when signing (see NOTES.md).
+            from gurux_dlms.ecdsa import GXPrivateKey, GXPublicKey
+
+            ciph.signingKeyPair = (
+                GXPublicKey.fromRawBytes(peer_public_key) if peer_public_key else None,
+                GXPrivateKey.fromRawBytes(signing_key) if signing_key else None)
         if not general_protection:
             # Without general-protection in the proposed conformance gurux ciphers with the
             # service-specific glo-/ded- APDUs (glo-get-request 0xC8 ...) instead of
@@ -514,8 +530,12 @@ def read_objects(
       server_logical, server_physical, address_size (1|2|4), serial_number
                        HDLC server address; see hdlc_server_address().
       wrapper_server_address  destination wPort for the wrapper (default server_logical)
-      authentication   "none"|"low"|"high"|"md5"|"sha1"|"sha256"|"gmac"
+      authentication   "none"|"low"|"high"|"md5"|"sha1"|"sha256"|"gmac"|"ecdsa"
       password         LLS password, or HLS secret (16 bytes for "high")
+      security_suite   0, 1 or 2 (gurux cipher.securitySuite; default gurux's 0)
+      signing_key, peer_public_key  HLS-ECDSA: the client's private key (raw scalar,
+                       32 octets for P-256) and the meter's public key (X9.62
+                       uncompressed point, 65 octets for P-256)
       security         "none"|"auth"|"enc"|"authenc" (general-glo ciphering)
       system_title, block_cipher_key, authentication_key, invocation_counter
       general_protection  propose general-protection (True: gurux then ciphers with
