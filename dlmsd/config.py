@@ -444,8 +444,14 @@ def _ecdsa_keys(at: str, item: Mapping[str, Any], auth: Auth, base: Path,
                 len(server_public_key) != 2 * len(signing_key) + 1):
             problems.append(f"{at}.server_public_key: not on the curve of "
                             "client_private_key (P-256 and P-384 cannot be mixed)")
+        # the curve from whichever key file could be read (P-384: 48-octet scalar,
+        # 97-octet point); neither: the sizes cannot be checked yet
         if signing_key is not None:
             key_size = dict.fromkeys(key_size, 32 if len(signing_key) == 48 else 16)
+        elif server_public_key is not None:
+            key_size = dict.fromkeys(key_size, 32 if len(server_public_key) == 97 else 16)
+        else:
+            key_size = {}
         if "block_cipher_key" in item and "authentication_key" not in item:
             problems.append(f"{at}.authentication_key: missing: ciphering with "
                             "block_cipher_key needs authentication_key")

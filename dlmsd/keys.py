@@ -35,6 +35,9 @@ class KeyFileError(ValueError):
 
 
 def _read(path: Path) -> bytes:
+    # A FIFO or a device would block the configuration load: only regular files.
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise KeyFileError(f"{path}: not a regular file")
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE + 1)

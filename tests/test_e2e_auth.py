@@ -6,8 +6,8 @@ Each run checks the published values, that the association used the mechanism as
 for (the AARQ and, for HLS, pass 3 in the trace; ciphered APDUs for HighGmac and
 ciphered HighEcdsa, P-256 in suite 1 and P-384 in suite 2), and that no password or key
 (nor an ECDSA private scalar or a line of its PEM file) appears in the daemon's whole
-output in any encoding: text, hex, upper-case hex, spaced hex, Python bytes repr.  Wrong credentials give the device an
-"association rejected" error.
+output in any encoding: text, hex, upper-case hex, spaced hex, Python bytes repr.  Wrong
+credentials give the device an "association rejected" error.
 """
 
 from __future__ import annotations

@@ -124,6 +124,11 @@ class SimSecurity:
     signing_key: Secret | None = field(default=None, repr=False)
     client_public_key: bytes | None = field(default=None, repr=False)
     ecdsa_ciphering: bool = False
+    #: The last invocation counter accepted from each client system title, kept for
+    #: the meter's life across associations (replay protection, and the value of the
+    #: invocation counter object 0.0.43.1.0.255).
+    accepted_counters: dict[bytes, int] = field(default_factory=dict, repr=False,
+                                                compare=False)
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False, compare=False)
     next_counter: Callable[[], int] = field(default_factory=lambda: _counter_from(1),
                                             repr=False, compare=False)
@@ -165,6 +170,18 @@ class SimSecurity:
             policy |= ecdsa_suite(ec_private_key(self.signing_key))
         return SecurityControl.of(policy)
 
+    @property
+    def invocation_counter(self) -> int:
+        """What 0.0.43.1.0.255 shows: the highest counter accepted from a client (0
+        before any), so that a client that lost its own reads it and goes on above."""
+        return max(self.accepted_counters.values(), default=0)
+
+    def public(self) -> SimSecurity:
+        """The public client's security: no authentication, no ciphering; it shares
+        the counters (its association shows the invocation counter object)."""
+        return SimSecurity(system_title=self.system_title,
+                           accepted_counters=self.accepted_counters)
+
     def keys(self) -> HlsKeys:
         """The HLS keys from the meter's side (its own system title; for HighEcdsa its
         signing key and the client's public key, the roles of a client swapped)."""
@@ -196,7 +213,6 @@ class MeterAuthentication:
         self.stoc = b""
         self.authenticated = not security.hls
         self._ctos = b""
-        self._last_client_counter: int | None = None
 
     @property
     def ciphered(self) -> bool:
@@ -244,8 +260,10 @@ class MeterAuthentication:
                                                  server_system_title=self.client_title)
         except (DlmsdError, ValueError):
             return None
-        if client_counter is not None:
-            self._last_client_counter = max(client_counter, self._last_client_counter or 0)
+        if client_counter is not None and self.client_title is not None:
+            counters = self.security.accepted_counters
+            counters[self.client_title] = max(client_counter,
+                                              counters.get(self.client_title, 0))
         self.authenticated = True
         gmac = self.security.mechanism is MechanismName.HIGH_GMAC
         counter = self.security.next_counter() if gmac else None
@@ -267,11 +285,15 @@ class MeterAuthentication:
                                       require=security.security_control)
         except (DlmsdError, DecodeError) as exc:
             raise CipherError(f"deciphering failed: {exc}", 5) from None
-        last = self._last_client_counter
+        # The counter of the client's system title must increase for the meter's life,
+        # across associations (Green Book 9.2.7.2.4.6: a counter is never accepted twice).
+        title = self.client_title or b""  # check_aarq took it from calling-AP-title
+        counters = security.accepted_counters
+        last = counters.get(title)
         if last is not None and header.invocation_counter <= last:
             raise CipherError(f"invocation counter {header.invocation_counter} not above "
                               f"{last}", 6, last + 1)
-        self._last_client_counter = header.invocation_counter
+        counters[title] = header.invocation_counter
         return plain
 
     def protect(self, apdu: bytes) -> bytes:

@@ -190,6 +190,9 @@ _CLASSES_BY_ID: Final = {c.class_id: c for c in CLASSES.values()}
 
 #: Blue Book 4.4.3: "the current association" is 0.0.40.0.0.255.
 ASSOCIATION_LN_NAME: Final = Obis(0, 0, 40, 0, 0, 255)
+#: Blue Book 6.2.37 "Invocation counter" (class 1, 0.0.43.1.x.255): a data object
+#: whose double-long-unsigned value the simulator keeps live (see _InvocationCounter).
+INVOCATION_COUNTER_NAME: Final = Obis(0, 0, 43, 1, 0, 255)
 # The COSEM logical device name (Data), whose base_name the Blue Book reserves.
 _LOGICAL_DEVICE_NAME: Final = Obis(0, 0, 42, 0, 0, 255)
 
@@ -213,6 +216,7 @@ class AssociationView:
     dlms_version: int = 6
     mechanism: int = 0  # the authentication mechanism id in use (0 lowest .. 7)
     ciphered: bool = False  # the context is "with ciphering"
+    invocation_counter: int = 0  # the highest client invocation counter accepted
 
 
 @dataclass(frozen=True)
@@ -402,6 +406,16 @@ class _Partners:
         # associated_partners_id ::= structure { client_SAP integer, server_SAP long-unsigned }
         view = ctx.association
         return Data.structure(Data.int8(view.client_sap), Data.uint16(view.server_sap))
+
+
+@dataclass(frozen=True)
+class _InvocationCounter:
+    """0.0.43.1.0.255: the highest invocation counter the meter accepted from a client
+    (readable by the public client, so that a client that lost its counter goes on
+    above it)."""
+
+    def value(self, ctx: ReadContext) -> Data:
+        return Data.uint32(ctx.association.invocation_counter)
 
 
 @dataclass(frozen=True)
@@ -1064,7 +1078,16 @@ _CLASS_KEYS: Final[dict[str, frozenset[str]]] = {
 def _sources(cls: InterfaceClass, spec: Mapping[str, Any], path: str, chk: _Checker,
              obis: Obis) -> dict[int, _Source | None]:
     if cls is DATA:
-        return {2: _value_source(spec, "value", path, chk, obis)}
+        value = _value_source(spec, "value", path, chk, obis)
+        if obis == INVOCATION_COUNTER_NAME and value is not None:
+            if not (isinstance(value, _Fixed)
+                    and value.data.type is DataType.DOUBLE_LONG_UNSIGNED):
+                chk.problems.append(f"{path}.value: the invocation counter is a "
+                                    "double-long-unsigned without live (the simulator "
+                                    "keeps it)")
+                return {2: None}
+            return {2: _InvocationCounter()}
+        return {2: value}
     if cls is REGISTER:
         return {2: _value_source(spec, "value", path, chk, obis, numeric=True),
                 3: _Fixed(_scaler_unit(spec, path, chk))}

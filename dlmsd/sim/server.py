@@ -249,6 +249,9 @@ class AssociationState(enum.Enum):
 # The services each association state accepts (APDU tags), by referencing; anything
 # else is refused with an ExceptionResponse (see the module docstring).
 _ASSOCIATION_ONLY: Final = frozenset({ApduTag.AARQ, ApduTag.RLRQ})
+#: Answers sent in clear in a ciphered association: ExceptionResponse has no ciphered
+#: form, and the glo-confirmedServiceError (0x2E) is not implemented here.
+_CLEAR_ANSWERS: Final = frozenset({ApduTag.EXCEPTION_RESPONSE, ApduTag.CONFIRMED_SERVICE_ERROR})
 _ACCEPTED: Final[dict[Referencing, dict[AssociationState, frozenset[int]]]] = {
     Referencing.LN: {
         AssociationState.NON_ASSOCIATED: _ASSOCIATION_ONLY,
@@ -369,7 +372,8 @@ class MeterServer:
             max_receive_pdu_size=self.options.max_pdu,
             max_send_pdu_size=self.options.max_pdu, dlms_version=DLMS_VERSION,
             mechanism=int(self.options.security.mechanism),
-            ciphered=self.options.security.ciphered)
+            ciphered=self.options.security.ciphered,
+            invocation_counter=self.options.security.invocation_counter)
 
     def handle(self, apdu: bytes, now: datetime) -> bytes:
         """The response to one complete request APDU; ``b""`` for an unconfirmed
@@ -385,6 +389,8 @@ class MeterServer:
                 return ExceptionResponse(StateError.SERVICE_NOT_ALLOWED, service,
                                          exc.counter).to_bytes()
             response = self._handle_plain(plain, now)
+            if response and response[0] in _CLEAR_ANSWERS:
+                return response
             return self._auth.protect(response) if response else response
         return self._handle_plain(apdu, now)
 

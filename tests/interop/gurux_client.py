@@ -45,7 +45,7 @@ from gurux_dlms import (
     GXStructure,
 )
 from gurux_dlms.enums import Authentication, Conformance, DataType, InterfaceType, Security
-from gurux_dlms.objects.enums import SecuritySuite
+from gurux_dlms.objects.enums import SecuritySuite  # type: ignore[import-untyped]
 from gurux_dlms.secure import GXDLMSSecureClient
 
 __all__ = [
@@ -324,7 +324,7 @@ class GuruxSession:
             # HLS-ECDSA: gurux keeps (peer's public key, own private key) in
             # cipher.signingKeyPair; it signs pass 3 with [1] and verifies the meter's
             # f(CtoS) with [0].  It print()s the private key when signing (see NOTES.md).
-            from gurux_dlms.ecdsa import GXPrivateKey, GXPublicKey
+            from gurux_dlms.ecdsa import GXPrivateKey, GXPublicKey  # type: ignore[import-untyped]
 
             ciph.signingKeyPair = (
                 GXPublicKey.fromRawBytes(peer_public_key) if peer_public_key else None,
@@ -408,19 +408,25 @@ class GuruxSession:
 
     # ------------------------------------------------------------------ association
     def open(self) -> GuruxSession:
+        self.connect()
         try:
-            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        except OSError as exc:
-            raise GuruxClientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self._associate()
+            self.associate()
         except BaseException:
             self._close_socket()
             raise
         return self
 
-    def _associate(self) -> None:
+    def connect(self) -> None:
+        """Open the TCP connection only (open() = connect() + associate())."""
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise GuruxClientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def associate(self) -> None:
+        """SNRM/UA, AARQ/AARE and HLS passes 3/4 on a connect()ed session.  On failure
+        the connection stays open (a test can then try a request on it; close() after)."""
         c = self.client
         snrm = c.snrmRequest()  # None for the wrapper
         if snrm:
@@ -644,6 +650,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--block-cipher-key", type=_hexbytes)
     p.add_argument("--authentication-key", type=_hexbytes)
     p.add_argument("--invocation-counter", type=int, default=0)
+    p.add_argument("--security-suite", type=int, choices=(0, 1, 2))
+    p.add_argument("--signing-key-hex", type=_hexbytes,
+                   help="ecdsa: the client's private key, raw scalar in hex")
+    p.add_argument("--peer-public-key-hex", type=_hexbytes,
+                   help="ecdsa: the meter's public key, X9.62 uncompressed point in hex")
     p.add_argument("--sn", action="store_true", help="short-name referencing")
     p.add_argument("--max-info", type=int, default=128)
     p.add_argument("--max-pdu", type=int, default=0xFFFF)
@@ -667,7 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             password=a.password_hex if a.password_hex is not None else a.password,
             security=a.security, system_title=a.system_title,
             block_cipher_key=a.block_cipher_key, authentication_key=a.authentication_key,
-            invocation_counter=a.invocation_counter, use_ln=not a.sn,
+            invocation_counter=a.invocation_counter, security_suite=a.security_suite,
+            signing_key=a.signing_key_hex, peer_public_key=a.peer_public_key_hex,
+            use_ln=not a.sn,
             max_info=a.max_info, max_pdu=a.max_pdu, timeout=a.timeout,
             release=not a.no_release,
         )
