@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import jsonschema
 
@@ -74,6 +74,10 @@ _PASSWORD_AUTHS = frozenset(
 )
 
 
+#: Blue Book "Invocation counter" object of security setup 0 (the default to read).
+INVOCATION_COUNTER_OBIS: Final = Obis(0, 0, 43, 1, 0, 255)
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     """One meter. Serial settings are meaningful only when ``ip`` is not set."""
@@ -111,6 +115,11 @@ class DeviceConfig:
     #: read from the files client_private_key and server_public_key.
     signing_key: Secret | None = field(default=None, repr=False)
     server_public_key: bytes | None = field(default=None, repr=False)
+    #: Read the meter's invocation counter object (class 1, attribute 2) through the
+    #: public client before each ciphered association, and continue above it.
+    read_invocation_counter: bool = False
+    invocation_counter_obis: Obis = INVOCATION_COUNTER_OBIS
+    public_client_address: int = 16
 
     @property
     def ciphered(self) -> bool:
@@ -372,6 +381,8 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         if key not in item:
             problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
     signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
+    read_counter, counter_obis, public_client = _counter_reading(at, item, auth, mode,
+                                                                 problems, warnings)
 
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
@@ -419,7 +430,41 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         security=str(_get(item, props, "security")).lower(),
         signing_key=signing_key,
         server_public_key=server_public_key,
+        read_invocation_counter=read_counter,
+        invocation_counter_obis=counter_obis,
+        public_client_address=public_client,
     )
+
+
+def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
+                     problems: list[str], warnings: list[str]) -> tuple[bool, Obis, int]:
+    """read_invocation_counter, invocation_counter_obis, public_client_address."""
+    props = _DEVICE_PROPS
+    read = bool(_get(item, props, "read_invocation_counter"))
+    text = str(_get(item, props, "invocation_counter_obis"))
+    obis = INVOCATION_COUNTER_OBIS
+    try:
+        obis = Obis.parse(text)
+    except ValueError as exc:
+        problems.append(f"{at}.invocation_counter_obis: {exc}")
+    raw = _get(item, props, "public_client_address")
+    public = 16
+    try:
+        public = _client_address(raw)
+    except ValueError as exc:
+        problems.append(f"{at}.public_client_address: {_show(raw, None)} {exc}: write hex "
+                        "as a string (\"10\", \"0x10\") or a decimal integer")
+    else:
+        limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
+        if not 0 <= public <= limit:
+            problems.append(f"{at}.public_client_address: {public} is not allowed: must be "
+                            f"from 0 to {limit} for mode {mode.value}")
+    ciphered = auth is Auth.HIGH_GMAC or (auth is Auth.HIGH_ECDSA
+                                          and "block_cipher_key" in item)
+    if read and not ciphered:
+        warnings.append(f"{at}.read_invocation_counter: set but the device is not ciphered "
+                        f"(auth {auth.value}); not used")
+    return read, obis, public
 
 
 def _ecdsa_keys(at: str, item: Mapping[str, Any], auth: Auth, base: Path,

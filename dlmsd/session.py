@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
-from dlmsd.counters import CounterStore
+from dlmsd.counters import MAX_COUNTER, CounterStore
 from dlmsd.errors import (
     DataAccessError,
     DecodeError,
@@ -231,6 +231,7 @@ _SECRET_HLS = frozenset({Auth.HIGH, Auth.HIGH_MD5, Auth.HIGH_SHA1, Auth.HIGH_SHA
 HLS_CHALLENGE_SIZE = 16  # every meter accepts 16 octets; some accept nothing else
 # HLS-ECDSA: the Green Book asks for 32..64 octets (gurux's meter takes 32 as well).
 ECDSA_CHALLENGE_SIZE = 32
+DATA_CLASS = 1  # Blue Book: the Data interface class (the invocation counter object's)
 # Invocation counters persist here (DLMS_STATE_DIR overrides it, e.g. for tests).
 DEFAULT_STATE_DIR = "/var/lib/dlmsd"
 _SECURITY_CONTROL = {"authentication": AUTHENTICATION_ONLY, "encryption": ENCRYPTION_ONLY,
@@ -364,6 +365,8 @@ class DlmsSession:
         if device.auth not in _MECHANISMS:
             raise DlmsdError(f"authentication {device.auth.value} is not supported by this "
                              "build yet")
+        if device.read_invocation_counter and device.ciphered:
+            await self._read_invocation_counter()
         await self.transport.open(self.timeout)
         if device.mode is Mode.IEC:
             await self._mode_e()
@@ -385,6 +388,40 @@ class DlmsSession:
         assert isinstance(event, Associated)
         self.log.info("associated", conformance=event.conformance.describe(),
                       server_max_pdu=event.server_max_receive_pdu_size)
+
+    async def _read_invocation_counter(self) -> None:
+        """read_invocation_counter: a separate association of the public client (no
+        authentication, no ciphering; its own link, released and disconnected) reads
+        the counter object (class 1, attribute 2), and the device's counters go on
+        above it, as the meter refuses a counter not above the last it accepted."""
+        device = self.device
+        obis, address = device.invocation_counter_obis, device.public_client_address
+        public = replace(device, client_address=address, auth=Auth.NONE, password=None,
+                         block_cipher_key=None, authentication_key=None,
+                         dedicated_key=None, signing_key=None, server_public_key=None,
+                         read_invocation_counter=False)
+        what = f"reading the invocation counter {obis} through the public client {address}"
+        session = DlmsSession(public, self.tracer, self.log.bind(client=address),
+                              DeviceMemory(self.memory.no_get_with_list, self.memory.bus),
+                              transport=self.transport)
+        try:
+            await session.open()
+            result = (await session.read([ReadRequest("invocation_counter", obis, 2,
+                                                      DATA_CLASS, 0)]))[0]
+        except DlmsdError as exc:
+            raise DlmsdError(f"{what}: {exc}") from None
+        finally:
+            await session.close()
+            self.round_trips += session.round_trips
+        value = result.raw
+        if result.error is not None or not isinstance(value, int) or isinstance(value, bool):
+            raise DlmsdError(f"{what}: {result.error or f'not an integer: {value!r}'}")
+        store = counter_store()
+        before = store.peek(device.device_alias)
+        store.advance_to(device.device_alias, min(value + 1, MAX_COUNTER + 1))
+        self.log.info("invocation_counter_read", obis=str(obis), meter_value=value,
+                      next_counter=store.peek(device.device_alias),
+                      advanced=store.peek(device.device_alias) > before)
 
     def _new_client(self) -> LnClient | SnClient:
         """The client for the device's referencing, mechanism and keys."""

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -62,6 +62,9 @@ _READ_SIZE: Final = 4096
 # Requests before the association (AARQ) are not bounded by the negotiated PDU size.
 _MIN_LINK_APDU: Final = 2048
 
+
+#: The public client (Green Book: client SAP 16, lowest security, always present).
+PUBLIC_CLIENT_SAP: Final = 16
 
 @dataclass(frozen=True)
 class SimSettings:
@@ -116,6 +119,19 @@ class SimSettings:
         return ServerOptions(max_pdu=self.max_pdu, get_with_list=self.get_with_list,
                              client_sap=self.client_address, server_sap=self.logical,
                              referencing=self.referencing, security=self.security)
+
+    @property
+    def public_sap(self) -> int | None:
+        """The public client's SAP, served over TCP besides ``client_address`` (None
+        when that is the public client itself)."""
+        return None if self.client_address == PUBLIC_CLIENT_SAP else PUBLIC_CLIENT_SAP
+
+    def options_for(self, client_sap: int) -> ServerOptions:
+        """The association of ``client_sap``: the configured one, or the public
+        client's (no authentication, no ciphering; it may read 0.0.43.1.0.255)."""
+        if client_sap == self.client_address:
+            return self.options
+        return replace(self.options, client_sap=client_sap, security=self.security.public())
 
 
 class Simulator:
@@ -198,9 +214,9 @@ class Simulator:
                     self._trace_frame(peer, item)
             return HdlcServerLink(settings.server_address, settings.client_address,
                                   max_info=settings.max_info, max_apdu_size=max_apdu,
-                                  trace=trace)
+                                  trace=trace, public_sap=settings.public_sap)
         return WrapperServerLink(settings.logical, settings.client_address,
-                                 max_apdu_size=max_apdu)
+                                 max_apdu_size=max_apdu, public_sap=settings.public_sap)
 
     async def _serve(self, kind: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
@@ -214,7 +230,13 @@ class Simulator:
         log = self.log.bind(link=kind, peer=peer)
         log.info("client_connected")
         link = self._make_link(kind, peer)
-        server = MeterServer(self.meter, self.settings.options)
+        servers: dict[int, MeterServer] = {}  # by client SAP: the link serves one
+
+        def server_for(sap: int) -> MeterServer:
+            if sap not in servers:
+                servers[sap] = MeterServer(self.meter, self.settings.options_for(sap))
+            return servers[sap]
+
         describe = (describe_sn_apdu if self.settings.referencing is Referencing.SN
                     else describe_apdu)
         try:
@@ -229,6 +251,7 @@ class Simulator:
                 out = bytearray()
                 while (event := link.next_event()) is not NEED_DATA:
                     out += link.data_to_send()
+                    server = server_for(link.client_sap)
                     if isinstance(event, ApduIn):
                         response = server.handle(event.apdu, datetime.now(UTC))
                         log.debug("apdu", request=describe(event.apdu),
@@ -427,7 +450,9 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
 @click.option("--address-size", type=click.Choice(["1", "2", "4"]), default="2",
               show_default=True, help="HDLC server address size in bytes.")
 @click.option("--client-address", type=click.IntRange(0, 127), default=16, show_default=True,
-              help="The client SAP served (HDLC client address, wrapper wPort).")
+              help="The client SAP served with --auth (HDLC client address, wrapper "
+                   "wPort). Over TCP the public client, 16, is served besides it "
+                   "without authentication.")
 @click.option("--max-pdu", type=click.IntRange(12, 65535), default=1024, show_default=True,
               help="Server max receive PDU size, also the cap on every response.")
 @click.option("--max-info", type=click.IntRange(32, 2030), default=128, show_default=True,

@@ -12,7 +12,9 @@ the protocol layers::
         out += link.send_apdu(response)      # after an ApduIn (or link.acknowledge())
     out += link.data_to_send()
 
-Only the configured client address is served.  HDLC frames from another client
+The configured client address is served and, when ``public_sap`` is given, the public
+client's too (SAP 16, which every meter has): a connection belongs to the client
+address of its first frame, for its life.  HDLC frames from another client
 address are dropped before the HDLC state machine sees them (IEC 62056-46: a station
 ignores frames it is not the addressee of; the data link of a meter serves the client
 SAPs it has associations for); wrapper frames between other wPorts are dropped.  Both
@@ -79,12 +81,15 @@ class HdlcServerLink:
     """
 
     def __init__(self, server_address: bytes, client_sap: int, *, max_info: int,
-                 max_apdu_size: int, trace: TraceHook | None = None) -> None:
+                 max_apdu_size: int, trace: TraceHook | None = None,
+                 public_sap: int | None = None) -> None:
         self._trace = trace
         # The first stage cuts frames so that foreign client addresses can be dropped;
         # the connection's own deframer then bounds them by the negotiated size.
         self._frames = HdlcDeframer(trace=trace)
-        self._client = HdlcAddress(client_sap, None, 1)
+        self._saps = _served(client_sap, public_sap)
+        self._client: HdlcAddress | None = (HdlcAddress(client_sap, None, 1)
+                                            if len(self._saps) == 1 else None)
         self.connection = HdlcServerConnection(
             server_address, max_info_tx=max_info, max_info_rx=max_info,
             max_apdu_size=max_apdu_size, trace=self._trace_tx if trace is not None else None)
@@ -113,10 +118,19 @@ class HdlcServerLink:
             frame = self._frames.next_frame()
             if frame is NEED_DATA:
                 return NEED_DATA
+            if self._client is None and frame.source.size == 1 and (
+                    frame.source.upper in self._saps):
+                self._client = frame.source  # the connection's client from now on
             if frame.source != self._client:
                 self.ignored_frames += 1
                 continue
             self.connection.receive_data(frame.to_bytes())
+
+    @property
+    def client_sap(self) -> int:
+        """The client address served on this connection (the first served one before
+        any frame came)."""
+        return self._client.upper if self._client is not None else self._saps[0]
 
     def send_apdu(self, apdu: bytes) -> bytes:
         return self.connection.send_apdu(apdu)
@@ -146,15 +160,40 @@ class WrapperServerLink:
     :class:`~dlmsd.errors.DecodeError` and the connection must be closed.
     """
 
-    def __init__(self, wport: int, client_sap: int, *, max_apdu_size: int) -> None:
+    def __init__(self, wport: int, client_sap: int, *, max_apdu_size: int,
+                 public_sap: int | None = None) -> None:
+        self._wport = wport
+        self._saps = _served(client_sap, public_sap)
+        self._max_apdu_size = max_apdu_size
+        self._early = bytearray()  # before the first header's source wPort is known
+        self.connection: wrapper.WrapperConnection | None = None
+        if len(self._saps) == 1:
+            self._connect(client_sap)
+
+    def _connect(self, client_sap: int) -> None:
         self.connection = wrapper.WrapperConnection(
-            client_wport=client_sap, server_wport=wport, role=wrapper.Role.SERVER,
-            max_apdu_size=max_apdu_size, strict_ports=False)
+            client_wport=client_sap, server_wport=self._wport, role=wrapper.Role.SERVER,
+            max_apdu_size=self._max_apdu_size, strict_ports=False)
+
+    @property
+    def client_sap(self) -> int:
+        """The client wPort served on this connection."""
+        return self.connection.client_wport if self.connection is not None else self._saps[0]
 
     def receive_data(self, data: bytes) -> None:
+        if self.connection is None:
+            self._early += data
+            if len(self._early) < 4:  # version (2 octets), source wPort (2 octets)
+                return
+            source = int.from_bytes(self._early[2:4], "big")
+            self._connect(source if source in self._saps else self._saps[0])
+            data, self._early = bytes(self._early), bytearray()
+        assert self.connection is not None
         self.connection.receive_data(data)
 
     def next_event(self) -> LinkEvent | NeedData:
+        if self.connection is None:
+            return NEED_DATA
         event = self.connection.next_event()
         if event is NEED_DATA:
             return NEED_DATA
@@ -162,6 +201,7 @@ class WrapperServerLink:
         return ApduIn(event.apdu)
 
     def send_apdu(self, apdu: bytes) -> bytes:
+        assert self.connection is not None  # an ApduIn came first
         return self.connection.send_apdu(apdu)
 
     def acknowledge(self) -> bytes:
@@ -174,4 +214,11 @@ class WrapperServerLink:
 
     @property
     def ignored_frames(self) -> int:
-        return self.connection.dropped_frames
+        return self.connection.dropped_frames if self.connection is not None else 0
+
+
+def _served(client_sap: int, public_sap: int | None) -> tuple[int, ...]:
+    """The client addresses a link serves: the configured one first."""
+    if public_sap is None or public_sap == client_sap:
+        return (client_sap,)
+    return (client_sap, public_sap)

@@ -1,0 +1,108 @@
+"""End to end: the meter's invocation counter read through the public client.
+
+`dlms-sim --client-address 1 --auth highgmac` serves the management client (1) ciphered
+and, besides it, the public client (16) without authentication; it keeps the last
+invocation counter accepted from each client system title for its life (across
+associations) and shows the highest in 0.0.43.1.0.255 (Data, attribute 2).
+
+A daemon that lost its counter file (a new state directory) sends counters the meter
+already accepted: the meter refuses its AARQ (its glo-initiate-request replays a
+counter).  With ``read_invocation_counter`` it first associates as the public client,
+reads 0.0.43.1.0.255, and goes on above it: the association succeeds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tcp_device
+from test_e2e_sim import EXPECTED, once, signals_for, simulator
+
+Writer = Callable[..., Path]
+
+CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255"]
+TITLES = {"h": "4D4D4D0000000001", "w": "4D4D4D0000000002"}
+GREEN_BOOK_EK = "000102030405060708090A0B0C0D0E0F"
+GREEN_BOOK_AK = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+
+
+def devices(ports: dict[str, int], referencing: str, **over: Any) -> list[dict[str, Any]]:
+    common = {"type": referencing, "logical_address": 1, "timeout_ms": 3000,
+              "retry_counter": 1, "client_address": 1, "auth": "HighGmac",
+              "block_cipher_key": GREEN_BOOK_EK, "authentication_key": GREEN_BOOK_AK, **over}
+    return [
+        tcp_device("h", port=ports["hdlc"], address_size=2, physical_address=1,
+                   system_title=TITLES["h"], **common),
+        tcp_device("w", port=ports["wrapper"], mode="DLMS-WRAPPER",
+                   system_title=TITLES["w"], **common),
+    ]
+
+
+def run(write_config: Writer, monkeypatch: pytest.MonkeyPatch, state: Path,
+        ports: dict[str, int], referencing: str, **over: Any) -> tuple[int, dict[str, Any], str]:
+    monkeypatch.setenv("DLMS_STATE_DIR", str(state))
+    path = write_config(devices=devices(ports, referencing, **over),
+                        signals=signals_for("h", CODES) + signals_for("w", CODES))
+    return once(path, "-d7", "--dlms")
+
+
+def values(doc: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
+    return [(s["device_alias"], s["obis"], s["value"], s["status"]) for s in doc["signals"]]
+
+
+GOOD = [(d, c, EXPECTED[c][0], "ok") for d in ("h", "w") for c in CODES]
+
+
+@pytest.mark.parametrize("referencing", ["LN", "SN"])
+def test_a_lost_counter_is_recovered_through_the_public_client(
+        write_config: Writer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        referencing: str) -> None:
+    with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--referencing", referencing,
+                   "--client-address", "1", "--auth", "highgmac") as ports:
+        code, doc, log = run(write_config, monkeypatch, tmp_path / "first", ports,
+                             referencing)
+        assert code == 0, log[-3000:]
+        assert values(doc) == GOOD
+        assert "invocation_counter_read" not in log  # not asked for
+
+        # the counter files are lost: the counters start again from 1, which the meter
+        # accepted already
+        code, doc, log = run(write_config, monkeypatch, tmp_path / "lost", ports,
+                             referencing)
+        assert code == 1, log[-3000:]
+        for device in doc["devices"]:
+            assert device["status"] == "offline"
+            assert "association rejected" in device["error"], device["error"]
+
+        # with read_invocation_counter: the public client reads 0.0.43.1.0.255 first
+        code, doc, log = run(write_config, monkeypatch, tmp_path / "lost-too", ports,
+                             referencing, read_invocation_counter=True)
+        assert code == 0, log[-3000:]
+        assert values(doc) == GOOD
+        read = re.findall(r"invocation_counter_read.*?meter_value=(\d+).*?next_counter=(\d+)",
+                          log)
+        assert len(read) == 2, log[-3000:]  # one per device
+        for meter_value, next_counter in read:
+            assert int(meter_value) > 1 and int(next_counter) == int(meter_value) + 1
+        # the public client's association: no authentication, client address 16
+        assert "0.0.43.1.0.255" in log
+        assert re.search(r"WRAPPER v1 0x0010->0x0001", log), "no wrapper frame from client 16"
+
+
+def test_the_counter_read_fails_clearly_when_the_object_is_missing(
+        write_config: Writer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--client-address", "1",
+                   "--auth", "highgmac") as ports:
+        code, doc, log = run(write_config, monkeypatch, tmp_path / "state", ports, "LN",
+                             read_invocation_counter=True,
+                             invocation_counter_obis="0.0.43.1.7.255")
+    assert code == 1, log[-3000:]
+    for device in doc["devices"]:
+        assert device["status"] == "offline"
+        assert device["error"].startswith(
+            "reading the invocation counter 0.0.43.1.7.255 through the public client 16: "
+            "0.0.43.1.7.255:2: "), device["error"]
