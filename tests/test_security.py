@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,12 +109,14 @@ def test_trailing_or_missing_bytes_are_decode_errors(sc: int, plain: bytes, wire
 
 
 # --------------------------------------------------------------------------- AES-GCM
-# McGrew & Viega, GCM spec appendix B, test cases 1-4 (key, IV, P, A, C, T).
+# McGrew & Viega, GCM spec appendix B, test cases 1-4 and 13-16 (key, IV, P, A, C, T).
 _K3 = "feffe9928665731c6d6a8f9467308308"
 _P3 = ("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
        "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255")
 _C3 = ("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
        "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985")
+_C15 = ("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+        "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad")
 NIST = [
     pytest.param("00" * 16, "00" * 12, "", "", "", "58e2fccefa7e3061367f1d57a4e7455a", id="TC1"),
     pytest.param("00" * 16, "00" * 12, "00" * 16, "", "0388dace60b6a392f328c2b971b2fe78",
@@ -123,6 +126,16 @@ NIST = [
     pytest.param(_K3, "cafebabefacedbaddecaf888", _P3[:-8],
                  "feedfacedeadbeeffeedfacedeadbeefabaddad2", _C3[:-8],
                  "5bc94fbc3221a5db94fae95ae7121a47", id="TC4"),
+    # Test cases 13-16: AES-256 (security suite 2's block cipher, Green Book 9.2.3.7).
+    pytest.param("00" * 32, "00" * 12, "", "", "", "530f8afbc74536b9a963b4f1c4cb738b",
+                 id="TC13"),
+    pytest.param("00" * 32, "00" * 12, "00" * 16, "", "cea7403d4d606b6e074ec5d3baf39d18",
+                 "d0d1c8a799996bf0265b98b5d48ab919", id="TC14"),
+    pytest.param(_K3 * 2, "cafebabefacedbaddecaf888", _P3, "", _C15,
+                 "b094dac5d93471bdec1a502270e3cc6c", id="TC15"),
+    pytest.param(_K3 * 2, "cafebabefacedbaddecaf888", _P3[:-8],
+                 "feedfacedeadbeeffeedfacedeadbeefabaddad2", _C15[:-8],
+                 "76fc6ece0f4e1768cddf8853bb2d551b", id="TC16"),
 ]
 
 
@@ -420,3 +433,35 @@ def test_security_header_is_frozen() -> None:
                        authentication_key=AK)[1]
     with pytest.raises(dataclasses.FrozenInstanceError):
         header.invocation_counter = 0  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- suites 1, 2
+@pytest.mark.parametrize(("sc", "key_size"), [(0x31, 16), (0x32, 32), (0x12, 32), (0x21, 16)])
+def test_suites_1_and_2_against_aesgcm(sc: int, key_size: int) -> None:
+    """Suite 1 is AES-GCM-128, suite 2 AES-GCM-256 (Green Book 9.2.3.7); the APDU is
+    built as in suite 0: SC || IC || C || T(12), IV = ST || IC, AAD = SC || AK.
+    Checked against ``cryptography``'s AESGCM, both ways."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    ek, ak = bytes(range(key_size)), bytes(range(0x80, 0x80 + key_size))
+    plain = bytes.fromhex("C001C100030100010800FF0200")  # GET 3/1.0.1.8.0.255/2
+    wire = protect(plain, security_control=sc, system_title=ST, invocation_counter=0x01020304,
+                   block_cipher_key=ek, authentication_key=ak)
+    assert wire[0] == ciphered_tag(plain[0]) and wire[2] == sc
+    assert wire[3:7] == bytes.fromhex("01020304")
+    body = wire[7:]
+    iv = ST + bytes.fromhex("01020304")
+    if sc & 0x20 and sc & 0x10:
+        full = AESGCM(ek).encrypt(iv, plain, bytes((sc,)) + ak)
+        assert body == full[:-16] + full[-16:-4]
+    elif sc & 0x10:  # authentication only: the APDU in clear, tag over SC || AK || APDU
+        full = AESGCM(ek).encrypt(iv, b"", bytes((sc,)) + ak + plain)
+        assert body == plain + full[:12]
+    else:  # encryption only: GCM's ciphertext, no tag
+        assert body == AESGCM(ek).encrypt(iv, plain, None)[:-16]
+    back, header = unprotect(wire, system_title=ST, block_cipher_key=ek,
+                             authentication_key=ak)
+    assert back == plain and header.security_control.suite == sc & 0x0F
+    # the other suite's key size is refused, naming the suite
+    other = bytes(48 - key_size)
+    with pytest.raises(RemoteProtocolError, match=f"for security suite {sc & 0x0F}"):
+        unprotect(wire, system_title=ST, block_cipher_key=other, authentication_key=other)
