@@ -380,6 +380,9 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     for key in needs.get(auth, ()):
         if key not in item:
             problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
+    if auth is Auth.HIGH_GMAC and str(_get(item, props, "security")).lower() == "none":
+        problems.append(f"{at}.security: \"none\" is not allowed with auth HighGmac: it "
+                        "ciphers every APDU (authentication, encryption or both)")
     signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
     read_counter, counter_obis, public_client = _counter_reading(at, item, auth, mode,
                                                                  problems, warnings)
@@ -459,11 +462,20 @@ def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
         if not 0 <= public <= limit:
             problems.append(f"{at}.public_client_address: {public} is not allowed: must be "
                             f"from 0 to {limit} for mode {mode.value}")
-    ciphered = auth is Auth.HIGH_GMAC or (auth is Auth.HIGH_ECDSA
-                                          and "block_cipher_key" in item)
+    security = str(_get(item, props, "security")).lower()
+    ciphered = security != "none" and (auth is Auth.HIGH_GMAC or (
+        auth is Auth.HIGH_ECDSA and "block_cipher_key" in item))
     if read and not ciphered:
         warnings.append(f"{at}.read_invocation_counter: set but the device is not ciphered "
                         f"(auth {auth.value}); not used")
+    if "dedicated_key" in item:
+        if not ciphered:
+            warnings.append(f"{at}.dedicated_key: set but the device is not ciphered "
+                            f"(auth {auth.value}); not used")
+        elif security == "authentication":
+            problems.append(f"{at}.dedicated_key: {MASK} is not allowed with security "
+                            f"{security}: it travels in the encrypted InitiateRequest "
+                            "(security encryption or both)")
     return read, obis, public
 
 
@@ -471,7 +483,7 @@ def _ecdsa_keys(at: str, item: Mapping[str, Any], auth: Auth, base: Path,
                 problems: list[str], warnings: list[str]
                 ) -> tuple[Secret | None, bytes | None]:
     """Read the HighEcdsa key files; check curves and the ciphering key sizes."""
-    key_size = {"block_cipher_key": 16, "authentication_key": 16}
+    key_size = {"block_cipher_key": 16, "authentication_key": 16, "dedicated_key": 16}
     signing_key = server_public_key = None
     if auth is Auth.HIGH_ECDSA:
         for name in ("client_private_key", "server_public_key"):

@@ -466,6 +466,8 @@ class DlmsSession:
             system_title=device.system_title,
             block_cipher_key=device.block_cipher_key.reveal(),
             authentication_key=device.authentication_key.reveal(),
+            dedicated_key=(device.dedicated_key.reveal() if device.dedicated_key is not None
+                           else None),
             next_counter=lambda: store.next(alias),
             accept_counter=lambda counter: store.check_received(alias, counter))
 

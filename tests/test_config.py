@@ -283,3 +283,61 @@ def test_security_keys_are_hex_secrets_and_never_shown(write_config: Writer) -> 
     assert dev.system_title == bytes.fromhex("4D4D4D0000BC614E")
     assert dev.block_cipher_key is not None and dev.block_cipher_key.reveal() == bytes(range(16))
     assert key.lower() not in repr(config).lower() and "D0D1" not in repr(config)
+
+
+GMAC_KEYS = {"auth": "HighGmac", "system_title": "4D4D4D0000BC614E",
+             "block_cipher_key": "000102030405060708090A0B0C0D0E0F",
+             "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"}
+DEDICATED = "DE0DE1DE2DE3DE4DE5DE6DE7DE8DE9DE"
+
+
+def test_dedicated_key_is_a_secret_and_needs_encryption(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(**GMAC_KEYS,
+                                                          dedicated_key=DEDICATED)]))
+    device = config.devices[0]
+    assert device.dedicated_key is not None
+    assert device.dedicated_key.reveal() == bytes.fromhex(DEDICATED)
+    assert DEDICATED not in repr(config) and DEDICATED.lower() not in repr(config)
+    problems = problems_of(write_config(devices=[tcp_device(
+        **GMAC_KEYS, dedicated_key=DEDICATED, security="authentication")]))
+    assert problems == ["devices[0].dedicated_key: *** is not allowed with security "
+                        "authentication: it travels in the encrypted InitiateRequest "
+                        "(security encryption or both)"]
+    problems = problems_of(write_config(devices=[tcp_device(**GMAC_KEYS,
+                                                            dedicated_key=DEDICATED[:-2])]))
+    assert problems == ["devices[0].dedicated_key: *** is not allowed: must be 16 or 32 "
+                        "octets in hex (e.g. 00000000...)"]
+    config = load_config(write_config(devices=[tcp_device(auth="Low", password="x",
+                                                          dedicated_key=DEDICATED)]))
+    assert config.warnings == ("devices[0].dedicated_key: set but the device is not "
+                               "ciphered (auth Low); not used",)
+
+
+def test_read_invocation_counter_keys(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(**GMAC_KEYS)]))
+    device = config.devices[0]
+    assert (device.read_invocation_counter, str(device.invocation_counter_obis),
+            device.public_client_address) == (False, "0.0.43.1.0.255", 16)
+    config = load_config(write_config(devices=[tcp_device(
+        **GMAC_KEYS, read_invocation_counter=True, invocation_counter_obis="0-0:43.1.3.255",
+        public_client_address="0x11")]))
+    device = config.devices[0]
+    assert (device.read_invocation_counter, str(device.invocation_counter_obis),
+            device.public_client_address) == (True, "0.0.43.1.3.255", 17)
+    problems = problems_of(write_config(devices=[tcp_device(
+        **GMAC_KEYS, invocation_counter_obis="0.0.43.1", public_client_address=200)]))
+    assert problems == [
+        "devices[0].invocation_counter_obis: OBIS code '0.0.43.1' is not in the form "
+        + problems[0].split("is not in the form ", 1)[1],
+        "devices[0].public_client_address: 200 is not allowed: must be from 0 to 127 for "
+        "mode DLMS-HDLC",
+    ]
+    config = load_config(write_config(devices=[tcp_device(read_invocation_counter=1)]))
+    assert config.warnings == ("devices[0].read_invocation_counter: set but the device is "
+                               "not ciphered (auth None); not used",)
+
+
+def test_high_gmac_with_security_none_is_a_problem(write_config: Writer) -> None:
+    problems = problems_of(write_config(devices=[tcp_device(**GMAC_KEYS, security="none")]))
+    assert problems == ['devices[0].security: "none" is not allowed with auth HighGmac: it '
+                        "ciphers every APDU (authentication, encryption or both)"]

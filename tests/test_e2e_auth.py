@@ -33,6 +33,7 @@ PASSWORD = "Pw-7h1s-1s-s3cr3t"
 HLS_SECRET = "Hx!sEcReT-16oct."  # 16 octets: mechanism 2 needs an AES-128 key
 BLOCK_CIPHER_KEY = "5EC0DE00112233445566778899AABBCC"
 AUTHENTICATION_KEY = "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
+DEDICATED_KEY = "DE0DE1DE2DE3DE4DE5DE6DE7DE8DE9DE"
 METER_TITLE = "53494D0000BC614E"
 # one client system title per device: the meter keeps a counter per client
 TITLES = {"h": "4D4D4D0000000001", "w": "4D4D4D0000000002"}
@@ -56,6 +57,11 @@ MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
         ["--auth", "highgmac", "--block-cipher-key", BLOCK_CIPHER_KEY,
          "--authentication-key", AUTHENTICATION_KEY, "--security", policy], "glo")
        for policy in ("authentication", "encryption", "both")},
+    "HighGmac-dedicated": (
+        {"auth": "HighGmac", "block_cipher_key": BLOCK_CIPHER_KEY,
+         "authentication_key": AUTHENTICATION_KEY, "dedicated_key": DEDICATED_KEY},
+        ["--auth", "highgmac", "--block-cipher-key", BLOCK_CIPHER_KEY,
+         "--authentication-key", AUTHENTICATION_KEY], "ded"),
     # {name} is a key file written by the key_files fixture
     "HighEcdsa-P256": (
         {"auth": "HighEcdsa", "client_private_key": "{P256-client}",
@@ -80,7 +86,7 @@ MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
          AUTHENTICATION_KEY * 2], "glo"),
 }
 SECRETS = [PASSWORD.encode(), HLS_SECRET.encode(), bytes.fromhex(BLOCK_CIPHER_KEY),
-           bytes.fromhex(AUTHENTICATION_KEY)]
+           bytes.fromhex(AUTHENTICATION_KEY), bytes.fromhex(DEDICATED_KEY)]
 
 
 def forms(secret: bytes) -> set[str]:
@@ -181,9 +187,11 @@ def test_every_mode_reads_and_leaks_nothing(write_config: Writer, key_files: Key
     if pass_3 is not None:  # the four-pass exchange went over the wire, both devices
         method = "READ.req [0xFA58 sel=0 " if referencing == "SN" else "ACTION.req"
         assert log.count(method) >= 2, log[-3000:]
-    if pass_3 == "glo":
-        tag = "glo-read-request" if referencing == "SN" else "glo-get-request"
-        assert tag in log and "decrypted: " in log
+    if pass_3 in ("glo", "ded"):
+        tag = "read-request" if referencing == "SN" else "get-request"
+        assert f"{pass_3}-{tag}" in log and "decrypted: " in log
+    if pass_3 == "ded":  # the dedicated key is used after pass 4 only
+        assert "glo-action-request" in log or "glo-read-request" in log
     assert_no_secret(log, key_files.private)
 
 

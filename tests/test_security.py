@@ -441,7 +441,6 @@ def test_suites_1_and_2_against_aesgcm(sc: int, key_size: int) -> None:
     """Suite 1 is AES-GCM-128, suite 2 AES-GCM-256 (Green Book 9.2.3.7); the APDU is
     built as in suite 0: SC || IC || C || T(12), IV = ST || IC, AAD = SC || AK.
     Checked against ``cryptography``'s AESGCM, both ways."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     ek, ak = bytes(range(key_size)), bytes(range(0x80, 0x80 + key_size))
     plain = bytes.fromhex("C001C100030100010800FF0200")  # GET 3/1.0.1.8.0.255/2
     wire = protect(plain, security_control=sc, system_title=ST, invocation_counter=0x01020304,

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dlmsd.errors import AssociationRejected
+from dlmsd.errors import AssociationRejected, LocalProtocolError
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
@@ -389,3 +390,62 @@ def test_snclient_gmac_ciphers_every_apdu(sc: int) -> None:
     assert isinstance(result, GetComplete) and result.results == (Data.uint32(123456),)
     # the meter's counters: glo-initiate-response, pass 4's answer, the read's answer
     assert received == sorted(received) and len(set(received)) == len(received) == 3
+
+
+# ------------------------------------------------------------------ dedicated key
+DEDICATED_KEY = bytes.fromhex("6D6B3C0F2E1A4B5C8899AABBCCDDEEFF")
+
+
+def test_dedicated_key_travels_encrypted_and_ciphers_after_pass_4() -> None:
+    """Green Book 9.2.7.2: the dedicated key is carried in the InitiateRequest inside
+    the glo-initiate-request (so encrypted), and the association's APDUs after the
+    authentication are ded-ciphered with it.  Checked with AESGCM directly."""
+    server = server_with(MechanismName.HIGH_GMAC, secret=None)
+    counters = itertools.count(1)
+    ciphering = Ciphering(SecurityControl.of(0x30), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), lambda _: None,
+                          dedicated_key=DEDICATED_KEY)
+    hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
+                  block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
+                  authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    client = LnClient(hls=hls, ciphering=ciphering)
+    request = client.associate(CTOS)
+    glo = Aarq.from_bytes(request).user_information
+    assert isinstance(glo, bytes) and glo[0] == 0x21  # glo-initiate-request
+    assert DEDICATED_KEY not in request  # encrypted
+    sc, ic, body = glo[2], glo[3:7], glo[7:]
+    aesgcm = AESGCM(DEFAULT_BLOCK_CIPHER_KEY)
+    # GCM with a 12-octet tag: decrypt with its keystream (AES-CTR from IV || 2), then
+    # check the tag by recomputing the full one over the plain text
+    keystream = Cipher(algorithms.AES(DEFAULT_BLOCK_CIPHER_KEY),
+                       modes.CTR(CLIENT_TITLE + ic + b"\x00\x00\x00\x02")).decryptor()
+    initiate = keystream.update(body[:-12]) + keystream.finalize()
+    full = aesgcm.encrypt(CLIENT_TITLE + ic, initiate,
+                          bytes((sc,)) + DEFAULT_AUTHENTICATION_KEY)
+    assert full[-16:-4] == body[-12:]
+    assert InitiateRequest.from_bytes(initiate).dedicated_key == DEDICATED_KEY
+    event = client.receive_apdu(server.handle(request, NOW))
+    assert isinstance(event, Authenticate) and event.apdu[0] == 0xCB  # pass 3: glo
+    assert isinstance(client.receive_apdu(server.handle(event.apdu, NOW)), Associated)
+    get = client.get([ENERGY])
+    assert get[0] == 0xD0  # ded-get-request
+    response = server.handle(get, NOW)
+    assert response[0] == 0xD4  # ded-get-response, with the dedicated key
+    keystream = Cipher(algorithms.AES(DEDICATED_KEY),
+                       modes.CTR(DEFAULT_SYSTEM_TITLE + response[3:7] + b"\x00\x00\x00\x02")
+                       ).decryptor()
+    plain = keystream.update(response[7:-12]) + keystream.finalize()
+    assert plain.startswith(b"\xc4\x01") and plain.endswith(b"\x06\x00\x01\xe2\x40")
+    result = client.receive_apdu(response)
+    assert isinstance(result, GetComplete) and result.results == (Data.uint32(123456),)
+
+
+def test_dedicated_key_needs_an_encrypting_policy() -> None:
+    hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
+                  block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
+                  authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    ciphering = Ciphering(SecurityControl.of(0x10), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: 1, lambda _: None,
+                          dedicated_key=DEDICATED_KEY)
+    with pytest.raises(LocalProtocolError, match="the security policy must encrypt"):
+        LnClient(hls=hls, ciphering=ciphering)

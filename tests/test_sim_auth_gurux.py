@@ -16,7 +16,7 @@ import pytest
 from test_sim_gurux import running
 
 gurux = pytest.importorskip("gurux_dlms")
-from interop.gurux_client import GuruxClientError, read_objects  # noqa: E402
+from interop.gurux_client import GuruxClientError, GuruxSession, read_objects  # noqa: E402
 
 pytestmark = pytest.mark.interop
 
@@ -88,3 +88,38 @@ def test_gurux_reads_ln_with_gmac(policy: str, gurux_security: str, kind: str) -
         with pytest.raises(GuruxClientError):
             read_objects("127.0.0.1", objects=[ENERGY_LN],
                          **gurux_kwargs(sim, kind, "gmac", timeout=2.0, **wrong))
+
+
+@pytest.mark.parametrize("kind", ["hdlc", "wrapper"])
+def test_gurux_reads_ln_with_gmac_and_a_dedicated_key(kind: str) -> None:
+    """gurux sends its dedicated key in the glo-initiate-request and ded-ciphers the
+    GET after the authentication (ded-get-request 0xD0); dlms-sim answers with
+    ded-get-response (0xD4) under that key."""
+    dedicated = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    with running("--hdlc-port", "0", "--wrapper-port", "0", "--auth", "highgmac") as sim:
+        keys = {"security": "authenc", "block_cipher_key": BCK, "authentication_key": AK,
+                "invocation_counter": 1, "dedicated_key": dedicated,
+                "general_protection": False}
+        with GuruxSession("127.0.0.1", **gurux_kwargs(sim, kind, "gmac", trace=True,
+                                                       **keys)) as session:
+            assert session.read(*ENERGY_LN).value == EXPECTED_WH
+            frames = list(session.frames)
+
+    def tags(direction: str) -> set[int]:
+        """The first octet of each APDU: after the 8-octet wrapper header, or after the
+        HDLC LLC header (E6 E6 00 requests, E6 E7 00 responses)."""
+        found = set()
+        for way, frame in frames:
+            if way != direction:
+                continue
+            if kind == "wrapper":
+                found.add(frame[8])
+            else:
+                at = frame.find(b"\xe6\xe6\x00" if way == "tx" else b"\xe6\xe7\x00")
+                if at >= 0:
+                    found.add(frame[at + 3])
+        return found
+
+    assert 0xD0 in tags("tx")  # ded-get-request
+    assert 0xD4 in tags("rx")  # ded-get-response
+    assert 0xCB in tags("tx")  # pass 3: glo-action-request, the global key

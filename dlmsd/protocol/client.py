@@ -53,6 +53,7 @@ from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import (
     AuthenticationFailure,
     SecurityControl,
+    ciphered_tag,
     is_ciphered,
     protect,
     unprotect,
@@ -114,7 +115,8 @@ CLIENT_CONFORMANCE = (
 
 @dataclass(frozen=True)
 class Ciphering:
-    """Security suite 0 ciphering of every xDLMS APDU (glo-ciphering), Green Book 9.2.7.
+    """Ciphering of every xDLMS APDU (glo-ciphering; ded-ciphering with a dedicated key),
+    Green Book 9.2.7.  The suite is the security control byte's (0, 1 or 2).
 
     The counters are the caller's (they persist): ``next_counter`` gives a fresh
     invocation counter for each APDU we protect; ``accept_counter`` sees the meter's
@@ -127,6 +129,9 @@ class Ciphering:
     authentication_key: bytes = field(repr=False)
     next_counter: Callable[[], int] = field(repr=False)
     accept_counter: Callable[[int], None] = field(repr=False)
+    #: Sent in the (encrypted) InitiateRequest; once the association is established
+    #: (after HLS pass 4) every APDU is ded-ciphered with it (Green Book 9.2.7.2.2).
+    dedicated_key: bytes | None = field(default=None, repr=False)
 
 
 class ClientState(enum.Enum):
@@ -241,6 +246,11 @@ class ClientBase:
         self._stoc = b""
         self._server_title: bytes | None = None
         self._aare: Aare | None = None
+        self._dedicated = False  # ded-ciphering: the association is established
+        if ciphering is not None and ciphering.dedicated_key is not None and not (
+                SecurityControl.of(ciphering.security_control).encryption):
+            raise LocalProtocolError("a dedicated key is sent in the encrypted "
+                                     "InitiateRequest: the security policy must encrypt")
         self.max_response_size = max_response_size
         self.state = ClientState.IDLE
         self.conformance = Conformance(0)
@@ -271,6 +281,7 @@ class ClientBase:
     def abort(self) -> None:
         """The link is gone: forget the association."""
         self.state = ClientState.IDLE
+        self._dedicated = False
         self._blocks = None
         self.conformance = Conformance(0)
 
@@ -323,9 +334,11 @@ class ClientBase:
         if self._hls is not None:
             self._ctos = new_challenge(challenge)
             value = self._ctos
+        self._dedicated = False
         initiate = InitiateRequest(
             proposed_conformance=self.proposed_conformance,
             client_max_receive_pdu_size=self.max_receive_pdu_size,
+            dedicated_key=self._cipher.dedicated_key if self._cipher is not None else None,
         )
         title = self._hls.system_title if self._hls is not None else None
         user_information: InitiateRequest | bytes = initiate
@@ -435,6 +448,7 @@ class ClientBase:
         # (gurux's among them) reuse the counter of their AARE there.
         del meter_counter
         self.state = ClientState.ASSOCIATED
+        self._dedicated = self._cipher is not None and self._cipher.dedicated_key is not None
         return Associated(self.conformance, self.server_max_receive_pdu_size, self._aare)
 
     # -- ciphering ----------------------------------------------------------------
@@ -444,11 +458,14 @@ class ClientBase:
         if cipher is None:
             return apdu
         self.last_plain_tx = apdu
+        dedicated = self._dedicated and cipher.dedicated_key is not None
         return protect(apdu, security_control=cipher.security_control,
                        system_title=cipher.system_title,
                        invocation_counter=cipher.next_counter(),
                        block_cipher_key=cipher.block_cipher_key,
-                       authentication_key=cipher.authentication_key)
+                       authentication_key=cipher.authentication_key,
+                       tag=ciphered_tag(apdu[0], dedicated=True) if dedicated else None,
+                       dedicated_key=cipher.dedicated_key if dedicated else None)
 
     def _unprotect(self, apdu: bytes) -> bytes:
         self.last_plain_rx = b""
@@ -461,9 +478,12 @@ class ClientBase:
             return apdu
         if cipher is None:
             raise RemoteProtocolError("the meter answered ciphered, but no keys are configured")
+        # ded- answers only once we use the dedicated key ourselves
         plain, header = unprotect(apdu, system_title=self._server_title,
                                   block_cipher_key=cipher.block_cipher_key,
                                   authentication_key=cipher.authentication_key,
+                                  dedicated_key=cipher.dedicated_key if self._dedicated
+                                  else None,
                                   require=cipher.security_control)
         cipher.accept_counter(header.invocation_counter)
         self.last_plain_rx = plain

@@ -62,6 +62,7 @@ __all__ = [
     "describe",
     "gmac",
     "is_ciphered",
+    "is_dedicated",
     "key_bytes",
     "plain_tag",
     "protect",
@@ -246,6 +247,11 @@ def tag_name(tag: int) -> str:
 def is_ciphered(apdu: bytes) -> bool:
     """Whether ``apdu`` starts with a tag :func:`unprotect` handles."""
     return bool(apdu) and (apdu[0] in _PLAIN or apdu[0] in _GENERAL)
+
+
+def is_dedicated(apdu: bytes) -> bool:
+    """Whether ``apdu`` is ded- or general-ded-ciphered (with the dedicated key)."""
+    return bool(apdu) and apdu[0] in _DEDICATED_TAGS
 
 
 # =========================================================================== AES-GCM

@@ -46,7 +46,9 @@ from dlmsd.protocol.acse import Aarq, AcseServiceUser, MechanismName
 from dlmsd.protocol.security import (
     SYSTEM_TITLE_SIZE,
     SecurityControl,
+    ciphered_tag,
     is_ciphered,
+    is_dedicated,
     protect,
     unprotect,
 )
@@ -213,6 +215,9 @@ class MeterAuthentication:
         self.stoc = b""
         self.authenticated = not security.hls
         self._ctos = b""
+        #: from the client's InitiateRequest: ded-ciphering once authenticated
+        self.dedicated_key: bytes | None = None
+        self._answer_dedicated = False
 
     @property
     def ciphered(self) -> bool:
@@ -278,10 +283,12 @@ class MeterAuthentication:
         security = self.security
         if not is_ciphered(apdu):
             raise CipherError("an unciphered request in a ciphered association", 5)
+        dedicated = self.dedicated_key if self.authenticated else None
         try:
             plain, header = unprotect(apdu, system_title=self.client_title,
                                       block_cipher_key=security.block_cipher_key.reveal(),
                                       authentication_key=security.authentication_key.reveal(),
+                                      dedicated_key=dedicated,
                                       require=security.security_control)
         except (DlmsdError, DecodeError) as exc:
             raise CipherError(f"deciphering failed: {exc}", 5) from None
@@ -294,12 +301,16 @@ class MeterAuthentication:
             raise CipherError(f"invocation counter {header.invocation_counter} not above "
                               f"{last}", 6, last + 1)
         counters[title] = header.invocation_counter
+        self._answer_dedicated = is_dedicated(apdu)  # answer in the request's kind
         return plain
 
     def protect(self, apdu: bytes) -> bytes:
         security = self.security
+        dedicated = self._answer_dedicated and self.dedicated_key is not None
         return protect(apdu, security_control=security.security_control,
                        system_title=security.system_title,
                        invocation_counter=security.next_counter(),
                        block_cipher_key=security.block_cipher_key.reveal(),
-                       authentication_key=security.authentication_key.reveal())
+                       authentication_key=security.authentication_key.reveal(),
+                       tag=ciphered_tag(apdu[0], dedicated=True) if dedicated else None,
+                       dedicated_key=self.dedicated_key if dedicated else None)

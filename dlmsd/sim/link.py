@@ -35,6 +35,7 @@ from dlmsd.protocol.hdlc import (
     HdlcServerConnection,
     NeedData,
     TraceHook,
+    decode_server_address,
 )
 
 __all__ = [
@@ -87,6 +88,7 @@ class HdlcServerLink:
         # The first stage cuts frames so that foreign client addresses can be dropped;
         # the connection's own deframer then bounds them by the negotiated size.
         self._frames = HdlcDeframer(trace=trace)
+        self._server = decode_server_address(server_address)
         self._saps = _served(client_sap, public_sap)
         self._client: HdlcAddress | None = (HdlcAddress(client_sap, None, 1)
                                             if len(self._saps) == 1 else None)
@@ -118,8 +120,8 @@ class HdlcServerLink:
             frame = self._frames.next_frame()
             if frame is NEED_DATA:
                 return NEED_DATA
-            if self._client is None and frame.source.size == 1 and (
-                    frame.source.upper in self._saps):
+            if self._client is None and frame.destination == self._server and (
+                    frame.source.size == 1 and frame.source.upper in self._saps):
                 self._client = frame.source  # the connection's client from now on
             if frame.source != self._client:
                 self.ignored_frames += 1
@@ -165,7 +167,8 @@ class WrapperServerLink:
         self._wport = wport
         self._saps = _served(client_sap, public_sap)
         self._max_apdu_size = max_apdu_size
-        self._early = bytearray()  # before the first header's source wPort is known
+        self._early = bytearray()  # before the first frame of a served client came
+        self._dropped_early = 0
         self.connection: wrapper.WrapperConnection | None = None
         if len(self._saps) == 1:
             self._connect(client_sap)
@@ -182,14 +185,31 @@ class WrapperServerLink:
 
     def receive_data(self, data: bytes) -> None:
         if self.connection is None:
-            self._early += data
-            if len(self._early) < 4:  # version (2 octets), source wPort (2 octets)
+            data = self._bind(data)
+            if self.connection is None:
                 return
-            source = int.from_bytes(self._early[2:4], "big")
-            self._connect(source if source in self._saps else self._saps[0])
-            data, self._early = bytes(self._early), bytearray()
-        assert self.connection is not None
         self.connection.receive_data(data)
+
+    def _bind(self, data: bytes) -> bytes:
+        """Before the connection's client is known: drop whole frames that are not
+        between a served client and our wPort; the first one that is binds the
+        connection to its client.  Returns what the connection is to be fed."""
+        self._early += data
+        while len(self._early) >= wrapper.HEADER_SIZE:
+            header = wrapper.WrapperHeader.from_bytes(bytes(self._early[:wrapper.HEADER_SIZE]))
+            ours = header.source in self._saps and header.destination == self._wport
+            if ours or header.version != wrapper.WRAPPER_VERSION or (
+                    header.length > self._max_apdu_size):
+                # ours, or a stream the connection will refuse (and close) itself
+                self._connect(header.source if ours else self._saps[0])
+                rest, self._early = bytes(self._early), bytearray()
+                return rest
+            end = wrapper.HEADER_SIZE + header.length
+            if len(self._early) < end:
+                return b""
+            del self._early[:end]
+            self._dropped_early += 1
+        return b""
 
     def next_event(self) -> LinkEvent | NeedData:
         if self.connection is None:
@@ -214,7 +234,8 @@ class WrapperServerLink:
 
     @property
     def ignored_frames(self) -> int:
-        return self.connection.dropped_frames if self.connection is not None else 0
+        dropped = self.connection.dropped_frames if self.connection is not None else 0
+        return self._dropped_early + dropped
 
 
 def _served(client_sap: int, public_sap: int | None) -> tuple[int, ...]:

@@ -464,6 +464,7 @@ class MeterServer:
                         auth.unprotect(aarq.user_information))
                 except (CipherError, DecodeError):
                     return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE)
+                auth.dedicated_key = initiate.dedicated_key
         failure: int | None = None
         conformance = Conformance(0)
         if initiate is None:

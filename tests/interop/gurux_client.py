@@ -261,6 +261,7 @@ class GuruxSession:
         block_cipher_key: bytes | None = None,
         authentication_key: bytes | None = None,
         invocation_counter: int = 0,
+        dedicated_key: bytes | None = None,
         general_protection: bool = True,
         security_suite: int | None = None,
         signing_key: bytes | None = None,
@@ -318,6 +319,8 @@ class GuruxSession:
         if authentication_key is not None:
             ciph.authenticationKey = bytearray(authentication_key)
         ciph.invocationCounter = invocation_counter
+        if dedicated_key is not None:
+            ciph.dedicatedKey = bytearray(dedicated_key)
         if security_suite is not None:
             ciph.securitySuite = SecuritySuite(security_suite)
         if signing_key is not None or peer_public_key is not None:
@@ -544,6 +547,7 @@ def read_objects(
                        uncompressed point, 65 octets for P-256)
       security         "none"|"auth"|"enc"|"authenc" (general-glo ciphering)
       system_title, block_cipher_key, authentication_key, invocation_counter
+      dedicated_key    sent in the AARQ; gurux ded-ciphers after the authentication
       general_protection  propose general-protection (True: gurux then ciphers with
                        general-glo-ciphering; False: with glo-get-request etc.)
       use_ln           LN (True) or SN (False; obis is then the short name)
