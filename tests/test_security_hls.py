@@ -9,6 +9,8 @@ Vector sources:
 * Mechanisms 2, 3, 4, 6 with the same titles and challenges: the values gurux_dlms
   1.0.203 computes (``GXDLMSClient.getApplicationAssociationRequest``), re-checked live
   in tests/test_security_gurux.py, and 3, 4, 6 recomputed here with hashlib.
+* Mechanism 7 (ECDSA): RFC 6979 appendix A.2.5 (P-256/SHA-256) and A.2.6
+  (P-384/SHA-384), the keys and the signatures of "sample".
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from dlmsd.protocol import security_hls
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.security import AuthenticationFailure
 from dlmsd.protocol.security_hls import (
     HlsKeys,
     client_reply,
+    ec_private_key,
+    ec_public_key,
     ecdsa_sign,
+    ecdsa_suite,
     ecdsa_verify,
     hls_gmac,
     hls_high,
@@ -252,3 +260,52 @@ def test_each_side_verifies_the_other(mechanism: MechanismName, stoc: bytes, cto
                           or other + bytes(-len(other) % 16) != ctos + bytes(-len(ctos) % 16)):
         with pytest.raises(RemoteProtocolError):
             verify_server_reply(keys, f_ctos, stoc=stoc, ctos=other, server_system_title=ST_S)
+
+
+# ------------------------------------------------------- ECDSA: RFC 6979 vectors
+# RFC 6979 appendix A.2.5 (P-256) and A.2.6 (P-384): private key x, public key (Ux, Uy),
+# and the signature (r, s) of the message "sample" with SHA-256 / SHA-384, the hashes of
+# security suites 1 and 2.
+RFC6979 = [
+    pytest.param(
+        "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721",
+        "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
+        "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299",
+        "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"
+        "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8", id="P-256"),
+    pytest.param(
+        "6B9D3DAD2E1B8C1C05B19875B6659F4DE23C3B667BF297BA9AA47740787137D8"
+        "96D5724E4C70A825F872C9EA60D2EDF5",
+        "EC3A4E415B4E19A4568618029F427FA5DA9A8BC4AE92E02E06AAE5286B300C64"
+        "DEF8F0EA9055866064A254515480BC138015D9B72D7D57244EA8EF9AC0C62189"
+        "6708A59367F9DFB9F54CA84B3F1C9DB1288B231C3AE0D4FE7344FD2533264720",
+        "94EDBB92A5ECB8AAD4736E56C691916B3F88140666CE9FA73D64C4EA95AD133C"
+        "81A648152E44ACF96E36DD1E80FABE4699EF4AEB15F178CEA1FE40DB2603138F"
+        "130E740A19624526203B6351D0A3A94FA329C145786E679E7B82C71A38628AC8", id="P-384"),
+]
+
+
+@pytest.mark.parametrize(("x", "point", "signature"), RFC6979)
+def test_ecdsa_rfc6979_vectors_both_ways(monkeypatch: pytest.MonkeyPatch, x: str,
+                                         point: str, signature: str) -> None:
+    private = ec_private_key(Secret(bytes.fromhex(x)))
+    public = ec_public_key(b"\x04" + bytes.fromhex(point))
+    assert private.public_key().public_numbers() == public.public_numbers()
+    size = len(bytes.fromhex(x))
+    assert ecdsa_suite(private) == (1 if size == 32 else 2)
+    # the signed data is built from titles and challenges; the vectors sign "sample"
+    monkeypatch.setattr(security_hls, "_ecdsa_data", lambda *parts: b"sample")
+    titles = {"signer_system_title": ST_C, "other_system_title": ST_S,
+              "challenge_to_signer": b"", "signer_challenge": b""}
+    raw = bytes.fromhex(signature)
+    assert ecdsa_verify(public, raw, **titles)
+    bad = raw[:-1] + bytes((raw[-1] ^ 1,))
+    assert not ecdsa_verify(public, bad, **titles)
+    # and the other way: our r || s over "sample" verifies with cryptography directly
+    ours = ecdsa_sign(private, own_system_title=ST_C, peer_system_title=ST_S,
+                      received_challenge=b"", own_challenge=b"")
+    assert len(ours) == 2 * size
+    der = encode_dss_signature(int.from_bytes(ours[:size], "big"),
+                               int.from_bytes(ours[size:], "big"))
+    algorithm = hashes.SHA256() if size == 32 else hashes.SHA384()
+    public.verify(der, b"sample", ec.ECDSA(algorithm))  # raises if it does not verify
