@@ -439,6 +439,13 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     )
 
 
+def _same_address(raw: int | str, other: int) -> bool:
+    try:
+        return _client_address(raw) == other
+    except ValueError:
+        return False
+
+
 def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
                      problems: list[str], warnings: list[str]) -> tuple[bool, Obis, int]:
     """read_invocation_counter, invocation_counter_obis, public_client_address."""
@@ -468,6 +475,11 @@ def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
     if read and not ciphered:
         warnings.append(f"{at}.read_invocation_counter: set but the device is not ciphered "
                         f"(auth {auth.value}); not used")
+    if read and ciphered and "client_address" in item and _same_address(
+            item["client_address"], public):
+        warnings.append(f"{at}.public_client_address: {public} is the device's own "
+                        "client_address: the counter is read by an unauthenticated "
+                        "association of the same client (most meters refuse it)")
     if "dedicated_key" in item:
         if not ciphered:
             warnings.append(f"{at}.dedicated_key: set but the device is not ciphered "

@@ -13,6 +13,7 @@ part of it appears in an error message; errors name the file and what is wrong.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
@@ -34,23 +35,42 @@ class KeyFileError(ValueError):
     """A key file that cannot be used; the message names the file, never its content."""
 
 
+_HEX_RUN: Final = re.compile(r"[0-9A-Fa-f]{32,}")
+
+
+def _named(path: Path) -> str:
+    """How errors name ``path``: not at all when the value given looks like key
+    material (a hex scalar or a PEM text pasted where a file name belongs)."""
+    text = str(path)
+    if ("-----" in text or "\n" in text or "PRIVATE KEY" in text or "PUBLIC KEY" in text
+            or any(_HEX_RUN.fullmatch(part) for part in path.parts)):
+        return "the value given (not shown: it looks like a key, not a file name)"
+    return text
+
+
 def _read(path: Path) -> bytes:
-    # A FIFO or a device would block the configuration load: only regular files.
-    if path.exists() and not path.is_dir() and not path.is_file():
-        raise KeyFileError(f"{path}: not a regular file")
+    name = _named(path)
     try:
+        # A FIFO or a device would block the configuration load: only regular files.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise KeyFileError(f"{name}: not a regular file")
         with path.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE + 1)
+    except KeyFileError:
+        raise
     except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such file") from None
+        raise KeyFileError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise KeyFileError(f"{path}: is a directory, not a key file") from None
+        raise KeyFileError(f"{name}: is a directory, not a key file") from None
     except PermissionError:
-        raise KeyFileError(f"{path}: cannot read: permission denied") from None
+        raise KeyFileError(f"{name}: cannot read: permission denied") from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
+        raise KeyFileError(f"{name}: cannot read: {exc.strerror or type(exc).__name__}"
+                           ) from None
+    except ValueError:  # e.g. an embedded NUL character
+        raise KeyFileError(f"{name}: not a valid file name") from None
     if len(data) > MAX_KEY_FILE:
-        raise KeyFileError(f"{path}: over {MAX_KEY_FILE} bytes, not a key file")
+        raise KeyFileError(f"{name}: over {MAX_KEY_FILE} bytes, not a key file")
     return data
 
 

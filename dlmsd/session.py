@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
 from dlmsd.counters import MAX_COUNTER, CounterStore
 from dlmsd.errors import (
+    AssociationRejected,
     DataAccessError,
     DecodeError,
     DlmsdError,
@@ -408,14 +409,21 @@ class DlmsSession:
             await session.open()
             result = (await session.read([ReadRequest("invocation_counter", obis, 2,
                                                       DATA_CLASS, 0)]))[0]
+        except AssociationRejected as exc:  # keeps the longer back-off of a rejection
+            raise AssociationRejected(f"{what}: {exc}", exc.result, exc.diagnostic,
+                                      exc.source) from None
         except DlmsdError as exc:
             raise DlmsdError(f"{what}: {exc}") from None
         finally:
             await session.close()
             self.round_trips += session.round_trips
         value = result.raw
-        if result.error is not None or not isinstance(value, int) or isinstance(value, bool):
-            raise DlmsdError(f"{what}: {result.error or f'not an integer: {value!r}'}")
+        if result.error is not None:
+            raise DlmsdError(f"{what}: {result.error}")
+        if not isinstance(value, int) or isinstance(value, bool) or not (
+                0 <= value <= MAX_COUNTER):
+            raise DlmsdError(f"{what}: the meter's value {value!r} is not an invocation "
+                             "counter (an integer 0..2**32-1)")
         store = counter_store()
         before = store.peek(device.device_alias)
         store.advance_to(device.device_alias, min(value + 1, MAX_COUNTER + 1))

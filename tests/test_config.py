@@ -341,3 +341,12 @@ def test_high_gmac_with_security_none_is_a_problem(write_config: Writer) -> None
     problems = problems_of(write_config(devices=[tcp_device(**GMAC_KEYS, security="none")]))
     assert problems == ['devices[0].security: "none" is not allowed with auth HighGmac: it '
                         "ciphers every APDU (authentication, encryption or both)"]
+
+
+def test_public_client_address_equal_to_client_address_is_warned(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(
+        **GMAC_KEYS, read_invocation_counter=True, client_address="10")]))
+    assert config.warnings == (
+        "devices[0].public_client_address: 16 is the device's own client_address: the "
+        "counter is read by an unauthenticated association of the same client (most "
+        "meters refuse it)",)

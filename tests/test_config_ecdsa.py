@@ -326,6 +326,12 @@ def test_key_sizes_follow_the_meter_key_when_the_client_key_cannot_be_read(
         block_cipher_key=EK32, authentication_key=AK32)]))
     assert problems == [f"devices[0].client_private_key: {tmp_path / 'client.pem'}: no such "
                         "file"]
+    # and 16-octet keys are then refused by the meter key's curve
+    problems = problems_of(write_config(devices=[ecdsa_device(
+        block_cipher_key=EK16, authentication_key=AK16)]))
+    assert problems[1:] == [
+        f"devices[0].{name}: *** is not allowed: auth HighEcdsa on P-384 (suite 2) needs "
+        "32 octets" for name in ("block_cipher_key", "authentication_key")]
 
 
 @pytest.mark.parametrize("key", ["block_cipher_key", "system_title"])

@@ -190,8 +190,12 @@ def test_every_mode_reads_and_leaks_nothing(write_config: Writer, key_files: Key
     if pass_3 in ("glo", "ded"):
         tag = "read-request" if referencing == "SN" else "get-request"
         assert f"{pass_3}-{tag}" in log and "decrypted: " in log
-    if pass_3 == "ded":  # the dedicated key is used after pass 4 only
+    if pass_3 == "ded":  # the dedicated key is used after pass 4 only, both ways
         assert "glo-action-request" in log or "glo-read-request" in log
+        response = "read-response" if referencing == "SN" else "get-response"
+        assert f"ded-{response}" in log
+    if mode.startswith("HighEcdsa"):  # CtoS of 32 octets: calling-authentication-value
+        assert "AC 22 80 20" in log  # [12] { [0] 32 octets } in the AARQ's hex trace
     assert_no_secret(log, key_files.private)
 
 

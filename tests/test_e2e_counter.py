@@ -88,9 +88,21 @@ def test_a_lost_counter_is_recovered_through_the_public_client(
         assert len(read) == 2, log[-3000:]  # one per device
         for meter_value, next_counter in read:
             assert int(meter_value) > 1 and int(next_counter) == int(meter_value) + 1
-        # the public client's association: no authentication, client address 16
-        assert "0.0.43.1.0.255" in log
+        # the public client's association: client address 16 (HDLC: SNRM from 16; the
+        # wrapper: source wPort 16), no authentication, a GET (LN) or READ (SN) of the
+        # object, released and disconnected before the management client's SNRM
+        assert re.search(r"SNRM\(P\) .*src=16", log), "no SNRM from client 16"
         assert re.search(r"WRAPPER v1 0x0010->0x0001", log), "no wrapper frame from client 16"
+        public_aarq = re.findall(r"summary='AARQ (LN|SN) InitiateRequest", log)
+        assert len(public_aarq) == 2, log[-3000:]  # plain, no mechanism: one per device
+        if referencing == "LN":
+            assert log.count("GET.req normal id=1 1/0.0.43.1.0.255/2") == 2
+        for device in ("h", "w"):
+            lines = [line for line in log.splitlines() if f"device={device}" in line]
+            order = [next(i for i, line in enumerate(lines) if key in line)
+                     for key in ("client=16", "released client=16", "invocation_counter_read",
+                                 "mechanism=high-gmac")]
+            assert order == sorted(order), device
 
 
 def test_the_counter_read_fails_clearly_when_the_object_is_missing(

@@ -376,3 +376,25 @@ def test_no_rsa_key_material_in_errors(tmp_path: Path, rsa_key: rsa.RSAPrivateKe
 @pytest.fixture(scope="module")
 def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_key_pasted_for_a_file_name_is_not_echoed(tmp_path: Path, loader: Loader) -> None:
+    """The config's other keys are hex values: pasting the scalar or the PEM text into
+    client_private_key must not print it back in the error."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    scalar = key.private_numbers().private_value.to_bytes(32, "big").hex()
+    pem = key.private_bytes(PEM, PKCS8, PLAIN).decode()
+    for pasted in (scalar, scalar.upper(), pem, pem.replace("\n", "")):
+        with pytest.raises(KeyFileError) as info:
+            loader(tmp_path / pasted)
+        assert str(info.value) == ("the value given (not shown: it looks like a key, not a file "
+                           "name): no such file")
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(("name", "why"), [("a\x00b", "not a valid file name"),
+                                           ("x" * 300, "cannot read: File name too long")])
+def test_impossible_file_names_are_key_file_errors(tmp_path: Path, loader: Loader,
+                                                   name: str, why: str) -> None:
+    assert key_error(loader, tmp_path / name) == f"{tmp_path / name}: {why}"

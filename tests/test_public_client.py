@@ -94,7 +94,9 @@ def test_defaults(write_config: Writer) -> None:
                                                (False, False)])
 def test_read_invocation_counter_flag(write_config: Writer, raw: object,
                                       expected: bool) -> None:
-    config, dev = device_of(write_config, read_invocation_counter=raw, **GMAC)
+    # the management client (1): the public client (16) is another one
+    config, dev = device_of(write_config, read_invocation_counter=raw, client_address=1,
+                            **GMAC)
     assert dev.read_invocation_counter is expected
     assert dev.ciphered
     assert config.warnings == ()
@@ -218,8 +220,8 @@ def test_ecdsa_plain_is_warned_ciphered_is_not(write_config: Writer, tmp_path: P
                               "not ciphered (auth HighEcdsa); not used",)
     assert not plain.devices[0].ciphered
     ciphered = load_config(write_config(devices=[ecdsa_device(
-        read_invocation_counter=1, block_cipher_key=EK16, authentication_key=AK16)],
-        signals=[]))
+        read_invocation_counter=1, block_cipher_key=EK16, authentication_key=AK16,
+        client_address=1)], signals=[]))
     assert ciphered.warnings == ()
     assert ciphered.devices[0].ciphered
 

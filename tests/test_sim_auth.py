@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dlmsd.errors import AssociationRejected, LocalProtocolError
+from dlmsd.errors import AssociationRejected, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
@@ -449,3 +449,33 @@ def test_dedicated_key_needs_an_encrypting_policy() -> None:
                           dedicated_key=DEDICATED_KEY)
     with pytest.raises(LocalProtocolError, match="the security policy must encrypt"):
         LnClient(hls=hls, ciphering=ciphering)
+
+
+def test_ded_ciphering_only_after_the_authentication() -> None:
+    """Before pass 4 the dedicated key is not in use: the client refuses a ded- answer
+    and the meter refuses a ded- request (it deciphers nothing with that key yet)."""
+    server = server_with(MechanismName.HIGH_GMAC, secret=None)
+    ciphering = Ciphering(SecurityControl.of(0x30), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: 7, lambda _: None,
+                          dedicated_key=DEDICATED_KEY)
+    hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
+                  block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
+                  authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    client = LnClient(hls=hls, ciphering=ciphering)
+    event = client.receive_apdu(server.handle(client.associate(CTOS), NOW))
+    assert isinstance(event, Authenticate)
+    # the meter: a ded-action-request for pass 3 is not deciphered (deciphering-error)
+    ded_pass_3 = protect(ActionRequestNormal(HLS_METHOD, Data.octets(b"x" * 17)).to_bytes(),
+                         security_control=0x30, system_title=CLIENT_TITLE,
+                         invocation_counter=10_000, tag=0xD3, dedicated_key=DEDICATED_KEY,
+                         authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    refused = ExceptionResponse.from_bytes(server.handle(ded_pass_3, NOW))
+    assert refused.service_error is ExceptionServiceError.DECIPHERING_ERROR
+    assert server.state is AssociationState.PENDING
+    # the client: a ded-action-response to pass 3 is refused
+    answer = protect(ActionResponseNormal(ActionResult.SUCCESS).to_bytes(),
+                     security_control=0x30, system_title=DEFAULT_SYSTEM_TITLE,
+                     invocation_counter=20_000, tag=0xD7, dedicated_key=DEDICATED_KEY,
+                     authentication_key=DEFAULT_AUTHENTICATION_KEY)
+    with pytest.raises(RemoteProtocolError, match="dedicated key"):
+        client.receive_apdu(answer)

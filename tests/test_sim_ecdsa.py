@@ -239,11 +239,3 @@ def test_p384_ciphering_needs_32_octet_keys() -> None:
                     client_public_key=point(ec.generate_private_key(ec.SECP384R1())),
                     ecdsa_ciphering=True)
 
-
-def test_sim_security_repr_shows_no_key() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    raw = scalar(key, 32)
-    sim = SimSecurity(MechanismName.HIGH_ECDSA, signing_key=Secret(raw),
-                      client_public_key=point(key))
-    text = repr(sim) + str(sim)
-    assert raw.hex() not in text.lower() and raw.hex().upper() not in text

@@ -34,6 +34,7 @@ invocation counter come from the caller (``random``, ``next_counter``).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 import os
@@ -164,7 +165,7 @@ class SimSecurity:
         return self.mechanism is MechanismName.HIGH_GMAC or (
             self.mechanism is MechanismName.HIGH_ECDSA and self.ecdsa_ciphering)
 
-    @property
+    @functools.cached_property
     def security_control(self) -> SecurityControl:
         """The SC byte of the meter's APDUs: the policy, in suite 0 or the ECDSA keys'."""
         policy = SECURITY_POLICIES[self.security]
