@@ -78,6 +78,13 @@ _PASSWORD_AUTHS = frozenset(
 INVOCATION_COUNTER_OBIS: Final = Obis(0, 0, 43, 1, 0, 255)
 
 
+def ciphers_every_apdu(auth: Auth, security: str, block_cipher_key: bool) -> bool:
+    """Whether a device with this ``auth``, ``security`` and (or no) block cipher key
+    ciphers every APDU: HighGmac, or HighEcdsa with a block cipher key."""
+    return security != "none" and (
+        auth is Auth.HIGH_GMAC or (auth is Auth.HIGH_ECDSA and block_cipher_key))
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     """One meter. Serial settings are meaningful only when ``ip`` is not set."""
@@ -124,9 +131,7 @@ class DeviceConfig:
     @property
     def ciphered(self) -> bool:
         """Every APDU is ciphered: HighGmac, or HighEcdsa with a block cipher key."""
-        return self.security != "none" and (
-            self.auth is Auth.HIGH_GMAC
-            or (self.auth is Auth.HIGH_ECDSA and self.block_cipher_key is not None))
+        return ciphers_every_apdu(self.auth, self.security, self.block_cipher_key is not None)
 
     @property
     def is_tcp(self) -> bool:
@@ -380,12 +385,13 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     for key in needs.get(auth, ()):
         if key not in item:
             problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
-    if auth is Auth.HIGH_GMAC and str(_get(item, props, "security")).lower() == "none":
+    security = str(_get(item, props, "security")).lower()
+    if auth is Auth.HIGH_GMAC and security == "none":
         problems.append(f"{at}.security: \"none\" is not allowed with auth HighGmac: it "
                         "ciphers every APDU (authentication, encryption or both)")
     signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
-    read_counter, counter_obis, public_client = _counter_reading(at, item, auth, mode,
-                                                                 problems, warnings)
+    read_counter, counter_obis, public_client = _ciphered_options(
+        at, item, auth, mode, security, problems, warnings)
 
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
@@ -430,7 +436,7 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         block_cipher_key=_hex_secret(item.get("block_cipher_key")),
         authentication_key=_hex_secret(item.get("authentication_key")),
         dedicated_key=_hex_secret(item.get("dedicated_key")),
-        security=str(_get(item, props, "security")).lower(),
+        security=security,
         signing_key=signing_key,
         server_public_key=server_public_key,
         read_invocation_counter=read_counter,
@@ -446,9 +452,12 @@ def _same_address(raw: int | str, other: int) -> bool:
         return False
 
 
-def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
-                     problems: list[str], warnings: list[str]) -> tuple[bool, Obis, int]:
-    """read_invocation_counter, invocation_counter_obis, public_client_address."""
+def _ciphered_options(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
+                      security: str, problems: list[str], warnings: list[str]
+                      ) -> tuple[bool, Obis, int]:
+    """What only a ciphered device uses: read_invocation_counter,
+    invocation_counter_obis and public_client_address (returned), and dedicated_key
+    (checked)."""
     props = _DEVICE_PROPS
     read = bool(_get(item, props, "read_invocation_counter"))
     text = str(_get(item, props, "invocation_counter_obis"))
@@ -469,9 +478,7 @@ def _counter_reading(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
         if not 0 <= public <= limit:
             problems.append(f"{at}.public_client_address: {public} is not allowed: must be "
                             f"from 0 to {limit} for mode {mode.value}")
-    security = str(_get(item, props, "security")).lower()
-    ciphered = security != "none" and (auth is Auth.HIGH_GMAC or (
-        auth is Auth.HIGH_ECDSA and "block_cipher_key" in item))
+    ciphered = ciphers_every_apdu(auth, security, "block_cipher_key" in item)
     if read and not ciphered:
         warnings.append(f"{at}.read_invocation_counter: set but the device is not ciphered "
                         f"(auth {auth.value}); not used")

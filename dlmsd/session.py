@@ -424,12 +424,12 @@ class DlmsSession:
                 0 <= value <= MAX_COUNTER):
             raise DlmsdError(f"{what}: the meter's value {value!r} is not an invocation "
                              "counter (an integer 0..2**32-1)")
-        store = counter_store()
-        before = store.peek(device.device_alias)
-        store.advance_to(device.device_alias, min(value + 1, MAX_COUNTER + 1))
+        store, alias = counter_store(), device.device_alias
+        before = store.peek(alias)
+        store.advance_to(alias, value + 1)  # 2**32 at most: then exhausted, keys renewed
+        after = store.peek(alias)
         self.log.info("invocation_counter_read", obis=str(obis), meter_value=value,
-                      next_counter=store.peek(device.device_alias),
-                      advanced=store.peek(device.device_alias) > before)
+                      next_counter=after, advanced=after > before)
 
     def _new_client(self) -> LnClient | SnClient:
         """The client for the device's referencing, mechanism and keys."""

@@ -53,7 +53,6 @@ from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import (
     AuthenticationFailure,
     SecurityControl,
-    ciphered_tag,
     is_ciphered,
     protect,
     unprotect,
@@ -458,14 +457,12 @@ class ClientBase:
         if cipher is None:
             return apdu
         self.last_plain_tx = apdu
-        dedicated = self._dedicated and cipher.dedicated_key is not None
         return protect(apdu, security_control=cipher.security_control,
                        system_title=cipher.system_title,
                        invocation_counter=cipher.next_counter(),
                        block_cipher_key=cipher.block_cipher_key,
                        authentication_key=cipher.authentication_key,
-                       tag=ciphered_tag(apdu[0], dedicated=True) if dedicated else None,
-                       dedicated_key=cipher.dedicated_key if dedicated else None)
+                       dedicated_key=cipher.dedicated_key, dedicated=self._dedicated)
 
     def _unprotect(self, apdu: bytes) -> bytes:
         self.last_plain_rx = b""

@@ -389,11 +389,13 @@ def protect(
     dedicated_key: Key | None = None,
     broadcast_key: Key | None = None,
     max_size: int = MAX_APDU_SIZE,
+    dedicated: bool = False,
 ) -> bytes:
     """Cipher one plain xDLMS APDU; returns the whole ciphered APDU.
 
     ``tag`` chooses the form: None for the glo- tag of the plain APDU (0xC0 ->
-    0xC8), ``ciphered_tag(apdu[0], dedicated=True)`` for ded-, or
+    0xC8; with ``dedicated``, its ded- tag 0xD0 and the dedicated key),
+    ``ciphered_tag(apdu[0], dedicated=True)`` for ded-, or
     :data:`GENERAL_GLO_CIPHERING` / :data:`GENERAL_DED_CIPHERING`.  ``system_title``
     is the sender's (ours); ``invocation_counter`` must never have been used with
     this key before (take it from :class:`dlmsd.counters.CounterStore`).
@@ -404,7 +406,7 @@ def protect(
         raise LocalProtocolError("cannot protect an empty APDU")
     if len(plain) > max_size:
         raise LocalProtocolError(f"APDU of {len(plain)} bytes exceeds {max_size}")
-    ciphered = ciphered_tag(plain[0]) if tag is None else tag
+    ciphered = ciphered_tag(plain[0], dedicated=dedicated) if tag is None else tag
     if ciphered in _PLAIN:
         if _PLAIN[ciphered] != plain[0]:
             raise LocalProtocolError(

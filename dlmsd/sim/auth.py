@@ -47,7 +47,6 @@ from dlmsd.protocol.acse import Aarq, AcseServiceUser, MechanismName
 from dlmsd.protocol.security import (
     SYSTEM_TITLE_SIZE,
     SecurityControl,
-    ciphered_tag,
     is_ciphered,
     is_dedicated,
     protect,
@@ -307,11 +306,9 @@ class MeterAuthentication:
 
     def protect(self, apdu: bytes) -> bytes:
         security = self.security
-        dedicated = self._answer_dedicated and self.dedicated_key is not None
         return protect(apdu, security_control=security.security_control,
                        system_title=security.system_title,
                        invocation_counter=security.next_counter(),
                        block_cipher_key=security.block_cipher_key.reveal(),
                        authentication_key=security.authentication_key.reveal(),
-                       tag=ciphered_tag(apdu[0], dedicated=True) if dedicated else None,
-                       dedicated_key=self.dedicated_key if dedicated else None)
+                       dedicated_key=self.dedicated_key, dedicated=self._answer_dedicated)
