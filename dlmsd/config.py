@@ -159,12 +159,22 @@ class SignalConfig:
     class_id: int | None
 
 
+#: Where state lives across restarts unless ``state_dir`` or DLMS_STATE_DIR says otherwise.
+DEFAULT_STATE_DIR = "/var/lib/dlmsd"
+
+
 @dataclass(frozen=True)
 class Config:
     devices: tuple[DeviceConfig, ...]
     signals: tuple[SignalConfig, ...]
     warnings: tuple[str, ...] = ()
     source: str = ""
+    #: Where state lives across restarts (invocation counters); see :meth:`state_directory`.
+    state_dir: str = DEFAULT_STATE_DIR
+
+    def state_directory(self, environ: Mapping[str, str]) -> str:
+        """``state_dir``, unless the environment's DLMS_STATE_DIR overrides it."""
+        return environ.get("DLMS_STATE_DIR") or self.state_dir
 
     def device(self, alias: str) -> DeviceConfig:
         for dev in self.devices:
@@ -624,7 +634,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     raw_signals = doc.get("signals") if isinstance(doc.get("signals"), list) else []
     assert isinstance(raw_devices, list) and isinstance(raw_signals, list)
     warnings = [f"{k}: unknown top-level key, ignored" for k in doc if k not in
-                ("devices", "signals")]
+                ("devices", "signals", "state_dir")]
     warnings += _unknown_keys(raw_devices, "devices", _DEVICE_PROPS)
     warnings += _unknown_keys(raw_signals, "signals", _SIGNAL_PROPS)
     problems += _duplicates(raw_devices, "device_alias", "devices")
@@ -655,7 +665,9 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         count = len(problems)
         raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} "
                           "in the configuration", problems)
-    return Config(tuple(device_list), tuple(signal_list), tuple(warnings), source)
+    state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
+    assert isinstance(state_dir, str)  # the schema checked it
+    return Config(tuple(device_list), tuple(signal_list), tuple(warnings), source, state_dir)
 
 
 def load_config(path: str | Path) -> Config:

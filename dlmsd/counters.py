@@ -42,7 +42,13 @@ from urllib.parse import quote
 
 from dlmsd.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 
-__all__ = ["DEFAULT_BLOCK", "MAX_COUNTER", "CounterStore", "CounterStoreError"]
+__all__ = [
+    "DEFAULT_BLOCK",
+    "MAX_COUNTER",
+    "CounterStore",
+    "CounterStoreError",
+    "open_counter_store",
+]
 
 #: Invocation counters are Unsigned32.
 MAX_COUNTER: Final = 0xFFFFFFFF
@@ -320,3 +326,17 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_OPEN: dict[str, CounterStore] = {}
+
+
+def open_counter_store(directory: str) -> CounterStore:
+    """The process's store for ``directory``, opened on first use.  One per directory
+    per process: the store locks its directory, and two stores of one process would
+    each hand out the same counters."""
+    key = os.path.realpath(directory)
+    store = _OPEN.get(key)
+    if store is None:
+        store = _OPEN[key] = CounterStore(directory)
+    return store

@@ -1,11 +1,12 @@
 """One poller per device: connect, scan every ``scan_rate_ms``, publish, reconnect.
 
-The poller owns time and I/O policy; the protocol work is done by a
-:class:`MeterSession` (one association with one meter) that a session factory builds
-for the device's mode. The poller supervises itself with a :class:`Phase` and a
-bounded back-off: a network failure waits ``reconnect_time``; a rejected association
-(wrong password or key) waits much longer and grows, because meters lock out after
-repeated bad passwords. A session is always closed (RLRQ, DISC) in ``finally``.
+The poller owns the policy of time (its clock and sleep come from outside, so that
+tests run it on a fake clock); the protocol work is done by a :class:`MeterSession`
+(one association with one meter) that the session factory it is given builds.  The
+poller supervises itself with a :class:`Phase` and a bounded back-off: a network
+failure waits ``reconnect_time``; a rejected association (wrong password or key) waits
+much longer and grows, because meters lock out after repeated bad passwords.  A session
+is always closed (RLRQ, DISC) in ``finally``.
 """
 
 from __future__ import annotations
@@ -14,29 +15,32 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dlmsd.config import DeviceConfig, Mode, SignalConfig
-from dlmsd.errors import AssociationRejected, DlmsdError, DlmsTimeout, TransportError
-from dlmsd.protocol.obis import Obis
-from dlmsd.signals import SignalTable, Value
+from dlmsd.config import DeviceConfig, SignalConfig
+from dlmsd.counters import CounterStore
+from dlmsd.errors import (
+    AssociationRejected,
+    ConfigError,
+    DlmsdError,
+    DlmsTimeout,
+    TransportError,
+)
+from dlmsd.protocol.reader import AttributeRequest, MeterQuirks, ReadResult
+from dlmsd.signals import SignalTable
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
 
 __all__ = [
     "AUTH_BACKOFF_MAX_S",
     "AUTH_BACKOFF_MIN_S",
-    "SESSION_FACTORIES",
-    "DeviceMemory",
     "MeterSession",
     "Phase",
     "Poller",
-    "ReadRequest",
-    "ReadResult",
+    "SessionContext",
     "SessionFactory",
-    "register_session_factory",
 ]
 
 # A rejected association backs off at least this long, doubling up to the maximum.
@@ -44,28 +48,6 @@ AUTH_BACKOFF_MIN_S = 60.0
 AUTH_BACKOFF_MAX_S = 900.0
 # Releasing an association on the way out may not take longer than this.
 CLOSE_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """One attribute to read for one signal."""
-
-    signal_alias: str
-    obis: Obis
-    attribute: int
-    class_id: int | None
-    short_name: int  # SN referencing: the attribute's short name, 0 = resolve
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    """The outcome of one ReadRequest: a value, or a per-signal error."""
-
-    signal_alias: str
-    value: Value = None
-    raw: Any = None
-    unit: str = ""
-    error: str | None = None
 
 
 class MeterSession(Protocol):
@@ -79,56 +61,35 @@ class MeterSession(Protocol):
 
     async def open(self) -> None: ...
 
-    async def read(self, requests: Sequence[ReadRequest]) -> list[ReadResult]: ...
+    async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]: ...
 
     async def close(self) -> None: ...
 
 
+def _no_counter_store() -> CounterStore:
+    raise ConfigError("no invocation counter store was given to this poller")
+
+
 @dataclass
-class DeviceMemory:
-    """What a device's poller keeps across associations: quirks learnt on the way, and
-    the serial bus the device shares with others (None for TCP devices)."""
+class SessionContext:
+    """What a device's sessions get from its poller and the supervisor: the trace and
+    log bound to the device, the quirks learnt across associations, the serial bus the
+    device shares (None for TCP) and the invocation counter store (opened on first
+    use: only ciphered devices need it)."""
 
-    no_get_with_list: bool = False
+    tracer: FrameTracer
+    log: Any
+    quirks: MeterQuirks = field(default_factory=MeterQuirks)
     bus: SerialBus | None = None
+    counters: Callable[[], CounterStore] = field(default=_no_counter_store)
 
 
-SessionFactory = Callable[[DeviceConfig, FrameTracer, Any, DeviceMemory], MeterSession]
-SESSION_FACTORIES: dict[Mode, SessionFactory] = {}
-
-
-def register_session_factory(mode: Mode, factory: SessionFactory) -> None:
-    """Register the session factory for a mode (the protocol stack plugs in here)."""
-    SESSION_FACTORIES[mode] = factory
-
-
-class _Unsupported:
-    """The session of a mode no protocol stack has registered for: fails clearly."""
-
-    def __init__(self, device: DeviceConfig) -> None:
-        self.device = device
-
-    async def open(self) -> None:
-        raise DlmsdError(f"mode {self.device.mode.value} is not supported by this build")
-
-    async def read(self, requests: Sequence[ReadRequest]) -> list[ReadResult]:
-        raise DlmsdError("not connected")
-
-    async def close(self) -> None:
-        return None
+SessionFactory = Callable[[DeviceConfig, SessionContext], MeterSession]
 
 
 def _dropped_link(error: BaseException) -> bool:
     """A connection the meter closed or reset (not a timeout, not a protocol error)."""
     return isinstance(error, TransportError) and not isinstance(error, DlmsTimeout)
-
-
-def default_session_factory(device: DeviceConfig, tracer: FrameTracer, log: Any,
-                            memory: DeviceMemory) -> MeterSession:
-    factory = SESSION_FACTORIES.get(device.mode)
-    if factory is None:
-        return _Unsupported(device)
-    return factory(device, tracer, log, memory)
 
 
 class Phase(enum.Enum):
@@ -149,9 +110,13 @@ class Poller:
         table: SignalTable,
         log: Any,
         tracer: FrameTracer,
-        session_factory: SessionFactory = default_session_factory,
+        session_factory: SessionFactory,
+        *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         bus: SerialBus | None = None,
+        counters: Callable[[], CounterStore] | None = None,
     ) -> None:
         self.device = device
         self.signals = [s for s in signals if s.enable]
@@ -160,14 +125,17 @@ class Poller:
         self.tracer = tracer
         self.session_factory = session_factory
         self.clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
         self.phase = Phase.IDLE
         self.requests = [
-            ReadRequest(s.signal_alias, s.obis, s.attribute, s.class_id, s.address)
+            AttributeRequest(s.signal_alias, s.obis, s.attribute, s.class_id, s.address)
             for s in self.signals
         ]
         self._by_alias = {s.signal_alias: s for s in self.signals}
         self._rejections = 0
-        self.memory = DeviceMemory(bus=bus)
+        self.context = SessionContext(tracer, log, bus=bus,
+                                      counters=counters or _no_counter_store)
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
@@ -187,7 +155,7 @@ class Poller:
                 delay = self._backoff(error)
                 self.phase = Phase.BACKING_OFF
                 self.log.info("reconnect_wait", seconds=round(delay, 3))
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
         finally:
             self.phase = Phase.STOPPED
 
@@ -211,16 +179,16 @@ class Poller:
         alias = self.device.device_alias
         session: MeterSession | None = None
         try:
-            session = self.session_factory(self.device, self.tracer, self.log, self.memory)
+            session = self.session_factory(self.device, self.context)
             self.phase = Phase.CONNECTING
             self.log.debug("connecting")
             async with self._turn():
                 await session.open()
             self.table.device_connected(alias)
             self.log.info("connected")
-            loop = asyncio.get_running_loop()
+            monotonic = self._monotonic or asyncio.get_running_loop().time
             period = self.device.scan_rate_ms / 1000
-            next_scan = loop.time()
+            next_scan = monotonic()
             while True:
                 self.phase = Phase.POLLING
                 async with self._turn():
@@ -229,13 +197,13 @@ class Poller:
                 if once:
                     return None, scans
                 next_scan += period
-                now = loop.time()
+                now = monotonic()
                 if next_scan < now:  # the scan overran: skip the missed ticks
                     missed = int((now - next_scan) // period) + 1
                     self.log.warning("scan_overrun", missed=missed,
                                      scan_rate_ms=self.device.scan_rate_ms)
                     next_scan += missed * period
-                await asyncio.sleep(next_scan - now)
+                await self._sleep(next_scan - now)
         except asyncio.CancelledError:
             raise
         except DlmsdError as exc:
@@ -259,10 +227,11 @@ class Poller:
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
         """Hold the shared bus (if any) for one step: nobody else talks meanwhile."""
-        if self.memory.bus is None:
+        bus = self.context.bus
+        if bus is None:
             yield
             return
-        async with self.memory.bus.turn(self.device.device_alias):
+        async with bus.turn(self.device.device_alias):
             yield
 
     async def _close(self, session: MeterSession) -> None:
@@ -287,17 +256,17 @@ class Poller:
         self.table.device_online(self.device.device_alias, now=now)
 
     def _publish(self, result: ReadResult, now: float) -> None:
-        signal = self._by_alias.get(result.signal_alias)
+        signal = self._by_alias.get(result.key)
         if signal is None:
             return
-        before = self.table.signal(result.signal_alias)
+        before = self.table.signal(result.key)
         if result.error is not None:
-            state = self.table.fail_signal(result.signal_alias, result.error)
+            state = self.table.fail_signal(result.key, result.error)
             if before.error != result.error:
-                self.log.warning("signal_error", signal=result.signal_alias,
+                self.log.warning("signal_error", signal=result.key,
                                  error=result.error)
         else:
-            state = self.table.update_signal(result.signal_alias, value=result.value,
+            state = self.table.update_signal(result.key, value=result.value,
                                              raw=result.raw, unit=result.unit, now=now)
         if (before.value, before.status) != (state.value, state.status):
             self.log.info("signal_update", signal=signal.signal_alias, value=str(state.value),

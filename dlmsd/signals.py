@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dlmsd.config import Config
+from dlmsd.protocol.values import Value
 
 __all__ = [
     "DeviceState",
@@ -28,9 +29,6 @@ __all__ = [
     "Value",
 ]
 
-# What a signal's value can be once published: numbers stay numbers (Decimal for
-# scaled registers, so 1234.56 is exact), everything else is readable text.
-Value = int | float | Decimal | str | bool | None
 
 
 class SignalStatus(enum.Enum):

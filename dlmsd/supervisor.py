@@ -5,21 +5,28 @@ others (each poller supervises itself), and on stop cancels and awaits every tas
 that each releases its association. ``reload`` swaps in a new configuration:
 pollers of devices whose configuration (or signals) changed are restarted, the others
 keep running.
+
+It is the one place that builds serial buses (one per port, shared by the devices on
+it; a bus no running device uses any more is forgotten, so that a port's new line
+settings take effect after a reload) and gives each poller the session factory and
+the invocation counter store of the configuration's ``state_dir``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from dlmsd.config import Config, DeviceConfig, SignalConfig
+from dlmsd.counters import CounterStore, open_counter_store
 from dlmsd.logsetup import get_logger, get_trace_logger
-from dlmsd.poller import Poller, SessionFactory, default_session_factory
-from dlmsd.session import serial_settings  # importing it registers the session factories
+from dlmsd.poller import Poller, SessionFactory
+from dlmsd.session import make_session
 from dlmsd.signals import SignalTable, Snapshot
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
-from dlmsd.transport.serial import SerialTransport
+from dlmsd.transport.serial import SerialSettings, SerialTransport
 
 __all__ = ["STOP_TIMEOUT_S", "Supervisor"]
 
@@ -34,13 +41,14 @@ class Supervisor:
         config: Config,
         *,
         table: SignalTable | None = None,
-        session_factory: SessionFactory = default_session_factory,
+        session_factory: SessionFactory | None = None,
         trace: bool = False,
         log: Any = None,
     ) -> None:
         self.config = config
         self.table = table if table is not None else SignalTable.from_config(config)
-        self.session_factory = session_factory
+        # The daemon's sessions (dlmsd.session) unless a caller brings its own.
+        self.session_factory = session_factory or make_session
         self.trace = trace
         self.log = log if log is not None else get_logger()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -49,22 +57,30 @@ class Supervisor:
         self._buses: dict[str, SerialBus] = {}
 
     def _bus(self, device: DeviceConfig) -> SerialBus | None:
-        """The bus of a serial device: one per port, shared by every device on it."""
-        if device.device is None:
+        """The bus of a serial device: one per port, shared by every device on it (the
+        line settings are those of the first device that names the port)."""
+        port = device.device
+        if device.ip is not None or port is None:
             return None
-        bus = self._buses.get(device.device)
+        bus = self._buses.get(port)
         if bus is None:
-            bus = SerialBus(device.device, lambda: SerialTransport(
-                device.device or "", serial_settings(device)))
-            self._buses[device.device] = bus
+            settings = serial_settings(device)
+            bus = SerialBus(port, lambda: SerialTransport(port, settings))
+            self._buses[port] = bus
         return bus
+
+    def _counters(self) -> CounterStore:
+        """The invocation counter store of the configuration's state directory."""
+        directory = self.config.state_directory(os.environ)
+        return open_counter_store(os.path.join(directory, "counters"))
 
     def _poller(self, device: DeviceConfig) -> Poller:
         bound = {"device": device.device_alias, "port": device.port_name}
         log = get_logger(**bound)
         tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace)
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
-                      tracer, self.session_factory, bus=self._bus(device))
+                      tracer, self.session_factory, bus=self._bus(device),
+                      counters=self._counters)
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:
         poller = self._poller(device)
@@ -123,6 +139,10 @@ class Supervisor:
             or not config.device(alias).enable
         ]
         await self._stop_tasks(changed)
+        # A port that no running device uses any more is forgotten: its devices get a
+        # new bus with the new line settings.
+        in_use = {self._keys[alias][0].device for alias in self._tasks}
+        self._buses = {port: bus for port, bus in self._buses.items() if port in in_use}
         self.table.load(config)
         for device in config.devices:
             if device.enable and device.device_alias not in self._tasks:
@@ -139,3 +159,10 @@ class Supervisor:
         finally:
             await self._stop_tasks(list(self._tasks))
         return self.table.snapshot()
+
+
+def serial_settings(device: DeviceConfig) -> SerialSettings:
+    """The line settings of a serial device's configuration."""
+    return SerialSettings(baudrate=device.baudrate, databits=device.databits,
+                          parity=device.parity, stopbits=device.stopbits,
+                          flowcontrol=device.flowcontrol)

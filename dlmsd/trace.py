@@ -40,6 +40,10 @@ class FrameTracer:
             self.log.info(f"dlms_{direction}", hex=frame.data.hex(" ").upper(),
                           summary=summary, size=len(frame.data))
 
+    def frame(self, direction: str, data: bytes, summary: str = "") -> None:
+        """A frame sent ("tx") or received ("rx"): the links' trace hook."""
+        self._record(direction, data, summary)
+
     def sent(self, data: bytes, summary: str = "") -> None:
         self._record("tx", data, summary)
 

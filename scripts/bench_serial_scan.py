@@ -1,9 +1,9 @@
 """Scan time of a 10-register meter over a pty at 9600 Bd, against the wire-time floor.
 
 The meter is the simulator, ``dlms-sim --pty`` (the command, in its own process); the
-daemon's own session (dlmsd.session.DlmsSession, the code that runs in production) reads
-it through dlmsd.transport.serial, and the octets are counted at that transport. A pty moves
-bytes at memory speed whatever the baud rate, so the measured time is the software's
+daemon's own session (dlmsd.session.DlmsSession around the pure reader, the code that
+runs in production) reads it through dlmsd.transport.serial, and the octets are counted
+at that transport. A pty moves bytes at memory speed whatever the baud rate, so the measured time is the software's
 own cost; the floor is what the same bytes need on a real 9600 Bd line
 (bytes x 10 bits / baud, 8N1). Their ratio says how much of a real scan the software adds.
 With ``--pace`` the simulator holds every chunk for its time on the wire at 9600 Bd
@@ -32,9 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dlmsd.config import parse_config
 from dlmsd.logsetup import configure_logging, get_logger
-from dlmsd.poller import DeviceMemory, ReadRequest
-from dlmsd.session import DlmsSession
+from dlmsd.poller import SessionContext
+from dlmsd.protocol.reader import AttributeRequest
+from dlmsd.session import make_session
+from dlmsd.supervisor import serial_settings
 from dlmsd.trace import FrameTracer
+from dlmsd.transport.bus import SerialBus
+from dlmsd.transport.serial import SerialTransport
 
 BAUD = 9600
 REGISTERS = [
@@ -92,10 +96,11 @@ async def run(path: str, scans: int, max_list_size: int) -> dict[str, Any]:
                     for i, o in enumerate(REGISTERS)],
     })
     device = config.devices[0]
-    requests = [ReadRequest(s.signal_alias, s.obis, s.attribute, s.class_id, s.address)
+    requests = [AttributeRequest(s.signal_alias, s.obis, s.attribute, s.class_id, s.address)
                 for s in config.signals]
     log = get_logger(device="b")
-    session = DlmsSession(device, FrameTracer(log, False), log, DeviceMemory())
+    bus = SerialBus(path, lambda: SerialTransport(path, serial_settings(device)))
+    session = make_session(device, SessionContext(FrameTracer(log, False), log, bus=bus))
     loop = asyncio.get_running_loop()
     line = Counted(session.transport)
     try:

@@ -10,7 +10,8 @@ from typing import Any
 
 from dlmsd.config import DeviceConfig
 from dlmsd.errors import DlmsdError
-from dlmsd.poller import MeterSession, ReadRequest, ReadResult
+from dlmsd.poller import MeterSession, SessionContext
+from dlmsd.protocol.reader import AttributeRequest, ReadResult
 from dlmsd.trace import FrameTracer
 
 
@@ -43,7 +44,7 @@ class FakeSession:
         self.meter.open_sessions += 1
         self.is_open = True
 
-    async def read(self, requests: Sequence[ReadRequest]) -> list[ReadResult]:
+    async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]:
         if self.meter.read_delay:
             await asyncio.sleep(self.meter.read_delay)
         error = self.meter.read_error()
@@ -52,12 +53,12 @@ class FakeSession:
         self.meter.reads += 1
         results = []
         for req in requests:
-            value = self.meter.values.get(req.signal_alias, DlmsdError("object-undefined"))
+            value = self.meter.values.get(req.key, DlmsdError("object-undefined"))
             if isinstance(value, BaseException):
-                results.append(ReadResult(req.signal_alias, error=str(value)))
+                results.append(ReadResult(req.key, error=str(value)))
             else:
                 unit = "Wh" if isinstance(value, Decimal) else ""
-                results.append(ReadResult(req.signal_alias, value=value, raw=value, unit=unit))
+                results.append(ReadResult(req.key, value=value, raw=value, unit=unit))
         return results
 
     async def close(self) -> None:
@@ -68,7 +69,28 @@ class FakeSession:
 
 
 def factory_for(meters: dict[str, FakeMeter]) -> Callable[..., MeterSession]:
-    def make(device: DeviceConfig, tracer: FrameTracer, log: Any, memory: Any) -> MeterSession:
-        return FakeSession(meters[device.device_alias], tracer)
+    def make(device: DeviceConfig, context: SessionContext) -> MeterSession:
+        return FakeSession(meters[device.device_alias], context.tracer)
 
     return make
+
+
+class FakeClock:
+    """Time for a poller under test: ``sleep`` records the wait and moves the clock on
+    at once (one event-loop turn, so other tasks run)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.start = start
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.start + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)

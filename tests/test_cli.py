@@ -17,9 +17,8 @@ from conftest import signal, tcp_device
 from fakes import FakeMeter, factory_for
 
 from dlmsd import __version__
-from dlmsd import poller as poller_mod
+from dlmsd import supervisor as supervisor_mod
 from dlmsd.cli import main
-from dlmsd.config import Mode
 
 REPO = Path(__file__).resolve().parent.parent
 Writer = Callable[..., Path]
@@ -89,7 +88,7 @@ def test_warnings_printed(write_config: Writer) -> None:
 @pytest.fixture
 def fake_meters(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeMeter]]:
     meters: dict[str, FakeMeter] = {}
-    monkeypatch.setitem(poller_mod.SESSION_FACTORIES, Mode.HDLC, factory_for(meters))
+    monkeypatch.setattr(supervisor_mod, "make_session", factory_for(meters))
     yield meters
 
 

@@ -15,7 +15,6 @@ from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc import (
     NEED_DATA,
     ApduReceived,
-    ClientState,
     Connected,
     Control,
     Disconnected,
@@ -26,6 +25,7 @@ from dlmsd.protocol.hdlc import (
     FrameType,
     HdlcAddress,
     HdlcClientConnection,
+    HdlcClientState,
     HdlcParameters,
     HdlcServerConnection,
     PeerBusy,
@@ -163,7 +163,7 @@ def make_pair(
     return Pair(client, server, up or Line(), down or Line())
 
 
-def state_of(client: HdlcClientConnection) -> ClientState:
+def state_of(client: HdlcClientConnection) -> HdlcClientState:
     """The state, read through a call so that mypy does not narrow it."""
     return client.state
 
@@ -253,7 +253,7 @@ def test_lost_ua_is_recovered_by_resending_snrm() -> None:
     assert pair.timeouts == 1
     assert pair.up.log[0] == pair.up.log[1]  # the same SNRM twice
     assert pair.client.retransmissions == 1
-    assert pair.client.state is ClientState.IDLE
+    assert pair.client.state is HdlcClientState.IDLE
 
 
 def test_snrm_refused_with_dm() -> None:
@@ -261,7 +261,7 @@ def test_snrm_refused_with_dm() -> None:
     client.connect()
     client.receive_data(server_frame(Control(FrameType.DM, True)))
     assert drain(client) == [Disconnected("DM")]
-    assert client.state is ClientState.DISCONNECTED
+    assert client.state is HdlcClientState.DISCONNECTED
     assert client.params is None
 
 
@@ -299,7 +299,7 @@ def test_1000_octets_both_ways_with_max_info_32() -> None:
     assert sum(f.control.type is FrameType.RR for f in down) == 31
     # N(S) runs modulo 8 on both sides.
     assert [f.control.ns for f in up_i[:10]] == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
-    assert pair.client.state is ClientState.IDLE
+    assert pair.client.state is HdlcClientState.IDLE
     assert pair.server.state is ServerState.IDLE
     # And the next exchange continues the sequence numbers.
     assert pair.exchange(b"\xc0\x01\xc1", b"\xc4\x01\xc1\x00") == b"\xc4\x01\xc1\x00"
@@ -427,7 +427,7 @@ def test_wrong_ns_from_server_is_a_remote_protocol_error() -> None:
     client.receive_data(server_frame(Control(FrameType.I, True, 3, 1), b"\xe6\xe7\x00\xc4"))
     with pytest.raises(RemoteProtocolError, match="expected N\\(S\\)=0"):
         drain(client)
-    assert client.state is ClientState.ERROR
+    assert client.state is HdlcClientState.ERROR
     with pytest.raises(LocalProtocolError, match="ERROR"):
         client.send_apdu(b"\xc0")
     assert Frame.from_bytes(client.disconnect()).control.type is FrameType.DISC
@@ -447,7 +447,7 @@ def test_response_without_llc_is_a_decode_error() -> None:
     client.receive_data(server_frame(Control(FrameType.I, True, 0, 1), b"\xc4\x01"))
     with pytest.raises(DecodeError, match="LLC"):
         drain(client)
-    assert client.state is ClientState.ERROR
+    assert client.state is HdlcClientState.ERROR
 
 
 def test_reassembly_is_bounded_by_max_apdu_size() -> None:
@@ -455,7 +455,7 @@ def test_reassembly_is_bounded_by_max_apdu_size() -> None:
     pair.connect()
     with pytest.raises(RemoteProtocolError, match="max_apdu_size=100"):
         pair.exchange(b"\xc0\x01", payload(300))
-    assert pair.client.state is ClientState.ERROR
+    assert pair.client.state is HdlcClientState.ERROR
     pair.client.disconnect()
 
 
@@ -486,11 +486,11 @@ def test_server_busy_answers_rnr_to_a_poll() -> None:
     assert drain(pair.server) == []
     deliver(pair.down, pair.server.data_to_send(), pair.client)
     assert drain(pair.client) == [PeerBusy(1)]
-    assert pair.client.state is ClientState.AWAITING_RESPONSE
+    assert pair.client.state is HdlcClientState.AWAITING_RESPONSE
     assert pair.client.peer_busy
     deliver(pair.down, pair.server.send_apdu(b"\xc4\x01"), pair.client)
     assert drain(pair.client) == [ApduReceived(b"\xc4\x01")]
-    assert state_of(pair.client) is ClientState.IDLE
+    assert state_of(pair.client) is HdlcClientState.IDLE
     assert not pair.client.peer_busy
 
 
@@ -501,7 +501,7 @@ def test_unconfirmed_service_acknowledged_with_rr() -> None:
     assert drain(pair.server) == [ApduReceived(b"\x0e\x01")]
     deliver(pair.down, pair.server.acknowledge(), pair.client)
     assert drain(pair.client) == []
-    assert pair.client.state is ClientState.IDLE
+    assert pair.client.state is HdlcClientState.IDLE
 
 
 # ---------------------------------------------------------------------------
@@ -517,7 +517,7 @@ def test_disconnect_with_ua() -> None:
     assert pair.server.state is ServerState.DISCONNECTED
     deliver(pair.down, pair.server.data_to_send(), pair.client)
     assert drain(pair.client) == [Disconnected("UA")]
-    assert pair.client.state is ClientState.DISCONNECTED
+    assert pair.client.state is HdlcClientState.DISCONNECTED
     with pytest.raises(LocalProtocolError, match="DISCONNECTED"):
         pair.client.send_apdu(b"\xc0")
 
@@ -544,7 +544,7 @@ def test_dm_while_connected_drops_the_link() -> None:
     client.send_apdu(b"\xc0\x01")
     client.receive_data(server_frame(Control(FrameType.DM, True)))
     assert drain(client) == [Disconnected("DM")]
-    assert client.state is ClientState.DISCONNECTED
+    assert client.state is HdlcClientState.DISCONNECTED
     assert client.params is None
 
 
@@ -571,7 +571,7 @@ def test_frmr_is_reported_and_the_link_can_be_reset() -> None:
     assert isinstance(event, FrameRejected)
     assert event.rejected_control == 0x10
     assert event.reasons == ("Y",)
-    assert client.state is ClientState.REJECTED
+    assert client.state is HdlcClientState.REJECTED
     with pytest.raises(LocalProtocolError, match="REJECTED"):
         client.send_apdu(b"\xc0")
     assert Frame.from_bytes(client.connect()).control.type is FrameType.SNRM
@@ -665,7 +665,7 @@ def test_stray_frames_are_counted_not_fatal() -> None:
         client.receive_data(server_frame(control, b"\xe6\xe7\x00"))
     assert drain(client) == []
     assert client.ignored_frames == 4
-    assert client.state is ClientState.IDLE
+    assert client.state is HdlcClientState.IDLE
 
 
 def test_late_response_after_an_rr_acknowledgement_is_delivered() -> None:
@@ -673,7 +673,7 @@ def test_late_response_after_an_rr_acknowledgement_is_delivered() -> None:
     client.send_apdu(b"\xc0\x01")
     client.receive_data(server_frame(Control(FrameType.RR, True, 0, 1)))  # "got it"
     assert drain(client) == []
-    assert client.state is ClientState.IDLE
+    assert client.state is HdlcClientState.IDLE
     client.receive_data(server_frame(Control(FrameType.I, True, 0, 1), b"\xe6\xe7\x00\xc4"))
     assert drain(client) == [ApduReceived(b"\xc4")]
     # The sequence numbers stayed in step for the next exchange.

@@ -192,15 +192,18 @@ def test_wrong_keys_are_an_association_rejection(write_config: Writer, tmp_path:
         config = load_config(path)
         import asyncio
 
-        from dlmsd import poller as poller_mod
+        from dlmsd.counters import open_counter_store
         from dlmsd.errors import AssociationRejected
         from dlmsd.logsetup import get_logger
+        from dlmsd.poller import SessionContext
         from dlmsd.session import make_session
         from dlmsd.trace import FrameTracer
 
         async def attempt() -> BaseException | None:
-            session = make_session(config.devices[0], FrameTracer(get_logger(), False),
-                                   get_logger(), poller_mod.DeviceMemory())
+            context = SessionContext(FrameTracer(get_logger(), False), get_logger(),
+                                     counters=lambda: open_counter_store(
+                                         str(tmp_path / "state" / "counters")))
+            session = make_session(config.devices[0], context)
             try:
                 await session.open()
             except AssociationRejected as exc:

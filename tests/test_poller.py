@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import signal, tcp_device
-from fakes import FakeMeter, factory_for
+from conftest import serial_device, signal, tcp_device
+from fakes import FakeClock, FakeMeter, factory_for
 
 from dlmsd import poller as poller_mod
-from dlmsd.config import load_config
+from dlmsd.config import Config, DeviceConfig, load_config
 from dlmsd.errors import AssociationRejected, DlmsTimeout, TransportError
 from dlmsd.logsetup import get_logger
+from dlmsd.poller import MeterSession, SessionContext
 from dlmsd.signals import DeviceStatus, SignalStatus, SignalTable
 from dlmsd.supervisor import Supervisor
+from dlmsd.trace import FrameTracer
+from dlmsd.transport.bus import SerialBus
 
 Writer = Callable[..., Path]
 
@@ -100,20 +104,64 @@ async def test_stop_cancels_a_scan_in_progress_and_releases(write_config: Writer
     assert supervisor.tasks == {}
 
 
+async def run_until(poller: poller_mod.Poller, clock: FakeClock, sleeps: int) -> None:
+    """Run ``poller`` on ``clock`` until it has slept ``sleeps`` times, then stop it."""
+    task = asyncio.create_task(poller.run())
+    while len(clock.sleeps) < sleeps:
+        await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def test_rejected_association_backs_off_longer(write_config: Writer) -> None:
+    """On a fake clock: a rejection waits AUTH_BACKOFF_MIN_S, doubling up to the
+    maximum; a network failure waits reconnect_time (100 ms) and resets the growth."""
     config = two_meter_config(write_config)
     device = config.devices[0]
+    errors: list[BaseException] = [TransportError("down")] + [
+        AssociationRejected("bad password", 1, 13, "user")] * 12 + [TransportError("down")]
+    meter = FakeMeter(open_error=lambda: errors.pop(0) if errors else None)
+    clock = FakeClock()
     poller = poller_mod.Poller(device, config.signals_of("m1"), SignalTable.from_config(config),
-                               get_logger(), poller_mod.FrameTracer(get_logger(), False))
-    network = poller._backoff(TransportError("down"))
-    first = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
-    second = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
-    assert network == pytest.approx(0.1)
-    assert first == poller_mod.AUTH_BACKOFF_MIN_S and second == 2 * first
-    for _ in range(10):
-        last = poller._backoff(AssociationRejected("bad password", 1, 13, "user"))
-    assert last == poller_mod.AUTH_BACKOFF_MAX_S
-    assert poller._backoff(TransportError("down")) == pytest.approx(0.1)  # reset
+                               get_logger(), FrameTracer(get_logger(), False),
+                               factory_for({"m1": meter}), clock=clock.wall,
+                               monotonic=clock.monotonic, sleep=clock.sleep)
+    await run_until(poller, clock, 14)
+    waits = clock.sleeps[:14]
+    minimum, maximum = poller_mod.AUTH_BACKOFF_MIN_S, poller_mod.AUTH_BACKOFF_MAX_S
+    assert waits[0] == pytest.approx(0.1)
+    assert waits[1:6] == [minimum, 2 * minimum, 4 * minimum, 8 * minimum, maximum]
+    assert waits[6:13] == [maximum] * 7
+    assert waits[13] == pytest.approx(0.1)  # reset
+    assert meter.opened == 0 and poller.phase is poller_mod.Phase.STOPPED
+
+
+async def test_scans_keep_their_period_on_a_fake_clock(write_config: Writer) -> None:
+    """Scans are scan_rate_ms apart on the poller's own clock; a scan that overruns
+    skips the ticks it missed instead of bursting to catch up."""
+    config = load_config(write_config(devices=[tcp_device("m1", scan_rate_ms=1000)],
+                                      signals=[signal("s1", "m1")]))
+    clock = FakeClock()
+    meter = FakeMeter({"s1": 5})
+    reads = 0
+
+    def value() -> BaseException | None:
+        nonlocal reads
+        reads += 1
+        if reads == 3:
+            clock.now += 2.5  # this scan takes 2.5 periods
+        return None
+
+    meter.read_error = value
+    table = SignalTable.from_config(config)
+    poller = poller_mod.Poller(config.devices[0], config.signals_of("m1"), table,
+                               get_logger(), FrameTracer(get_logger(), False),
+                               factory_for({"m1": meter}), clock=clock.wall,
+                               monotonic=clock.monotonic, sleep=clock.sleep)
+    await run_until(poller, clock, 4)
+    assert clock.sleeps[:4] == [1.0, 1.0, pytest.approx(0.5), 1.0]
+    assert table.signal("s1").value == 5 and table.signal("s1").timestamp == clock.wall() - 1.0
 
 
 async def test_bug_in_session_is_contained(write_config: Writer) -> None:
@@ -126,12 +174,47 @@ async def test_bug_in_session_is_contained(write_config: Writer) -> None:
     assert devices["m2"].status is DeviceStatus.ONLINE
 
 
-async def test_unregistered_mode_fails_clearly(write_config: Writer,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(poller_mod, "SESSION_FACTORIES", {})
-    config = two_meter_config(write_config)
-    snapshot = await Supervisor(config).run_once()
-    assert snapshot.devices[0].error == "mode DLMS-HDLC is not supported by this build"
+async def test_reload_gives_a_port_with_new_settings_a_new_bus(write_config: Writer) -> None:
+    """The supervisor is the one place that builds serial buses: devices on one port
+    share one; after a reload that changes the port's baud rate the restarted devices
+    get a new bus with the new rate, and a port nobody uses any more is forgotten."""
+    buses: dict[str, object] = {}
+    meters = {"a": FakeMeter({"sa": 1}), "b": FakeMeter({"sb": 2})}
+    fake = factory_for(meters)
+
+    def factory(device: DeviceConfig, context: SessionContext) -> MeterSession:
+        buses[device.device_alias] = context.bus
+        return fake(device, context)
+
+    def config(baudrate: int, port_b: str) -> Config:
+        return load_config(write_config(
+            devices=[serial_device("a", "/dev/ttyFAKE0", 17, baudrate=baudrate),
+                     serial_device("b", port_b, 18, baudrate=baudrate)],
+            signals=[signal("sa", "a"), signal("sb", "b")]))
+
+    supervisor = Supervisor(config(9600, "/dev/ttyFAKE0"), session_factory=factory)
+    await supervisor.start()
+    try:
+        await wait_for(lambda: len(buses) == 2)
+        first = buses["a"]
+        assert first is buses["b"] and isinstance(first, SerialBus)
+        assert first._make_port().settings.baudrate == 9600  # type: ignore[attr-defined]
+        buses.clear()
+        await supervisor.reload(config(19200, "/dev/ttyFAKE1"))
+        await wait_for(lambda: len(buses) == 2)
+        second, other = buses["a"], buses["b"]
+        assert second is not first and other is not second
+        assert isinstance(second, SerialBus) and isinstance(other, SerialBus)
+        assert second._make_port().settings.baudrate == 19200
+        assert other.name == "/dev/ttyFAKE1"
+        assert set(supervisor._buses) == {"/dev/ttyFAKE0", "/dev/ttyFAKE1"}
+        buses.clear()
+        await supervisor.reload(config(19200, "/dev/ttyFAKE0"))  # b moves back
+        await wait_for(lambda: len(buses) == 1)
+        assert buses["b"] is second  # the unchanged device's bus, shared again
+        assert set(supervisor._buses) == {"/dev/ttyFAKE0"}  # FAKE1 is forgotten
+    finally:
+        await supervisor.stop()
 
 
 async def test_reload_restarts_only_changed_devices(write_config: Writer) -> None:

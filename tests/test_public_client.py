@@ -3,7 +3,7 @@
 * the configuration keys read_invocation_counter, invocation_counter_obis and
   public_client_address (dlmsd.config);
 * dlms-sim's links serving the configured client SAP or the public SAP, whichever sends
-  the first frame, for the connection's life (dlmsd.sim.link), driven by frames of the
+  the first frame, for the connection's life (dlmsd.protocol.link), driven by frames of the
   daemon's own client-side HDLC and wrapper classes;
 * the meter's counters kept across associations, per client system title, and shown
   live in 0.0.43.1.0.255 to the public client (dlmsd.sim.auth, .model, .server, .cli),
@@ -34,20 +34,20 @@ from dlmsd.protocol.acse import (
 )
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import Associated, Authenticate, Ciphering, GetComplete, LnClient
+from dlmsd.protocol.link import (
+    ApduIn,
+    HdlcLink,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    WrapperLink,
+)
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import SecurityControl
 from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult, GetRequestNormal
 from dlmsd.sim.auth import DEFAULT_AUTHENTICATION_KEY, DEFAULT_BLOCK_CIPHER_KEY, SimSecurity
 from dlmsd.sim.cli import SimSettings
-from dlmsd.sim.link import (
-    ApduIn,
-    HdlcServerLink,
-    LinkDown,
-    LinkEvent,
-    LinkUp,
-    WrapperServerLink,
-)
 from dlmsd.sim.model import (
     AssociationView,
     Meter,
@@ -238,7 +238,7 @@ def test_ecdsa_with_security_none_is_warned(write_config: Writer, tmp_path: Path
 
 
 # =================================================================== the links
-def drive(link: HdlcServerLink | WrapperServerLink, data: bytes
+def drive(link: HdlcLink | WrapperLink, data: bytes
           ) -> tuple[list[LinkEvent], bytes]:
     """What the simulator's loop does with one chunk: the link's events, and what goes
     back (every ApduIn answered with ANSWER)."""
@@ -262,12 +262,12 @@ def client_events(conn: hdlc.HdlcClientConnection, data: bytes) -> list[hdlc.Eve
     return events
 
 
-def hdlc_link(client_sap: int = 1, public_sap: int | None = 16) -> HdlcServerLink:
-    return HdlcServerLink(HDLC_ADDRESS, client_sap, max_info=128, max_apdu_size=2048,
+def hdlc_link(client_sap: int = 1, public_sap: int | None = 16) -> HdlcLink:
+    return HdlcLink.meter(HDLC_ADDRESS, client_sap, max_info=128, max_apdu_size=2048,
                           public_sap=public_sap)
 
 
-def hdlc_connect(link: HdlcServerLink, sap: int) -> hdlc.HdlcClientConnection:
+def hdlc_connect(link: HdlcLink, sap: int) -> hdlc.HdlcClientConnection:
     """Client ``sap`` connects; assert the link answered with UA."""
     conn = hdlc.HdlcClientConnection(sap, HDLC_ADDRESS)
     events, out = drive(link, conn.connect())
@@ -276,7 +276,7 @@ def hdlc_connect(link: HdlcServerLink, sap: int) -> hdlc.HdlcClientConnection:
     return conn
 
 
-def hdlc_refused(link: HdlcServerLink, sap: int) -> None:
+def hdlc_refused(link: HdlcLink, sap: int) -> None:
     """A SNRM from ``sap`` is dropped: no event, no answer, one more ignored frame."""
     before = link.ignored_frames
     events, out = drive(link, hdlc.HdlcClientConnection(sap, HDLC_ADDRESS).connect())
@@ -284,7 +284,7 @@ def hdlc_refused(link: HdlcServerLink, sap: int) -> None:
     assert link.ignored_frames == before + 1
 
 
-def hdlc_exchange(link: HdlcServerLink, conn: hdlc.HdlcClientConnection) -> None:
+def hdlc_exchange(link: HdlcLink, conn: hdlc.HdlcClientConnection) -> None:
     request = GetRequestNormal(ENERGY).to_bytes()
     events, out = drive(link, conn.send_apdu(request))
     assert events == [ApduIn(request)]
@@ -359,15 +359,15 @@ def test_hdlc_frame_for_another_meter_does_not_bind() -> None:
 
 
 # -- wrapper
-def wrapper_link(client_sap: int = 1, public_sap: int | None = 16) -> WrapperServerLink:
-    return WrapperServerLink(1, client_sap, max_apdu_size=2048, public_sap=public_sap)
+def wrapper_link(client_sap: int = 1, public_sap: int | None = 16) -> WrapperLink:
+    return WrapperLink.meter(1, client_sap, max_apdu_size=2048, public_sap=public_sap)
 
 
 def wrapper_client(sap: int) -> wrapper.WrapperConnection:
     return wrapper.WrapperConnection(client_wport=sap, server_wport=1)
 
 
-def wrapper_served(link: WrapperServerLink, client: wrapper.WrapperConnection,
+def wrapper_served(link: WrapperLink, client: wrapper.WrapperConnection,
                    apdu: bytes = b"\x60\x03\xA1\x01\x00") -> None:
     events, out = drive(link, client.send_apdu(apdu))
     assert events == [ApduIn(apdu)]
@@ -376,7 +376,7 @@ def wrapper_served(link: WrapperServerLink, client: wrapper.WrapperConnection,
     assert client.next_event() is wrapper.NEED_DATA
 
 
-def wrapper_refused(link: WrapperServerLink, sap: int) -> None:
+def wrapper_refused(link: WrapperLink, sap: int) -> None:
     before = link.ignored_frames
     events, out = drive(link, wrapper_client(sap).send_apdu(b"\x60\x00"))
     assert (events, out) == ([], b"")

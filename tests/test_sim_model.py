@@ -62,7 +62,7 @@ def bundled() -> MeterModel:
 
 
 # ------------------------------------------------------------------ purity
-@pytest.mark.parametrize("name", ["model.py", "server.py", "link.py"])
+@pytest.mark.parametrize("name", ["model.py", "server.py", "line.py"])
 def test_pure_sim_modules_import_no_io(name: str) -> None:
     tree = ast.parse((SIM_DIR / name).read_text(encoding="utf-8"))
     imported: set[str] = set()

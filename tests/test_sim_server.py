@@ -34,6 +34,7 @@ from dlmsd.protocol.client import (
     SendApdu,
     WithListRefused,
 )
+from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkUp, WrapperLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
@@ -57,7 +58,6 @@ from dlmsd.protocol.xdlms import (
     StateError,
     decode_apdu,
 )
-from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkDown, LinkUp, WrapperServerLink
 from dlmsd.sim.model import AssociationView, Meter, MeterModel, bundled_model_path, load_model
 from dlmsd.sim.server import SIM_CONFORMANCE, AssociationState, MeterServer, ServerOptions
 
@@ -434,7 +434,7 @@ def drain_hdlc_client(conn: hdlc.HdlcClientConnection) -> list[hdlc.Event]:
     return events
 
 
-def pump(link: HdlcServerLink | WrapperServerLink, server: MeterServer, data: bytes) -> bytes:
+def pump(link: HdlcLink | WrapperLink, server: MeterServer, data: bytes) -> bytes:
     """What the simulator's I/O loop does with one chunk from the socket."""
     link.receive_data(data)
     out = bytearray()
@@ -450,7 +450,7 @@ def pump(link: HdlcServerLink | WrapperServerLink, server: MeterServer, data: by
 
 def test_hdlc_link_serves_the_daemon_client_with_segmentation(model: MeterModel) -> None:
     address = hdlc.encode_server_address(1, 17, 2)
-    link = HdlcServerLink(address, 16, max_info=32, max_apdu_size=2048)
+    link = HdlcLink.meter(address, 16, max_info=32, max_apdu_size=2048)
     server = MeterServer(Meter(model))
     conn = hdlc.HdlcClientConnection(16, address, max_info_tx=128, max_info_rx=128)
     client = LnClient(max_receive_pdu_size=256)
@@ -490,7 +490,7 @@ def test_hdlc_link_serves_the_daemon_client_with_segmentation(model: MeterModel)
 
 def test_hdlc_link_ignores_other_client_addresses(model: MeterModel) -> None:
     address = hdlc.encode_server_address(1, 1, 2)
-    link = HdlcServerLink(address, 16, max_info=128, max_apdu_size=2048)
+    link = HdlcLink.meter(address, 16, max_info=128, max_apdu_size=2048)
     server = MeterServer(Meter(model))
     stranger = hdlc.HdlcClientConnection(1, address)
     assert pump(link, server, stranger.connect()) == b""
@@ -503,7 +503,7 @@ def test_hdlc_link_ignores_other_client_addresses(model: MeterModel) -> None:
 
 
 def test_wrapper_link_serves_and_drops_foreign_wports(model: MeterModel) -> None:
-    link = WrapperServerLink(1, 16, max_apdu_size=2048)
+    link = WrapperLink.meter(1, 16, max_apdu_size=2048)
     server = MeterServer(Meter(model))
     ours = wrapper.WrapperConnection(16, 1)
     stranger = wrapper.WrapperConnection(1, 1)
@@ -548,7 +548,7 @@ SNRM = _GOOD.connect()
                                  st.sampled_from([b"\x7e", b"\x7e\xa0", SNRM[:7]])),
                        max_size=8))
 def test_fuzz_hdlc_link_never_raises(chunks: list[bytes]) -> None:
-    link = HdlcServerLink(HDLC_ADDRESS, 16, max_info=32, max_apdu_size=2048)
+    link = HdlcLink.meter(HDLC_ADDRESS, 16, max_info=32, max_apdu_size=2048)
     server = MeterServer(Meter(BUNDLED))
     for chunk in chunks:
         pump(link, server, chunk)
@@ -557,7 +557,7 @@ def test_fuzz_hdlc_link_never_raises(chunks: list[bytes]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(chunks=st.lists(st.binary(max_size=40), max_size=6))
 def test_fuzz_wrapper_link_raises_only_decode_error(chunks: list[bytes]) -> None:
-    link = WrapperServerLink(1, 16, max_apdu_size=2048)
+    link = WrapperLink.meter(1, 16, max_apdu_size=2048)
     server = MeterServer(Meter(BUNDLED))
     header = wrapper.WrapperHeader(16, 1, 0).to_bytes()[:6]
     with contextlib.suppress(DecodeError):

@@ -43,6 +43,7 @@ from dlmsd.protocol.client import (
     SendApdu,
     WithListRefused,
 )
+from dlmsd.protocol.link import ApduIn, HdlcLink, WrapperLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.sn import (
     BlockNumberAccess,
@@ -72,7 +73,6 @@ from dlmsd.protocol.xdlms import (
 )
 from dlmsd.sim import model as model_module
 from dlmsd.sim.cli import main
-from dlmsd.sim.link import ApduIn, HdlcServerLink, WrapperServerLink
 from dlmsd.sim.model import (
     ASSOCIATION_SN,
     CLASSES,
@@ -554,7 +554,7 @@ def test_cli_referencing_option() -> None:
 
 
 # ====================================================================== links in memory
-def pump(link: HdlcServerLink | WrapperServerLink, server: MeterServer, data: bytes) -> bytes:
+def pump(link: HdlcLink | WrapperLink, server: MeterServer, data: bytes) -> bytes:
     """What the simulator's I/O loop does with one chunk (``b""``: acknowledge)."""
     link.receive_data(data)
     out = bytearray()
@@ -570,7 +570,7 @@ def pump(link: HdlcServerLink | WrapperServerLink, server: MeterServer, data: by
 
 def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
     address = hdlc.encode_server_address(1, 1, 2)
-    link = HdlcServerLink(address, 16, max_info=128, max_apdu_size=2048)
+    link = HdlcLink.meter(address, 16, max_info=128, max_apdu_size=2048)
     server = make_server()
     conn = hdlc.HdlcClientConnection(16, address)
     client = SnClient()
@@ -596,7 +596,7 @@ def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
     assert isinstance(reply, hdlc.ApduReceived)
     event = client.receive_apdu(reply.apdu)
     assert isinstance(event, GetComplete) and event.results == (Data.uint32(123456),)
-    wrapper_link = WrapperServerLink(1, 16, max_apdu_size=2048)
+    wrapper_link = WrapperLink.meter(1, 16, max_apdu_size=2048)
     assert wrapper_link.acknowledge() == b""
 
 

@@ -48,7 +48,7 @@ from dlmsd.protocol.acse import (
     Rlrq,
     association_rejected,
 )
-from dlmsd.protocol.axdr import Data, decode_data_all
+from dlmsd.protocol.axdr import Data, DataType, decode_data_all
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import (
     AuthenticationFailure,
@@ -57,6 +57,7 @@ from dlmsd.protocol.security import (
     protect,
     unprotect,
 )
+from dlmsd.protocol.security import describe as security_describe
 from dlmsd.protocol.security_hls import HlsKeys, client_reply, new_challenge, verify_server_reply
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
@@ -74,6 +75,7 @@ from dlmsd.protocol.xdlms import (
     GetResponseWithList,
     decode_apdu,
     decode_get_data_result_list,
+    describe_apdu,
 )
 
 __all__ = [
@@ -86,16 +88,20 @@ __all__ = [
     "ClientBase",
     "ClientEvent",
     "ClientState",
+    "Directory",
     "GetComplete",
     "LnClient",
     "Released",
     "SendApdu",
     "StaleResponse",
+    "Target",
     "WithListRefused",
+    "parse_object_list",
 ]
 
 ASSOCIATION_LN = Obis(0, 0, 40, 0, 0, 255)
 ASSOCIATION_LN_CLASS = 15
+OBJECT_LIST_ATTRIBUTE = 2  # Blue Book: object_list of Association LN (15) and SN (12)
 REPLY_TO_HLS_AUTHENTICATION = 1  # Association LN method 1
 
 # What the client proposes (Green Book 9.4.6.1 conformance block): GET with blocks and
@@ -188,6 +194,12 @@ class Authenticate:
     apdu: bytes
 
 
+#: What one attribute read addresses: an LN attribute descriptor, or an SN short name.
+Target = CosemAttributeDescriptor | int
+#: A meter's objects as its association's object_list gives them:
+#: OBIS -> (class_id, base_name); the base_name is 0 for LN referencing.
+Directory = dict[Obis, tuple[int, int]]
+
 ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
                | Authenticate)
 
@@ -219,6 +231,12 @@ class ClientBase:
 
     ALLOWED: ClassVar[dict[ClientState, frozenset[str]]]
     NAME: ClassVar[str]
+    #: Responses name their request (LN invoke-id). Without (SN), a request resent on
+    #: a link that does not number its frames (the wrapper) could be answered twice
+    #: and the late answer taken for the next request's: such requests are not resent.
+    HAS_INVOKE_ID: ClassVar[bool]
+    #: What to set on a signal when the object list cannot be read.
+    OBJECT_LIST_HINT: ClassVar[str]
     CONTEXTS: ClassVar[tuple[ApplicationContextName, ApplicationContextName]]
     state: ClientState
     conformance: Conformance
@@ -271,6 +289,62 @@ class ClientBase:
     def supports_with_list(self) -> bool:
         """Several attributes per request (multiple-references) were negotiated."""
         return bool(self.conformance & Conformance.MULTIPLE_REFERENCES)
+
+    # -- referencing: what the LN and SN clients each implement ----------------------
+
+    def associate(self, challenge: bytes = b"") -> bytes:
+        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws:
+        this module takes no randomness of its own)."""
+        return self._aarq(challenge)
+
+    def receive_apdu(self, apdu: bytes) -> ClientEvent:
+        """Handle one whole APDU from the meter."""
+        raise NotImplementedError
+
+    def object_list_target(self) -> Target:
+        """The current association's object_list (attribute 2)."""
+        raise NotImplementedError
+
+    def parse_object_list(self, value: Data) -> Directory:
+        raise NotImplementedError
+
+    def needs_object_list(self, class_id: int | None, short_name: int) -> bool:
+        """Whether an attribute given so needs the object list to be addressed."""
+        raise NotImplementedError
+
+    def target(self, obis: Obis, attribute: int, class_id: int | None, short_name: int,
+               directory: Directory) -> tuple[int, Target] | str:
+        """(class_id, what to request) for an attribute, or why it cannot be read."""
+        raise NotImplementedError
+
+    def sibling(self, target: Target, attribute: int, other: int) -> Target:
+        """The same object's attribute ``other`` (e.g. the scaler_unit of a value)."""
+        raise NotImplementedError
+
+    def request(self, targets: Sequence[Target]) -> bytes:
+        """One request reading ``targets`` (GET-with-list or a multi-variable READ)."""
+        raise NotImplementedError
+
+    def describe_request(self, targets: Sequence[Target]) -> str:
+        raise NotImplementedError
+
+    def name_of(self, target: Target) -> str:
+        """How a target is written in messages (``0.0.40.0.0.255:2``, ``0xFA08``)."""
+        raise NotImplementedError
+
+    def describe(self, apdu: bytes) -> str:
+        """One line for a plain APDU of this referencing; never raises."""
+        raise NotImplementedError
+
+    def summary(self, apdu: bytes, direction: str) -> str:
+        """One line for an APDU as sent or received (``direction`` "tx" or "rx"): a
+        ciphered one by its clear header and, once known, the deciphered APDU's
+        summary; never the keys."""
+        if not is_ciphered(apdu):
+            return self.describe(apdu)
+        plain = self.last_plain_tx if direction == "tx" else self.last_plain_rx
+        text = security_describe(apdu)
+        return f"{text}; decrypted: {self.describe(plain)}" if plain else text
 
     def release(self) -> bytes:
         self._check("release")
@@ -492,6 +566,8 @@ class LnClient(ClientBase):
 
     ALLOWED = _ALLOWED
     NAME = "LnClient"
+    HAS_INVOKE_ID = True
+    OBJECT_LIST_HINT = "set class_id on the signals"
     CONTEXTS = (ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING,
                 ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING)
 
@@ -520,11 +596,6 @@ class LnClient(ClientBase):
         return self._invoke_id
 
     # ------------------------------------------------------------------ requests
-
-    def associate(self, challenge: bytes = b"") -> bytes:
-        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws:
-        this module takes no randomness of its own)."""
-        return self._aarq(challenge)
 
     def _next_invoke_id_value(self) -> int:
         # invoke-id is 4 bits
@@ -558,6 +629,46 @@ class LnClient(ClientBase):
         self._blocks = None
         self.state = ClientState.WAITING
         return apdu
+
+    # -------------------------------------------------------------- referencing
+
+    def object_list_target(self) -> Target:
+        return CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
+                                        OBJECT_LIST_ATTRIBUTE)
+
+    def parse_object_list(self, value: Data) -> Directory:
+        return parse_object_list(value)
+
+    def needs_object_list(self, class_id: int | None, short_name: int) -> bool:
+        return class_id is None
+
+    def target(self, obis: Obis, attribute: int, class_id: int | None, short_name: int,
+               directory: Directory) -> tuple[int, Target] | str:
+        if class_id is None:
+            entry = directory.get(obis)
+            if entry is None:
+                return f"OBIS {obis} is not in the meter's object list"
+            class_id = entry[0]
+        return class_id, CosemAttributeDescriptor(class_id, obis, attribute)
+
+    def sibling(self, target: Target, attribute: int, other: int) -> Target:
+        assert isinstance(target, CosemAttributeDescriptor)
+        return CosemAttributeDescriptor(target.class_id, target.instance_id, other)
+
+    def request(self, targets: Sequence[Target]) -> bytes:
+        return self.get([t for t in targets if isinstance(t, CosemAttributeDescriptor)])
+
+    def describe_request(self, targets: Sequence[Target]) -> str:
+        first = targets[0]
+        assert isinstance(first, CosemAttributeDescriptor)
+        return f"GET {first.describe()}" + (f" +{len(targets) - 1}" if len(targets) > 1 else "")
+
+    def name_of(self, target: Target) -> str:
+        assert isinstance(target, CosemAttributeDescriptor)
+        return f"{target.instance_id}:{target.attribute_id}"
+
+    def describe(self, apdu: bytes) -> str:
+        return describe_apdu(apdu)
 
     # ----------------------------------------------------------------- responses
 
@@ -662,3 +773,22 @@ class LnClient(ClientBase):
         except DecodeError:
             self.state = ClientState.ASSOCIATED
             raise
+
+
+def parse_object_list(value: Data) -> Directory:
+    """object_list of Association LN (Blue Book 4.4.3, class 15 attribute 2): array of
+    structure {class_id long-unsigned, version unsigned, logical_name octet-string(6),
+    access_rights} -> {OBIS: (class_id, 0)}.  The first element of a repeated logical
+    name wins."""
+    if value.type is not DataType.ARRAY or not isinstance(value.value, tuple):
+        raise DecodeError("object_list is not an array")
+    objects: Directory = {}
+    for index, item in enumerate(value.value):
+        fields = item.value
+        if (item.type is not DataType.STRUCTURE or not isinstance(fields, tuple)
+                or len(fields) < 3 or not isinstance(fields[0].value, int)
+                or not isinstance(fields[2].value, bytes)):
+            raise DecodeError(f"object_list element {index} is not "
+                              "structure{class_id, version, logical_name, ...}")
+        objects.setdefault(Obis.from_bytes(fields[2].value), (fields[0].value, 0))
+    return objects

@@ -73,7 +73,6 @@ __all__ = [
     "NEED_DATA",
     "ApduReceived",
     "ChecksumError",
-    "ClientState",
     "Connected",
     "Control",
     "Disconnected",
@@ -84,6 +83,7 @@ __all__ = [
     "FrameType",
     "HdlcAddress",
     "HdlcClientConnection",
+    "HdlcClientState",
     "HdlcDeframer",
     "HdlcParameters",
     "HdlcServerConnection",
@@ -184,7 +184,7 @@ Event = Connected | ApduReceived | Disconnected | FrameRejected | PeerBusy
 # ---------------------------------------------------------------------------
 
 
-class ClientState(enum.Enum):
+class HdlcClientState(enum.Enum):
     """Link states of the client. IDLE, SENDING, AWAITING_RESPONSE and
     RECEIVING are all "connected" (normal response mode); they say who holds
     the line: only in IDLE may the client start a new APDU."""
@@ -216,7 +216,7 @@ class _Trigger(enum.Enum):
     LAST = "receive a final I frame"
 
 
-_S = ClientState
+_S = HdlcClientState
 _T = _Trigger
 _RELEASE: Final = {_T.DISCONNECT: _S.DISCONNECTING, _T.DM: _S.DISCONNECTED, _T.FRMR: _S.REJECTED}
 
@@ -225,7 +225,7 @@ _RELEASE: Final = {_T.DISCONNECT: _S.DISCONNECTING, _T.DM: _S.DISCONNECTED, _T.F
 # disconnected); DISC returns to the disconnected state after UA or DM; FRMR
 # reports a frame the secondary cannot accept, after which the primary resets
 # or disconnects the link. The data transfer states are ours (window size 1).
-_CLIENT_TRANSITIONS: Final[dict[ClientState, dict[_Trigger, ClientState]]] = {
+_CLIENT_TRANSITIONS: Final[dict[HdlcClientState, dict[_Trigger, HdlcClientState]]] = {
     _S.DISCONNECTED: {
         _T.CONNECT: _S.CONNECTING,
         _T.DISCONNECT: _S.DISCONNECTING,
@@ -469,7 +469,7 @@ class HdlcClientConnection(_Link):
             trace=trace,
         )
         self.proposed = HdlcParameters(max_info_tx, max_info_rx, DEFAULT_WINDOW, DEFAULT_WINDOW)
-        self.state = ClientState.DISCONNECTED
+        self.state = HdlcClientState.DISCONNECTED
         self.peer_busy = False
         self._last_command: Frame | None = None  # SNRM or DISC awaiting its answer
 
@@ -506,7 +506,7 @@ class HdlcClientConnection(_Link):
     def send_apdu(self, apdu: bytes) -> bytes:
         """The first I frame of ``apdu``; later segments follow in
         ``data_to_send()`` as the server acknowledges each one."""
-        if self.state is not ClientState.IDLE:
+        if self.state is not HdlcClientState.IDLE:
             raise LocalProtocolError(f"cannot send an APDU in state {self.state.name}")
         assert self.params is not None
         self._tx_segments = _segments(add_llc(apdu, response=False), self.params.max_info_tx)
@@ -519,15 +519,15 @@ class HdlcClientConnection(_Link):
         SNRM or DISC again while one is outstanding; otherwise, while an
         exchange is under way (or the server is busy), RR with the poll bit and
         N(R) = V(R)."""
-        if self.state in (ClientState.CONNECTING, ClientState.DISCONNECTING):
+        if self.state in (HdlcClientState.CONNECTING, HdlcClientState.DISCONNECTING):
             assert self._last_command is not None
             self.retransmissions += 1
             return self._encode(self._last_command)
         if self.state in (
-            ClientState.SENDING,
-            ClientState.AWAITING_RESPONSE,
-            ClientState.RECEIVING,
-        ) or (self.state is ClientState.IDLE and self.peer_busy):
+            HdlcClientState.SENDING,
+            HdlcClientState.AWAITING_RESPONSE,
+            HdlcClientState.RECEIVING,
+        ) or (self.state is HdlcClientState.IDLE and self.peer_busy):
             self.retransmissions += 1
             return self._encode(self._frame(Control(FrameType.RR, True, 0, self._vr)))
         raise LocalProtocolError(f"nothing to retransmit in state {self.state.name}")
@@ -541,7 +541,7 @@ class HdlcClientConnection(_Link):
             try:
                 self._handle(frame)
             except RemoteProtocolError:
-                self.state = ClientState.ERROR
+                self.state = HdlcClientState.ERROR
                 self._tx_segments.clear()
                 raise
         return self._events.popleft()
@@ -573,7 +573,7 @@ class HdlcClientConnection(_Link):
         if not self._accepts(_T.UA):
             self.ignored_frames += 1  # e.g. a late second UA to a resent SNRM
             return
-        if self.state is ClientState.DISCONNECTING:
+        if self.state is HdlcClientState.DISCONNECTING:
             self._transition(_T.UA)
             self._last_command = None
             self._events.append(Disconnected("UA"))
@@ -620,25 +620,25 @@ class HdlcClientConnection(_Link):
                 # shows it did not receive our last I frame; send it again.
                 self._resend_unacked()
             return
-        if self.state is ClientState.SENDING:
+        if self.state is HdlcClientState.SENDING:
             if not busy:
                 nxt = self._next_i_frame(pf=True)
                 self._transition(_T.SEND_SEGMENT if nxt.segmented else _T.SEND_LAST)
                 self._queue(nxt)
-        elif self.state is ClientState.AWAITING_RESPONSE and not busy:
+        elif self.state is HdlcClientState.AWAITING_RESPONSE and not busy:
             self._transition(_T.ACK)  # acknowledged without data: line back to us
 
     def _on_i(self, frame: Frame) -> None:
         ctrl = frame.control
         if ctrl.ns == (self._vr - 1) % _MOD and self.state in (
-            ClientState.IDLE,
-            ClientState.AWAITING_RESPONSE,
-            ClientState.RECEIVING,
+            HdlcClientState.IDLE,
+            HdlcClientState.AWAITING_RESPONSE,
+            HdlcClientState.RECEIVING,
         ):
             # A frame we already have: do not deliver it twice. If the server
             # is waiting for us, acknowledge (and poll) again.
             self.duplicates += 1
-            if self.state is not ClientState.IDLE:
+            if self.state is not HdlcClientState.IDLE:
                 self._queue(self._frame(Control(FrameType.RR, True, 0, self._vr)))
             return
         trigger = _T.SEGMENT if frame.segmented else _T.LAST

@@ -118,6 +118,8 @@ OPENING_BAUD: Final = 300
 OPENING_BYTESIZE: Final = 7
 OPENING_PARITY: Final = "E"
 OPENING_STOPBITS: Final = 1
+#: The opening's line settings (baud rate, data bits, parity, stop bits).
+OPENING_LINE: Final = (OPENING_BAUD, OPENING_BYTESIZE, OPENING_PARITY, OPENING_STOPBITS)
 # Protocol mode E (6.4.5, from memory; DLMS UA Green Book, physical layer):
 # after the option select both sides use 8 data bits, no parity, 1 stop bit.
 HDLC_BYTESIZE: Final = 8

@@ -54,15 +54,19 @@ from dlmsd.protocol.acse import (
 )
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
+    OBJECT_LIST_ATTRIBUTE,
     Ciphering,
     ClientBase,
     ClientEvent,
     ClientState,
+    Directory,
     Released,
     SendApdu,
     StaleResponse,
+    Target,
     WithListRefused,
 )
+from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
@@ -76,9 +80,13 @@ from dlmsd.protocol.sn import (
     SnBlockReassembler,
     UnconfirmedWriteRequest,
     VariableName,
+    attribute_short_name,
+    base_name_of,
     decode_read_blocks,
     decode_sn_apdu,
+    describe_sn_apdu,
     method_short_name,
+    parse_sn_object_list,
 )
 from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse, GetDataResult
 
@@ -131,6 +139,8 @@ class SnClient(ClientBase):
 
     ALLOWED = _ALLOWED
     NAME = "SnClient"
+    HAS_INVOKE_ID = False
+    OBJECT_LIST_HINT = "set address and class_id on the signals"
     CONTEXTS = (ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING,
                 ApplicationContextName.SHORT_NAME_REFERENCING_WITH_CIPHERING)
 
@@ -157,10 +167,6 @@ class SnClient(ClientBase):
 
     # ------------------------------------------------------------------ requests
 
-    def associate(self, challenge: bytes = b"") -> bytes:
-        """The AARQ. With HLS, ``challenge`` is CtoS (random octets the caller draws)."""
-        return self._aarq(challenge)
-
     def read(self, variables: Sequence[int | ParameterizedAccess]) -> bytes:
         """One ReadRequest for the short names (or parameterized accesses) given."""
         self._check("read")
@@ -185,6 +191,48 @@ class SnClient(ClientBase):
         self._blocks = None
         self.state = ClientState.WAITING
         return apdu
+
+    # -------------------------------------------------------------- referencing
+
+    def object_list_target(self) -> Target:
+        return attribute_short_name(self.vaa_name, OBJECT_LIST_ATTRIBUTE)
+
+    def parse_object_list(self, value: Data) -> Directory:
+        return {obis: (class_id, base) for obis, (base, class_id)
+                in parse_sn_object_list(value).items()}
+
+    def needs_object_list(self, class_id: int | None, short_name: int) -> bool:
+        return not short_name or class_id is None
+
+    def target(self, obis: Obis, attribute: int, class_id: int | None, short_name: int,
+               directory: Directory) -> tuple[int, Target] | str:
+        entry = directory.get(obis)
+        if class_id is None and entry is not None:
+            class_id = entry[0]
+        if short_name and class_id is not None:
+            return class_id, short_name
+        if entry is None or class_id is None:
+            return (f"OBIS {obis} is not in the meter's object list "
+                    "(set address and class_id on the signal)")
+        return class_id, attribute_short_name(entry[1], attribute)
+
+    def sibling(self, target: Target, attribute: int, other: int) -> Target:
+        assert isinstance(target, int)
+        return attribute_short_name(base_name_of(target, attribute), other)
+
+    def request(self, targets: Sequence[Target]) -> bytes:
+        return self.read([t for t in targets if isinstance(t, int)])
+
+    def describe_request(self, targets: Sequence[Target]) -> str:
+        names = [t for t in targets if isinstance(t, int)]
+        return "READ " + ", ".join(f"0x{n:04X}" for n in names[:3]) + (
+            f" +{len(names) - 3}" if len(names) > 3 else "")
+
+    def name_of(self, target: Target) -> str:
+        return f"0x{target:04X}" if isinstance(target, int) else str(target)
+
+    def describe(self, apdu: bytes) -> str:
+        return describe_sn_apdu(apdu)
 
     # ----------------------------------------------------------------- responses
 

@@ -17,11 +17,16 @@ from dlmsd.protocol.axdr import BitString, Data, DataType, Date, DateTime, Time,
 
 __all__ = [
     "NUMERIC_TYPES",
+    "Value",
     "parse_scaler_unit",
     "render",
     "scale",
     "scaler_unit_attribute",
 ]
+
+# What a signal's value can be once published: numbers stay numbers (Decimal for
+# scaled registers, so 1234.56 is exact), everything else is readable text.
+Value = int | float | Decimal | str | bool | None
 
 NUMERIC_TYPES = frozenset({
     DataType.INTEGER, DataType.LONG, DataType.DOUBLE_LONG, DataType.LONG64,

@@ -1,6 +1,6 @@
 """The ``dlms-sim`` command: serve the simulated meter over TCP (the asyncio I/O shell).
 
-Every protocol decision is made by the pure layers (:mod:`dlmsd.sim.link` for HDLC
+Every protocol decision is made by the pure layers (:mod:`dlmsd.protocol.link` for HDLC
 and the wrapper, :mod:`dlmsd.sim.server` for the application layer,
 :mod:`dlmsd.sim.model` for the values); this module accepts connections, moves their
 bytes, passes the wall-clock time in, logs and traces.  One
@@ -36,9 +36,9 @@ from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError, Transport
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol import wrapper
 from dlmsd.protocol.acse import MechanismName
-from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
+from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
+from dlmsd.protocol.link import ApduIn, HdlcLink, LinkUp, WrapperLink
 from dlmsd.protocol.sn import describe_sn_apdu
 from dlmsd.protocol.xdlms import describe_apdu
 from dlmsd.secret import Secret
@@ -50,7 +50,6 @@ from dlmsd.sim.auth import (
     SimSecurity,
 )
 from dlmsd.sim.line import SerialLine
-from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp, WrapperServerLink
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
 from dlmsd.sim.serve_serial import SerialSimulator, open_port
 from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
@@ -194,29 +193,23 @@ class Simulator:
         await self.stop()
 
     # ------------------------------------------------------------------ connections
-    def _trace_frame(self, peer: str, item: FrameTrace) -> None:
-        if self._trace_log is not None:
-            self._trace_log.info(f"frame_{item.direction}", peer=peer,
-                                 hex=item.raw.hex(" ").upper(), summary=item.summary())
-
-    def _trace_raw(self, peer: str, direction: str, data: bytes, summary: str) -> None:
-        if self._trace_log is not None:
-            self._trace_log.info(f"frame_{direction}", peer=peer,
-                                 hex=data.hex(" ").upper(), summary=summary)
-
-    def _make_link(self, kind: str, peer: str) -> HdlcServerLink | WrapperServerLink:
+    def _make_link(self, kind: str, peer: str) -> HdlcLink | WrapperLink:
         settings = self.settings
         max_apdu = max(settings.max_pdu, _MIN_LINK_APDU)
+        trace = None
+        if self._trace_log is not None:
+            trace_log = self._trace_log
+
+            def trace(direction: str, data: bytes, summary: str) -> None:
+                trace_log.info(f"frame_{direction}", peer=peer, hex=data.hex(" ").upper(),
+                               summary=summary)
         if kind == "hdlc":
-            trace = None
-            if self._trace_log is not None:
-                def trace(item: FrameTrace) -> None:
-                    self._trace_frame(peer, item)
-            return HdlcServerLink(settings.server_address, settings.client_address,
+            return HdlcLink.meter(settings.server_address, settings.client_address,
                                   max_info=settings.max_info, max_apdu_size=max_apdu,
                                   trace=trace, public_sap=settings.public_sap)
-        return WrapperServerLink(settings.logical, settings.client_address,
-                                 max_apdu_size=max_apdu, public_sap=settings.public_sap)
+        return WrapperLink.meter(settings.logical, settings.client_address,
+                                 max_apdu_size=max_apdu, trace=trace,
+                                 public_sap=settings.public_sap)
 
     async def _serve(self, kind: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
@@ -245,8 +238,6 @@ class Simulator:
                 if not data:
                     log.info("client_closed", ignored_frames=link.ignored_frames)
                     break
-                if kind == "wrapper":
-                    self._trace_raw(peer, "rx", data, f"{len(data)} bytes")
                 link.receive_data(data)
                 out = bytearray()
                 while (event := link.next_event()) is not NEED_DATA:
@@ -257,10 +248,7 @@ class Simulator:
                         log.debug("apdu", request=describe(event.apdu),
                                   response=describe(response) if response else "none")
                         # b"": an unconfirmed service, answered by the link alone
-                        frame = link.send_apdu(response) if response else link.acknowledge()
-                        if kind == "wrapper" and frame:
-                            self._trace_raw(peer, "tx", frame, wrapper.describe(frame))
-                        out += frame
+                        out += link.send_apdu(response) if response else link.acknowledge()
                     else:
                         # HDLC SNRM or DISC: the association does not outlive the link.
                         server.reset()
@@ -300,7 +288,7 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
         client_sap=settings.client_address, max_info=settings.max_info,
         max_apdu_size=max(settings.max_pdu, _MIN_LINK_APDU), baudrate=settings.baudrate,
         identification=settings.identification,
-        trace=(lambda physical, item: holder[0].trace(physical, item)) if settings.trace
+        trace=(lambda *item: holder[0].trace(*item)) if settings.trace
         else None)
     device = None if settings.serial == "pty" else settings.serial
     simulator = SerialSimulator(line, open_port(device, line.initial_settings,

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
-from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkUp
+from dlmsd.protocol.actions import Action, LineSettings, Note, Send, SetLine
+from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
+from dlmsd.protocol.link import ApduIn, HdlcLink, LinkTrace, LinkUp
 from dlmsd.sim.server import MeterServer
 
 __all__ = [
@@ -56,42 +56,13 @@ __all__ = [
 #: (the Green Book's default HDLC inactivity_time_out, 120 s).
 INACTIVITY_TIMEOUT: Final = 120.0
 
-LineSettings = tuple[int, int, str, int]  # baud rate, data bits, parity, stop bits
-_OPENING: Final[LineSettings] = (iec.OPENING_BAUD, iec.OPENING_BYTESIZE, iec.OPENING_PARITY,
-                                 iec.OPENING_STOPBITS)
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write ``data`` to the line, ``delay`` seconds from now (the reaction time)."""
-
-    data: bytes
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class SetLine:
-    """Switch the line to ``settings`` once everything written so far has left."""
-
-    settings: LineSettings
-
-
-@dataclass(frozen=True)
-class Note:
-    """Something worth a log line: ``event`` and its fields."""
-
-    event: str
-    fields: dict[str, object] = field(default_factory=dict)
-
-
-Action = Send | SetLine | Note
-FrameHook = Callable[[int, FrameTrace], None]
+FrameHook = Callable[[int, str, bytes, str], None]  # physical, direction, octets, summary
 
 
 class _Meter:
     """One meter on the line: its HDLC end and its association."""
 
-    def __init__(self, physical: int, address: bytes, make_link: Callable[[], HdlcServerLink],
+    def __init__(self, physical: int, address: bytes, make_link: Callable[[], HdlcLink],
                  server: MeterServer) -> None:
         self.physical = physical
         self.address = address
@@ -129,7 +100,7 @@ class SerialLine:
             address = encode_server_address(
                 logical, None if address_size == 1 else physical, address_size)
             hook = None if trace is None else _bind(trace, physical)
-            make = functools.partial(HdlcServerLink, address, client_sap, max_info=max_info,
+            make = functools.partial(HdlcLink.meter, address, client_sap, max_info=max_info,
                                      max_apdu_size=max_apdu_size, trace=hook)
             self._meters[physical] = _Meter(physical, address, make, server)
         self.mode_e: iec.ModeEServer | None = None
@@ -148,7 +119,7 @@ class SerialLine:
 
     @property
     def initial_settings(self) -> LineSettings:
-        return _OPENING if self.mode_e is not None else (self.baudrate, 8, "N", 1)
+        return iec.OPENING_LINE if self.mode_e is not None else (self.baudrate, 8, "N", 1)
 
     def requests(self) -> dict[int, int]:
         """APDUs answered so far, per physical address."""
@@ -237,10 +208,10 @@ class SerialLine:
             meter.restart()
         self.mode_e.reset()
         self._opening = True
-        return [Note("iec_back_to_opening", {"reason": reason}), SetLine(_OPENING)]
+        return [Note("iec_back_to_opening", {"reason": reason}), SetLine(iec.OPENING_LINE)]
 
 
-def _bind(trace: FrameHook, physical: int) -> Callable[[FrameTrace], None]:
-    def hook(item: FrameTrace) -> None:
-        trace(physical, item)
+def _bind(trace: FrameHook, physical: int) -> LinkTrace:
+    def hook(direction: str, data: bytes, summary: str) -> None:
+        trace(physical, direction, data, summary)
     return hook

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 
 from dlmsd.errors import DlmsTimeout, TransportError
 from dlmsd.logsetup import get_logger
-from dlmsd.protocol.hdlc import FrameTrace
 from dlmsd.sim.line import Note, Send, SerialLine, SetLine
 from dlmsd.transport.serial import MAX_READ, SerialSettings, SerialTransport
 
@@ -171,11 +170,11 @@ class SerialSimulator:
         self._task: asyncio.Task[None] | None = None
         self.error: str | None = None
 
-    def trace(self, physical: int, item: FrameTrace) -> None:
+    def trace(self, physical: int, direction: str, data: bytes, summary: str) -> None:
         """A :data:`dlmsd.sim.line.FrameHook` for the line's HDLC links."""
         if self._trace_log is not None:
-            self._trace_log.info(f"frame_{item.direction}", physical=physical,
-                                 hex=item.raw.hex(" ").upper(), summary=item.summary())
+            self._trace_log.info(f"frame_{direction}", physical=physical,
+                                 hex=data.hex(" ").upper(), summary=summary)
 
     async def start(self) -> None:
         """Open the port (raises TransportError); serving runs in a task."""

@@ -1,0 +1,372 @@
+"""One end of a data link, HDLC or wrapper, client or meter (pure, sans-I/O).
+
+The application layer above a link wants whole APDUs and notice of the link going up
+or down; it should not care whether HDLC (IEC 62056-46) or the TCP wrapper
+(IEC 62056-47) carries them, nor repeat that adaptation for the meter simulator.
+:class:`HdlcLink` and :class:`WrapperLink` give both roles that one shape::
+
+    link.receive_data(chunk)
+    while (event := link.next_event()) is not NEED_DATA:
+        ...                              # ApduIn, LinkUp, LinkDown
+    out = link.data_to_send()            # what the link sends by itself (RR, segments)
+
+The client role adds ``opening()`` (SNRM), ``send_apdu()``, ``retry()`` for a
+timeout, ``closing()`` (DISC) and ``idle``.  The meter role adds ``send_apdu()`` for
+the answer, ``acknowledge()`` for an unconfirmed service and the client addresses it
+serves: the configured one and, when ``public_sap`` is given, the public client's
+(SAP 16, which every meter has).  A meter's connection belongs to the client address
+of its first frame, for its life; frames from another client address are dropped
+before the HDLC state machine sees them (IEC 62056-46: a station ignores frames it is
+not the addressee of), wrapper frames between other wPorts likewise; both are counted
+in ``ignored_frames`` and the client hears nothing, as with a real meter.
+
+``trace`` (optional) sees every frame sent and received as ``(direction, octets,
+one-line summary)``; the summaries never carry a secret (they describe headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlmsd.errors import RemoteProtocolError
+from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol.hdlc import (
+    NEED_DATA,
+    FrameTrace,
+    HdlcAddress,
+    HdlcDeframer,
+    HdlcParameters,
+    NeedData,
+    TraceHook,
+    decode_server_address,
+)
+from dlmsd.protocol.wrapper import Role
+
+__all__ = [
+    "ApduIn",
+    "HdlcLink",
+    "LinkDown",
+    "LinkEvent",
+    "LinkTrace",
+    "LinkUp",
+    "Role",
+    "WrapperLink",
+]
+
+#: ``trace(direction, octets, summary)``; direction is "tx" or "rx".
+LinkTrace = Callable[[str, bytes, str], None]
+
+
+@dataclass(frozen=True)
+class ApduIn:
+    """A complete APDU from the peer (HDLC segments reassembled)."""
+
+    apdu: bytes
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The data link was (re)established (HDLC UA): any association starts afresh."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The data link was released or refused (HDLC DISC, UA to our DISC, DM)."""
+
+    reason: str
+
+
+LinkEvent = ApduIn | LinkUp | LinkDown
+
+
+def _served(client_sap: int, public_sap: int | None) -> tuple[int, ...]:
+    """The client addresses a meter's link serves: the configured one first."""
+    if public_sap is None or public_sap == client_sap:
+        return (client_sap,)
+    return (client_sap, public_sap)
+
+
+def _frame_hook(trace: LinkTrace | None, *directions: str) -> TraceHook | None:
+    """The HDLC layer's trace hook for ``trace``, passing the directions given."""
+    if trace is None:
+        return None
+
+    def hook(item: FrameTrace) -> None:
+        if item.direction in directions:
+            trace(item.direction, item.raw, item.summary())
+
+    return hook
+
+
+class HdlcLink:
+    """One HDLC end (IEC 62056-46) for one client address; build it with
+    :meth:`client` or :meth:`meter`."""
+
+    def __init__(self, role: Role, connection: hdlc.HdlcClientConnection
+                 | hdlc.HdlcServerConnection, *,
+                 saps: tuple[int, ...] = (), server: HdlcAddress | None = None) -> None:
+        self.role = role
+        self.connection = connection
+        self._saps = saps
+        self._server = server
+        # The meter's first stage cuts frames so that foreign client addresses can be
+        # dropped; the connection's own deframer then bounds them by the negotiated size.
+        self._frames: HdlcDeframer | None = None  # set by meter()
+        self._client: HdlcAddress | None = (HdlcAddress(saps[0], None, 1)
+                                            if len(saps) == 1 else None)
+        self.ignored_frames = 0
+
+    @classmethod
+    def client(cls, client_sap: int, server_address: bytes, *,
+               trace: LinkTrace | None = None) -> HdlcLink:
+        """The client (primary station) of the meter at ``server_address`` (encoded)."""
+        return cls(Role.CLIENT, hdlc.HdlcClientConnection(
+            client_sap, server_address, trace=_frame_hook(trace, "tx", "rx")))
+
+    @classmethod
+    def meter(cls, server_address: bytes, client_sap: int, *, max_info: int,
+              max_apdu_size: int, trace: LinkTrace | None = None,
+              public_sap: int | None = None) -> HdlcLink:
+        """The meter (secondary station) at ``server_address`` (encoded), serving
+        ``client_sap`` (and ``public_sap``); ``max_info`` is offered both ways."""
+        # Received frames are traced once, by the first stage.
+        connection = hdlc.HdlcServerConnection(server_address, max_info_tx=max_info,
+                                               max_info_rx=max_info,
+                                               max_apdu_size=max_apdu_size,
+                                               trace=_frame_hook(trace, "tx"))
+        link = cls(Role.SERVER, connection, saps=_served(client_sap, public_sap),
+                   server=decode_server_address(server_address))
+        link._frames = HdlcDeframer(trace=_frame_hook(trace, "rx"))
+        return link
+
+    # -- both roles ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self._frames is not None:
+            self._frames.receive_data(data)
+        else:
+            self.connection.receive_data(data)
+
+    def next_event(self) -> LinkEvent | NeedData:
+        """The next event; the client role raises :class:`RemoteProtocolError` when
+        the meter rejects a frame (FRMR) or breaks the protocol."""
+        while True:
+            event = self.connection.next_event()
+            if isinstance(event, hdlc.ApduReceived):
+                return ApduIn(event.apdu)
+            if isinstance(event, hdlc.Connected):
+                params = event.params
+                return LinkUp(f"max_info tx={params.max_info_tx} rx={params.max_info_rx}")
+            if isinstance(event, hdlc.Disconnected):
+                return LinkDown(f"HDLC disconnected ({event.reason})")
+            if isinstance(event, hdlc.FrameRejected):
+                raise RemoteProtocolError(f"meter rejected a frame (FRMR): "
+                                          f"{', '.join(event.reasons) or 'no reason given'}")
+            if event is not NEED_DATA:
+                continue  # PeerBusy: keep waiting; the caller's timeout polls with RR
+            if self._frames is None or not self._take_frame():
+                return NEED_DATA
+
+    def _take_frame(self) -> bool:
+        """Meter role: move one frame of a served client to the connection."""
+        assert self._frames is not None
+        while True:
+            frame = self._frames.next_frame()
+            if frame is NEED_DATA:
+                return False
+            if self._client is None and frame.destination == self._server and (
+                    frame.source.size == 1 and frame.source.upper in self._saps):
+                self._client = frame.source  # the connection's client from now on
+            if frame.source == self._client:
+                self.connection.receive_data(frame.to_bytes())
+                return True
+            self.ignored_frames += 1
+
+    def send_apdu(self, apdu: bytes) -> bytes:
+        return self.connection.send_apdu(apdu)
+
+    def data_to_send(self) -> bytes:
+        return self.connection.data_to_send()
+
+    # -- client role --------------------------------------------------------------
+
+    def _client_connection(self) -> hdlc.HdlcClientConnection:
+        assert isinstance(self.connection, hdlc.HdlcClientConnection)
+        return self.connection
+
+    @property
+    def idle(self) -> bool:
+        """No exchange under way: an APDU may be sent (after a timeout it may not)."""
+        return self._client_connection().state is hdlc.HdlcClientState.IDLE
+
+    @property
+    def params(self) -> HdlcParameters | None:
+        return self.connection.params
+
+    def opening(self) -> bytes | None:
+        """SNRM."""
+        return self._client_connection().connect()
+
+    def retry(self) -> bytes:
+        """What to send when an answer is overdue (SNRM again, or RR with poll)."""
+        return self._client_connection().retransmit()
+
+    def closing(self) -> bytes | None:
+        """DISC, unless the link is down already."""
+        connection = self._client_connection()
+        if connection.state is hdlc.HdlcClientState.DISCONNECTED:
+            return None
+        return connection.disconnect()
+
+    # -- meter role ---------------------------------------------------------------
+
+    @property
+    def client_sap(self) -> int:
+        """The client address served on this connection (the first served one before
+        any frame came)."""
+        return self._client.upper if self._client is not None else self._saps[0]
+
+    def acknowledge(self) -> bytes:
+        """Answer a request of an unconfirmed service: RR, no APDU."""
+        connection = self.connection
+        assert isinstance(connection, hdlc.HdlcServerConnection)
+        return connection.acknowledge()
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped as bad (CRC, format, too long) or foreign."""
+        inner = self.connection.deframer
+        outer = self._frames if self._frames is not None else inner
+        return (self.ignored_frames + self.connection.ignored_frames + outer.crc_errors
+                + outer.format_errors + outer.overflows + inner.overflows)
+
+
+class WrapperLink:
+    """One wrapper end (IEC 62056-47): client wPort ``client_sap``, server wPort
+    ``wport`` (the logical device); build it with :meth:`client` or :meth:`meter`.
+
+    A wrong wrapper version or a length above ``max_apdu_size`` desynchronises the
+    TCP stream for good: ``next_event`` then raises
+    :class:`~dlmsd.errors.DecodeError` and the connection must be closed.
+    """
+
+    def __init__(self, role: Role, wport: int, saps: tuple[int, ...], *,
+                 max_apdu_size: int, trace: LinkTrace | None) -> None:
+        self.role = role
+        self._wport = wport
+        self._saps = saps
+        self._max_apdu_size = max_apdu_size
+        self._trace = trace
+        self._early = bytearray()  # meter role: before a served client's first frame
+        self._dropped_early = 0
+        self._last = b""  # client role: the last frame sent, for a resend
+        self.connection: wrapper.WrapperConnection | None = None
+        if len(saps) == 1:
+            self._connect(saps[0])
+
+    @classmethod
+    def client(cls, client_sap: int, wport: int, *, trace: LinkTrace | None = None,
+               max_apdu_size: int = wrapper.MAX_LENGTH) -> WrapperLink:
+        return cls(Role.CLIENT, wport, (client_sap,), max_apdu_size=max_apdu_size,
+                   trace=trace)
+
+    @classmethod
+    def meter(cls, wport: int, client_sap: int, *, max_apdu_size: int,
+              trace: LinkTrace | None = None, public_sap: int | None = None) -> WrapperLink:
+        return cls(Role.SERVER, wport, _served(client_sap, public_sap),
+                   max_apdu_size=max_apdu_size, trace=trace)
+
+    def _connect(self, client_sap: int) -> None:
+        meter = self.role is Role.SERVER
+        self.connection = wrapper.WrapperConnection(
+            client_wport=client_sap, server_wport=self._wport, role=self.role,
+            max_apdu_size=self._max_apdu_size, strict_ports=not meter)
+
+    def _traced(self, direction: str, frame: bytes, prefix: str = "") -> bytes:
+        if self._trace is not None:
+            self._trace(direction, frame, prefix + wrapper.describe(frame))
+        return frame
+
+    # -- both roles ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self.connection is None:
+            data = self._bind(data)
+            if self.connection is None:
+                return
+        self.connection.receive_data(data)
+
+    def _bind(self, data: bytes) -> bytes:
+        """Meter role, before the connection's client is known: drop whole frames that
+        are not between a served client and our wPort; the first one that is binds the
+        connection to its client.  Returns what the connection is to be fed."""
+        self._early += data
+        while len(self._early) >= wrapper.HEADER_SIZE:
+            header = wrapper.WrapperHeader.from_bytes(bytes(self._early[:wrapper.HEADER_SIZE]))
+            ours = header.source in self._saps and header.destination == self._wport
+            if ours or header.version != wrapper.WRAPPER_VERSION or (
+                    header.length > self._max_apdu_size):
+                # ours, or a stream the connection will refuse (and close) itself
+                self._connect(header.source if ours else self._saps[0])
+                rest, self._early = bytes(self._early), bytearray()
+                return rest
+            end = wrapper.HEADER_SIZE + header.length
+            if len(self._early) < end:
+                return b""
+            del self._early[:end]
+            self._dropped_early += 1
+        return b""
+
+    def next_event(self) -> LinkEvent | NeedData:
+        if self.connection is None:
+            return NEED_DATA
+        event = self.connection.next_event()
+        if event is NEED_DATA:
+            return NEED_DATA
+        assert isinstance(event, wrapper.ApduReceived)
+        if self._trace is not None:
+            self._traced("rx", wrapper.WrapperHeader(
+                event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
+        return ApduIn(event.apdu)
+
+    def send_apdu(self, apdu: bytes) -> bytes:
+        assert self.connection is not None  # meter role: an ApduIn came first
+        self._last = self._traced("tx", self.connection.send_apdu(apdu))
+        return self._last
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    # -- client role --------------------------------------------------------------
+
+    idle = True  # every request stands alone on the wrapper
+    params = None
+
+    def opening(self) -> bytes | None:
+        return None
+
+    def retry(self) -> bytes:
+        return self._traced("tx", self._last, "resend ")
+
+    def closing(self) -> bytes | None:
+        return None
+
+    # -- meter role ---------------------------------------------------------------
+
+    @property
+    def client_sap(self) -> int:
+        """The client wPort served on this connection."""
+        return self.connection.client_wport if self.connection is not None else self._saps[0]
+
+    def acknowledge(self) -> bytes:
+        """Answer a request of an unconfirmed service: nothing (the wrapper has no
+        acknowledgement)."""
+        return b""
+
+    @property
+    def ignored_frames(self) -> int:
+        dropped = self.connection.dropped_frames if self.connection is not None else 0
+        return self._dropped_early + dropped

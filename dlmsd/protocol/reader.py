@@ -1,0 +1,716 @@
+"""The whole job of reading one meter (pure, sans-I/O).
+
+:class:`MeterReader` decides everything that happens in a session with one meter: the
+IEC 62056-21 mode E opening of a serial line, the data link (HDLC SNRM/DISC, or the
+wrapper), the association (every authentication mechanism, through the LN or SN
+client), the object list and scaler_unit caches of the association, GET-with-list
+chunking and the fall-back to single requests, block transfer, resends after a
+timeout, stale answers, and release.  It takes bytes and the time; it gives actions
+(:mod:`dlmsd.protocol.actions`: bytes to send, line settings, log notes) and one timer;
+errors are raised from the call that found them.  The I/O layer's loop is::
+
+    reader.open(now, challenge)            # or submit(job, now), or close(now)
+    while not done:
+        for action in reader.actions(): ...          # Send, SetLine, Note
+        data = read(until=reader.get_timer())        # None: nothing to wait for
+        reader.receive_data(data, now) or reader.handle_timer(now)
+
+A job is what to do once associated: :class:`ReadAttributes` reads attributes for
+signals.  A job's ``run(context)`` is a generator that yields operations
+(:class:`Fetch`: read these attributes, in as few requests as the meter allows) and
+gets their results back; new jobs (a profile by range, SET, ACTION) are new generators
+and new operations here, never a change to the I/O loop.
+
+The reader never asks which referencing a meter uses: the client
+(:class:`~dlmsd.protocol.client.LnClient` or :class:`~dlmsd.protocol.sn_client.SnClient`)
+addresses attributes, parses the object list and describes its APDUs.  Frame traces go
+to the links' trace hooks; whole APDUs to ``trace_apdu``.  The invocation counters are
+behind the client's :class:`~dlmsd.protocol.client.Ciphering` callables: no file here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from dlmsd.errors import (
+    DataAccessError,
+    DecodeError,
+    DlmsdError,
+    DlmsTimeout,
+    RemoteProtocolError,
+    TransportError,
+)
+from dlmsd.protocol import iec62056_21 as iec
+from dlmsd.protocol.actions import Action, Note, Send, SetLine
+from dlmsd.protocol.axdr import Data, DataType
+from dlmsd.protocol.client import (
+    Associated,
+    Authenticate,
+    ClientBase,
+    ClientEvent,
+    ClientState,
+    Directory,
+    GetComplete,
+    Released,
+    SendApdu,
+    StaleResponse,
+    Target,
+    WithListRefused,
+)
+from dlmsd.protocol.hdlc import NEED_DATA
+from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkEvent, LinkUp, WrapperLink
+from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.units import unit_symbol
+from dlmsd.protocol.values import (
+    Value,
+    parse_scaler_unit,
+    render,
+    scale,
+    scaler_unit_attribute,
+)
+from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult
+
+__all__ = [
+    "RELEASE_TIMEOUT_S",
+    "AttributeRequest",
+    "Fetch",
+    "Job",
+    "JobContext",
+    "MeterQuirks",
+    "MeterReader",
+    "ReadAttributes",
+    "ReadResult",
+    "ReaderSettings",
+    "ReaderState",
+    "counter_from",
+]
+
+# Release on the way out gets one short try: many meters never answer an RLRQ.
+RELEASE_TIMEOUT_S = 2.0
+#: The invocation counter object is a Data object (Blue Book class 1), value attribute 2.
+DATA_CLASS = 1
+MAX_COUNTER = 0xFFFFFFFF
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Link = HdlcLink | WrapperLink
+ApduTrace = Callable[[str, str], None]  # direction ("tx"/"rx"), summary
+
+
+# ------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class AttributeRequest:
+    """One attribute to read for one signal (``key``: the signal alias)."""
+
+    key: str
+    obis: Obis
+    attribute: int
+    class_id: int | None
+    short_name: int = 0  # SN referencing: the attribute's short name, 0 = resolve
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The outcome of one AttributeRequest: a value, or an error of that attribute."""
+
+    key: str
+    value: Value = None
+    raw: Any = None
+    unit: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Operation: read these attributes; the job gets one result per target, in order
+    (a Data value or a DataAccessResult)."""
+
+    targets: tuple[Target, ...]
+
+
+FetchResults = list[GetDataResult]
+JobRun = Generator[Fetch, FetchResults, T]
+
+
+class JobContext(Protocol):
+    """What a job sees of the reader: the client of this association and its caches."""
+
+    @property
+    def client(self) -> ClientBase: ...
+
+    @property
+    def scalers(self) -> dict[tuple[Obis, int], tuple[int, int] | str]: ...
+
+    def directory(self) -> JobRun[Directory]: ...
+
+
+class Job(Protocol[T_co]):
+    def run(self, context: JobContext) -> Generator[Fetch, FetchResults, T_co]: ...
+
+
+@dataclass(frozen=True)
+class ReadAttributes:
+    """Read attributes for signals: registers scaled by their scaler_unit (read once
+    per association), everything else rendered as it is.  A failure of one attribute
+    is an error in its result; a failure of the exchange raises."""
+
+    requests: tuple[AttributeRequest, ...]
+
+    def run(self, context: JobContext) -> JobRun[list[ReadResult]]:
+        client, requests = context.client, self.requests
+        directory: Directory = {}
+        if any(client.needs_object_list(r.class_id, r.short_name) for r in requests):
+            directory = yield from context.directory()
+        results: dict[str, ReadResult] = {}
+        targets: dict[str, tuple[int, Target]] = {}
+        for req in requests:
+            outcome = client.target(req.obis, req.attribute, req.class_id, req.short_name,
+                                    directory)
+            if isinstance(outcome, str):
+                results[req.key] = ReadResult(req.key, error=outcome)
+            else:
+                targets[req.key] = outcome
+        todo = [r for r in requests if r.key in targets]
+        # scaler_unit of every register attribute not known yet (once per association)
+        wanted: dict[tuple[Obis, int], Target] = {}
+        for req in todo:
+            class_id, target = targets[req.key]
+            su = scaler_unit_attribute(class_id, req.attribute)
+            if su is not None and (req.obis, su) not in context.scalers:
+                wanted.setdefault((req.obis, su), client.sibling(target, req.attribute, su))
+        if wanted:
+            values = yield Fetch(tuple(wanted.values()))
+            for key, value in zip(wanted, values, strict=True):
+                context.scalers[key] = _scaler_of(value)
+        values = (yield Fetch(tuple(targets[r.key][1] for r in todo))) if todo else []
+        for req, value in zip(todo, values, strict=True):
+            results[req.key] = _convert(req, targets[req.key][0], value, context.scalers)
+        return [results[r.key] for r in requests]
+
+
+def _scaler_of(value: GetDataResult) -> tuple[int, int] | str:
+    if isinstance(value, DataAccessResult):
+        return f"scaler_unit not readable: {value.describe()}"
+    try:
+        return parse_scaler_unit(value)
+    except DecodeError as exc:
+        return str(exc)
+
+
+def _convert(req: AttributeRequest, class_id: int, value: GetDataResult,
+             scalers: dict[tuple[Obis, int], tuple[int, int] | str]) -> ReadResult:
+    if isinstance(value, DataAccessResult):
+        return ReadResult(req.key, error=f"{req.obis}:{req.attribute}: {value.describe()}")
+    su_attr = scaler_unit_attribute(class_id, req.attribute)
+    if su_attr is None:
+        return ReadResult(req.key, value=render(value, class_id, req.attribute),
+                          raw=_raw(value))
+    scaler_unit = scalers.get((req.obis, su_attr))
+    if isinstance(scaler_unit, str) or scaler_unit is None:
+        return ReadResult(req.key, raw=_raw(value), error=scaler_unit or "scaler_unit missing")
+    scaler, unit = scaler_unit
+    try:
+        scaled = scale(value, scaler)
+    except DecodeError as exc:
+        return ReadResult(req.key, raw=_raw(value), error=str(exc))
+    return ReadResult(req.key, value=scaled, raw=_raw(value), unit=unit_symbol(unit))
+
+
+def _raw(value: Data) -> Any:
+    if value.type in (DataType.ARRAY, DataType.STRUCTURE):
+        return None
+    raw = value.value
+    return raw.hex() if isinstance(raw, bytes) else raw if isinstance(
+        raw, int | float | str | bool) else str(raw)
+
+
+def counter_from(result: ReadResult) -> int:
+    """The invocation counter a read of the counter object gave (0..2**32-1), or an
+    error naming what the meter answered instead."""
+    if result.error is not None:
+        raise DlmsdError(result.error)
+    value = result.raw
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNTER:
+        raise DlmsdError(f"the meter's value {value!r} is not an invocation counter "
+                         "(an integer 0..2**32-1)")
+    return value
+
+
+# ------------------------------------------------------------------- reader
+
+
+@dataclass
+class MeterQuirks:
+    """What is learnt about a meter and kept across its associations."""
+
+    #: The meter refused a GET-with-list (or multi-variable READ): one per request.
+    no_get_with_list: bool = False
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    timeout: float  # seconds for each answer
+    retries: int  # resends after a timeout
+    max_list_size: int  # attributes per request
+    port_name: str  # for messages
+    challenge_size: int = 16  # HLS CtoS octets
+
+
+class ReaderState(enum.Enum):
+    IDLE = "idle"
+    OPENING_LINE = "IEC 62056-21 opening"
+    CONNECTING = "connecting the link"
+    ASSOCIATING = "associating"
+    READY = "associated"
+    BUSY = "running a job"
+    RELEASING = "releasing"
+    DISCONNECTING = "disconnecting"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass
+class _Wait:
+    """An exchange under way: what answers it, its one deadline and attempts."""
+
+    what: str
+    accept: type | tuple[type, ...]
+    then: Callable[[Any, float], None]
+    attempts: int
+    timeout: float
+    deadline: float
+    attempt: int = 1
+    on_timeout: Callable[[float], None] | None = None  # None: raise DlmsTimeout
+
+
+class MeterReader:
+    """One meter's session, link to release; see the module text.
+
+    ``link`` and ``client`` are fresh (link down, client idle); ``opening`` is the mode
+    E opening to run first on a serial line.  ``quirks`` outlive the reader.
+    """
+
+    def __init__(self, link: Link, client: ClientBase, settings: ReaderSettings, *,
+                 quirks: MeterQuirks | None = None, opening: iec.ModeEOpening | None = None,
+                 trace_apdu: ApduTrace | None = None,
+                 trace_frame: Callable[[str, bytes, str], None] | None = None) -> None:
+        self.link = link
+        self._client = client
+        self.settings = settings
+        self.quirks = quirks if quirks is not None else MeterQuirks()
+        self.opening = opening
+        self._trace_apdu = trace_apdu
+        self._trace_frame = trace_frame
+        self.state = ReaderState.IDLE
+        self.round_trips = 0
+        self._actions: list[Action] = []
+        self._wait: _Wait | None = None
+        self._deadline: float | None = None  # mode E steps
+        self._reacting = False  # mode E: the reaction time before the ACK
+        self._challenge = b""
+        self._link_up = False
+        # per association
+        self._directory: Directory | None = None
+        self._scalers: dict[tuple[Obis, int], tuple[int, int] | str] = {}
+        # the job under way
+        self._job: JobRun[Any] | None = None
+        self._result: Any = None
+        self._fetch: Fetch | None = None
+        self._fetched: FetchResults = []
+        self._chunk: tuple[Target, ...] = ()
+        self._size = 1
+        # SN has no invoke-id: on the wrapper a resent request could be answered twice
+        # and the late answer taken for the next one, so it is not resent there (a
+        # timeout ends the association instead; HDLC sequence numbers prevent this).
+        self._resend = client.HAS_INVOKE_ID or isinstance(link, HdlcLink)
+
+    # -- JobContext ----------------------------------------------------------------
+
+    @property
+    def client(self) -> ClientBase:
+        return self._client
+
+    @property
+    def scalers(self) -> dict[tuple[Obis, int], tuple[int, int] | str]:
+        return self._scalers
+
+    def directory(self) -> JobRun[Directory]:
+        """The association's object list (read once per association)."""
+        if self._directory is None:
+            client = self._client
+            target = client.object_list_target()
+            value = (yield Fetch((target,)))[0]
+            if isinstance(value, DataAccessResult):
+                raise DataAccessError(f"cannot read the object list ({client.name_of(target)}):"
+                                      f" {value.describe()}; {client.OBJECT_LIST_HINT}",
+                                      int(value))
+            self._directory = client.parse_object_list(value)
+            self._note("object_list", objects=len(self._directory))
+        return self._directory
+
+    # -- the I/O layer's calls -----------------------------------------------------------
+
+    def actions(self) -> list[Action]:
+        """What to do now, in order (taken: a second call returns only newer ones)."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is due (the caller's clock), or None."""
+        if self._wait is not None:
+            return self._wait.deadline
+        return self._deadline
+
+    @property
+    def result(self) -> Any:
+        """The return value of the last job that finished."""
+        return self._result
+
+    def open(self, now: float, challenge: bytes) -> None:
+        """Open the line (mode E), the link and the association; ``challenge`` is
+        ``settings.challenge_size`` random octets (HLS CtoS), drawn by the caller."""
+        self._require(ReaderState.IDLE, "open")
+        self._challenge = challenge
+        opening = self.opening
+        if opening is None:
+            self._guarded(self._connect, now)
+            return
+        self.state = ReaderState.OPENING_LINE
+        self._actions.append(SetLine(iec.OPENING_LINE))
+        request = opening.start()
+        self._send_raw(request, "IEC 62056-21 request " + repr(request))
+        self._deadline = now + opening.timeout()
+
+    def submit(self, job: Job[Any], now: float) -> None:
+        """Start ``job``; the reader is BUSY until it ends (then READY, with
+        :attr:`result`) or fails (raising)."""
+        self._require(ReaderState.READY, "run a job")
+        self._job = job.run(self)
+        self.state = ReaderState.BUSY
+        self._guarded(self._advance, None, now)
+
+    def close(self, now: float) -> None:
+        """Release the association (RLRQ) and the link (DISC), each with one short
+        try; never raises.  CLOSED when done."""
+        self._job = None
+        if self.state in (ReaderState.CLOSED, ReaderState.RELEASING,
+                          ReaderState.DISCONNECTING):
+            return
+        self._wait = self._deadline = None
+        client = self._client
+        client.cancel_request()
+        try:
+            if client.state is ClientState.ASSOCIATED and self.link.idle:
+                self.state = ReaderState.RELEASING
+                self._request(client.release(), "RLRQ", now, self._on_release, attempts=1,
+                              timeout=self._short_timeout,
+                              on_timeout=self._release_unanswered)
+            else:
+                self._disconnect(now)
+        except DlmsdError as exc:  # a link that cannot even build DISC: just forget it
+            self._note("disconnect_unanswered", "info", error=str(exc))
+            self._closed()
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Octets from the line or socket."""
+        if self.state is ReaderState.OPENING_LINE:
+            self._guarded(self._opening_data, data, now)
+        elif self.state not in (ReaderState.CLOSED, ReaderState.FAILED):
+            self._guarded(self._link_data, data, now)
+
+    def handle_timer(self, now: float) -> None:
+        """The caller's clock reached :meth:`get_timer` (late calls are fine)."""
+        self._guarded(self._timer, now)
+
+    # -- the machinery -------------------------------------------------------------------
+
+    @property
+    def _short_timeout(self) -> float:
+        return min(self.settings.timeout, RELEASE_TIMEOUT_S)
+
+    def _require(self, state: ReaderState, what: str) -> None:
+        if self.state is not state:
+            raise DlmsdError(f"cannot {what} while {self.state.value}")
+
+    def _note(self, name: str, level: str = "debug", **fields: object) -> None:
+        self._actions.append(Note(name, fields, level))
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run a step; an error fails the reader (or, while closing, ends the close)."""
+        closing = self.state in (ReaderState.RELEASING, ReaderState.DISCONNECTING)
+        try:
+            step(*args)
+        except DlmsdError as exc:
+            if closing:
+                self._note("release_unanswered" if self.state is ReaderState.RELEASING
+                           else "disconnect_unanswered", "info", error=str(exc))
+                self._closed()
+                return
+            self.state = ReaderState.FAILED
+            self._wait = self._deadline = None
+            self._job = None
+            self._client.cancel_request()
+            raise
+
+    def _send_raw(self, data: bytes, summary: str) -> None:
+        if self._trace_frame is not None:
+            self._trace_frame("tx", data, summary)
+        self._actions.append(Send(data))
+
+    def _send(self, data: bytes) -> None:
+        if data:
+            self._actions.append(Send(data))
+
+    def _expect(self, frame: bytes, what: str, accept: type | tuple[type, ...],
+                then: Callable[[Any, float], None], now: float, *, attempts: int | None = None,
+                timeout: float | None = None,
+                on_timeout: Callable[[float], None] | None = None) -> None:
+        """Send ``frame`` and wait for a link event of type ``accept``."""
+        timeout = self.settings.timeout if timeout is None else timeout
+        attempts = self.settings.retries + 1 if attempts is None else attempts
+        self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
+                           on_timeout=on_timeout)
+        self.round_trips += 1
+        self._send(frame)
+
+    def _request(self, apdu: bytes, what: str, now: float,
+                 then: Callable[[ClientEvent, float], None], *, attempts: int | None = None,
+                 timeout: float | None = None,
+                 on_timeout: Callable[[float], None] | None = None) -> None:
+        """Send one APDU; ``then`` gets the client's event for the answer."""
+        self._apdu("tx", apdu)
+        frame = self.link.send_apdu(apdu)
+
+        def answered(event: ApduIn, at: float) -> None:
+            try:
+                result = self._client.receive_apdu(event.apdu)
+            finally:
+                self._apdu("rx", event.apdu)
+            if isinstance(result, StaleResponse):
+                # Not the answer: the same exchange goes on, with its own deadline.
+                self._note("stale_response", "info", invoke_id=result.invoke_id)
+                self._wait = wait
+                return
+            then(result, at)
+
+        if attempts is None and not self._resend:
+            attempts = 1
+        self._expect(frame, what, ApduIn, answered, now, attempts=attempts, timeout=timeout,
+                     on_timeout=on_timeout)
+        wait = self._wait
+
+    def _apdu(self, direction: str, apdu: bytes) -> None:
+        if self._trace_apdu is not None:
+            self._trace_apdu(direction, self._client.summary(apdu, direction))
+
+    def _link_data(self, data: bytes, now: float) -> None:
+        link = self.link
+        link.receive_data(data)
+        while (event := link.next_event()) is not NEED_DATA:
+            self._link_event(event, now)
+        pending = link.data_to_send()
+        if pending:  # RR for a segment, our next segment: progress
+            self._send(pending)
+            if self._wait is not None:
+                self.round_trips += 1
+                self._wait.deadline = now + self._wait.timeout
+
+    def _link_event(self, event: LinkEvent, now: float) -> None:
+        wait = self._wait
+        if wait is not None and isinstance(event, wait.accept):
+            self._wait = None
+            wait.then(event, now)
+        elif isinstance(event, LinkDown):
+            what = wait.what if wait is not None else "nothing"
+            raise TransportError(f"{event.reason} while waiting for {what}")
+        else:
+            self._note("unexpected_link_event", event=str(event))
+
+    def _timer(self, now: float) -> None:
+        if self.state is ReaderState.OPENING_LINE:
+            assert self.opening is not None
+            if self._deadline is None or now < self._deadline:
+                return
+            if not self._reacting:
+                raise self.opening.timeout_error()
+            self._reacting = False
+            ack = self.opening.acknowledge()
+            self._send_raw(ack, "IEC 62056-21 option select " + repr(ack))
+            self._deadline = now + self.opening.timeout()
+            self._opening_events(now)
+            return
+        wait = self._wait
+        if wait is None or now < wait.deadline:
+            return
+        if wait.attempt < wait.attempts:
+            wait.attempt += 1
+            self._note("retry", "warning", waiting_for=wait.what, attempt=wait.attempt,
+                       of=wait.attempts, timeout_ms=round(wait.timeout * 1000))
+            self._send(self.link.retry())
+            wait.deadline = now + wait.timeout
+            return
+        self._wait = None
+        if wait.on_timeout is not None:
+            wait.on_timeout(now)
+            return
+        raise DlmsTimeout(f"no answer to {wait.what} from {self.settings.port_name} "
+                          f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
+                          f"{round(wait.timeout * 1000)} ms)")
+
+    # -- mode E ------------------------------------------------------------------------
+
+    def _opening_data(self, data: bytes, now: float) -> None:
+        opening = self.opening
+        assert opening is not None
+        if self._trace_frame is not None:
+            self._trace_frame("rx", data, f"IEC 62056-21 {opening.step}")
+        opening.receive_data(data)
+        if not self._reacting:
+            self._deadline = now + opening.timeout()
+            self._opening_events(now)
+
+    def _opening_events(self, now: float) -> None:
+        opening = self.opening
+        assert opening is not None
+        event = opening.next_event()
+        if event is iec.NEED_DATA:
+            return
+        if isinstance(event, iec.Identified):
+            self._note("iec_identified", "info", manufacturer=event.manufacturer,
+                       identification=event.identification, baud_rate=event.baud_rate,
+                       hdlc=event.hdlc_capable)
+            self._reacting = True  # the meter may need this long before it listens
+            self._deadline = now + event.min_reaction_time
+            return
+        self._actions.append(SetLine((event.baud_rate, event.bytesize, event.parity,
+                                      event.stopbits)))
+        self._note("iec_switched", "info", baud_rate=event.baud_rate)
+        self._deadline = None
+        if event.trailing:  # bytes of the next layer: not one is lost
+            self.link.receive_data(event.trailing)
+            while (item := self.link.next_event()) is not NEED_DATA:
+                self._note("early_link_event", event=str(item))
+        self._connect(now)
+
+    # -- link and association ------------------------------------------------------------
+
+    def _connect(self, now: float) -> None:
+        frame = self.link.opening()
+        if frame is None:
+            self._link_up = True
+            self._associate(now)
+            return
+        self.state = ReaderState.CONNECTING
+        self._expect(frame, "SNRM", (LinkUp, LinkDown), self._on_link, now)
+
+    def _on_link(self, event: LinkUp | LinkDown, now: float) -> None:
+        if isinstance(event, LinkDown):
+            raise RemoteProtocolError("the meter refused the HDLC connection (DM)")
+        self._link_up = True
+        params = self.link.params
+        if params is not None:
+            self._note("hdlc_connected", max_info_tx=params.max_info_tx,
+                       max_info_rx=params.max_info_rx)
+        self._associate(now)
+
+    def _associate(self, now: float) -> None:
+        self.state = ReaderState.ASSOCIATING
+        self._directory, self._scalers = None, {}
+        self._request(self._client.associate(self._challenge), "AARQ", now,
+                      self._on_association)
+
+    def _on_association(self, event: ClientEvent, now: float) -> None:
+        if isinstance(event, Authenticate):
+            self._request(event.apdu, "reply_to_HLS_authentication", now,
+                          self._on_association)
+            return
+        if not isinstance(event, Associated):
+            raise RemoteProtocolError(f"unexpected answer to the AARQ: {event}")
+        self.state = ReaderState.READY
+        self._note("associated", "info", conformance=event.conformance.describe(),
+                   server_max_pdu=event.server_max_receive_pdu_size)
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _advance(self, value: FetchResults | None, now: float) -> None:
+        """Hand the job the last operation's results; start its next operation."""
+        assert self._job is not None
+        try:
+            op = self._job.send(value) if value is not None else next(self._job)
+        except StopIteration as done:
+            self._job = None
+            self._result = done.value
+            self.state = ReaderState.READY
+            return
+        self._fetch, self._fetched = op, []
+        self._size = 1 if self.quirks.no_get_with_list else self.settings.max_list_size
+        self._next_chunk(now)
+
+    def _next_chunk(self, now: float) -> None:
+        fetch = self._fetch
+        assert fetch is not None
+        done = len(self._fetched)
+        if done >= len(fetch.targets):
+            self._advance(self._fetched, now)
+            return
+        if not self._client.supports_with_list:
+            self._size = 1
+        self._chunk = fetch.targets[done:done + self._size]
+        self._fetch_request(self._client.request(self._chunk), now)
+
+    def _fetch_request(self, apdu: bytes, now: float, block: int = 0) -> None:
+        what = self._client.describe_request(self._chunk)
+        self._request(apdu, f"{what} block {block}" if block else what, now, self._fetched_one)
+
+    def _fetched_one(self, event: ClientEvent, now: float) -> None:
+        if isinstance(event, SendApdu):
+            self._fetch_request(event.apdu, now, event.block_number)
+        elif isinstance(event, WithListRefused):
+            self.quirks.no_get_with_list = True
+            self._size = 1
+            self._note("get_with_list_refused", "warning", reason=event.reason,
+                       fallback="one attribute per request from now on")
+            self._next_chunk(now)
+        elif isinstance(event, GetComplete):
+            self._fetched.extend(event.results)
+            self._next_chunk(now)
+        else:
+            raise RemoteProtocolError(f"unexpected answer to "
+                                      f"{self._client.describe_request(self._chunk)}: {event}")
+
+    # -- release -------------------------------------------------------------------------
+
+    def _on_release(self, event: ClientEvent, now: float) -> None:
+        if isinstance(event, Released):
+            self._note("released")
+        self._disconnect(now)
+
+    def _release_unanswered(self, now: float) -> None:
+        self._note("release_unanswered", "info", error="no answer to RLRQ")
+        self._disconnect(now)
+
+    def _disconnect(self, now: float) -> None:
+        frame = self.link.closing() if self._link_up else None
+        if frame is None:
+            self._closed()
+            return
+        self.state = ReaderState.DISCONNECTING
+        self._expect(frame, "DISC", LinkDown, lambda _event, _now: self._closed(), now,
+                     attempts=1, timeout=self._short_timeout,
+                     on_timeout=lambda _now: self._disconnect_unanswered())
+
+    def _disconnect_unanswered(self) -> None:
+        self._note("disconnect_unanswered", "info", error="no answer to DISC")
+        self._closed()
+
+    def _closed(self) -> None:
+        self.state = ReaderState.CLOSED
+        self._wait = self._deadline = None
+        self._link_up = False
+        self._client.abort()
+
