@@ -4,9 +4,8 @@ This module owns the association: AARQ, AARE, RLRQ and RLRE (BER encoded, ISO/IE
 8650-1 as profiled by the Green Book), the xDLMS InitiateRequest/InitiateResponse in
 their user-information (A-XDR), the ``Conformance`` block, the confirmed-service-error
 APDU, and :func:`association_rejected` which turns a rejecting AARE into a readable
-:class:`~dlmsd.errors.AssociationRejected`.  It also holds :class:`AxdrReader`, the
-bounded cursor that the A-XDR decoders here and in :mod:`dlmsd.protocol.xdlms` share,
-and :class:`WireEnum`, the enum base for codes read off the wire.
+:class:`~dlmsd.errors.AssociationRejected`.  It also holds :class:`WireEnum`, the
+enum base for codes read off the wire.
 
 Every wire type is a frozen dataclass with ``to_bytes()`` and ``from_bytes(data)``
 (the whole of ``data``, trailing bytes are a :class:`DecodeError`); the ones that are
@@ -35,7 +34,7 @@ from enum import IntEnum, IntFlag
 from typing import Final
 
 from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError, ServiceError
-from dlmsd.protocol.axdr import Data, decode_data, decode_length, encode_length
+from dlmsd.protocol.axdr import AxdrReader, decode_length, encode_length
 
 __all__ = [
     "DEFAULT_CONFORMANCE",
@@ -47,7 +46,6 @@ __all__ = [
     "AcseTag",
     "ApplicationContextName",
     "AssociationResult",
-    "AxdrReader",
     "ConfirmedServiceError",
     "ConfirmedServiceErrorChoice",
     "Conformance",
@@ -321,96 +319,6 @@ def decode_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
 #: get/set/action, multiple-references, get, set, selective-access,
 #: event-notification, action.
 DEFAULT_CONFORMANCE: Final = Conformance(0x007E1F)
-
-
-# =========================================================================== A-XDR cursor
-class AxdrReader:
-    """A bounded cursor over an A-XDR encoded APDU.
-
-    Every read checks what remains and raises :class:`DecodeError` naming ``what``
-    (the APDU), the field and the offset.  Reads never go past ``end``.
-    """
-
-    def __init__(
-        self, buf: bytes, pos: int = 0, what: str = "APDU", end: int | None = None
-    ) -> None:
-        limit = len(buf) if end is None else end
-        if not 0 <= pos <= limit <= len(buf):
-            raise DecodeError(f"{what}: offset {pos} outside buffer of {len(buf)} bytes")
-        # Cut once here, so that the decoders below never read past ``end`` and
-        # never copy the buffer again.
-        self.buf = buf if limit == len(buf) else buf[:limit]
-        self.end = limit
-        self.pos = pos
-        self.what = what
-
-    @property
-    def remaining(self) -> int:
-        return self.end - self.pos
-
-    def take(self, n: int, field_name: str) -> bytes:
-        if n < 0 or n > self.remaining:
-            raise DecodeError(
-                f"{self.what}: truncated at offset {self.pos} reading {field_name} "
-                f"(need {n} bytes, have {self.remaining})"
-            )
-        data = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return bytes(data)
-
-    def u8(self, field_name: str) -> int:
-        return int(self.take(1, field_name)[0])
-
-    def i8(self, field_name: str) -> int:
-        return int(_I8.unpack(self.take(1, field_name))[0])
-
-    def u16(self, field_name: str) -> int:
-        return int(_U16.unpack(self.take(2, field_name))[0])
-
-    def u32(self, field_name: str) -> int:
-        return int(_U32.unpack(self.take(4, field_name))[0])
-
-    def boolean(self, field_name: str) -> bool:
-        return self.u8(field_name) != 0
-
-    def present(self, field_name: str) -> bool:
-        """An A-XDR OPTIONAL/DEFAULT presence flag: 0x00 absent, 0x01 present."""
-        flag = self.u8(f"{field_name} presence flag")
-        if flag > 1:
-            raise DecodeError(
-                f"{self.what}: presence flag 0x{flag:02X} of {field_name} at offset "
-                f"{self.pos - 1} (expected 00 or 01)"
-            )
-        return flag == 1
-
-    def length(self, field_name: str) -> int:
-        """An A-XDR length, bounded by the bytes that remain."""
-        if self.pos >= self.end:
-            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
-        value, pos = decode_length(self.buf, self.pos)
-        self.pos = pos
-        if value > self.remaining:
-            raise DecodeError(
-                f"{self.what}: {field_name} of {value} at offset {pos} exceeds the "
-                f"{self.remaining} bytes that remain"
-            )
-        return value
-
-    def octet_string(self, field_name: str) -> bytes:
-        return self.take(self.length(f"{field_name} length"), field_name)
-
-    def data(self, field_name: str) -> Data:
-        if self.pos >= self.end:
-            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
-        value, pos = decode_data(self.buf, self.pos)
-        self.pos = pos
-        return value
-
-    def expect_end(self) -> None:
-        if self.pos != self.end:
-            raise DecodeError(
-                f"{self.what}: {self.end - self.pos} trailing bytes at offset {self.pos}"
-            )
 
 
 def _check(name: str, value: int, low: int, high: int) -> None:

@@ -39,8 +39,8 @@ from types import MappingProxyType
 from typing import Final, Self, TypeVar
 
 from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.acse import AxdrReader
 from dlmsd.protocol.axdr import (
+    AxdrReader,
     Data,
     DataType,
     DateTime,

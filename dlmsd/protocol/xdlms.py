@@ -46,13 +46,12 @@ from dlmsd.errors import (
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
-    AxdrReader,
     ConfirmedServiceError,
     Rlre,
     Rlrq,
     WireEnum,
 )
-from dlmsd.protocol.axdr import Data, describe, encode_data, encode_length
+from dlmsd.protocol.axdr import AxdrReader, Data, describe, encode_data, encode_length
 from dlmsd.protocol.obis import Obis
 
 __all__ = [
