@@ -37,6 +37,7 @@ from dlmsd.poller import DeviceMemory, ReadRequest, ReadResult, register_session
 from dlmsd.protocol import hdlc, wrapper
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
+from dlmsd.protocol.apdu import describe_apdu
 from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
     ASSOCIATION_LN,
@@ -72,7 +73,7 @@ from dlmsd.protocol.sn import (
 from dlmsd.protocol.sn_client import SnClient
 from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import parse_scaler_unit, render, scale, scaler_unit_attribute
-from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult, describe_apdu
+from dlmsd.protocol.xdlms import CosemAttributeDescriptor, DataAccessResult
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import BusTransport, SerialBus
 from dlmsd.transport.serial import SerialSettings, SerialTransport

@@ -18,13 +18,11 @@ from dlmsd.protocol.acse import (
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    Conformance,
-    InitiateRequest,
     MechanismName,
     Rlre,
     Rlrq,
 )
+from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.axdr import BitString, Data
 from dlmsd.protocol.client import (
     CLIENT_CONFORMANCE,
@@ -39,6 +37,8 @@ from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
     ActionResult,
+    ConfirmedServiceError,
+    Conformance,
     CosemAttributeDescriptor,
     CosemAttributeDescriptorWithSelection,
     CosemMethodDescriptor,
@@ -51,11 +51,11 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
+    InitiateRequest,
     SelectiveAccessDescriptor,
     SetRequestNormal,
     SetResponseNormal,
     StateError,
-    decode_apdu,
 )
 from dlmsd.sim.link import ApduIn, HdlcServerLink, LinkDown, LinkUp, WrapperServerLink
 from dlmsd.sim.model import AssociationView, Meter, MeterModel, bundled_model_path, load_model

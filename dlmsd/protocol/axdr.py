@@ -58,7 +58,9 @@ __all__ = [
     "DataType",
     "Date",
     "DateTime",
+    "LabelledEnum",
     "Time",
+    "WireEnum",
     "decode_data",
     "decode_data_all",
     "decode_length",
@@ -80,6 +82,38 @@ MAX_DEPTH: Final = 32
 MAX_NODES: Final = 1_000_000
 
 
+# --------------------------------------------------------------------------- enums
+class LabelledEnum(IntEnum):
+    """An ``IntEnum`` whose members spell themselves as the standard's ASN.1 does."""
+
+    @property
+    def label(self) -> str:
+        """The standard's spelling, e.g. ``read-write-denied`` or ``long-unsigned``."""
+        return self.name.lower().replace("_", "-")
+
+
+class WireEnum(LabelledEnum):
+    """An ``IntEnum`` for codes read off the wire.
+
+    A meter may send a code this version of the standard does not define; rejecting
+    the whole APDU for it would hide what the meter meant, so an unknown integer
+    becomes a pseudo-member named ``UNKNOWN_<n>`` (``R(7).label == "unknown-7"``).
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> WireEnum | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = f"UNKNOWN_{value}"
+        member._value_ = value
+        return member
+
+    def describe(self) -> str:
+        """The spelling and the code, e.g. ``read-write-denied (3)``."""
+        return f"{self.label} ({int(self)})"
+
+
 # IEC 62056-6-2 / Green Book, Data ::= CHOICE {
 #   null-data [0] IMPLICIT NULL,            array [1] IMPLICIT SEQUENCE OF Data,
 #   structure [2] IMPLICIT SEQUENCE OF Data, boolean [3] IMPLICIT BOOLEAN,
@@ -96,7 +130,7 @@ MAX_NODES: Final = 1_000_000
 #   float64 [24] IMPLICIT OCTET STRING (SIZE(8)),
 #   date-time [25] IMPLICIT OCTET STRING (SIZE(12)), date [26] IMPLICIT OCTET STRING (SIZE(5)),
 #   time [27] IMPLICIT OCTET STRING (SIZE(4)), dont-care [255] IMPLICIT NULL }
-class DataType(IntEnum):
+class DataType(LabelledEnum):
     """The tag of each alternative of the ``Data`` CHOICE."""
 
     NULL_DATA = 0
@@ -128,7 +162,7 @@ class DataType(IntEnum):
     @property
     def asn1_name(self) -> str:
         """The name used in the standard's ASN.1, e.g. ``long-unsigned``."""
-        return self.name.lower().replace("_", "-")
+        return self.label
 
 
 _BY_TAG: Final[dict[int, DataType]] = {int(t): t for t in DataType}

@@ -6,7 +6,7 @@ WriteRequest/WriteResponse, UnconfirmedWriteRequest and InformationReportRequest
 sent in blocks (:class:`SnBlockReassembler`), the short-name arithmetic of the COSEM
 interface classes, and the parser of the Association SN ``object_list``.
 :func:`decode_sn_apdu` decodes these and hands every other tag to
-:func:`dlmsd.protocol.xdlms.decode_apdu` (ACSE, ExceptionResponse, confirmed-service-error),
+:func:`dlmsd.protocol.apdu.decode_apdu` (ACSE, ExceptionResponse, confirmed-service-error),
 so it is the one dispatcher of an SN association.  Pure: no I/O, no clock, no logging.
 
 Conventions (the same as :mod:`dlmsd.protocol.xdlms`): wire types are frozen dataclasses
@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Final, Self, TypeVar
 
 from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
+from dlmsd.protocol.apdu import Apdu, decode_apdu
 from dlmsd.protocol.axdr import (
     AxdrReader,
     Data,
@@ -50,7 +51,7 @@ from dlmsd.protocol.axdr import (
     encode_length,
 )
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.xdlms import Apdu, ApduTag, DataAccessResult, decode_apdu
+from dlmsd.protocol.xdlms import ApduTag, DataAccessResult
 
 __all__ = [
     "ASSOCIATION_SN_BASE_NAME",
@@ -773,7 +774,7 @@ class InformationReportRequest:
 # =========================================================================== dispatch
 SnApdu = (ReadRequest | ReadResponse | WriteRequest | UnconfirmedWriteRequest | WriteResponse
           | InformationReportRequest)
-#: What :func:`decode_sn_apdu` returns: an SN service APDU or one of xdlms.decode_apdu's.
+#: What :func:`decode_sn_apdu` returns: an SN service APDU or one of apdu.decode_apdu's.
 AnySnApdu = SnApdu | Apdu
 
 _SN_DECODERS: Final[dict[int, Callable[[bytes], SnApdu]]] = {
@@ -790,7 +791,7 @@ def decode_sn_apdu(buf: bytes) -> AnySnApdu:
     """Decode one whole APDU of an SN association, dispatching on its tag.
 
     The SN service tags (05, 06, 0C, 0D, 16, 18) are decoded here; every other tag goes
-    to :func:`dlmsd.protocol.xdlms.decode_apdu` (AARE, RLRE, ExceptionResponse,
+    to :func:`dlmsd.protocol.apdu.decode_apdu` (AARE, RLRE, ExceptionResponse,
     confirmed-service-error ...).  Raises :class:`DecodeError` (only) for malformed
     input, trailing bytes, and unknown or unsupported tags, naming the tag in hex.
     """

@@ -1,23 +1,26 @@
-"""xDLMS service APDUs with logical name referencing (IEC 62056-5-3, DLMS UA Green Book).
+"""xDLMS APDUs with logical name referencing (IEC 62056-5-3, DLMS UA Green Book).
 
-This module owns the bytes of the GET, SET and ACTION services (the forms a reading
-client and the meter simulator need), the ExceptionResponse, the one dispatcher
-:func:`decode_apdu` over every APDU dlmsd understands (ACSE ones included, from
-:mod:`dlmsd.protocol.acse`), and :class:`BlockReassembler` for GET with blocks.
+This module owns the bytes of the xDLMS part of an association, the InitiateRequest and
+InitiateResponse that travel in the AARQ/AARE user-information (A-XDR), the
+``Conformance`` block they negotiate and the confirmed-service-error APDU; of the GET,
+SET and ACTION services (the forms a reading client and the meter simulator need); of
+the ExceptionResponse; and :class:`BlockReassembler` for GET with blocks.  The ACSE
+APDUs around the initiate ones are in :mod:`dlmsd.protocol.acse`, and the one
+dispatcher over every APDU dlmsd understands is :func:`dlmsd.protocol.apdu.decode_apdu`.
 Ciphered APDUs (glo-/ded-/general-ciphering) are not decoded here.
 
 Conventions (the same as :mod:`dlmsd.protocol.acse`): wire types are frozen
 dataclasses with ``to_bytes()`` and ``from_bytes(data)`` (whole buffer); parts of
 APDUs also have ``decode(buf, pos) -> (obj, new_pos)``.  Decoding raises only
 :class:`DecodeError`; values that cannot be encoded raise :class:`LocalProtocolError`.
-Every APDU has ``invoke_id_and_priority`` as its last field (default 0xC1: priority
-high, confirmed, invoke-id 1) and a ``describe()`` one-liner for traces.
+Every service APDU has ``invoke_id_and_priority`` as its last field (default 0xC1:
+priority high, confirmed, invoke-id 1) and a ``describe()`` one-liner for traces.
 
 Reading one attribute::
 
     request = GetRequestNormal(CosemAttributeDescriptor(3, Obis(1, 0, 1, 8, 0, 255), 2))
     send(request.to_bytes())                       # C0 01 C1 00 03 01 00 01 08 00 FF 02 00
-    response = decode_apdu(received)
+    response = decode_apdu(received)               # dlmsd.protocol.apdu
     if isinstance(response, GetResponseNormal):
         value = response.data()                    # Data, or raises DataAccessError
     elif isinstance(response, GetResponseWithDatablock):
@@ -26,14 +29,17 @@ Reading one attribute::
             send(blocks.next_request().to_bytes())
             response = decode_apdu(...)            # the next GetResponseWithDatablock
         value = decode_data_all(raw)
+
+Secrets: the dedicated key of an InitiateRequest is ``field(repr=False)`` and
+``describe()`` prints it as ``***``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntEnum
+from dataclasses import dataclass, field
+from enum import IntFlag
 from typing import ClassVar, Final, Self, TypeVar
 
 from dlmsd.errors import (
@@ -43,25 +49,30 @@ from dlmsd.errors import (
     RemoteProtocolError,
     ServiceError,
 )
-from dlmsd.protocol.acse import (
-    Aare,
-    Aarq,
-    ConfirmedServiceError,
-    Rlre,
-    Rlrq,
+from dlmsd.protocol.axdr import (
+    AxdrReader,
+    Data,
+    LabelledEnum,
     WireEnum,
+    decode_whole,
+    describe,
+    encode_data,
+    encode_length,
 )
-from dlmsd.protocol.axdr import AxdrReader, Data, describe, encode_data, encode_length
 from dlmsd.protocol.obis import Obis
 
 __all__ = [
+    "DEFAULT_CONFORMANCE",
     "DEFAULT_INVOKE_ID_AND_PRIORITY",
+    "DLMS_VERSION",
     "ActionRequestNormal",
     "ActionResponseNormal",
     "ActionResult",
-    "Apdu",
     "ApduTag",
     "BlockReassembler",
+    "ConfirmedServiceError",
+    "ConfirmedServiceErrorChoice",
+    "Conformance",
     "CosemAttributeDescriptor",
     "CosemAttributeDescriptorWithSelection",
     "CosemMethodDescriptor",
@@ -75,25 +86,33 @@ __all__ = [
     "GetResponseNormal",
     "GetResponseWithDatablock",
     "GetResponseWithList",
+    "InitiateRequest",
+    "InitiateResponse",
     "SelectiveAccessDescriptor",
+    "ServiceErrorType",
     "SetRequestNormal",
     "SetResponseNormal",
     "StateError",
-    "decode_apdu",
+    "decode_conformance",
     "decode_get_data_result_list",
-    "describe_apdu",
+    "encode_conformance",
     "invoke_id_and_priority",
 ]
 
 #: invoke-id 1, service-class confirmed (bit 6), priority high (bit 7).
 DEFAULT_INVOKE_ID_AND_PRIORITY: Final = 0xC1
 
+#: The DLMS version number of the current standard (proposed and negotiated).
+DLMS_VERSION: Final = 6
+
+_I8: Final = struct.Struct(">b")
+_U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
 _ATTRIBUTE: Final = struct.Struct(">H6sb")  # class-id, instance-id, attribute/method-id
 _T = TypeVar("_T")
 
 
-class ApduTag(IntEnum):
+class ApduTag(LabelledEnum):
     """The first octet of every xDLMS APDU (Green Book, xDLMS-APDU CHOICE)."""
 
     INITIATE_REQUEST = 0x01
@@ -142,10 +161,6 @@ class ApduTag(IntEnum):
     GENERAL_CIPHERING = 0xDD
     GENERAL_SIGNING = 0xDF
     GENERAL_BLOCK_TRANSFER = 0xE0
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
 
 
 # Green Book, Data-Access-Result ::= ENUMERATED
@@ -248,6 +263,361 @@ def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
             f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
         )
     return count
+
+
+# =========================================================================== Conformance
+# Green Book, xDLMS "Conformance block":
+#   Conformance ::= [APPLICATION 31] IMPLICIT BIT STRING {
+#     reserved-zero(0), general-protection(1), general-block-transfer(2), read(3),
+#     write(4), unconfirmed-write(5), delta-value-encoding(6), reserved-seven(7),
+#     attribute0-supported-with-set(8), priority-mgmt-supported(9),
+#     attribute0-supported-with-get(10), block-transfer-with-get-or-read(11),
+#     block-transfer-with-set-or-write(12), block-transfer-with-action(13),
+#     multiple-references(14), information-report(15), data-notification(16),
+#     access(17), parameterized-access(18), get(19), set(20), selective-access(21),
+#     event-notification(22), action(23) } (SIZE(24))
+# Encoded 5F 1F 04 00 b0 b1 b2 (tag, length 4, 0 unused bits, 3 octets); BER puts
+# bit 0 in the most significant bit of b0.  So bit n of the standard is 1 << (23 - n)
+# of the 24-bit big-endian integer b0b1b2: the member values below ARE the wire value.
+class Conformance(IntFlag):
+    """The xDLMS conformance block; ``int(c)`` is the 24-bit value as sent on the wire."""
+
+    RESERVED_ZERO = 1 << 23
+    GENERAL_PROTECTION = 1 << 22
+    GENERAL_BLOCK_TRANSFER = 1 << 21
+    READ = 1 << 20
+    WRITE = 1 << 19
+    UNCONFIRMED_WRITE = 1 << 18
+    DELTA_VALUE_ENCODING = 1 << 17
+    RESERVED_SEVEN = 1 << 16
+    ATTRIBUTE0_SUPPORTED_WITH_SET = 1 << 15
+    PRIORITY_MGMT_SUPPORTED = 1 << 14
+    ATTRIBUTE0_SUPPORTED_WITH_GET = 1 << 13
+    BLOCK_TRANSFER_WITH_GET_OR_READ = 1 << 12
+    BLOCK_TRANSFER_WITH_SET_OR_WRITE = 1 << 11
+    BLOCK_TRANSFER_WITH_ACTION = 1 << 10
+    MULTIPLE_REFERENCES = 1 << 9
+    INFORMATION_REPORT = 1 << 8
+    DATA_NOTIFICATION = 1 << 7
+    ACCESS = 1 << 6
+    PARAMETERIZED_ACCESS = 1 << 5
+    GET = 1 << 4
+    SET = 1 << 3
+    SELECTIVE_ACCESS = 1 << 2
+    EVENT_NOTIFICATION = 1 << 1
+    ACTION = 1 << 0
+
+    @classmethod
+    def from_bit_numbers(cls, *bits: int) -> Conformance:
+        """From the standard's bit numbers (0 = reserved-zero .. 23 = action)."""
+        value = 0
+        for bit in bits:
+            if not 0 <= bit <= 23:
+                raise LocalProtocolError(f"conformance bit {bit} outside 0..23")
+            value |= 1 << (23 - bit)
+        return cls(value)
+
+    def bit_numbers(self) -> tuple[int, ...]:
+        """The standard's bit numbers that are set, ascending."""
+        return tuple(n for n in range(24) if self.value & (1 << (23 - n)))
+
+    def names(self) -> tuple[str, ...]:
+        """The standard's names of the bits set, in bit order, e.g. ``("get", "set")``."""
+        return tuple(_CONFORMANCE_NAMES[n] for n in self.bit_numbers())
+
+    def describe(self) -> str:
+        return f"0x{self.value:06X}(" + ",".join(self.names()) + ")"
+
+
+_CONFORMANCE_HEADER: Final = bytes((0x5F, 0x1F, 0x04, 0x00))
+_CONFORMANCE_NAMES: Final = {
+    24 - member.value.bit_length(): (member.name or "").lower().replace("_", "-")
+    for member in Conformance
+}
+
+
+def encode_conformance(conformance: Conformance) -> bytes:
+    """The A-XDR encoding ``5F 1F 04 00 b0 b1 b2`` of a conformance block."""
+    return _CONFORMANCE_HEADER + int(conformance).to_bytes(3, "big")
+
+
+def decode_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
+    """Decode ``5F 1F 04 uu b0 b1 b2`` at ``buf[pos]``; returns ``(conformance, new_pos)``.
+
+    Also accepted: ``5F 04 uu b0 b1 b2``, the tag written in one octet, as some
+    Landis+Gyr SN meters send it (a captured AARE in tests/test_sn_client.py).
+    """
+    reader = AxdrReader(buf, pos, "conformance")
+    header = reader.take(2, "conformance tag")
+    if header == b"\x5f\x04":
+        pass  # short form: the length octet has been read with the tag
+    elif header + reader.take(1, "conformance length") != _CONFORMANCE_HEADER[:3]:
+        got = buf[pos:reader.pos].hex(" ").upper()
+        raise DecodeError(f"conformance: expected 5F 1F 04, got {got}")
+    unused = reader.u8("conformance unused bits")
+    if unused > 7:
+        raise DecodeError(f"conformance: {unused} unused bits (at most 7)")
+    value = int.from_bytes(reader.take(3, "conformance bits"), "big")
+    return Conformance(value), reader.pos
+
+
+#: The proposed conformance of the Green Book's example AARQ (``00 7E 1F``):
+#: priority-mgmt-supported, attribute0-supported-with-get, block transfer with
+#: get/set/action, multiple-references, get, set, selective-access,
+#: event-notification, action.
+DEFAULT_CONFORMANCE: Final = Conformance(0x007E1F)
+
+
+# =========================================================================== xDLMS initiate
+# Green Book, xDLMS "InitiateRequest":
+#   InitiateRequest ::= SEQUENCE {
+#     dedicated-key                  OCTET STRING OPTIONAL,
+#     response-allowed               BOOLEAN DEFAULT TRUE,
+#     proposed-quality-of-service    [0] IMPLICIT Integer8 OPTIONAL,
+#     proposed-dlms-version-number   Unsigned8,
+#     proposed-conformance           Conformance,
+#     client-max-receive-pdu-size    Unsigned16 }
+# A-XDR: OPTIONAL and DEFAULT components are preceded by 00 (absent/default) or 01.
+@dataclass(frozen=True)
+class InitiateRequest:
+    """The xDLMS InitiateRequest (tag 0x01) carried in the AARQ user-information."""
+
+    proposed_conformance: Conformance = DEFAULT_CONFORMANCE
+    client_max_receive_pdu_size: int = 0xFFFF
+    proposed_dlms_version_number: int = DLMS_VERSION
+    dedicated_key: bytes | None = field(default=None, repr=False)
+    response_allowed: bool = True
+    proposed_quality_of_service: int | None = None
+
+    TAG = ApduTag.INITIATE_REQUEST
+
+    def __post_init__(self) -> None:
+        _check("client-max-receive-pdu-size", self.client_max_receive_pdu_size, 0, 0xFFFF)
+        _check("proposed-dlms-version-number", self.proposed_dlms_version_number, 0, 255)
+        _check("proposed-conformance", int(self.proposed_conformance), 0, 0xFFFFFF)
+        if self.proposed_quality_of_service is not None:
+            _check("proposed-quality-of-service", self.proposed_quality_of_service, -128, 127)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG,))
+        if self.dedicated_key is None:
+            out.append(0)
+        else:
+            out += b"\x01" + encode_length(len(self.dedicated_key)) + self.dedicated_key
+        out += b"\x00" if self.response_allowed else b"\x01\x00"
+        if self.proposed_quality_of_service is None:
+            out.append(0)
+        else:
+            out += b"\x01" + _I8.pack(self.proposed_quality_of_service)
+        out.append(self.proposed_dlms_version_number)
+        out += encode_conformance(self.proposed_conformance)
+        out += _U16.pack(self.client_max_receive_pdu_size)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateRequest, int]:
+        r = AxdrReader(buf, pos, "InitiateRequest")
+        tag = r.u8("tag")
+        if tag != cls.TAG:
+            raise DecodeError(f"InitiateRequest: tag 0x{tag:02X}, expected 0x01")
+        key = r.octet_string("dedicated-key") if r.present("dedicated-key") else None
+        allowed = r.boolean("response-allowed") if r.present("response-allowed") else True
+        qos = (r.i8("proposed-quality-of-service")
+               if r.present("proposed-quality-of-service") else None)
+        version = r.u8("proposed-dlms-version-number")
+        conformance, r.pos = decode_conformance(r.buf, r.pos)
+        size = r.u16("client-max-receive-pdu-size")
+        return cls(conformance, size, version, key, allowed, qos), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InitiateRequest:
+        return decode_whole(cls.decode, data, "InitiateRequest")
+
+    def describe(self) -> str:
+        key = " dedicated-key=***" if self.dedicated_key is not None else ""
+        return (f"InitiateRequest v{self.proposed_dlms_version_number} "
+                f"max-pdu={self.client_max_receive_pdu_size} "
+                f"conformance={Conformance(self.proposed_conformance).describe()}{key}")
+
+
+# Green Book, xDLMS "InitiateResponse":
+#   InitiateResponse ::= SEQUENCE {
+#     negotiated-quality-of-service  [0] IMPLICIT Integer8 OPTIONAL,
+#     negotiated-dlms-version-number Unsigned8,
+#     negotiated-conformance         Conformance,
+#     server-max-receive-pdu-size    Unsigned16,
+#     vaa-name                       ObjectName }   -- 0x0007 for LN, 0xFA00 for SN
+@dataclass(frozen=True)
+class InitiateResponse:
+    """The xDLMS InitiateResponse (tag 0x08) carried in the AARE user-information.
+
+    ``vaa_name`` is kept as the unsigned 16-bit value (0x0007 LN, 0xFA00 SN).
+    """
+
+    negotiated_conformance: Conformance
+    server_max_receive_pdu_size: int
+    negotiated_dlms_version_number: int = DLMS_VERSION
+    vaa_name: int = 0x0007
+    negotiated_quality_of_service: int | None = None
+
+    TAG = ApduTag.INITIATE_RESPONSE
+
+    def __post_init__(self) -> None:
+        _check("server-max-receive-pdu-size", self.server_max_receive_pdu_size, 0, 0xFFFF)
+        _check("negotiated-dlms-version-number", self.negotiated_dlms_version_number, 0, 255)
+        _check("negotiated-conformance", int(self.negotiated_conformance), 0, 0xFFFFFF)
+        _check("vaa-name", self.vaa_name, 0, 0xFFFF)
+        if self.negotiated_quality_of_service is not None:
+            _check("negotiated-quality-of-service", self.negotiated_quality_of_service, -128, 127)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG,))
+        if self.negotiated_quality_of_service is None:
+            out.append(0)
+        else:
+            out += b"\x01" + _I8.pack(self.negotiated_quality_of_service)
+        out.append(self.negotiated_dlms_version_number)
+        out += encode_conformance(self.negotiated_conformance)
+        out += _U16.pack(self.server_max_receive_pdu_size) + _U16.pack(self.vaa_name)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateResponse, int]:
+        r = AxdrReader(buf, pos, "InitiateResponse")
+        tag = r.u8("tag")
+        if tag != cls.TAG:
+            raise DecodeError(f"InitiateResponse: tag 0x{tag:02X}, expected 0x08")
+        qos = (r.i8("negotiated-quality-of-service")
+               if r.present("negotiated-quality-of-service") else None)
+        version = r.u8("negotiated-dlms-version-number")
+        conformance, r.pos = decode_conformance(r.buf, r.pos)
+        size = r.u16("server-max-receive-pdu-size")
+        vaa = r.u16("vaa-name")
+        return cls(conformance, size, version, vaa, qos), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InitiateResponse:
+        return decode_whole(cls.decode, data, "InitiateResponse")
+
+    def describe(self) -> str:
+        return (f"InitiateResponse v{self.negotiated_dlms_version_number} "
+                f"max-pdu={self.server_max_receive_pdu_size} vaa=0x{self.vaa_name:04X} "
+                f"conformance={Conformance(self.negotiated_conformance).describe()}")
+
+
+# ======================================================================= confirmed-service-error
+# Green Book, xDLMS:
+#   ConfirmedServiceError ::= CHOICE {
+#     initiateError [1] ServiceError, getStatus [2], getNameList [3],
+#     getVariableAttribute [4], read [5], write [6], getDataSetAttribute [7],
+#     getTIAttribute [8], changeScope [9], start [10], stop [11], resume [12],
+#     makeUsable [13], initiateLoad [14], loadSegment [15], terminateLoad [16],
+#     initiateUpLoad [17], upLoadSegment [18], terminateUpLoad [19] }
+#   ServiceError ::= CHOICE {
+#     application-reference [0], hardware-resource [1], vde-state-error [2],
+#     service [3], definition [4], access [5], initiate [6], load-data-set [7],
+#     change-scope [8], task [9], other [10] }   -- each IMPLICIT ENUMERATED
+# A-XDR: 0E <choice> <service-error choice> <enumerated value>.
+class ConfirmedServiceErrorChoice(WireEnum):
+    INITIATE_ERROR = 1
+    GET_STATUS = 2
+    GET_NAME_LIST = 3
+    GET_VARIABLE_ATTRIBUTE = 4
+    READ = 5
+    WRITE = 6
+    GET_DATA_SET_ATTRIBUTE = 7
+    GET_TI_ATTRIBUTE = 8
+    CHANGE_SCOPE = 9
+    START = 10
+    STOP = 11
+    RESUME = 12
+    MAKE_USABLE = 13
+    INITIATE_LOAD = 14
+    LOAD_SEGMENT = 15
+    TERMINATE_LOAD = 16
+    INITIATE_UP_LOAD = 17
+    UP_LOAD_SEGMENT = 18
+    TERMINATE_UP_LOAD = 19
+
+
+class ServiceErrorType(WireEnum):
+    APPLICATION_REFERENCE = 0
+    HARDWARE_RESOURCE = 1
+    VDE_STATE_ERROR = 2
+    SERVICE = 3
+    DEFINITION = 4
+    ACCESS = 5
+    INITIATE = 6
+    LOAD_DATA_SET = 7
+    CHANGE_SCOPE = 8
+    TASK = 9
+    OTHER = 10
+
+
+# The ENUMERATED values of each ServiceError alternative, by value.
+_SERVICE_ERROR_VALUES: Final[dict[int, tuple[str, ...]]] = {
+    0: ("other", "time-elapsed", "application-unreachable", "application-reference-invalid",
+        "application-context-unsupported", "provider-communication-error", "deciphering-error"),
+    1: ("other", "memory-unavailable", "processor-resource-unavailable",
+        "mass-storage-unavailable", "other-resource-unavailable"),
+    2: ("other", "no-dlms-context", "loading-data-set", "status-nochange", "status-inoperable"),
+    3: ("other", "pdu-size", "service-unsupported"),
+    4: ("other", "object-undefined", "object-class-inconsistent", "object-attribute-inconsistent"),
+    5: ("other", "scope-of-access-violated", "object-access-violated", "hardware-fault",
+        "object-unavailable"),
+    6: ("other", "dlms-version-too-low", "incompatible-conformance", "pdu-size-too-short",
+        "refused-by-the-VDE-Handler"),
+    7: ("other", "primitive-out-of-sequence", "not-loadable", "dataset-size-too-large",
+        "not-awaited-segment", "interpretation-failure", "storage-failure",
+        "data-set-not-ready"),
+    9: ("other", "no-remote-control", "ti-stopped", "ti-running", "ti-unusable"),
+}
+
+
+@dataclass(frozen=True)
+class ConfirmedServiceError:
+    """confirmed-service-error APDU (tag 0x0E), e.g. an initiate error in the AARE."""
+
+    service: ConfirmedServiceErrorChoice
+    error: ServiceErrorType
+    value: int
+
+    TAG = ApduTag.CONFIRMED_SERVICE_ERROR
+
+    def __post_init__(self) -> None:
+        _check("confirmed-service-error choice", int(self.service), 0, 255)
+        _check("service-error choice", int(self.error), 0, 255)
+        _check("service-error value", self.value, 0, 255)
+
+    @property
+    def value_label(self) -> str:
+        names = _SERVICE_ERROR_VALUES.get(int(self.error), ())
+        return names[self.value] if self.value < len(names) else f"value-{self.value}"
+
+    def describe(self) -> str:
+        """E.g. ``confirmed-service-error initiate-error: initiate dlms-version-too-low (6/1)``."""
+        return (f"confirmed-service-error {self.service.label}: {self.error.label} "
+                f"{self.value_label} ({int(self.error)}/{self.value})")
+
+    def to_error(self) -> ServiceError:
+        return ServiceError(self.describe(), code=self.value)
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.TAG, int(self.service), int(self.error), self.value))
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[ConfirmedServiceError, int]:
+        r = AxdrReader(buf, pos, "confirmed-service-error")
+        tag = r.u8("tag")
+        if tag != cls.TAG:
+            raise DecodeError(f"confirmed-service-error: tag 0x{tag:02X}, expected 0x0E")
+        service = ConfirmedServiceErrorChoice(r.u8("service choice"))
+        error = ServiceErrorType(r.u8("service-error choice"))
+        return cls(service, error, r.u8("service-error value")), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ConfirmedServiceError:
+        return decode_whole(cls.decode, data, "confirmed-service-error")
 
 
 # =========================================================================== descriptors
@@ -885,73 +1255,6 @@ class ExceptionResponse:
 
     def to_error(self) -> ServiceError:
         return ServiceError(self.describe(), code=int(self.service_error))
-
-
-# =========================================================================== dispatch
-Apdu = (
-    Aarq | Aare | Rlrq | Rlre
-    | GetRequestNormal | GetRequestNext | GetRequestWithList
-    | GetResponseNormal | GetResponseWithDatablock | GetResponseWithList
-    | SetRequestNormal | SetResponseNormal | ActionRequestNormal | ActionResponseNormal
-    | ExceptionResponse | ConfirmedServiceError
-)
-
-_Decoder = Callable[[bytes], Apdu]
-
-_BY_CHOICE: Final[dict[int, dict[int, _Decoder]]] = {
-    ApduTag.GET_REQUEST: {1: GetRequestNormal.from_bytes, 2: GetRequestNext.from_bytes,
-                          3: GetRequestWithList.from_bytes},
-    ApduTag.GET_RESPONSE: {1: GetResponseNormal.from_bytes,
-                           2: GetResponseWithDatablock.from_bytes,
-                           3: GetResponseWithList.from_bytes},
-    ApduTag.SET_REQUEST: {1: SetRequestNormal.from_bytes},
-    ApduTag.SET_RESPONSE: {1: SetResponseNormal.from_bytes},
-    ApduTag.ACTION_REQUEST: {1: ActionRequestNormal.from_bytes},
-    ApduTag.ACTION_RESPONSE: {1: ActionResponseNormal.from_bytes},
-}
-_BY_TAG: Final[dict[int, _Decoder]] = {
-    ApduTag.AARQ: Aarq.from_bytes,
-    ApduTag.AARE: Aare.from_bytes,
-    ApduTag.RLRQ: Rlrq.from_bytes,
-    ApduTag.RLRE: Rlre.from_bytes,
-    ApduTag.EXCEPTION_RESPONSE: ExceptionResponse.from_bytes,
-    ApduTag.CONFIRMED_SERVICE_ERROR: ConfirmedServiceError.from_bytes,
-}
-_TAG_VALUES: Final = frozenset(int(t) for t in ApduTag)
-
-
-def decode_apdu(buf: bytes) -> Apdu:
-    """Decode one whole APDU, dispatching on its tag (and service CHOICE).
-
-    Raises :class:`DecodeError` (only) for malformed input, trailing bytes, and
-    APDUs that are valid but not handled here, naming the tag in hex.
-    """
-    if not buf:
-        raise DecodeError("empty APDU")
-    tag = buf[0]
-    decoder = _BY_TAG.get(tag)
-    if decoder is not None:
-        return decoder(bytes(buf))
-    choices = _BY_CHOICE.get(tag)
-    if choices is not None:
-        name = ApduTag(tag).label
-        if len(buf) < 2:
-            raise DecodeError(f"{name} (0x{tag:02X}) truncated before its choice")
-        decoder = choices.get(buf[1])
-        if decoder is None:
-            raise DecodeError(f"{name} (0x{tag:02X}) choice {buf[1]} is not supported")
-        return decoder(bytes(buf))
-    if tag in _TAG_VALUES:
-        raise DecodeError(f"APDU {ApduTag(tag).label} (0x{tag:02X}) is not supported")
-    raise DecodeError(f"unknown APDU tag 0x{tag:02X}")
-
-
-def describe_apdu(buf: bytes) -> str:
-    """One line for traces; never raises (undecodable input is described as such)."""
-    try:
-        return decode_apdu(buf).describe()
-    except DecodeError as exc:
-        return f"undecodable APDU ({len(buf)} bytes): {exc}"
 
 
 # =========================================================================== blocks

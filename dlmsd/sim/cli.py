@@ -38,9 +38,9 @@ from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import wrapper
 from dlmsd.protocol.acse import MechanismName
+from dlmsd.protocol.apdu import describe_apdu
 from dlmsd.protocol.hdlc import NEED_DATA, FrameTrace, encode_server_address
 from dlmsd.protocol.sn import describe_sn_apdu
-from dlmsd.protocol.xdlms import describe_apdu
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import (
     DEFAULT_AUTHENTICATION_KEY,
