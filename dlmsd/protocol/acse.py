@@ -34,7 +34,13 @@ from enum import IntEnum
 from typing import Final
 
 from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError
-from dlmsd.protocol.axdr import LabelledEnum, WireEnum, decode_length, encode_length
+from dlmsd.protocol.axdr import (
+    LabelledEnum,
+    WireEnum,
+    check_range,
+    decode_length,
+    encode_length,
+)
 from dlmsd.protocol.xdlms import ConfirmedServiceError, InitiateRequest, InitiateResponse
 
 __all__ = [
@@ -167,11 +173,6 @@ class ReleaseResponseReason(WireEnum):
     NORMAL = 0
     NOT_FINISHED = 1
     USER_DEFINED = 30
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
 
 
 # =========================================================================== BER
@@ -428,7 +429,8 @@ class Aarq:
 
     def __post_init__(self) -> None:
         if self.calling_ae_invocation_id is not None:
-            _check("calling-AE-invocation-id", self.calling_ae_invocation_id, -(2**31), 2**31 - 1)
+            check_range("calling-AE-invocation-id", self.calling_ae_invocation_id,
+                        -(2**31), 2**31 - 1)
         if self.calling_authentication_value is not None and self.mechanism_name is None:
             raise LocalProtocolError("calling-authentication-value needs a mechanism-name")
 

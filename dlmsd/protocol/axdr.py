@@ -61,6 +61,7 @@ __all__ = [
     "LabelledEnum",
     "Time",
     "WireEnum",
+    "check_range",
     "decode_data",
     "decode_data_all",
     "decode_length",
@@ -1038,6 +1039,12 @@ class AxdrReader:
                 f"{self.what}: {self.end - self.pos} trailing bytes at offset {self.pos}"
             )
 
+    def tag(self, expected: int) -> None:
+        """The APDU's tag octet, which must be ``expected``."""
+        got = self.u8("tag")
+        if got != expected:
+            raise DecodeError(f"{self.what}: tag 0x{got:02X}, expected 0x{expected:02X}")
+
     # ---- Data
     def data(self, field_name: str) -> Data:
         """One tagged ``Data`` value (at most :data:`MAX_NODES` values in it)."""
@@ -1185,6 +1192,13 @@ def decode_whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, w
     if pos != len(data):
         raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
     return value
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """The encoding side's check of an integer field: :class:`LocalProtocolError`
+    unless ``value`` is an int (not a bool) in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
 
 
 # --------------------------------------------------------------------------- rendering

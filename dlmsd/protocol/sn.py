@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Final, Self, TypeVar
+from typing import Final, Self
 
 from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.apdu import Apdu, decode_apdu
@@ -45,7 +45,9 @@ from dlmsd.protocol.axdr import (
     Data,
     DataType,
     DateTime,
+    check_range,
     decode_data_all,
+    decode_whole,
     describe,
     encode_data,
     encode_length,
@@ -90,20 +92,14 @@ __all__ = [
 ]
 
 _U16: Final = struct.Struct(">H")
-_T = TypeVar("_T")
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
 
 
 def _check_name(value: int) -> None:
-    _check("short name", value, 0, 0xFFFF)
+    check_range("short name", value, 0, 0xFFFF)
 
 
 def _check_block(value: int) -> None:
-    _check("block-number", value, 0, 0xFFFF)
+    check_range("block-number", value, 0, 0xFFFF)
 
 
 def _tuple_of(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
@@ -116,33 +112,10 @@ def _kind_names(kinds: type | tuple[type, ...]) -> str:
     return " | ".join(k.__name__ for k in items)
 
 
-def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
-    value, pos = decoder(data, 0)
-    if pos != len(data):
-        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
-    return value
-
-
 def _choice(r: AxdrReader, expected: int) -> None:
     got = r.u8("choice")
     if got != expected:
         raise DecodeError(f"{r.what}: choice {got} at offset {r.pos - 1}, expected {expected}")
-
-
-def _tag(r: AxdrReader, expected: int) -> None:
-    got = r.u8("tag")
-    if got != expected:
-        raise DecodeError(f"{r.what}: tag 0x{got:02X}, expected 0x{expected:02X}")
-
-
-def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
-    """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
-    count = r.length(f"{field_name} count")
-    if count * min_item_size > r.remaining:
-        raise DecodeError(
-            f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
-        )
-    return count
 
 
 def _name_text(short_name: int) -> str:
@@ -199,7 +172,7 @@ class VariableName:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VariableName:
-        return _whole(cls.decode, data, "variable-name")
+        return decode_whole(cls.decode, data, "variable-name")
 
     def describe(self) -> str:
         return _name_text(self.short_name)
@@ -218,7 +191,7 @@ class ParameterizedAccess:
 
     def __post_init__(self) -> None:
         _check_name(self.short_name)
-        _check("selector", self.selector, 0, 255)
+        check_range("selector", self.selector, 0, 255)
         if not isinstance(self.parameter, Data):
             raise LocalProtocolError("parameterized-access parameter must be Data")
 
@@ -236,7 +209,7 @@ class ParameterizedAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ParameterizedAccess:
-        return _whole(cls.decode, data, "parameterized-access")
+        return decode_whole(cls.decode, data, "parameterized-access")
 
     def describe(self) -> str:
         return (f"{_name_text(self.short_name)} sel={self.selector} "
@@ -266,7 +239,7 @@ class BlockNumberAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockNumberAccess:
-        return _whole(cls.decode, data, "block-number-access")
+        return decode_whole(cls.decode, data, "block-number-access")
 
     def describe(self) -> str:
         return f"block-number-access {self.block_number}"
@@ -301,7 +274,7 @@ class ReadDataBlockAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReadDataBlockAccess:
-        return _whole(cls.decode, data, "read-data-block-access")
+        return decode_whole(cls.decode, data, "read-data-block-access")
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -333,7 +306,7 @@ class WriteDataBlockAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WriteDataBlockAccess:
-        return _whole(cls.decode, data, "write-data-block-access")
+        return decode_whole(cls.decode, data, "write-data-block-access")
 
     def describe(self) -> str:
         return f"write-data-block {self.block_number}{' last' if self.last_block else ''}"
@@ -376,7 +349,7 @@ def _encode_variables(variables: tuple[VariableAccessSpecification, ...]) -> byt
 
 
 def _decode_variables(r: AxdrReader, field_name: str) -> tuple[VariableAccessSpecification, ...]:
-    count = _sequence_count(r, field_name, _MIN_VARIABLE_ACCESS)
+    count = r.sequence_count(field_name, _MIN_VARIABLE_ACCESS)
     items: list[VariableAccessSpecification] = []
     for _ in range(count):
         item, r.pos = decode_variable_access(r.buf, r.pos)
@@ -389,7 +362,7 @@ def _encode_values(values: tuple[Data, ...]) -> bytes:
 
 
 def _decode_values(r: AxdrReader) -> tuple[Data, ...]:
-    count = _sequence_count(r, "list-of-data", 1)
+    count = r.sequence_count("list-of-data", 1)
     return tuple(r.data(f"list-of-data item {i + 1}") for i in range(count))
 
 
@@ -446,7 +419,7 @@ class DataBlockResult:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DataBlockResult:
-        return _whole(cls.decode, data, "data-block-result")
+        return decode_whole(cls.decode, data, "data-block-result")
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -559,7 +532,7 @@ class ReadRequest:
     @classmethod
     def from_bytes(cls, data: bytes) -> ReadRequest:
         r = AxdrReader(data, 0, "ReadRequest")
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         variables = _decode_variables(r, "variable-access-specification")
         r.expect_end()
         return cls(variables)
@@ -588,8 +561,8 @@ class ReadResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> ReadResponse:
         r = AxdrReader(data, 0, "ReadResponse")
-        _tag(r, cls.TAG)
-        count = _sequence_count(r, "result list", 2)
+        r.tag(cls.TAG)
+        count = r.sequence_count("result list", 2)
         results = tuple(_decode_read_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results)
@@ -626,7 +599,7 @@ class _WriteBody:
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         r = AxdrReader(data, 0, cls.NAME)
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         variables = _decode_variables(r, "variable-access-specification")
         values = _decode_values(r)
         r.expect_end()
@@ -680,8 +653,8 @@ class WriteResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> WriteResponse:
         r = AxdrReader(data, 0, "WriteResponse")
-        _tag(r, cls.TAG)
-        count = _sequence_count(r, "result list", 1)
+        r.tag(cls.TAG)
+        count = r.sequence_count("result list", 1)
         results = tuple(_decode_write_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results)
@@ -743,7 +716,7 @@ class InformationReportRequest:
     @classmethod
     def from_bytes(cls, data: bytes) -> InformationReportRequest:
         r = AxdrReader(data, 0, "InformationReportRequest")
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         flag = r.u8("current-time presence flag")
         current_time: bytes | None
         if flag == 0:
@@ -824,7 +797,7 @@ def describe_sn_apdu(buf: bytes) -> str:
 def decode_read_result_list(buf: bytes) -> tuple[Data | DataAccessResult, ...]:
     """Decode ``SEQUENCE OF CHOICE { data [0], data-access-error [1] }`` filling ``buf``."""
     r = AxdrReader(buf, 0, "read result list")
-    count = _sequence_count(r, "result list", 2)
+    count = r.sequence_count("result list", 2)
     results: list[Data | DataAccessResult] = []
     for i in range(count):
         item = _decode_read_result(r, f"result {i + 1}", blocks=False)
@@ -955,7 +928,7 @@ FIRST_METHOD_OFFSET: Final[Mapping[int, int | None]] = MappingProxyType({
 def attribute_short_name(base_name: int, attribute: int) -> int:
     """The short name of ``attribute`` (1 = logical_name) of the object at ``base_name``."""
     _check_name(base_name)
-    _check("attribute", attribute, 1, 0x2000)
+    check_range("attribute", attribute, 1, 0x2000)
     name = base_name + ATTRIBUTE_STEP * (attribute - 1)
     if name > 0xFFFF:
         raise LocalProtocolError(f"attribute {attribute} of base_name 0x{base_name:04X} "
@@ -966,7 +939,7 @@ def attribute_short_name(base_name: int, attribute: int) -> int:
 def base_name_of(short_name: int, attribute: int) -> int:
     """The base_name of the object whose ``attribute`` is at ``short_name``."""
     _check_name(short_name)
-    _check("attribute", attribute, 1, 0x2000)
+    check_range("attribute", attribute, 1, 0x2000)
     base = short_name - ATTRIBUTE_STEP * (attribute - 1)
     if base < 0:
         raise LocalProtocolError(f"short name 0x{short_name:04X} cannot hold attribute "
@@ -981,7 +954,7 @@ def method_short_name(base_name: int, class_id: int, method: int) -> int:
     whose method offset is not in :data:`FIRST_METHOD_OFFSET` (unknown here).
     """
     _check_name(base_name)
-    _check("method", method, 1, 0x2000)
+    check_range("method", method, 1, 0x2000)
     if class_id not in FIRST_METHOD_OFFSET:
         raise LocalProtocolError(f"class {class_id}: the short-name offset of its methods is "
                                  "unknown here (not in FIRST_METHOD_OFFSET)")

@@ -37,10 +37,9 @@ Secrets: the dedicated key of an InitiateRequest is ``field(repr=False)`` and
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntFlag
-from typing import ClassVar, Final, Self, TypeVar
+from typing import ClassVar, Final, Self
 
 from dlmsd.errors import (
     DataAccessError,
@@ -54,6 +53,7 @@ from dlmsd.protocol.axdr import (
     Data,
     LabelledEnum,
     WireEnum,
+    check_range,
     decode_whole,
     describe,
     encode_data,
@@ -109,7 +109,6 @@ _I8: Final = struct.Struct(">b")
 _U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
 _ATTRIBUTE: Final = struct.Struct(">H6sb")  # class-id, instance-id, attribute/method-id
-_T = TypeVar("_T")
 
 
 class ApduTag(LabelledEnum):
@@ -227,17 +226,12 @@ def invoke_id_and_priority(invoke_id: int, *, high_priority: bool = True,
                            confirmed: bool = True) -> int:
     """Invoke-Id-And-Priority ::= Unsigned8: bits 0-3 invoke-id, bit 6 service-class
     (1 confirmed), bit 7 priority (1 high)."""
-    _check("invoke-id", invoke_id, 0, 15)
+    check_range("invoke-id", invoke_id, 0, 15)
     return invoke_id | (0x40 if confirmed else 0) | (0x80 if high_priority else 0)
 
 
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
-
-
 def _check_iid(value: int) -> None:
-    _check("invoke-id-and-priority", value, 0, 255)
+    check_range("invoke-id-and-priority", value, 0, 255)
 
 
 def _iid_text(value: int) -> str:
@@ -246,23 +240,11 @@ def _iid_text(value: int) -> str:
 
 def _header(r: AxdrReader, tag: int, choice: int) -> int:
     """Read and check the APDU tag and the service CHOICE, return invoke-id-and-priority."""
-    got_tag = r.u8("tag")
-    if got_tag != tag:
-        raise DecodeError(f"{r.what}: tag 0x{got_tag:02X}, expected 0x{tag:02X}")
+    r.tag(tag)
     got_choice = r.u8("choice")
     if got_choice != choice:
         raise DecodeError(f"{r.what}: choice {got_choice}, expected {choice}")
     return r.u8("invoke-id-and-priority")
-
-
-def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
-    """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
-    count = r.length(f"{field_name} count")
-    if count * min_item_size > r.remaining:
-        raise DecodeError(
-            f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
-        )
-    return count
 
 
 # =========================================================================== Conformance
@@ -392,11 +374,11 @@ class InitiateRequest:
     TAG = ApduTag.INITIATE_REQUEST
 
     def __post_init__(self) -> None:
-        _check("client-max-receive-pdu-size", self.client_max_receive_pdu_size, 0, 0xFFFF)
-        _check("proposed-dlms-version-number", self.proposed_dlms_version_number, 0, 255)
-        _check("proposed-conformance", int(self.proposed_conformance), 0, 0xFFFFFF)
+        check_range("client-max-receive-pdu-size", self.client_max_receive_pdu_size, 0, 0xFFFF)
+        check_range("proposed-dlms-version-number", self.proposed_dlms_version_number, 0, 255)
+        check_range("proposed-conformance", int(self.proposed_conformance), 0, 0xFFFFFF)
         if self.proposed_quality_of_service is not None:
-            _check("proposed-quality-of-service", self.proposed_quality_of_service, -128, 127)
+            check_range("proposed-quality-of-service", self.proposed_quality_of_service, -128, 127)
 
     def to_bytes(self) -> bytes:
         out = bytearray((self.TAG,))
@@ -417,9 +399,7 @@ class InitiateRequest:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateRequest, int]:
         r = AxdrReader(buf, pos, "InitiateRequest")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"InitiateRequest: tag 0x{tag:02X}, expected 0x01")
+        r.tag(cls.TAG)
         key = r.octet_string("dedicated-key") if r.present("dedicated-key") else None
         allowed = r.boolean("response-allowed") if r.present("response-allowed") else True
         qos = (r.i8("proposed-quality-of-service")
@@ -463,12 +443,13 @@ class InitiateResponse:
     TAG = ApduTag.INITIATE_RESPONSE
 
     def __post_init__(self) -> None:
-        _check("server-max-receive-pdu-size", self.server_max_receive_pdu_size, 0, 0xFFFF)
-        _check("negotiated-dlms-version-number", self.negotiated_dlms_version_number, 0, 255)
-        _check("negotiated-conformance", int(self.negotiated_conformance), 0, 0xFFFFFF)
-        _check("vaa-name", self.vaa_name, 0, 0xFFFF)
+        check_range("server-max-receive-pdu-size", self.server_max_receive_pdu_size, 0, 0xFFFF)
+        check_range("negotiated-dlms-version-number", self.negotiated_dlms_version_number, 0, 255)
+        check_range("negotiated-conformance", int(self.negotiated_conformance), 0, 0xFFFFFF)
+        check_range("vaa-name", self.vaa_name, 0, 0xFFFF)
         if self.negotiated_quality_of_service is not None:
-            _check("negotiated-quality-of-service", self.negotiated_quality_of_service, -128, 127)
+            check_range("negotiated-quality-of-service", self.negotiated_quality_of_service,
+                        -128, 127)
 
     def to_bytes(self) -> bytes:
         out = bytearray((self.TAG,))
@@ -484,9 +465,7 @@ class InitiateResponse:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateResponse, int]:
         r = AxdrReader(buf, pos, "InitiateResponse")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"InitiateResponse: tag 0x{tag:02X}, expected 0x08")
+        r.tag(cls.TAG)
         qos = (r.i8("negotiated-quality-of-service")
                if r.present("negotiated-quality-of-service") else None)
         version = r.u8("negotiated-dlms-version-number")
@@ -585,9 +564,9 @@ class ConfirmedServiceError:
     TAG = ApduTag.CONFIRMED_SERVICE_ERROR
 
     def __post_init__(self) -> None:
-        _check("confirmed-service-error choice", int(self.service), 0, 255)
-        _check("service-error choice", int(self.error), 0, 255)
-        _check("service-error value", self.value, 0, 255)
+        check_range("confirmed-service-error choice", int(self.service), 0, 255)
+        check_range("service-error choice", int(self.error), 0, 255)
+        check_range("service-error value", self.value, 0, 255)
 
     @property
     def value_label(self) -> str:
@@ -608,9 +587,7 @@ class ConfirmedServiceError:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[ConfirmedServiceError, int]:
         r = AxdrReader(buf, pos, "confirmed-service-error")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"confirmed-service-error: tag 0x{tag:02X}, expected 0x0E")
+        r.tag(cls.TAG)
         service = ConfirmedServiceErrorChoice(r.u8("service choice"))
         error = ServiceErrorType(r.u8("service-error choice"))
         return cls(service, error, r.u8("service-error value")), r.pos
@@ -638,8 +615,8 @@ class _CosemDescriptor:
         return value
 
     def __post_init__(self) -> None:
-        _check("class-id", self.class_id, 0, 0xFFFF)
-        _check(self._INDEX.replace("_", "-"), self.index, -128, 127)
+        check_range("class-id", self.class_id, 0, 0xFFFF)
+        check_range(self._INDEX.replace("_", "-"), self.index, -128, 127)
 
     def to_bytes(self) -> bytes:
         return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.index)
@@ -652,7 +629,7 @@ class _CosemDescriptor:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        return _whole(cls.decode, data, cls._WHAT)
+        return decode_whole(cls.decode, data, cls._WHAT)
 
     def describe(self) -> str:
         return f"{self.class_id}/{self.instance_id}/{self._PREFIX}{self.index}"
@@ -696,7 +673,7 @@ class SelectiveAccessDescriptor:
     access_parameters: Data
 
     def __post_init__(self) -> None:
-        _check("access-selector", self.access_selector, 0, 255)
+        check_range("access-selector", self.access_selector, 0, 255)
 
     def to_bytes(self) -> bytes:
         return bytes((self.access_selector,)) + encode_data(self.access_parameters)
@@ -709,7 +686,7 @@ class SelectiveAccessDescriptor:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SelectiveAccessDescriptor:
-        return _whole(cls.decode, data, "Selective-Access-Descriptor")
+        return decode_whole(cls.decode, data, "Selective-Access-Descriptor")
 
     def describe(self) -> str:
         return f"sel={self.access_selector} {describe(self.access_parameters, limit=4)}"
@@ -751,7 +728,7 @@ class CosemAttributeDescriptorWithSelection:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CosemAttributeDescriptorWithSelection:
-        return _whole(cls.decode, data, "Cosem-Attribute-Descriptor-With-Selection")
+        return decode_whole(cls.decode, data, "Cosem-Attribute-Descriptor-With-Selection")
 
     def describe(self) -> str:
         return self.descriptor.describe() + _describe_selection(self.access_selection)
@@ -790,17 +767,10 @@ def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
     """Decode ``SEQUENCE OF Get-Data-Result`` filling ``buf``: the reassembled raw
     data of a GET with-list answered in blocks."""
     r = AxdrReader(buf, 0, "Get-Data-Result list")
-    count = _sequence_count(r, "result list", 2)
+    count = r.sequence_count("result list", 2)
     results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
     r.expect_end()
     return results
-
-
-def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
-    value, pos = decoder(data, 0)
-    if pos != len(data):
-        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
-    return value
 
 
 # =========================================================================== GET
@@ -851,7 +821,7 @@ class GetRequestNext:
 
     def __post_init__(self) -> None:
         _check_iid(self.invoke_id_and_priority)
-        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
         return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
@@ -900,7 +870,7 @@ class GetRequestWithList:
     def from_bytes(cls, data: bytes) -> GetRequestWithList:
         r = AxdrReader(data, 0, "GET-Request-With-List")
         iid = _header(r, cls.TAG, cls.CHOICE)
-        count = _sequence_count(r, "attribute-descriptor-list", _ATTRIBUTE.size + 1)
+        count = r.sequence_count("attribute-descriptor-list", _ATTRIBUTE.size + 1)
         items = []
         for _ in range(count):
             item, r.pos = CosemAttributeDescriptorWithSelection.decode(data, r.pos)
@@ -969,7 +939,7 @@ class GetResponseWithDatablock:
 
     def __post_init__(self) -> None:
         _check_iid(self.invoke_id_and_priority)
-        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
         out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
@@ -1031,7 +1001,7 @@ class GetResponseWithList:
     def from_bytes(cls, data: bytes) -> GetResponseWithList:
         r = AxdrReader(data, 0, "GET-Response-With-List")
         iid = _header(r, cls.TAG, cls.CHOICE)
-        count = _sequence_count(r, "result list", 2)
+        count = r.sequence_count("result list", 2)
         results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results, iid)
@@ -1090,7 +1060,7 @@ class SetResponseNormal:
 
     def __post_init__(self) -> None:
         _check_iid(self.invoke_id_and_priority)
-        _check("data-access-result", int(self.result), 0, 255)
+        check_range("data-access-result", int(self.result), 0, 255)
 
     def check(self) -> None:
         """Raise :class:`DataAccessError` unless the result is success."""
@@ -1164,7 +1134,7 @@ class ActionResponseNormal:
 
     def __post_init__(self) -> None:
         _check_iid(self.invoke_id_and_priority)
-        _check("action-result", int(self.result), 0, 255)
+        check_range("action-result", int(self.result), 0, 255)
 
     def check(self) -> Data | None:
         """The returned data (or None); raises :class:`DataAccessError` unless success."""
@@ -1217,14 +1187,14 @@ class ExceptionResponse:
     TAG = ApduTag.EXCEPTION_RESPONSE
 
     def __post_init__(self) -> None:
-        _check("state-error", int(self.state_error), 0, 255)
-        _check("service-error", int(self.service_error), 0, 255)
+        check_range("state-error", int(self.state_error), 0, 255)
+        check_range("service-error", int(self.service_error), 0, 255)
         counter_error = self.service_error is ExceptionServiceError.INVOCATION_COUNTER_ERROR
         if counter_error != (self.invocation_counter is not None):
             raise LocalProtocolError(
                 "invocation_counter is given exactly with invocation-counter-error")
         if self.invocation_counter is not None:
-            _check("invocation-counter", self.invocation_counter, 0, 0xFFFFFFFF)
+            check_range("invocation-counter", self.invocation_counter, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
         out = bytes((self.TAG, int(self.state_error), int(self.service_error)))
@@ -1235,9 +1205,7 @@ class ExceptionResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> ExceptionResponse:
         r = AxdrReader(data, 0, "ExceptionResponse")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"ExceptionResponse: tag 0x{tag:02X}, expected 0xD8")
+        r.tag(cls.TAG)
         state = StateError(r.u8("state-error"))
         service = ExceptionServiceError(r.u8("service-error"))
         counter = None
