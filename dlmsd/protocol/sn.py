@@ -36,9 +36,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Final, Self
+from typing import ClassVar, Final, Self
 
-from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
+from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError
 from dlmsd.protocol.apdu import Apdu, decode_apdu
 from dlmsd.protocol.axdr import (
     AxdrReader,
@@ -53,7 +53,7 @@ from dlmsd.protocol.axdr import (
     encode_length,
 )
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.xdlms import ApduTag, DataAccessResult
+from dlmsd.protocol.xdlms import ApduTag, DataAccessResult, Reassembler
 
 __all__ = [
     "ASSOCIATION_SN_BASE_NAME",
@@ -246,35 +246,45 @@ class BlockNumberAccess:
 
 
 @dataclass(frozen=True)
-class ReadDataBlockAccess:
-    """read-data-block-access [6]: one block of a ReadRequest too long for one APDU."""
+class _RawDataBlock:
+    """The shape read-data-block-access [6] and data-block-result [2] share: the
+    CHOICE index, last-block BOOLEAN, block-number Unsigned16, raw-data OCTET STRING."""
 
     last_block: bool
     block_number: int
     raw_data: bytes
 
-    CHOICE = VariableAccessTag.READ_DATA_BLOCK_ACCESS
+    CHOICE: ClassVar[int]
+    _WHAT: ClassVar[str]
 
     def __post_init__(self) -> None:
         _check_block(self.block_number)
         if not isinstance(self.raw_data, bytes):
-            raise LocalProtocolError("read-data-block-access raw-data must be bytes")
+            raise LocalProtocolError(f"{self._WHAT} raw-data must be bytes")
 
     def to_bytes(self) -> bytes:
         return (bytes((self.CHOICE, 1 if self.last_block else 0)) + _U16.pack(self.block_number)
                 + encode_length(len(self.raw_data)) + self.raw_data)
 
     @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[ReadDataBlockAccess, int]:
-        r = AxdrReader(buf, pos, "read-data-block-access")
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
+        r = AxdrReader(buf, pos, cls._WHAT)
         _choice(r, cls.CHOICE)
         last = r.boolean("last-block")
         number = r.u16("block-number")
         return cls(last, number, r.octet_string("raw-data")), r.pos
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ReadDataBlockAccess:
-        return decode_whole(cls.decode, data, "read-data-block-access")
+    def from_bytes(cls, data: bytes) -> Self:
+        return decode_whole(cls.decode, data, cls._WHAT)
+
+
+@dataclass(frozen=True)
+class ReadDataBlockAccess(_RawDataBlock):
+    """read-data-block-access [6]: one block of a ReadRequest too long for one APDU."""
+
+    CHOICE: ClassVar[int] = VariableAccessTag.READ_DATA_BLOCK_ACCESS
+    _WHAT: ClassVar[str] = "read-data-block-access"
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -387,39 +397,15 @@ def _describe_writes(variables: tuple[VariableAccessSpecification, ...],
 #   success [0] IMPLICIT NULL, data-access-error [1] IMPLICIT Data-Access-Result,
 #   block-number [2] Unsigned16 }
 @dataclass(frozen=True)
-class DataBlockResult:
+class DataBlockResult(_RawDataBlock):
     """data-block-result [2]: one block of a ReadResponse too long for one APDU.
 
     The raw data of all blocks together is the encoded list of results (SEQUENCE OF
     CHOICE { data, data-access-error }), see :func:`decode_read_blocks`.
     """
 
-    last_block: bool
-    block_number: int
-    raw_data: bytes
-
-    CHOICE = 2
-
-    def __post_init__(self) -> None:
-        _check_block(self.block_number)
-        if not isinstance(self.raw_data, bytes):
-            raise LocalProtocolError("data-block-result raw-data must be bytes")
-
-    def to_bytes(self) -> bytes:
-        return (bytes((self.CHOICE, 1 if self.last_block else 0)) + _U16.pack(self.block_number)
-                + encode_length(len(self.raw_data)) + self.raw_data)
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[DataBlockResult, int]:
-        r = AxdrReader(buf, pos, "data-block-result")
-        _choice(r, cls.CHOICE)
-        last = r.boolean("last-block")
-        number = r.u16("block-number")
-        return cls(last, number, r.octet_string("raw-data")), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> DataBlockResult:
-        return decode_whole(cls.decode, data, "data-block-result")
+    CHOICE: ClassVar[int] = 2
+    _WHAT: ClassVar[str] = "data-block-result"
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -829,7 +815,7 @@ def decode_read_blocks(raw: bytes, count: int) -> tuple[Data | DataAccessResult,
     return results
 
 
-class SnBlockReassembler:
+class SnBlockReassembler(Reassembler):
     """Collects the data-block-results of one long Read (pure bookkeeping).
 
     Blocks must arrive numbered 1, 2, 3...; a wrong number raises
@@ -838,53 +824,19 @@ class SnBlockReassembler:
     The client sends :meth:`next_request` after each block but the last.
     """
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
-        if max_size < 1 or max_blocks < 1:
-            raise LocalProtocolError("max_size and max_blocks must be positive")
-        self.max_size = max_size
-        self.max_blocks = max_blocks
-        self.expected_block = 1
-        self.complete = False
-        self._parts = bytearray()
-
-    @property
-    def size(self) -> int:
-        """Raw data bytes collected so far."""
-        return len(self._parts)
-
-    @property
-    def last_received(self) -> int:
-        """The number of the last block taken (0 before the first)."""
-        return self.expected_block - 1
+    _SERVICE = "READ"
+    _TRANSFER = "long read"
+    _MAX_BLOCK_NUMBER = 0xFFFF  # block-number Unsigned16
 
     def add(self, block: DataBlockResult) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
-        if self.complete:
-            raise LocalProtocolError("long read already complete; start a new reassembler")
-        if block.block_number != self.expected_block:
-            raise RemoteProtocolError(
-                f"READ block number {block.block_number}, expected {self.expected_block}",
-                code=block.block_number,
-            )
-        if len(self._parts) + len(block.raw_data) > self.max_size:
-            raise RemoteProtocolError(
-                f"long read exceeds {self.max_size} bytes at block {block.block_number}")
-        self._parts += block.raw_data
-        if block.last_block:
-            self.complete = True
-            return bytes(self._parts)
-        if block.block_number >= self.max_blocks or block.block_number == 0xFFFF:
-            raise RemoteProtocolError(
-                f"long read exceeds {min(self.max_blocks, 0xFFFF)} blocks",
-                code=block.block_number)
-        self.expected_block += 1
-        return None
+        self._check_number(block.block_number)
+        self._append(block.block_number, block.raw_data)
+        return self._finish(block.block_number, block.last_block)
 
     def next_request(self) -> ReadRequest:
         """The ReadRequest acknowledging the last block received."""
-        if self.complete or self.expected_block == 1:
-            raise LocalProtocolError("no block to acknowledge")
-        return ReadRequest((BlockNumberAccess(self.last_received),))
+        return ReadRequest((BlockNumberAccess(self._acknowledged()),))
 
 
 # =========================================================================== short names

@@ -88,6 +88,7 @@ __all__ = [
     "GetResponseWithList",
     "InitiateRequest",
     "InitiateResponse",
+    "Reassembler",
     "SelectiveAccessDescriptor",
     "ServiceErrorType",
     "SetRequestNormal",
@@ -1226,7 +1227,74 @@ class ExceptionResponse:
 
 
 # =========================================================================== blocks
-class BlockReassembler:
+class Reassembler:
+    """The bookkeeping of a transfer in blocks, shared by :class:`BlockReassembler`
+    (GET) and :class:`dlmsd.protocol.sn.SnBlockReassembler` (READ).
+
+    Blocks must arrive numbered 1, 2, 3...; a wrong number raises
+    :class:`RemoteProtocolError` naming the expected and received numbers, and more
+    than ``max_size`` bytes or ``max_blocks`` blocks (or a block number the service
+    cannot count past) raise :class:`RemoteProtocolError`.
+    """
+
+    _SERVICE: ClassVar[str]  # in the block-number error: "GET", "READ"
+    _TRANSFER: ClassVar[str]  # in the limit errors: "long GET", "long read"
+    _MAX_BLOCK_NUMBER: ClassVar[int]  # the largest block number the service can carry
+
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        if max_size < 1 or max_blocks < 1:
+            raise LocalProtocolError("max_size and max_blocks must be positive")
+        self.max_size = max_size
+        self.max_blocks = max_blocks
+        self.expected_block = 1
+        self.complete = False
+        self._parts = bytearray()
+
+    @property
+    def size(self) -> int:
+        """Raw data bytes collected so far."""
+        return len(self._parts)
+
+    @property
+    def last_received(self) -> int:
+        """The number of the last block taken (0 before the first)."""
+        return self.expected_block - 1
+
+    def _check_number(self, block_number: int) -> None:
+        if self.complete:
+            raise LocalProtocolError(
+                f"{self._TRANSFER} already complete; start a new {type(self).__name__}")
+        if block_number != self.expected_block:
+            raise RemoteProtocolError(
+                f"{self._SERVICE} block number {block_number}, expected {self.expected_block}",
+                code=block_number,
+            )
+
+    def _append(self, block_number: int, raw_data: bytes) -> None:
+        if len(self._parts) + len(raw_data) > self.max_size:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} exceeds {self.max_size} bytes at block {block_number}")
+        self._parts += raw_data
+
+    def _finish(self, block_number: int, last_block: bool) -> bytes | None:
+        if last_block:
+            self.complete = True
+            return bytes(self._parts)
+        limit = min(self.max_blocks, self._MAX_BLOCK_NUMBER)
+        if block_number >= limit:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} exceeds {limit} blocks", code=block_number)
+        self.expected_block += 1
+        return None
+
+    def _acknowledged(self) -> int:
+        """The number the next request acknowledges: the last block received."""
+        if self.complete or self.expected_block == 1:
+            raise LocalProtocolError("no block to acknowledge")
+        return self.last_received
+
+
+class BlockReassembler(Reassembler):
     """Collects the blocks of one long GET (Get-Response-With-Datablock).
 
     Pure bookkeeping; the client sends :meth:`next_request` after each block.
@@ -1237,51 +1305,26 @@ class BlockReassembler:
     ``max_blocks`` blocks raise :class:`RemoteProtocolError`.
     """
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
-        if max_size < 1 or max_blocks < 1:
-            raise LocalProtocolError("max_size and max_blocks must be positive")
-        self.max_size = max_size
-        self.max_blocks = max_blocks
-        self.expected_block = 1
-        self.complete = False
-        self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
-        self._parts = bytearray()
+    _SERVICE = "GET"
+    _TRANSFER = "long GET"
+    _MAX_BLOCK_NUMBER = 0xFFFFFFFF  # block-number Unsigned32
 
-    @property
-    def size(self) -> int:
-        """Raw data bytes collected so far."""
-        return len(self._parts)
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        super().__init__(max_size=max_size, max_blocks=max_blocks)
+        self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
-        if self.complete:
-            raise LocalProtocolError("long GET already complete; start a new BlockReassembler")
-        if block.block_number != self.expected_block:
-            raise RemoteProtocolError(
-                f"GET block number {block.block_number}, expected {self.expected_block}",
-                code=block.block_number,
-            )
+        self._check_number(block.block_number)
         if isinstance(block.raw_data, DataAccessResult):
             raise DataAccessError(
                 f"long GET aborted at block {block.block_number}: {block.raw_data.describe()}",
                 int(block.raw_data),
             )
-        if len(self._parts) + len(block.raw_data) > self.max_size:
-            raise RemoteProtocolError(
-                f"long GET exceeds {self.max_size} bytes at block {block.block_number}")
-        self._parts += block.raw_data
+        self._append(block.block_number, block.raw_data)
         self._invoke_id_and_priority = block.invoke_id_and_priority
-        if block.last_block:
-            self.complete = True
-            return bytes(self._parts)
-        if block.block_number >= self.max_blocks:
-            raise RemoteProtocolError(
-                f"long GET exceeds {self.max_blocks} blocks", code=block.block_number)
-        self.expected_block += 1
-        return None
+        return self._finish(block.block_number, block.last_block)
 
     def next_request(self) -> GetRequestNext:
         """The GET next acknowledging the last block received."""
-        if self.complete or self.expected_block == 1:
-            raise LocalProtocolError("no block to acknowledge")
-        return GetRequestNext(self.expected_block - 1, self._invoke_id_and_priority)
+        return GetRequestNext(self._acknowledged(), self._invoke_id_and_priority)
