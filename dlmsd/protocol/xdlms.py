@@ -231,21 +231,34 @@ def invoke_id_and_priority(invoke_id: int, *, high_priority: bool = True,
     return invoke_id | (0x40 if confirmed else 0) | (0x80 if high_priority else 0)
 
 
-def _check_iid(value: int) -> None:
-    check_range("invoke-id-and-priority", value, 0, 255)
-
-
 def _iid_text(value: int) -> str:
     return f"id={value & 0x0F}"
 
 
-def _header(r: AxdrReader, tag: int, choice: int) -> int:
-    """Read and check the APDU tag and the service CHOICE, return invoke-id-and-priority."""
-    r.tag(tag)
-    got_choice = r.u8("choice")
-    if got_choice != choice:
-        raise DecodeError(f"{r.what}: choice {got_choice}, expected {choice}")
-    return r.u8("invoke-id-and-priority")
+class _Service:
+    """What the GET, SET and ACTION APDUs share: the tag, the service CHOICE and the
+    invoke-id-and-priority that open them (``TAG CHOICE iid``), checked on both sides."""
+
+    TAG: ClassVar[int]
+    CHOICE: ClassVar[int]
+    invoke_id_and_priority: int
+
+    def __post_init__(self) -> None:
+        check_range("invoke-id-and-priority", self.invoke_id_and_priority, 0, 255)
+
+    def _head(self) -> bytes:
+        return bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+
+    @classmethod
+    def _open(cls, data: bytes, what: str) -> tuple[AxdrReader, int]:
+        """A reader past the tag and the CHOICE (both checked), and the
+        invoke-id-and-priority."""
+        r = AxdrReader(data, 0, what)
+        r.tag(cls.TAG)
+        got_choice = r.u8("choice")
+        if got_choice != cls.CHOICE:
+            raise DecodeError(f"{r.what}: choice {got_choice}, expected {cls.CHOICE}")
+        return r, r.u8("invoke-id-and-priority")
 
 
 # =========================================================================== Conformance
@@ -780,7 +793,7 @@ def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
 #   Get-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #     cosem-attribute-descriptor, access-selection Selective-Access-Descriptor OPTIONAL }
 @dataclass(frozen=True)
-class GetRequestNormal:
+class GetRequestNormal(_Service):
     descriptor: CosemAttributeDescriptor
     access_selection: SelectiveAccessDescriptor | None = None
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
@@ -788,17 +801,13 @@ class GetRequestNormal:
     TAG = ApduTag.GET_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + _encode_selection(self.access_selection))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestNormal:
-        r = AxdrReader(data, 0, "GET-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Request-Normal")
         descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
         selection = _decode_selection(r)
         r.expect_end()
@@ -811,7 +820,7 @@ class GetRequestNormal:
 
 #   Get-Request-Next ::= SEQUENCE { invoke-id-and-priority, block-number Unsigned32 }
 @dataclass(frozen=True)
-class GetRequestNext:
+class GetRequestNext(_Service):
     """Asks for the block after ``block_number`` (the last block received)."""
 
     block_number: int
@@ -821,17 +830,16 @@ class GetRequestNext:
     CHOICE = 2
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
+        super().__post_init__()
         check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + _U32.pack(self.block_number))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestNext:
-        r = AxdrReader(data, 0, "GET-Request-Next")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Request-Next")
         block = r.u32("block-number")
         r.expect_end()
         return cls(block, iid)
@@ -843,15 +851,12 @@ class GetRequestNext:
 #   Get-Request-With-List ::= SEQUENCE { invoke-id-and-priority,
 #     attribute-descriptor-list SEQUENCE OF Cosem-Attribute-Descriptor-With-Selection }
 @dataclass(frozen=True)
-class GetRequestWithList:
+class GetRequestWithList(_Service):
     attributes: tuple[CosemAttributeDescriptorWithSelection, ...]
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_REQUEST
     CHOICE = 3
-
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
 
     @classmethod
     def of(cls, *descriptors: CosemAttributeDescriptor,
@@ -861,7 +866,7 @@ class GetRequestWithList:
         return cls(items, invoke_id_and_priority)
 
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out += encode_length(len(self.attributes))
         for item in self.attributes:
             out += item.to_bytes()
@@ -869,8 +874,7 @@ class GetRequestWithList:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestWithList:
-        r = AxdrReader(data, 0, "GET-Request-With-List")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Request-With-List")
         count = r.sequence_count("attribute-descriptor-list", _ATTRIBUTE.size + 1)
         items = []
         for _ in range(count):
@@ -888,15 +892,12 @@ class GetRequestWithList:
 #   get-response-with-datablock [2], get-response-with-list [3] }
 #   Get-Response-Normal ::= SEQUENCE { invoke-id-and-priority, result Get-Data-Result }
 @dataclass(frozen=True)
-class GetResponseNormal:
+class GetResponseNormal(_Service):
     result: GetDataResult
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_RESPONSE
     CHOICE = 1
-
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
 
     def data(self) -> Data:
         """The value, or :class:`DataAccessError` naming the data-access-result."""
@@ -905,13 +906,12 @@ class GetResponseNormal:
         return self.result
 
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + _encode_get_data_result(self.result))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseNormal:
-        r = AxdrReader(data, 0, "GET-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Response-Normal")
         result = _decode_get_data_result(r, "result")
         r.expect_end()
         return cls(result, iid)
@@ -926,7 +926,7 @@ class GetResponseNormal:
 #     result CHOICE { raw-data [0] IMPLICIT OCTET STRING,
 #                     data-access-result [1] IMPLICIT Data-Access-Result } }
 @dataclass(frozen=True)
-class GetResponseWithDatablock:
+class GetResponseWithDatablock(_Service):
     """One block of a long GET: ``raw_data`` is a piece of the encoded result, or the
     data-access-result that ended the transfer."""
 
@@ -939,11 +939,11 @@ class GetResponseWithDatablock:
     CHOICE = 2
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
+        super().__post_init__()
         check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out.append(1 if self.last_block else 0)
         out += _U32.pack(self.block_number)
         if isinstance(self.raw_data, DataAccessResult):
@@ -954,8 +954,7 @@ class GetResponseWithDatablock:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseWithDatablock:
-        r = AxdrReader(data, 0, "GET-Response-With-Datablock")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Response-With-Datablock")
         last = r.boolean("last-block")
         block = r.u32("block-number")
         choice = r.u8("result choice")
@@ -981,18 +980,15 @@ class GetResponseWithDatablock:
 #   Get-Response-With-List ::= SEQUENCE { invoke-id-and-priority,
 #     result SEQUENCE OF Get-Data-Result }
 @dataclass(frozen=True)
-class GetResponseWithList:
+class GetResponseWithList(_Service):
     results: tuple[GetDataResult, ...]
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_RESPONSE
     CHOICE = 3
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out += encode_length(len(self.results))
         for result in self.results:
             out += _encode_get_data_result(result)
@@ -1000,8 +996,7 @@ class GetResponseWithList:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseWithList:
-        r = AxdrReader(data, 0, "GET-Response-With-List")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Response-With-List")
         count = r.sequence_count("result list", 2)
         results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
@@ -1016,7 +1011,7 @@ class GetResponseWithList:
 # Green Book: Set-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   cosem-attribute-descriptor, access-selection OPTIONAL, value Data }
 @dataclass(frozen=True)
-class SetRequestNormal:
+class SetRequestNormal(_Service):
     descriptor: CosemAttributeDescriptor
     value: Data
     access_selection: SelectiveAccessDescriptor | None = None
@@ -1025,18 +1020,14 @@ class SetRequestNormal:
     TAG = ApduTag.SET_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + _encode_selection(self.access_selection)
                 + encode_data(self.value))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SetRequestNormal:
-        r = AxdrReader(data, 0, "SET-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "SET-Request-Normal")
         descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
         selection = _decode_selection(r)
         value = r.data("value")
@@ -1052,7 +1043,7 @@ class SetRequestNormal:
 # Green Book: Set-Response-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   result Data-Access-Result }
 @dataclass(frozen=True)
-class SetResponseNormal:
+class SetResponseNormal(_Service):
     result: DataAccessResult
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
@@ -1060,7 +1051,7 @@ class SetResponseNormal:
     CHOICE = 1
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
+        super().__post_init__()
         check_range("data-access-result", int(self.result), 0, 255)
 
     def check(self) -> None:
@@ -1069,12 +1060,11 @@ class SetResponseNormal:
             raise DataAccessError(f"SET refused: {self.result.describe()}", int(self.result))
 
     def to_bytes(self) -> bytes:
-        return bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+        return self._head() + bytes((int(self.result),))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SetResponseNormal:
-        r = AxdrReader(data, 0, "SET-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "SET-Response-Normal")
         result = DataAccessResult(r.u8("result"))
         r.expect_end()
         return cls(result, iid)
@@ -1087,7 +1077,7 @@ class SetResponseNormal:
 # Green Book: Action-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   cosem-method-descriptor, method-invocation-parameters Data OPTIONAL }
 @dataclass(frozen=True)
-class ActionRequestNormal:
+class ActionRequestNormal(_Service):
     """E.g. HLS pass 3: ``reply_to_HLS_authentication``, method 1 of class 15."""
 
     descriptor: CosemMethodDescriptor
@@ -1097,18 +1087,14 @@ class ActionRequestNormal:
     TAG = ApduTag.ACTION_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
         params = b"\x00" if self.parameters is None else b"\x01" + encode_data(self.parameters)
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + params)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ActionRequestNormal:
-        r = AxdrReader(data, 0, "ACTION-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "ACTION-Request-Normal")
         descriptor, r.pos = CosemMethodDescriptor.decode(data, r.pos)
         params = r.data("method-invocation-parameters") if r.present("parameters") else None
         r.expect_end()
@@ -1125,7 +1111,7 @@ class ActionRequestNormal:
 #   Action-Response-With-Optional-Data ::= SEQUENCE { result Action-Result,
 #     return-parameters Get-Data-Result OPTIONAL }
 @dataclass(frozen=True)
-class ActionResponseNormal:
+class ActionResponseNormal(_Service):
     result: ActionResult
     return_parameters: GetDataResult | None = None
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
@@ -1134,7 +1120,7 @@ class ActionResponseNormal:
     CHOICE = 1
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
+        super().__post_init__()
         check_range("action-result", int(self.result), 0, 255)
 
     def check(self) -> Data | None:
@@ -1149,15 +1135,14 @@ class ActionResponseNormal:
         return self.return_parameters
 
     def to_bytes(self) -> bytes:
-        out = bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+        out = self._head() + bytes((int(self.result),))
         if self.return_parameters is None:
             return out + b"\x00"
         return out + b"\x01" + _encode_get_data_result(self.return_parameters)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ActionResponseNormal:
-        r = AxdrReader(data, 0, "ACTION-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "ACTION-Response-Normal")
         result = ActionResult(r.u8("result"))
         # Some meters end the APDU after the result; the OPTIONAL flag is then absent.
         params = None
