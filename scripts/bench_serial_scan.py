@@ -3,9 +3,10 @@
 The meter is the simulator, ``dlms-sim --pty`` (the command, in its own process); the
 daemon's own session (dlmsd.session.DlmsSession around the pure reader, the code that
 runs in production) reads it through dlmsd.transport.serial, and the octets are counted
-at that transport. A pty moves bytes at memory speed whatever the baud rate, so the measured time is the software's
-own cost; the floor is what the same bytes need on a real 9600 Bd line
-(bytes x 10 bits / baud, 8N1). Their ratio says how much of a real scan the software adds.
+at that transport. A pty moves bytes at memory speed whatever the baud rate, so the
+measured time is the software's own cost; the floor is what the same bytes need on a
+real 9600 Bd line (bytes x 10 bits / baud, 8N1). Their ratio says how much of a real
+scan the software adds.
 With ``--pace`` the simulator holds every chunk for its time on the wire at 9600 Bd
 (``dlms-sim --pace``), so the measured scan is what a real line would show: the floor
 plus the software and scheduling on both sides.

@@ -26,29 +26,31 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError, ServiceError
 from dlmsd.protocol.acse import (
-    DEFAULT_CONFORMANCE,
     Aare,
     Aarq,
     AcseServiceProvider,
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    ConfirmedServiceErrorChoice,
-    Conformance,
-    InitiateRequest,
-    InitiateResponse,
     MechanismName,
     ReleaseRequestReason,
     ReleaseResponseReason,
     Rlre,
     Rlrq,
-    ServiceErrorType,
     association_rejected,
+)
+from dlmsd.protocol.apdu import decode_apdu
+from dlmsd.protocol.xdlms import (
+    DEFAULT_CONFORMANCE,
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
+    InitiateRequest,
+    InitiateResponse,
+    ServiceErrorType,
     decode_conformance,
     encode_conformance,
 )
-from dlmsd.protocol.xdlms import decode_apdu
 
 LN = ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING
 LN_CIPHERED = ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING

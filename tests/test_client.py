@@ -10,15 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dlmsd.errors import AssociationRejected, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.acse import (
-    Aare,
-    Aarq,
-    AcseServiceUser,
-    AssociationResult,
-    Conformance,
-    InitiateResponse,
-    MechanismName,
-)
+from dlmsd.protocol.acse import Aare, Aarq, AcseServiceUser, AssociationResult, MechanismName
 from dlmsd.protocol.axdr import Data, encode_data
 from dlmsd.protocol.client import (
     Associated,
@@ -32,6 +24,7 @@ from dlmsd.protocol.client import (
 )
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.xdlms import (
+    Conformance,
     CosemAttributeDescriptor,
     DataAccessResult,
     ExceptionResponse,
@@ -41,6 +34,7 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
+    InitiateResponse,
 )
 
 ENERGY = CosemAttributeDescriptor(3, Obis(1, 0, 1, 8, 0, 255), 2)

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol import security
-from dlmsd.protocol.acse import Conformance, InitiateRequest
 from dlmsd.protocol.axdr import encode_length
 from dlmsd.protocol.security import (
     AUTHENTICATED_ENCRYPTION,
@@ -49,7 +48,7 @@ from dlmsd.protocol.security import (
     tag_name,
     unprotect,
 )
-from dlmsd.protocol.xdlms import ApduTag
+from dlmsd.protocol.xdlms import ApduTag, Conformance, InitiateRequest
 from dlmsd.secret import Secret
 
 H = bytes.fromhex

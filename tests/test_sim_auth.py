@@ -26,9 +26,9 @@ from dlmsd.protocol.acse import (
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    InitiateRequest,
     MechanismName,
 )
+from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
     Associated,
@@ -60,7 +60,7 @@ from dlmsd.protocol.xdlms import (
     ExceptionResponse,
     ExceptionServiceError,
     GetRequestNormal,
-    decode_apdu,
+    InitiateRequest,
 )
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import (

@@ -18,13 +18,11 @@ from dlmsd.protocol.acse import (
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    Conformance,
-    InitiateRequest,
     MechanismName,
     Rlre,
     Rlrq,
 )
+from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.axdr import BitString, Data
 from dlmsd.protocol.client import (
     CLIENT_CONFORMANCE,
@@ -40,6 +38,8 @@ from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
     ActionResult,
+    ConfirmedServiceError,
+    Conformance,
     CosemAttributeDescriptor,
     CosemAttributeDescriptorWithSelection,
     CosemMethodDescriptor,
@@ -52,11 +52,11 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
+    InitiateRequest,
     SelectiveAccessDescriptor,
     SetRequestNormal,
     SetResponseNormal,
     StateError,
-    decode_apdu,
 )
 from dlmsd.sim.model import AssociationView, Meter, MeterModel, bundled_model_path, load_model
 from dlmsd.sim.server import SIM_CONFORMANCE, AssociationState, MeterServer, ServerOptions

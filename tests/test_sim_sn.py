@@ -26,13 +26,8 @@ from dlmsd.protocol.acse import (
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    ConfirmedServiceErrorChoice,
-    Conformance,
-    InitiateRequest,
     Rlre,
     Rlrq,
-    ServiceErrorType,
 )
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
@@ -63,12 +58,17 @@ from dlmsd.protocol.sn import (
 )
 from dlmsd.protocol.sn_client import SN_CLIENT_CONFORMANCE, SnClient
 from dlmsd.protocol.xdlms import (
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
     CosemAttributeDescriptor,
     DataAccessResult,
     ExceptionResponse,
     ExceptionServiceError,
     GetDataResult,
     GetRequestNormal,
+    InitiateRequest,
+    ServiceErrorType,
     StateError,
 )
 from dlmsd.sim import model as model_module

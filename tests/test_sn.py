@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.acse import Aare, Aarq, ApplicationContextName, Conformance, InitiateResponse
+from dlmsd.protocol.acse import Aare, Aarq, ApplicationContextName
 from dlmsd.protocol.axdr import Data, DateTime, decode_data_all, encode_data
 from dlmsd.protocol.hdlc_frame import Frame, strip_llc
 from dlmsd.protocol.obis import Obis
@@ -63,7 +63,7 @@ from dlmsd.protocol.sn import (
     method_short_name,
     parse_sn_object_list,
 )
-from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse
+from dlmsd.protocol.xdlms import Conformance, DataAccessResult, ExceptionResponse, InitiateResponse
 
 ZIP_NAME = bytes.fromhex("0A0B5A49503031373639333236")  # visible-string "ZIP01769326"
 B2G = bytes.fromhex("0A084232473576333561")  # visible-string "B2G5v35a"

@@ -23,14 +23,9 @@ from dlmsd.protocol.acse import (
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    ConfirmedServiceErrorChoice,
-    Conformance,
-    InitiateResponse,
     MechanismName,
     Rlre,
     Rlrq,
-    ServiceErrorType,
 )
 from dlmsd.protocol.axdr import Data, encode_data
 from dlmsd.protocol.client import (
@@ -58,7 +53,15 @@ from dlmsd.protocol.sn import (
     parse_sn_object_list,
 )
 from dlmsd.protocol.sn_client import NO_INVOKE_ID, SN_CLIENT_CONFORMANCE, SnClient
-from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse
+from dlmsd.protocol.xdlms import (
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
+    DataAccessResult,
+    ExceptionResponse,
+    InitiateResponse,
+    ServiceErrorType,
+)
 
 SN = ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING
 # TOHASAN: the SN meter's AARE (conformance 1C 13 20, max PDU 122, vaa-name FA00)

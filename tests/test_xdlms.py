@@ -25,13 +25,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
+from dlmsd.protocol.apdu import Apdu, decode_apdu, describe_apdu
 from dlmsd.protocol.axdr import Data, decode_data_all, encode_data
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
     ActionResult,
-    Apdu,
     BlockReassembler,
     CosemAttributeDescriptor,
     CosemAttributeDescriptorWithSelection,
@@ -49,9 +49,7 @@ from dlmsd.protocol.xdlms import (
     SetRequestNormal,
     SetResponseNormal,
     StateError,
-    decode_apdu,
     decode_get_data_result_list,
-    describe_apdu,
     invoke_id_and_priority,
 )
 
@@ -508,7 +506,8 @@ def _send(client: Any, apdu: bytes, reply: Any = None) -> Any:
 
 
 def _associated_client() -> Any:
-    from dlmsd.protocol.acse import Aare, Conformance, InitiateResponse
+    from dlmsd.protocol.acse import Aare
+    from dlmsd.protocol.xdlms import Conformance, InitiateResponse
 
     gurux, enums, _ = _gurux()
     client = gurux.GXDLMSClient(True, 0x10, 1, enums.Authentication.NONE, None,

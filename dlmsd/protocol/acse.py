@@ -1,12 +1,11 @@
 """ACSE APDUs of DLMS/COSEM (IEC 62056-5-3, DLMS UA Green Book) and what they carry.
 
 This module owns the association: AARQ, AARE, RLRQ and RLRE (BER encoded, ISO/IEC
-8650-1 as profiled by the Green Book), the xDLMS InitiateRequest/InitiateResponse in
-their user-information (A-XDR), the ``Conformance`` block, the confirmed-service-error
-APDU, and :func:`association_rejected` which turns a rejecting AARE into a readable
-:class:`~dlmsd.errors.AssociationRejected`.  It also holds :class:`AxdrReader`, the
-bounded cursor that the A-XDR decoders here and in :mod:`dlmsd.protocol.xdlms` share,
-and :class:`WireEnum`, the enum base for codes read off the wire.
+8650-1 as profiled by the Green Book) and :func:`association_rejected` which turns a
+rejecting AARE into a readable :class:`~dlmsd.errors.AssociationRejected`.  What their
+user-information carries (the xDLMS InitiateRequest/InitiateResponse with the
+``Conformance`` block, or a confirmed-service-error) is xDLMS: it is encoded and
+decoded by :mod:`dlmsd.protocol.xdlms`.
 
 Every wire type is a frozen dataclass with ``to_bytes()`` and ``from_bytes(data)``
 (the whole of ``data``, trailing bytes are a :class:`DecodeError`); the ones that are
@@ -19,27 +18,32 @@ A client associates like this::
     aarq = Aarq(mechanism_name=MechanismName.LOW, calling_authentication_value=password,
                 user_information=InitiateRequest(client_max_receive_pdu_size=1200))
     send(aarq.to_bytes())
-    aare = Aare.from_bytes(received)      # or xdlms.decode_apdu(received)
+    aare = Aare.from_bytes(received)      # or apdu.decode_apdu(received)
     negotiated = aare.check()             # InitiateResponse, or raises AssociationRejected
     negotiated.server_max_receive_pdu_size, negotiated.negotiated_conformance
 
-Secrets: the calling-authentication-value (password or HLS challenge) and the
-dedicated key are ``field(repr=False)`` and ``describe()`` prints them as ``***``.
+Secrets: the calling-authentication-value (password or HLS challenge) is
+``field(repr=False)`` and ``describe()`` prints it as ``***`` (the dedicated key in the
+InitiateRequest likewise, in :mod:`dlmsd.protocol.xdlms`).
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Final
 
-from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError, ServiceError
-from dlmsd.protocol.axdr import Data, decode_data, decode_length, encode_length
+from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError
+from dlmsd.protocol.axdr import (
+    LabelledEnum,
+    WireEnum,
+    check_range,
+    decode_length,
+    encode_length,
+)
+from dlmsd.protocol.xdlms import ConfirmedServiceError, InitiateRequest, InitiateResponse
 
 __all__ = [
-    "DEFAULT_CONFORMANCE",
-    "DLMS_VERSION",
     "Aare",
     "Aarq",
     "AcseServiceProvider",
@@ -47,61 +51,16 @@ __all__ = [
     "AcseTag",
     "ApplicationContextName",
     "AssociationResult",
-    "AxdrReader",
-    "ConfirmedServiceError",
-    "ConfirmedServiceErrorChoice",
-    "Conformance",
-    "InitiateRequest",
-    "InitiateResponse",
     "MechanismName",
     "ReleaseRequestReason",
     "ReleaseResponseReason",
     "Rlre",
     "Rlrq",
-    "ServiceErrorType",
-    "WireEnum",
     "association_rejected",
-    "decode_conformance",
-    "encode_conformance",
 ]
-
-#: The DLMS version number of the current standard (proposed and negotiated).
-DLMS_VERSION: Final = 6
-
-_U8: Final = struct.Struct(">B")
-_I8: Final = struct.Struct(">b")
-_U16: Final = struct.Struct(">H")
-_U32: Final = struct.Struct(">I")
 
 
 # =========================================================================== enums
-class WireEnum(IntEnum):
-    """An ``IntEnum`` for codes read off the wire.
-
-    A meter may send a code this version of the standard does not define; rejecting
-    the whole APDU for it would hide what the meter meant, so an unknown integer
-    becomes a pseudo-member named ``UNKNOWN_<n>`` (``R(7).label == "unknown-7"``).
-    """
-
-    @classmethod
-    def _missing_(cls, value: object) -> WireEnum | None:
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"UNKNOWN_{value}"
-        member._value_ = value
-        return member
-
-    @property
-    def label(self) -> str:
-        """The standard's spelling, e.g. ``read-write-denied``."""
-        return self.name.lower().replace("_", "-")
-
-    def describe(self) -> str:
-        """The spelling and the code, e.g. ``read-write-denied (3)``."""
-        return f"{self.label} ({int(self)})"
-
-
 class AcseTag(IntEnum):
     """Tags of the ACSE APDUs ([APPLICATION n], constructed)."""
 
@@ -143,7 +102,7 @@ class ApplicationContextName(IntEnum):
         return self.value >= 3
 
 
-class MechanismName(IntEnum):
+class MechanismName(LabelledEnum):
     """The mechanism-id of the COSEM authentication mechanism name (last OID arc)."""
 
     LOWEST = 0  # COSEM_lowest_level_security_mechanism_name
@@ -158,10 +117,6 @@ class MechanismName(IntEnum):
     @property
     def oid(self) -> tuple[int, ...]:
         return (*_MECHANISM_PREFIX, int(self))
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
 
 
 class AssociationResult(WireEnum):
@@ -218,462 +173,6 @@ class ReleaseResponseReason(WireEnum):
     NORMAL = 0
     NOT_FINISHED = 1
     USER_DEFINED = 30
-
-
-# =========================================================================== Conformance
-# Green Book, xDLMS "Conformance block":
-#   Conformance ::= [APPLICATION 31] IMPLICIT BIT STRING {
-#     reserved-zero(0), general-protection(1), general-block-transfer(2), read(3),
-#     write(4), unconfirmed-write(5), delta-value-encoding(6), reserved-seven(7),
-#     attribute0-supported-with-set(8), priority-mgmt-supported(9),
-#     attribute0-supported-with-get(10), block-transfer-with-get-or-read(11),
-#     block-transfer-with-set-or-write(12), block-transfer-with-action(13),
-#     multiple-references(14), information-report(15), data-notification(16),
-#     access(17), parameterized-access(18), get(19), set(20), selective-access(21),
-#     event-notification(22), action(23) } (SIZE(24))
-# Encoded 5F 1F 04 00 b0 b1 b2 (tag, length 4, 0 unused bits, 3 octets); BER puts
-# bit 0 in the most significant bit of b0.  So bit n of the standard is 1 << (23 - n)
-# of the 24-bit big-endian integer b0b1b2: the member values below ARE the wire value.
-class Conformance(IntFlag):
-    """The xDLMS conformance block; ``int(c)`` is the 24-bit value as sent on the wire."""
-
-    RESERVED_ZERO = 1 << 23
-    GENERAL_PROTECTION = 1 << 22
-    GENERAL_BLOCK_TRANSFER = 1 << 21
-    READ = 1 << 20
-    WRITE = 1 << 19
-    UNCONFIRMED_WRITE = 1 << 18
-    DELTA_VALUE_ENCODING = 1 << 17
-    RESERVED_SEVEN = 1 << 16
-    ATTRIBUTE0_SUPPORTED_WITH_SET = 1 << 15
-    PRIORITY_MGMT_SUPPORTED = 1 << 14
-    ATTRIBUTE0_SUPPORTED_WITH_GET = 1 << 13
-    BLOCK_TRANSFER_WITH_GET_OR_READ = 1 << 12
-    BLOCK_TRANSFER_WITH_SET_OR_WRITE = 1 << 11
-    BLOCK_TRANSFER_WITH_ACTION = 1 << 10
-    MULTIPLE_REFERENCES = 1 << 9
-    INFORMATION_REPORT = 1 << 8
-    DATA_NOTIFICATION = 1 << 7
-    ACCESS = 1 << 6
-    PARAMETERIZED_ACCESS = 1 << 5
-    GET = 1 << 4
-    SET = 1 << 3
-    SELECTIVE_ACCESS = 1 << 2
-    EVENT_NOTIFICATION = 1 << 1
-    ACTION = 1 << 0
-
-    @classmethod
-    def from_bit_numbers(cls, *bits: int) -> Conformance:
-        """From the standard's bit numbers (0 = reserved-zero .. 23 = action)."""
-        value = 0
-        for bit in bits:
-            if not 0 <= bit <= 23:
-                raise LocalProtocolError(f"conformance bit {bit} outside 0..23")
-            value |= 1 << (23 - bit)
-        return cls(value)
-
-    def bit_numbers(self) -> tuple[int, ...]:
-        """The standard's bit numbers that are set, ascending."""
-        return tuple(n for n in range(24) if self.value & (1 << (23 - n)))
-
-    def names(self) -> tuple[str, ...]:
-        """The standard's names of the bits set, in bit order, e.g. ``("get", "set")``."""
-        return tuple(_CONFORMANCE_NAMES[n] for n in self.bit_numbers())
-
-    def describe(self) -> str:
-        return f"0x{self.value:06X}(" + ",".join(self.names()) + ")"
-
-
-_CONFORMANCE_HEADER: Final = bytes((0x5F, 0x1F, 0x04, 0x00))
-_CONFORMANCE_NAMES: Final = {
-    24 - member.value.bit_length(): (member.name or "").lower().replace("_", "-")
-    for member in Conformance
-}
-
-
-def encode_conformance(conformance: Conformance) -> bytes:
-    """The A-XDR encoding ``5F 1F 04 00 b0 b1 b2`` of a conformance block."""
-    return _CONFORMANCE_HEADER + int(conformance).to_bytes(3, "big")
-
-
-def decode_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
-    """Decode ``5F 1F 04 uu b0 b1 b2`` at ``buf[pos]``; returns ``(conformance, new_pos)``.
-
-    Also accepted: ``5F 04 uu b0 b1 b2``, the tag written in one octet, as some
-    Landis+Gyr SN meters send it (a captured AARE in tests/test_sn_client.py).
-    """
-    reader = AxdrReader(buf, pos, "conformance")
-    header = reader.take(2, "conformance tag")
-    if header == b"\x5f\x04":
-        pass  # short form: the length octet has been read with the tag
-    elif header + reader.take(1, "conformance length") != _CONFORMANCE_HEADER[:3]:
-        got = buf[pos:reader.pos].hex(" ").upper()
-        raise DecodeError(f"conformance: expected 5F 1F 04, got {got}")
-    unused = reader.u8("conformance unused bits")
-    if unused > 7:
-        raise DecodeError(f"conformance: {unused} unused bits (at most 7)")
-    value = int.from_bytes(reader.take(3, "conformance bits"), "big")
-    return Conformance(value), reader.pos
-
-
-#: The proposed conformance of the Green Book's example AARQ (``00 7E 1F``):
-#: priority-mgmt-supported, attribute0-supported-with-get, block transfer with
-#: get/set/action, multiple-references, get, set, selective-access,
-#: event-notification, action.
-DEFAULT_CONFORMANCE: Final = Conformance(0x007E1F)
-
-
-# =========================================================================== A-XDR cursor
-class AxdrReader:
-    """A bounded cursor over an A-XDR encoded APDU.
-
-    Every read checks what remains and raises :class:`DecodeError` naming ``what``
-    (the APDU), the field and the offset.  Reads never go past ``end``.
-    """
-
-    def __init__(
-        self, buf: bytes, pos: int = 0, what: str = "APDU", end: int | None = None
-    ) -> None:
-        limit = len(buf) if end is None else end
-        if not 0 <= pos <= limit <= len(buf):
-            raise DecodeError(f"{what}: offset {pos} outside buffer of {len(buf)} bytes")
-        # Cut once here, so that the decoders below never read past ``end`` and
-        # never copy the buffer again.
-        self.buf = buf if limit == len(buf) else buf[:limit]
-        self.end = limit
-        self.pos = pos
-        self.what = what
-
-    @property
-    def remaining(self) -> int:
-        return self.end - self.pos
-
-    def take(self, n: int, field_name: str) -> bytes:
-        if n < 0 or n > self.remaining:
-            raise DecodeError(
-                f"{self.what}: truncated at offset {self.pos} reading {field_name} "
-                f"(need {n} bytes, have {self.remaining})"
-            )
-        data = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return bytes(data)
-
-    def u8(self, field_name: str) -> int:
-        return int(self.take(1, field_name)[0])
-
-    def i8(self, field_name: str) -> int:
-        return int(_I8.unpack(self.take(1, field_name))[0])
-
-    def u16(self, field_name: str) -> int:
-        return int(_U16.unpack(self.take(2, field_name))[0])
-
-    def u32(self, field_name: str) -> int:
-        return int(_U32.unpack(self.take(4, field_name))[0])
-
-    def boolean(self, field_name: str) -> bool:
-        return self.u8(field_name) != 0
-
-    def present(self, field_name: str) -> bool:
-        """An A-XDR OPTIONAL/DEFAULT presence flag: 0x00 absent, 0x01 present."""
-        flag = self.u8(f"{field_name} presence flag")
-        if flag > 1:
-            raise DecodeError(
-                f"{self.what}: presence flag 0x{flag:02X} of {field_name} at offset "
-                f"{self.pos - 1} (expected 00 or 01)"
-            )
-        return flag == 1
-
-    def length(self, field_name: str) -> int:
-        """An A-XDR length, bounded by the bytes that remain."""
-        if self.pos >= self.end:
-            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
-        value, pos = decode_length(self.buf, self.pos)
-        self.pos = pos
-        if value > self.remaining:
-            raise DecodeError(
-                f"{self.what}: {field_name} of {value} at offset {pos} exceeds the "
-                f"{self.remaining} bytes that remain"
-            )
-        return value
-
-    def octet_string(self, field_name: str) -> bytes:
-        return self.take(self.length(f"{field_name} length"), field_name)
-
-    def data(self, field_name: str) -> Data:
-        if self.pos >= self.end:
-            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
-        value, pos = decode_data(self.buf, self.pos)
-        self.pos = pos
-        return value
-
-    def expect_end(self) -> None:
-        if self.pos != self.end:
-            raise DecodeError(
-                f"{self.what}: {self.end - self.pos} trailing bytes at offset {self.pos}"
-            )
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
-
-
-# =========================================================================== xDLMS initiate
-# Green Book, xDLMS "InitiateRequest":
-#   InitiateRequest ::= SEQUENCE {
-#     dedicated-key                  OCTET STRING OPTIONAL,
-#     response-allowed               BOOLEAN DEFAULT TRUE,
-#     proposed-quality-of-service    [0] IMPLICIT Integer8 OPTIONAL,
-#     proposed-dlms-version-number   Unsigned8,
-#     proposed-conformance           Conformance,
-#     client-max-receive-pdu-size    Unsigned16 }
-# A-XDR: OPTIONAL and DEFAULT components are preceded by 00 (absent/default) or 01.
-@dataclass(frozen=True)
-class InitiateRequest:
-    """The xDLMS InitiateRequest (tag 0x01) carried in the AARQ user-information."""
-
-    proposed_conformance: Conformance = DEFAULT_CONFORMANCE
-    client_max_receive_pdu_size: int = 0xFFFF
-    proposed_dlms_version_number: int = DLMS_VERSION
-    dedicated_key: bytes | None = field(default=None, repr=False)
-    response_allowed: bool = True
-    proposed_quality_of_service: int | None = None
-
-    TAG = 0x01
-
-    def __post_init__(self) -> None:
-        _check("client-max-receive-pdu-size", self.client_max_receive_pdu_size, 0, 0xFFFF)
-        _check("proposed-dlms-version-number", self.proposed_dlms_version_number, 0, 255)
-        _check("proposed-conformance", int(self.proposed_conformance), 0, 0xFFFFFF)
-        if self.proposed_quality_of_service is not None:
-            _check("proposed-quality-of-service", self.proposed_quality_of_service, -128, 127)
-
-    def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG,))
-        if self.dedicated_key is None:
-            out.append(0)
-        else:
-            out += b"\x01" + encode_length(len(self.dedicated_key)) + self.dedicated_key
-        out += b"\x00" if self.response_allowed else b"\x01\x00"
-        if self.proposed_quality_of_service is None:
-            out.append(0)
-        else:
-            out += b"\x01" + _I8.pack(self.proposed_quality_of_service)
-        out.append(self.proposed_dlms_version_number)
-        out += encode_conformance(self.proposed_conformance)
-        out += _U16.pack(self.client_max_receive_pdu_size)
-        return bytes(out)
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateRequest, int]:
-        r = AxdrReader(buf, pos, "InitiateRequest")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"InitiateRequest: tag 0x{tag:02X}, expected 0x01")
-        key = r.octet_string("dedicated-key") if r.present("dedicated-key") else None
-        allowed = r.boolean("response-allowed") if r.present("response-allowed") else True
-        qos = (r.i8("proposed-quality-of-service")
-               if r.present("proposed-quality-of-service") else None)
-        version = r.u8("proposed-dlms-version-number")
-        conformance, r.pos = decode_conformance(r.buf, r.pos)
-        size = r.u16("client-max-receive-pdu-size")
-        return cls(conformance, size, version, key, allowed, qos), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> InitiateRequest:
-        value, pos = cls.decode(data, 0)
-        AxdrReader(data, pos, "InitiateRequest").expect_end()
-        return value
-
-    def describe(self) -> str:
-        key = " dedicated-key=***" if self.dedicated_key is not None else ""
-        return (f"InitiateRequest v{self.proposed_dlms_version_number} "
-                f"max-pdu={self.client_max_receive_pdu_size} "
-                f"conformance={Conformance(self.proposed_conformance).describe()}{key}")
-
-
-# Green Book, xDLMS "InitiateResponse":
-#   InitiateResponse ::= SEQUENCE {
-#     negotiated-quality-of-service  [0] IMPLICIT Integer8 OPTIONAL,
-#     negotiated-dlms-version-number Unsigned8,
-#     negotiated-conformance         Conformance,
-#     server-max-receive-pdu-size    Unsigned16,
-#     vaa-name                       ObjectName }   -- 0x0007 for LN, 0xFA00 for SN
-@dataclass(frozen=True)
-class InitiateResponse:
-    """The xDLMS InitiateResponse (tag 0x08) carried in the AARE user-information.
-
-    ``vaa_name`` is kept as the unsigned 16-bit value (0x0007 LN, 0xFA00 SN).
-    """
-
-    negotiated_conformance: Conformance
-    server_max_receive_pdu_size: int
-    negotiated_dlms_version_number: int = DLMS_VERSION
-    vaa_name: int = 0x0007
-    negotiated_quality_of_service: int | None = None
-
-    TAG = 0x08
-
-    def __post_init__(self) -> None:
-        _check("server-max-receive-pdu-size", self.server_max_receive_pdu_size, 0, 0xFFFF)
-        _check("negotiated-dlms-version-number", self.negotiated_dlms_version_number, 0, 255)
-        _check("negotiated-conformance", int(self.negotiated_conformance), 0, 0xFFFFFF)
-        _check("vaa-name", self.vaa_name, 0, 0xFFFF)
-        if self.negotiated_quality_of_service is not None:
-            _check("negotiated-quality-of-service", self.negotiated_quality_of_service, -128, 127)
-
-    def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG,))
-        if self.negotiated_quality_of_service is None:
-            out.append(0)
-        else:
-            out += b"\x01" + _I8.pack(self.negotiated_quality_of_service)
-        out.append(self.negotiated_dlms_version_number)
-        out += encode_conformance(self.negotiated_conformance)
-        out += _U16.pack(self.server_max_receive_pdu_size) + _U16.pack(self.vaa_name)
-        return bytes(out)
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateResponse, int]:
-        r = AxdrReader(buf, pos, "InitiateResponse")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"InitiateResponse: tag 0x{tag:02X}, expected 0x08")
-        qos = (r.i8("negotiated-quality-of-service")
-               if r.present("negotiated-quality-of-service") else None)
-        version = r.u8("negotiated-dlms-version-number")
-        conformance, r.pos = decode_conformance(r.buf, r.pos)
-        size = r.u16("server-max-receive-pdu-size")
-        vaa = r.u16("vaa-name")
-        return cls(conformance, size, version, vaa, qos), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> InitiateResponse:
-        value, pos = cls.decode(data, 0)
-        AxdrReader(data, pos, "InitiateResponse").expect_end()
-        return value
-
-    def describe(self) -> str:
-        return (f"InitiateResponse v{self.negotiated_dlms_version_number} "
-                f"max-pdu={self.server_max_receive_pdu_size} vaa=0x{self.vaa_name:04X} "
-                f"conformance={Conformance(self.negotiated_conformance).describe()}")
-
-
-# ======================================================================= confirmed-service-error
-# Green Book, xDLMS:
-#   ConfirmedServiceError ::= CHOICE {
-#     initiateError [1] ServiceError, getStatus [2], getNameList [3],
-#     getVariableAttribute [4], read [5], write [6], getDataSetAttribute [7],
-#     getTIAttribute [8], changeScope [9], start [10], stop [11], resume [12],
-#     makeUsable [13], initiateLoad [14], loadSegment [15], terminateLoad [16],
-#     initiateUpLoad [17], upLoadSegment [18], terminateUpLoad [19] }
-#   ServiceError ::= CHOICE {
-#     application-reference [0], hardware-resource [1], vde-state-error [2],
-#     service [3], definition [4], access [5], initiate [6], load-data-set [7],
-#     change-scope [8], task [9], other [10] }   -- each IMPLICIT ENUMERATED
-# A-XDR: 0E <choice> <service-error choice> <enumerated value>.
-class ConfirmedServiceErrorChoice(WireEnum):
-    INITIATE_ERROR = 1
-    GET_STATUS = 2
-    GET_NAME_LIST = 3
-    GET_VARIABLE_ATTRIBUTE = 4
-    READ = 5
-    WRITE = 6
-    GET_DATA_SET_ATTRIBUTE = 7
-    GET_TI_ATTRIBUTE = 8
-    CHANGE_SCOPE = 9
-    START = 10
-    STOP = 11
-    RESUME = 12
-    MAKE_USABLE = 13
-    INITIATE_LOAD = 14
-    LOAD_SEGMENT = 15
-    TERMINATE_LOAD = 16
-    INITIATE_UP_LOAD = 17
-    UP_LOAD_SEGMENT = 18
-    TERMINATE_UP_LOAD = 19
-
-
-class ServiceErrorType(WireEnum):
-    APPLICATION_REFERENCE = 0
-    HARDWARE_RESOURCE = 1
-    VDE_STATE_ERROR = 2
-    SERVICE = 3
-    DEFINITION = 4
-    ACCESS = 5
-    INITIATE = 6
-    LOAD_DATA_SET = 7
-    CHANGE_SCOPE = 8
-    TASK = 9
-    OTHER = 10
-
-
-# The ENUMERATED values of each ServiceError alternative, by value.
-_SERVICE_ERROR_VALUES: Final[dict[int, tuple[str, ...]]] = {
-    0: ("other", "time-elapsed", "application-unreachable", "application-reference-invalid",
-        "application-context-unsupported", "provider-communication-error", "deciphering-error"),
-    1: ("other", "memory-unavailable", "processor-resource-unavailable",
-        "mass-storage-unavailable", "other-resource-unavailable"),
-    2: ("other", "no-dlms-context", "loading-data-set", "status-nochange", "status-inoperable"),
-    3: ("other", "pdu-size", "service-unsupported"),
-    4: ("other", "object-undefined", "object-class-inconsistent", "object-attribute-inconsistent"),
-    5: ("other", "scope-of-access-violated", "object-access-violated", "hardware-fault",
-        "object-unavailable"),
-    6: ("other", "dlms-version-too-low", "incompatible-conformance", "pdu-size-too-short",
-        "refused-by-the-VDE-Handler"),
-    7: ("other", "primitive-out-of-sequence", "not-loadable", "dataset-size-too-large",
-        "not-awaited-segment", "interpretation-failure", "storage-failure",
-        "data-set-not-ready"),
-    9: ("other", "no-remote-control", "ti-stopped", "ti-running", "ti-unusable"),
-}
-
-
-@dataclass(frozen=True)
-class ConfirmedServiceError:
-    """confirmed-service-error APDU (tag 0x0E), e.g. an initiate error in the AARE."""
-
-    service: ConfirmedServiceErrorChoice
-    error: ServiceErrorType
-    value: int
-
-    TAG = 0x0E
-
-    def __post_init__(self) -> None:
-        _check("confirmed-service-error choice", int(self.service), 0, 255)
-        _check("service-error choice", int(self.error), 0, 255)
-        _check("service-error value", self.value, 0, 255)
-
-    @property
-    def value_label(self) -> str:
-        names = _SERVICE_ERROR_VALUES.get(int(self.error), ())
-        return names[self.value] if self.value < len(names) else f"value-{self.value}"
-
-    def describe(self) -> str:
-        """E.g. ``confirmed-service-error initiate-error: initiate dlms-version-too-low (6/1)``."""
-        return (f"confirmed-service-error {self.service.label}: {self.error.label} "
-                f"{self.value_label} ({int(self.error)}/{self.value})")
-
-    def to_error(self) -> ServiceError:
-        return ServiceError(self.describe(), code=self.value)
-
-    def to_bytes(self) -> bytes:
-        return bytes((self.TAG, int(self.service), int(self.error), self.value))
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[ConfirmedServiceError, int]:
-        r = AxdrReader(buf, pos, "confirmed-service-error")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"confirmed-service-error: tag 0x{tag:02X}, expected 0x0E")
-        service = ConfirmedServiceErrorChoice(r.u8("service choice"))
-        error = ServiceErrorType(r.u8("service-error choice"))
-        return cls(service, error, r.u8("service-error value")), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ConfirmedServiceError:
-        value, pos = cls.decode(data, 0)
-        AxdrReader(data, pos, "confirmed-service-error").expect_end()
-        return value
 
 
 # =========================================================================== BER
@@ -930,7 +429,8 @@ class Aarq:
 
     def __post_init__(self) -> None:
         if self.calling_ae_invocation_id is not None:
-            _check("calling-AE-invocation-id", self.calling_ae_invocation_id, -(2**31), 2**31 - 1)
+            check_range("calling-AE-invocation-id", self.calling_ae_invocation_id,
+                        -(2**31), 2**31 - 1)
         if self.calling_authentication_value is not None and self.mechanism_name is None:
             raise LocalProtocolError("calling-authentication-value needs a mechanism-name")
 

@@ -3,7 +3,10 @@
 This module owns the bytes of every attribute value, method parameter and
 notification body: the ``Data`` tags, the one length codec, the value objects of
 bit strings and COSEM date/time, and the bounds that keep a hostile meter from
-making us allocate or recurse without limit.  It is pure: no I/O, no clock.
+making us allocate or recurse without limit.  :class:`AxdrReader` is the one bounded
+cursor over A-XDR input: ``Data`` values are read with it, and so are the APDUs of
+:mod:`~dlmsd.protocol.acse`, :mod:`~dlmsd.protocol.xdlms`, :mod:`~dlmsd.protocol.sn`
+and :mod:`~dlmsd.protocol.security`.  It is pure: no I/O, no clock.
 
 Value mapping (``Data.value`` by ``Data.type``)::
 
@@ -34,30 +37,35 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date as _py_date
 from datetime import datetime as _py_datetime
 from datetime import time as _py_time
 from datetime import timedelta, timezone
 from enum import IntEnum, IntFlag
-from typing import Final
+from typing import Final, TypeVar
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
+    "AxdrReader",
     "BitString",
     "ClockStatus",
     "Data",
     "DataType",
     "Date",
     "DateTime",
+    "LabelledEnum",
     "Time",
+    "WireEnum",
+    "check_range",
     "decode_data",
     "decode_data_all",
     "decode_length",
+    "decode_whole",
     "describe",
     "encode_data",
     "encode_length",
@@ -73,6 +81,38 @@ MAX_DEPTH: Final = 32
 #: one byte per node, but a compact-array repeats its type description per
 #: element, so a short description can multiply the output; this caps that.
 MAX_NODES: Final = 1_000_000
+
+
+# --------------------------------------------------------------------------- enums
+class LabelledEnum(IntEnum):
+    """An ``IntEnum`` whose members spell themselves as the standard's ASN.1 does."""
+
+    @property
+    def label(self) -> str:
+        """The standard's spelling, e.g. ``read-write-denied`` or ``long-unsigned``."""
+        return self.name.lower().replace("_", "-")
+
+
+class WireEnum(LabelledEnum):
+    """An ``IntEnum`` for codes read off the wire.
+
+    A meter may send a code this version of the standard does not define; rejecting
+    the whole APDU for it would hide what the meter meant, so an unknown integer
+    becomes a pseudo-member named ``UNKNOWN_<n>`` (``R(7).label == "unknown-7"``).
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> WireEnum | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = f"UNKNOWN_{value}"
+        member._value_ = value
+        return member
+
+    def describe(self) -> str:
+        """The spelling and the code, e.g. ``read-write-denied (3)``."""
+        return f"{self.label} ({int(self)})"
 
 
 # IEC 62056-6-2 / Green Book, Data ::= CHOICE {
@@ -91,7 +131,7 @@ MAX_NODES: Final = 1_000_000
 #   float64 [24] IMPLICIT OCTET STRING (SIZE(8)),
 #   date-time [25] IMPLICIT OCTET STRING (SIZE(12)), date [26] IMPLICIT OCTET STRING (SIZE(5)),
 #   time [27] IMPLICIT OCTET STRING (SIZE(4)), dont-care [255] IMPLICIT NULL }
-class DataType(IntEnum):
+class DataType(LabelledEnum):
     """The tag of each alternative of the ``Data`` CHOICE."""
 
     NULL_DATA = 0
@@ -123,7 +163,7 @@ class DataType(IntEnum):
     @property
     def asn1_name(self) -> str:
         """The name used in the standard's ASN.1, e.g. ``long-unsigned``."""
-        return self.name.lower().replace("_", "-")
+        return self.label
 
 
 _BY_TAG: Final[dict[int, DataType]] = {int(t): t for t in DataType}
@@ -147,9 +187,11 @@ _FLOATS: Final[dict[DataType, struct.Struct]] = {
     DataType.FLOAT64: struct.Struct(">d"),
 }
 _U8: Final = struct.Struct(">B")
+_I8: Final = struct.Struct(">b")
 _U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
 _LENGTH_WIDTHS: Final = {1: _U8, 2: _U16, 4: _U32}
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- length
@@ -883,97 +925,189 @@ _VARIABLE: Final = frozenset(
 )
 
 
-class _Decoder:
-    """Reads Data values from ``buf`` between ``pos`` and ``end``, counting nodes."""
+class AxdrReader:
+    """The one bounded cursor over A-XDR input: APDU fields and ``Data`` values.
 
-    def __init__(self, buf: bytes, pos: int) -> None:
-        self.buf = buf
+    Every read checks what remains and raises :class:`DecodeError` naming ``what``
+    (the APDU, or ``A-XDR`` for a bare Data), the field and the offset; nothing else
+    escapes.  Reads never go past ``end``, and every count or length read off the
+    wire is checked against the bytes that remain before anything is built from it.
+    ``data()`` also bounds the nesting (:data:`MAX_DEPTH`) and the number of values
+    (:data:`MAX_NODES`) of each Data it decodes.
+    """
+
+    def __init__(
+        self, buf: bytes, pos: int = 0, what: str = "APDU", end: int | None = None
+    ) -> None:
+        limit = len(buf) if end is None else end
+        if not 0 <= pos <= limit <= len(buf):
+            raise DecodeError(f"{what}: offset {pos} outside buffer of {len(buf)} bytes")
+        # Cut once here, so that the decoders given ``buf`` never read past ``end``
+        # and never copy the buffer again.
+        self.buf = buf if limit == len(buf) else buf[:limit]
+        self.end = limit
         self.pos = pos
-        self.end = len(buf)
+        self.what = what
         self.nodes = 0
 
-    def fail(self, message: str) -> DecodeError:
-        return DecodeError(f"A-XDR: {message} (offset {self.pos})")
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
 
-    def take(self, n: int, what: str) -> bytes:
-        if n > self.end - self.pos:
-            raise self.fail(f"{what} needs {n} bytes, {self.end - self.pos} left")
-        start = self.pos
+    def _truncated(self, n: int, field_name: str) -> DecodeError:
+        return DecodeError(
+            f"{self.what}: truncated at offset {self.pos} reading {field_name} "
+            f"(need {n} bytes, have {self.remaining})"
+        )
+
+    def take(self, n: int, field_name: str) -> bytes:
+        if n < 0 or n > self.remaining:
+            raise self._truncated(n, field_name)
+        data = self.buf[self.pos : self.pos + n]
         self.pos += n
-        return bytes(self.buf[start : self.pos])
+        return bytes(data)
 
-    def unpack(self, codec: struct.Struct, what: str) -> object:
-        if codec.size > self.end - self.pos:
-            raise self.fail(f"{what} needs {codec.size} bytes, {self.end - self.pos} left")
-        (value,) = codec.unpack_from(self.buf, self.pos)
+    def _unpack(self, codec: struct.Struct, field_name: str) -> int | float:
+        if codec.size > self.remaining:
+            raise self._truncated(codec.size, field_name)
+        value: int | float = codec.unpack_from(self.buf, self.pos)[0]
         self.pos += codec.size
         return value
 
-    def length(self, what: str) -> int:
+    def u8(self, field_name: str) -> int:
+        return int(self._unpack(_U8, field_name))
+
+    def i8(self, field_name: str) -> int:
+        return int(self._unpack(_I8, field_name))
+
+    def u16(self, field_name: str) -> int:
+        return int(self._unpack(_U16, field_name))
+
+    def u32(self, field_name: str) -> int:
+        return int(self._unpack(_U32, field_name))
+
+    def boolean(self, field_name: str) -> bool:
+        return self.u8(field_name) != 0
+
+    def present(self, field_name: str) -> bool:
+        """An A-XDR OPTIONAL/DEFAULT presence flag: 0x00 absent, 0x01 present."""
+        flag = self.u8(f"{field_name} presence flag")
+        if flag > 1:
+            raise DecodeError(
+                f"{self.what}: presence flag 0x{flag:02X} of {field_name} at offset "
+                f"{self.pos - 1} (expected 00 or 01)"
+            )
+        return flag == 1
+
+    def _raw_length(self, field_name: str) -> int:
+        """An A-XDR length as sent (a bit count, say): the caller bounds it."""
+        if self.pos >= self.end:
+            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
+        value, self.pos = _length_at(self.buf, self.pos, self.end)
+        return value
+
+    def length(self, field_name: str) -> int:
+        """An A-XDR length, bounded by the bytes that remain."""
+        value = self._raw_length(field_name)
+        if value > self.remaining:
+            raise DecodeError(
+                f"{self.what}: {field_name} of {value} at offset {self.pos} exceeds the "
+                f"{self.remaining} bytes that remain"
+            )
+        return value
+
+    def fits(self, count: int, min_item_size: int, field_name: str) -> None:
+        """Fail fast when ``count`` items of at least ``min_item_size`` bytes cannot fit."""
+        if count * min_item_size > self.remaining:
+            raise DecodeError(
+                f"{self.what}: {field_name} of {count} items cannot fit the "
+                f"{self.remaining} bytes left"
+            )
+
+    def sequence_count(self, field_name: str, min_item_size: int) -> int:
+        """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
+        count = self.length(f"{field_name} count")
+        self.fits(count, min_item_size, field_name)
+        return count
+
+    def octet_string(self, field_name: str) -> bytes:
+        return self.take(self.length(f"{field_name} length"), field_name)
+
+    def expect_end(self) -> None:
+        if self.pos != self.end:
+            raise DecodeError(
+                f"{self.what}: {self.end - self.pos} trailing bytes at offset {self.pos}"
+            )
+
+    def tag(self, expected: int) -> None:
+        """The APDU's tag octet, which must be ``expected``."""
+        got = self.u8("tag")
+        if got != expected:
+            raise DecodeError(f"{self.what}: tag 0x{got:02X}, expected 0x{expected:02X}")
+
+    # ---- Data
+    def data(self, field_name: str) -> Data:
+        """One tagged ``Data`` value (at most :data:`MAX_NODES` values in it)."""
+        if self.pos >= self.end:
+            raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
+        self.nodes = 0
         try:
-            n, pos = _length_at(self.buf, self.pos, self.end)
-        except DecodeError as exc:
-            raise self.fail(f"{what}: {exc}") from None
-        self.pos = pos
-        return n
+            return self._data(0)
+        except RecursionError:  # defensive: MAX_DEPTH keeps us far below the limit
+            raise DecodeError(f"{self.what}: nesting too deep") from None
 
-    def count(self, n: int, each: int, what: str) -> None:
-        """Fail fast when ``n`` elements of at least ``each`` bytes cannot fit."""
-        if n * each > self.end - self.pos:
-            raise self.fail(f"{what} of {n} elements cannot fit in {self.end - self.pos} bytes")
+    def _fail(self, message: str) -> DecodeError:
+        return DecodeError(f"{self.what}: {message} (offset {self.pos})")
 
-    def node(self) -> None:
+    def _node(self) -> None:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self.fail(f"more than {MAX_NODES} values in one decode")
+            raise self._fail(f"more than {MAX_NODES} values in one decode")
 
-    # ---- tagged Data
-    def data(self, depth: int) -> Data:
+    def _data(self, depth: int) -> Data:
         if self.pos >= self.end:
-            raise self.fail("missing Data tag")
+            raise self._fail("missing Data tag")
         type_ = _BY_TAG.get(self.buf[self.pos])
         if type_ is None:
-            raise self.fail(f"unknown Data tag {self.buf[self.pos]}")
+            raise self._fail(f"unknown Data tag {self.buf[self.pos]}")
         self.pos += 1
         if type_ is DataType.ARRAY or type_ is DataType.STRUCTURE:
             if depth >= MAX_DEPTH:
-                raise self.fail(f"Data nested deeper than {MAX_DEPTH} levels")
-            name = _NAMES[type_]
-            n = self.length(name)
-            self.count(n, 1, name)  # every element has at least its tag
-            self.node()
-            return Data(type_, tuple(self.data(depth + 1) for _ in range(n)))
+                raise self._fail(f"Data nested deeper than {MAX_DEPTH} levels")
+            n = self.sequence_count(_NAMES[type_], 1)  # every element has at least its tag
+            self._node()
+            return Data(type_, tuple(self._data(depth + 1) for _ in range(n)))
         if type_ == DataType.COMPACT_ARRAY:
-            return self.compact_array(depth)
-        return self.contents(type_)
+            return self._compact_array(depth)
+        return self._contents(type_)
 
-    # ---- untagged contents of a simple type (shared by Data and compact-array)
-    def contents(self, type_: DataType) -> Data:
-        self.node()
+    # untagged contents of a simple type (shared by Data and compact-array)
+    def _contents(self, type_: DataType) -> Data:
+        self._node()
         name = _NAMES[type_]
         value: object
         int_codec = _INTS.get(type_)
         if int_codec is not None:
-            value = self.unpack(int_codec[0], name)
+            value = self._unpack(int_codec[0], name)
         elif type_ in _FLOATS:
-            value = self.unpack(_FLOATS[type_], name)
+            value = self._unpack(_FLOATS[type_], name)
         elif type_ in (DataType.NULL_DATA, DataType.DONT_CARE):
             value = None
         elif type_ == DataType.BOOLEAN:
-            value = self.unpack(_U8, name) != 0
+            value = self.boolean(name)
         elif type_ == DataType.BIT_STRING:
-            bits = self.length(name)
+            bits = self._raw_length(name)  # bounded by the take of its bytes
             value = BitString(bits, self.take((bits + 7) // 8, name))
         elif type_ == DataType.OCTET_STRING:
-            value = self.take(self.length(name), name)
+            value = self.octet_string(name)
         elif type_ == DataType.VISIBLE_STRING:
-            value = self.take(self.length(name), name).decode("latin-1")
+            value = self.octet_string(name).decode("latin-1")
         elif type_ == DataType.UTF8_STRING:
-            raw = self.take(self.length(name), name)
+            raw = self.octet_string(name)
             try:
                 value = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise self.fail(f"utf8-string is not valid UTF-8: {exc.reason}") from None
+                raise self._fail(f"utf8-string is not valid UTF-8: {exc.reason}") from None
         elif type_ == DataType.DATE_TIME:
             value = DateTime.from_bytes(self.take(_DATE_TIME.size, name))
         elif type_ == DataType.DATE:
@@ -981,66 +1115,61 @@ class _Decoder:
         elif type_ == DataType.TIME:
             value = Time.from_bytes(self.take(_TIME.size, name))
         else:  # pragma: no cover - every tag is dispatched above
-            raise self.fail(f"{name} cannot appear here")
+            raise self._fail(f"{name} cannot appear here")
         return Data(type_, value)
 
-    # ---- compact-array
-    def compact_array(self, depth: int) -> Data:
+    def _compact_array(self, depth: int) -> Data:
         if depth >= MAX_DEPTH:
-            raise self.fail(f"Data nested deeper than {MAX_DEPTH} levels")
-        desc = self.description(depth + 1)
+            raise self._fail(f"Data nested deeper than {MAX_DEPTH} levels")
+        desc = self._description(depth + 1)
         size = self.length("compact-array contents length")
-        if size > self.end - self.pos:
-            raise self.fail(f"compact-array contents of {size} bytes, {self.end - self.pos} left")
         if size and desc.min_size == 0:
-            raise self.fail("compact-array of zero-size elements with non-empty contents")
+            raise self._fail("compact-array of zero-size elements with non-empty contents")
         outer_end, self.end = self.end, self.pos + size
         try:
-            self.node()
+            self._node()
             items: list[Data] = []
             while self.pos < self.end:
-                items.append(self.compact_value(desc))
+                items.append(self._compact_value(desc))
         finally:
             self.end = outer_end
         return Data(DataType.ARRAY, tuple(items))
 
-    def description(self, depth: int) -> _Desc:
+    def _description(self, depth: int) -> _Desc:
         if depth > MAX_DEPTH:
-            raise self.fail(f"compact-array type description deeper than {MAX_DEPTH} levels")
+            raise self._fail(f"compact-array type description deeper than {MAX_DEPTH} levels")
         if self.pos >= self.end:
-            raise self.fail("missing TypeDescription tag")
+            raise self._fail("missing TypeDescription tag")
         type_ = _BY_TAG.get(self.buf[self.pos])
         if type_ is None or type_ is DataType.COMPACT_ARRAY:
-            raise self.fail(f"invalid TypeDescription tag {self.buf[self.pos]}")
+            raise self._fail(f"invalid TypeDescription tag {self.buf[self.pos]}")
         self.pos += 1
         if type_ == DataType.ARRAY:
-            n = self.unpack(_U16, "array number-of-elements")
-            assert isinstance(n, int)
-            element = self.description(depth + 1)
+            n = self.u16("array number-of-elements")
+            element = self._description(depth + 1)
             if n and element.min_size == 0:
-                raise self.fail("compact-array description: array of zero-size elements")
+                raise self._fail("compact-array description: array of zero-size elements")
             return _Desc(type_, n, (element,), n * element.min_size)
         if type_ == DataType.STRUCTURE:
-            n = self.length("structure description count")
-            self.count(n, 1, "structure description")
-            fields = tuple(self.description(depth + 1) for _ in range(n))
+            n = self.sequence_count("structure description", 1)
+            fields = tuple(self._description(depth + 1) for _ in range(n))
             return _Desc(type_, n, fields, sum(f.min_size for f in fields))
         if type_ in _VARIABLE:
             return _Desc(type_, min_size=1)
         return _Desc(type_, min_size=_FIXED_SIZES.get(type_, 0))
 
-    def compact_value(self, desc: _Desc) -> Data:
+    def _compact_value(self, desc: _Desc) -> Data:
         if desc.type == DataType.ARRAY:
-            self.count(desc.count, desc.items[0].min_size, "compact-array element array")
-            self.node()
             element = desc.items[0]
+            self.fits(desc.count, element.min_size, "compact-array element array")
+            self._node()
             return Data(
-                DataType.ARRAY, tuple(self.compact_value(element) for _ in range(desc.count))
+                DataType.ARRAY, tuple(self._compact_value(element) for _ in range(desc.count))
             )
         if desc.type == DataType.STRUCTURE:
-            self.node()
-            return Data(DataType.STRUCTURE, tuple(self.compact_value(f) for f in desc.items))
-        return self.contents(desc.type)
+            self._node()
+            return Data(DataType.STRUCTURE, tuple(self._compact_value(f) for f in desc.items))
+        return self._contents(desc.type)
 
 
 def decode_data(buf: bytes, pos: int = 0) -> tuple[Data, int]:
@@ -1048,22 +1177,28 @@ def decode_data(buf: bytes, pos: int = 0) -> tuple[Data, int]:
 
     Raises :class:`DecodeError` (and nothing else) for truncated or invalid input.
     """
-    if pos < 0 or pos > len(buf):
-        raise DecodeError(f"A-XDR: start offset {pos} outside buffer of {len(buf)} bytes")
-    decoder = _Decoder(buf, pos)
-    try:
-        value = decoder.data(0)
-    except RecursionError:  # defensive: MAX_DEPTH keeps us far below the limit
-        raise DecodeError("A-XDR: nesting too deep") from None
-    return value, decoder.pos
+    reader = AxdrReader(buf, pos, "A-XDR")
+    return reader.data("Data"), reader.pos
 
 
 def decode_data_all(buf: bytes) -> Data:
     """Decode exactly one ``Data`` filling ``buf``; trailing bytes are a DecodeError."""
-    value, pos = decode_data(buf, 0)
-    if pos != len(buf):
-        raise DecodeError(f"A-XDR: {len(buf) - pos} trailing bytes after Data at offset {pos}")
+    return decode_whole(decode_data, buf, "A-XDR")
+
+
+def decode_whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
+    """``decoder(data, 0)`` that must use all of ``data``: trailing bytes are a DecodeError."""
+    value, pos = decoder(data, 0)
+    if pos != len(data):
+        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
     return value
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """The encoding side's check of an integer field: :class:`LocalProtocolError`
+    unless ``value`` is an int (not a bool) in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
 
 
 # --------------------------------------------------------------------------- rendering

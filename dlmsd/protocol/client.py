@@ -39,15 +39,12 @@ from dlmsd.protocol.acse import (
     Aarq,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    Conformance,
-    InitiateRequest,
-    InitiateResponse,
     MechanismName,
     ReleaseRequestReason,
     Rlrq,
     association_rejected,
 )
+from dlmsd.protocol.apdu import decode_apdu, describe_apdu
 from dlmsd.protocol.axdr import Data, DataType, decode_data_all
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.security import (
@@ -63,6 +60,8 @@ from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
     BlockReassembler,
+    ConfirmedServiceError,
+    Conformance,
     CosemAttributeDescriptor,
     CosemMethodDescriptor,
     DataAccessResult,
@@ -73,9 +72,9 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
-    decode_apdu,
+    InitiateRequest,
+    InitiateResponse,
     decode_get_data_result_list,
-    describe_apdu,
 )
 
 __all__ = [

@@ -41,8 +41,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.acse import AxdrReader
-from dlmsd.protocol.axdr import encode_length
+from dlmsd.protocol.axdr import AxdrReader, encode_length
 from dlmsd.secret import Secret
 
 __all__ = [

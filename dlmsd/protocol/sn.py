@@ -6,7 +6,7 @@ WriteRequest/WriteResponse, UnconfirmedWriteRequest and InformationReportRequest
 sent in blocks (:class:`SnBlockReassembler`), the short-name arithmetic of the COSEM
 interface classes, and the parser of the Association SN ``object_list``.
 :func:`decode_sn_apdu` decodes these and hands every other tag to
-:func:`dlmsd.protocol.xdlms.decode_apdu` (ACSE, ExceptionResponse, confirmed-service-error),
+:func:`dlmsd.protocol.apdu.decode_apdu` (ACSE, ExceptionResponse, confirmed-service-error),
 so it is the one dispatcher of an SN association.  Pure: no I/O, no clock, no logging.
 
 Conventions (the same as :mod:`dlmsd.protocol.xdlms`): wire types are frozen dataclasses
@@ -36,21 +36,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Final, Self, TypeVar
+from typing import ClassVar, Final, Self
 
-from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.acse import AxdrReader
+from dlmsd.errors import DataAccessError, DecodeError, LocalProtocolError
+from dlmsd.protocol.apdu import Apdu, decode_apdu
 from dlmsd.protocol.axdr import (
+    AxdrReader,
     Data,
     DataType,
     DateTime,
+    check_range,
     decode_data_all,
+    decode_whole,
     describe,
     encode_data,
     encode_length,
 )
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.xdlms import Apdu, ApduTag, DataAccessResult, decode_apdu
+from dlmsd.protocol.xdlms import ApduTag, DataAccessResult, Reassembler
 
 __all__ = [
     "ASSOCIATION_SN_BASE_NAME",
@@ -89,20 +92,14 @@ __all__ = [
 ]
 
 _U16: Final = struct.Struct(">H")
-_T = TypeVar("_T")
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
 
 
 def _check_name(value: int) -> None:
-    _check("short name", value, 0, 0xFFFF)
+    check_range("short name", value, 0, 0xFFFF)
 
 
 def _check_block(value: int) -> None:
-    _check("block-number", value, 0, 0xFFFF)
+    check_range("block-number", value, 0, 0xFFFF)
 
 
 def _tuple_of(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
@@ -115,33 +112,10 @@ def _kind_names(kinds: type | tuple[type, ...]) -> str:
     return " | ".join(k.__name__ for k in items)
 
 
-def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
-    value, pos = decoder(data, 0)
-    if pos != len(data):
-        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
-    return value
-
-
 def _choice(r: AxdrReader, expected: int) -> None:
     got = r.u8("choice")
     if got != expected:
         raise DecodeError(f"{r.what}: choice {got} at offset {r.pos - 1}, expected {expected}")
-
-
-def _tag(r: AxdrReader, expected: int) -> None:
-    got = r.u8("tag")
-    if got != expected:
-        raise DecodeError(f"{r.what}: tag 0x{got:02X}, expected 0x{expected:02X}")
-
-
-def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
-    """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
-    count = r.length(f"{field_name} count")
-    if count * min_item_size > r.remaining:
-        raise DecodeError(
-            f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
-        )
-    return count
 
 
 def _name_text(short_name: int) -> str:
@@ -198,7 +172,7 @@ class VariableName:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VariableName:
-        return _whole(cls.decode, data, "variable-name")
+        return decode_whole(cls.decode, data, "variable-name")
 
     def describe(self) -> str:
         return _name_text(self.short_name)
@@ -217,7 +191,7 @@ class ParameterizedAccess:
 
     def __post_init__(self) -> None:
         _check_name(self.short_name)
-        _check("selector", self.selector, 0, 255)
+        check_range("selector", self.selector, 0, 255)
         if not isinstance(self.parameter, Data):
             raise LocalProtocolError("parameterized-access parameter must be Data")
 
@@ -235,7 +209,7 @@ class ParameterizedAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ParameterizedAccess:
-        return _whole(cls.decode, data, "parameterized-access")
+        return decode_whole(cls.decode, data, "parameterized-access")
 
     def describe(self) -> str:
         return (f"{_name_text(self.short_name)} sel={self.selector} "
@@ -265,42 +239,52 @@ class BlockNumberAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockNumberAccess:
-        return _whole(cls.decode, data, "block-number-access")
+        return decode_whole(cls.decode, data, "block-number-access")
 
     def describe(self) -> str:
         return f"block-number-access {self.block_number}"
 
 
 @dataclass(frozen=True)
-class ReadDataBlockAccess:
-    """read-data-block-access [6]: one block of a ReadRequest too long for one APDU."""
+class _RawDataBlock:
+    """The shape read-data-block-access [6] and data-block-result [2] share: the
+    CHOICE index, last-block BOOLEAN, block-number Unsigned16, raw-data OCTET STRING."""
 
     last_block: bool
     block_number: int
     raw_data: bytes
 
-    CHOICE = VariableAccessTag.READ_DATA_BLOCK_ACCESS
+    CHOICE: ClassVar[int]
+    _WHAT: ClassVar[str]
 
     def __post_init__(self) -> None:
         _check_block(self.block_number)
         if not isinstance(self.raw_data, bytes):
-            raise LocalProtocolError("read-data-block-access raw-data must be bytes")
+            raise LocalProtocolError(f"{self._WHAT} raw-data must be bytes")
 
     def to_bytes(self) -> bytes:
         return (bytes((self.CHOICE, 1 if self.last_block else 0)) + _U16.pack(self.block_number)
                 + encode_length(len(self.raw_data)) + self.raw_data)
 
     @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[ReadDataBlockAccess, int]:
-        r = AxdrReader(buf, pos, "read-data-block-access")
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
+        r = AxdrReader(buf, pos, cls._WHAT)
         _choice(r, cls.CHOICE)
         last = r.boolean("last-block")
         number = r.u16("block-number")
         return cls(last, number, r.octet_string("raw-data")), r.pos
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ReadDataBlockAccess:
-        return _whole(cls.decode, data, "read-data-block-access")
+    def from_bytes(cls, data: bytes) -> Self:
+        return decode_whole(cls.decode, data, cls._WHAT)
+
+
+@dataclass(frozen=True)
+class ReadDataBlockAccess(_RawDataBlock):
+    """read-data-block-access [6]: one block of a ReadRequest too long for one APDU."""
+
+    CHOICE: ClassVar[int] = VariableAccessTag.READ_DATA_BLOCK_ACCESS
+    _WHAT: ClassVar[str] = "read-data-block-access"
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -332,7 +316,7 @@ class WriteDataBlockAccess:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WriteDataBlockAccess:
-        return _whole(cls.decode, data, "write-data-block-access")
+        return decode_whole(cls.decode, data, "write-data-block-access")
 
     def describe(self) -> str:
         return f"write-data-block {self.block_number}{' last' if self.last_block else ''}"
@@ -375,7 +359,7 @@ def _encode_variables(variables: tuple[VariableAccessSpecification, ...]) -> byt
 
 
 def _decode_variables(r: AxdrReader, field_name: str) -> tuple[VariableAccessSpecification, ...]:
-    count = _sequence_count(r, field_name, _MIN_VARIABLE_ACCESS)
+    count = r.sequence_count(field_name, _MIN_VARIABLE_ACCESS)
     items: list[VariableAccessSpecification] = []
     for _ in range(count):
         item, r.pos = decode_variable_access(r.buf, r.pos)
@@ -388,7 +372,7 @@ def _encode_values(values: tuple[Data, ...]) -> bytes:
 
 
 def _decode_values(r: AxdrReader) -> tuple[Data, ...]:
-    count = _sequence_count(r, "list-of-data", 1)
+    count = r.sequence_count("list-of-data", 1)
     return tuple(r.data(f"list-of-data item {i + 1}") for i in range(count))
 
 
@@ -413,39 +397,15 @@ def _describe_writes(variables: tuple[VariableAccessSpecification, ...],
 #   success [0] IMPLICIT NULL, data-access-error [1] IMPLICIT Data-Access-Result,
 #   block-number [2] Unsigned16 }
 @dataclass(frozen=True)
-class DataBlockResult:
+class DataBlockResult(_RawDataBlock):
     """data-block-result [2]: one block of a ReadResponse too long for one APDU.
 
     The raw data of all blocks together is the encoded list of results (SEQUENCE OF
     CHOICE { data, data-access-error }), see :func:`decode_read_blocks`.
     """
 
-    last_block: bool
-    block_number: int
-    raw_data: bytes
-
-    CHOICE = 2
-
-    def __post_init__(self) -> None:
-        _check_block(self.block_number)
-        if not isinstance(self.raw_data, bytes):
-            raise LocalProtocolError("data-block-result raw-data must be bytes")
-
-    def to_bytes(self) -> bytes:
-        return (bytes((self.CHOICE, 1 if self.last_block else 0)) + _U16.pack(self.block_number)
-                + encode_length(len(self.raw_data)) + self.raw_data)
-
-    @classmethod
-    def decode(cls, buf: bytes, pos: int = 0) -> tuple[DataBlockResult, int]:
-        r = AxdrReader(buf, pos, "data-block-result")
-        _choice(r, cls.CHOICE)
-        last = r.boolean("last-block")
-        number = r.u16("block-number")
-        return cls(last, number, r.octet_string("raw-data")), r.pos
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> DataBlockResult:
-        return _whole(cls.decode, data, "data-block-result")
+    CHOICE: ClassVar[int] = 2
+    _WHAT: ClassVar[str] = "data-block-result"
 
     def describe(self) -> str:
         last = " last" if self.last_block else ""
@@ -558,7 +518,7 @@ class ReadRequest:
     @classmethod
     def from_bytes(cls, data: bytes) -> ReadRequest:
         r = AxdrReader(data, 0, "ReadRequest")
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         variables = _decode_variables(r, "variable-access-specification")
         r.expect_end()
         return cls(variables)
@@ -587,8 +547,8 @@ class ReadResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> ReadResponse:
         r = AxdrReader(data, 0, "ReadResponse")
-        _tag(r, cls.TAG)
-        count = _sequence_count(r, "result list", 2)
+        r.tag(cls.TAG)
+        count = r.sequence_count("result list", 2)
         results = tuple(_decode_read_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results)
@@ -625,7 +585,7 @@ class _WriteBody:
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         r = AxdrReader(data, 0, cls.NAME)
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         variables = _decode_variables(r, "variable-access-specification")
         values = _decode_values(r)
         r.expect_end()
@@ -679,8 +639,8 @@ class WriteResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> WriteResponse:
         r = AxdrReader(data, 0, "WriteResponse")
-        _tag(r, cls.TAG)
-        count = _sequence_count(r, "result list", 1)
+        r.tag(cls.TAG)
+        count = r.sequence_count("result list", 1)
         results = tuple(_decode_write_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results)
@@ -742,7 +702,7 @@ class InformationReportRequest:
     @classmethod
     def from_bytes(cls, data: bytes) -> InformationReportRequest:
         r = AxdrReader(data, 0, "InformationReportRequest")
-        _tag(r, cls.TAG)
+        r.tag(cls.TAG)
         flag = r.u8("current-time presence flag")
         current_time: bytes | None
         if flag == 0:
@@ -773,7 +733,7 @@ class InformationReportRequest:
 # =========================================================================== dispatch
 SnApdu = (ReadRequest | ReadResponse | WriteRequest | UnconfirmedWriteRequest | WriteResponse
           | InformationReportRequest)
-#: What :func:`decode_sn_apdu` returns: an SN service APDU or one of xdlms.decode_apdu's.
+#: What :func:`decode_sn_apdu` returns: an SN service APDU or one of apdu.decode_apdu's.
 AnySnApdu = SnApdu | Apdu
 
 _SN_DECODERS: Final[dict[int, Callable[[bytes], SnApdu]]] = {
@@ -790,7 +750,7 @@ def decode_sn_apdu(buf: bytes) -> AnySnApdu:
     """Decode one whole APDU of an SN association, dispatching on its tag.
 
     The SN service tags (05, 06, 0C, 0D, 16, 18) are decoded here; every other tag goes
-    to :func:`dlmsd.protocol.xdlms.decode_apdu` (AARE, RLRE, ExceptionResponse,
+    to :func:`dlmsd.protocol.apdu.decode_apdu` (AARE, RLRE, ExceptionResponse,
     confirmed-service-error ...).  Raises :class:`DecodeError` (only) for malformed
     input, trailing bytes, and unknown or unsupported tags, naming the tag in hex.
     """
@@ -823,7 +783,7 @@ def describe_sn_apdu(buf: bytes) -> str:
 def decode_read_result_list(buf: bytes) -> tuple[Data | DataAccessResult, ...]:
     """Decode ``SEQUENCE OF CHOICE { data [0], data-access-error [1] }`` filling ``buf``."""
     r = AxdrReader(buf, 0, "read result list")
-    count = _sequence_count(r, "result list", 2)
+    count = r.sequence_count("result list", 2)
     results: list[Data | DataAccessResult] = []
     for i in range(count):
         item = _decode_read_result(r, f"result {i + 1}", blocks=False)
@@ -855,7 +815,7 @@ def decode_read_blocks(raw: bytes, count: int) -> tuple[Data | DataAccessResult,
     return results
 
 
-class SnBlockReassembler:
+class SnBlockReassembler(Reassembler):
     """Collects the data-block-results of one long Read (pure bookkeeping).
 
     Blocks must arrive numbered 1, 2, 3...; a wrong number raises
@@ -864,53 +824,19 @@ class SnBlockReassembler:
     The client sends :meth:`next_request` after each block but the last.
     """
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
-        if max_size < 1 or max_blocks < 1:
-            raise LocalProtocolError("max_size and max_blocks must be positive")
-        self.max_size = max_size
-        self.max_blocks = max_blocks
-        self.expected_block = 1
-        self.complete = False
-        self._parts = bytearray()
-
-    @property
-    def size(self) -> int:
-        """Raw data bytes collected so far."""
-        return len(self._parts)
-
-    @property
-    def last_received(self) -> int:
-        """The number of the last block taken (0 before the first)."""
-        return self.expected_block - 1
+    _SERVICE = "READ"
+    _TRANSFER = "long read"
+    _MAX_BLOCK_NUMBER = 0xFFFF  # block-number Unsigned16
 
     def add(self, block: DataBlockResult) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
-        if self.complete:
-            raise LocalProtocolError("long read already complete; start a new reassembler")
-        if block.block_number != self.expected_block:
-            raise RemoteProtocolError(
-                f"READ block number {block.block_number}, expected {self.expected_block}",
-                code=block.block_number,
-            )
-        if len(self._parts) + len(block.raw_data) > self.max_size:
-            raise RemoteProtocolError(
-                f"long read exceeds {self.max_size} bytes at block {block.block_number}")
-        self._parts += block.raw_data
-        if block.last_block:
-            self.complete = True
-            return bytes(self._parts)
-        if block.block_number >= self.max_blocks or block.block_number == 0xFFFF:
-            raise RemoteProtocolError(
-                f"long read exceeds {min(self.max_blocks, 0xFFFF)} blocks",
-                code=block.block_number)
-        self.expected_block += 1
-        return None
+        self._check_number(block.block_number)
+        self._append(block.block_number, block.raw_data)
+        return self._finish(block.block_number, block.last_block)
 
     def next_request(self) -> ReadRequest:
         """The ReadRequest acknowledging the last block received."""
-        if self.complete or self.expected_block == 1:
-            raise LocalProtocolError("no block to acknowledge")
-        return ReadRequest((BlockNumberAccess(self.last_received),))
+        return ReadRequest((BlockNumberAccess(self._acknowledged()),))
 
 
 # =========================================================================== short names
@@ -954,7 +880,7 @@ FIRST_METHOD_OFFSET: Final[Mapping[int, int | None]] = MappingProxyType({
 def attribute_short_name(base_name: int, attribute: int) -> int:
     """The short name of ``attribute`` (1 = logical_name) of the object at ``base_name``."""
     _check_name(base_name)
-    _check("attribute", attribute, 1, 0x2000)
+    check_range("attribute", attribute, 1, 0x2000)
     name = base_name + ATTRIBUTE_STEP * (attribute - 1)
     if name > 0xFFFF:
         raise LocalProtocolError(f"attribute {attribute} of base_name 0x{base_name:04X} "
@@ -965,7 +891,7 @@ def attribute_short_name(base_name: int, attribute: int) -> int:
 def base_name_of(short_name: int, attribute: int) -> int:
     """The base_name of the object whose ``attribute`` is at ``short_name``."""
     _check_name(short_name)
-    _check("attribute", attribute, 1, 0x2000)
+    check_range("attribute", attribute, 1, 0x2000)
     base = short_name - ATTRIBUTE_STEP * (attribute - 1)
     if base < 0:
         raise LocalProtocolError(f"short name 0x{short_name:04X} cannot hold attribute "
@@ -980,7 +906,7 @@ def method_short_name(base_name: int, class_id: int, method: int) -> int:
     whose method offset is not in :data:`FIRST_METHOD_OFFSET` (unknown here).
     """
     _check_name(base_name)
-    _check("method", method, 1, 0x2000)
+    check_range("method", method, 1, 0x2000)
     if class_id not in FIRST_METHOD_OFFSET:
         raise LocalProtocolError(f"class {class_id}: the short-name offset of its methods is "
                                  "unknown here (not in FIRST_METHOD_OFFSET)")

@@ -46,12 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
-from dlmsd.protocol.acse import (
-    ApplicationContextName,
-    ConfirmedServiceError,
-    Conformance,
-    MechanismName,
-)
+from dlmsd.protocol.acse import ApplicationContextName, MechanismName
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
     OBJECT_LIST_ATTRIBUTE,
@@ -88,7 +83,13 @@ from dlmsd.protocol.sn import (
     method_short_name,
     parse_sn_object_list,
 )
-from dlmsd.protocol.xdlms import DataAccessResult, ExceptionResponse, GetDataResult
+from dlmsd.protocol.xdlms import (
+    ConfirmedServiceError,
+    Conformance,
+    DataAccessResult,
+    ExceptionResponse,
+    GetDataResult,
+)
 
 __all__ = [
     "ASSOCIATION_SN_CLASS",

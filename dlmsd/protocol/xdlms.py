@@ -1,23 +1,26 @@
-"""xDLMS service APDUs with logical name referencing (IEC 62056-5-3, DLMS UA Green Book).
+"""xDLMS APDUs with logical name referencing (IEC 62056-5-3, DLMS UA Green Book).
 
-This module owns the bytes of the GET, SET and ACTION services (the forms a reading
-client and the meter simulator need), the ExceptionResponse, the one dispatcher
-:func:`decode_apdu` over every APDU dlmsd understands (ACSE ones included, from
-:mod:`dlmsd.protocol.acse`), and :class:`BlockReassembler` for GET with blocks.
+This module owns the bytes of the xDLMS part of an association, the InitiateRequest and
+InitiateResponse that travel in the AARQ/AARE user-information (A-XDR), the
+``Conformance`` block they negotiate and the confirmed-service-error APDU; of the GET,
+SET and ACTION services (the forms a reading client and the meter simulator need); of
+the ExceptionResponse; and :class:`BlockReassembler` for GET with blocks.  The ACSE
+APDUs around the initiate ones are in :mod:`dlmsd.protocol.acse`, and the one
+dispatcher over every APDU dlmsd understands is :func:`dlmsd.protocol.apdu.decode_apdu`.
 Ciphered APDUs (glo-/ded-/general-ciphering) are not decoded here.
 
 Conventions (the same as :mod:`dlmsd.protocol.acse`): wire types are frozen
 dataclasses with ``to_bytes()`` and ``from_bytes(data)`` (whole buffer); parts of
 APDUs also have ``decode(buf, pos) -> (obj, new_pos)``.  Decoding raises only
 :class:`DecodeError`; values that cannot be encoded raise :class:`LocalProtocolError`.
-Every APDU has ``invoke_id_and_priority`` as its last field (default 0xC1: priority
-high, confirmed, invoke-id 1) and a ``describe()`` one-liner for traces.
+Every service APDU has ``invoke_id_and_priority`` as its last field (default 0xC1:
+priority high, confirmed, invoke-id 1) and a ``describe()`` one-liner for traces.
 
 Reading one attribute::
 
     request = GetRequestNormal(CosemAttributeDescriptor(3, Obis(1, 0, 1, 8, 0, 255), 2))
     send(request.to_bytes())                       # C0 01 C1 00 03 01 00 01 08 00 FF 02 00
-    response = decode_apdu(received)
+    response = decode_apdu(received)               # dlmsd.protocol.apdu
     if isinstance(response, GetResponseNormal):
         value = response.data()                    # Data, or raises DataAccessError
     elif isinstance(response, GetResponseWithDatablock):
@@ -26,15 +29,17 @@ Reading one attribute::
             send(blocks.next_request().to_bytes())
             response = decode_apdu(...)            # the next GetResponseWithDatablock
         value = decode_data_all(raw)
+
+Secrets: the dedicated key of an InitiateRequest is ``field(repr=False)`` and
+``describe()`` prints it as ``***``.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import ClassVar, Final, Self, TypeVar
+from dataclasses import dataclass, field
+from enum import IntFlag
+from typing import ClassVar, Final, Self
 
 from dlmsd.errors import (
     DataAccessError,
@@ -43,26 +48,31 @@ from dlmsd.errors import (
     RemoteProtocolError,
     ServiceError,
 )
-from dlmsd.protocol.acse import (
-    Aare,
-    Aarq,
+from dlmsd.protocol.axdr import (
     AxdrReader,
-    ConfirmedServiceError,
-    Rlre,
-    Rlrq,
+    Data,
+    LabelledEnum,
     WireEnum,
+    check_range,
+    decode_whole,
+    describe,
+    encode_data,
+    encode_length,
 )
-from dlmsd.protocol.axdr import Data, describe, encode_data, encode_length
 from dlmsd.protocol.obis import Obis
 
 __all__ = [
+    "DEFAULT_CONFORMANCE",
     "DEFAULT_INVOKE_ID_AND_PRIORITY",
+    "DLMS_VERSION",
     "ActionRequestNormal",
     "ActionResponseNormal",
     "ActionResult",
-    "Apdu",
     "ApduTag",
     "BlockReassembler",
+    "ConfirmedServiceError",
+    "ConfirmedServiceErrorChoice",
+    "Conformance",
     "CosemAttributeDescriptor",
     "CosemAttributeDescriptorWithSelection",
     "CosemMethodDescriptor",
@@ -76,25 +86,33 @@ __all__ = [
     "GetResponseNormal",
     "GetResponseWithDatablock",
     "GetResponseWithList",
+    "InitiateRequest",
+    "InitiateResponse",
+    "Reassembler",
     "SelectiveAccessDescriptor",
+    "ServiceErrorType",
     "SetRequestNormal",
     "SetResponseNormal",
     "StateError",
-    "decode_apdu",
+    "decode_conformance",
     "decode_get_data_result_list",
-    "describe_apdu",
+    "encode_conformance",
     "invoke_id_and_priority",
 ]
 
 #: invoke-id 1, service-class confirmed (bit 6), priority high (bit 7).
 DEFAULT_INVOKE_ID_AND_PRIORITY: Final = 0xC1
 
+#: The DLMS version number of the current standard (proposed and negotiated).
+DLMS_VERSION: Final = 6
+
+_I8: Final = struct.Struct(">b")
+_U16: Final = struct.Struct(">H")
 _U32: Final = struct.Struct(">I")
 _ATTRIBUTE: Final = struct.Struct(">H6sb")  # class-id, instance-id, attribute/method-id
-_T = TypeVar("_T")
 
 
-class ApduTag(IntEnum):
+class ApduTag(LabelledEnum):
     """The first octet of every xDLMS APDU (Green Book, xDLMS-APDU CHOICE)."""
 
     INITIATE_REQUEST = 0x01
@@ -143,10 +161,6 @@ class ApduTag(IntEnum):
     GENERAL_CIPHERING = 0xDD
     GENERAL_SIGNING = 0xDF
     GENERAL_BLOCK_TRANSFER = 0xE0
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
 
 
 # Green Book, Data-Access-Result ::= ENUMERATED
@@ -213,42 +227,388 @@ def invoke_id_and_priority(invoke_id: int, *, high_priority: bool = True,
                            confirmed: bool = True) -> int:
     """Invoke-Id-And-Priority ::= Unsigned8: bits 0-3 invoke-id, bit 6 service-class
     (1 confirmed), bit 7 priority (1 high)."""
-    _check("invoke-id", invoke_id, 0, 15)
+    check_range("invoke-id", invoke_id, 0, 15)
     return invoke_id | (0x40 if confirmed else 0) | (0x80 if high_priority else 0)
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LocalProtocolError(f"{name} {value!r} outside {low}..{high}")
-
-
-def _check_iid(value: int) -> None:
-    _check("invoke-id-and-priority", value, 0, 255)
 
 
 def _iid_text(value: int) -> str:
     return f"id={value & 0x0F}"
 
 
-def _header(r: AxdrReader, tag: int, choice: int) -> int:
-    """Read and check the APDU tag and the service CHOICE, return invoke-id-and-priority."""
-    got_tag = r.u8("tag")
-    if got_tag != tag:
-        raise DecodeError(f"{r.what}: tag 0x{got_tag:02X}, expected 0x{tag:02X}")
-    got_choice = r.u8("choice")
-    if got_choice != choice:
-        raise DecodeError(f"{r.what}: choice {got_choice}, expected {choice}")
-    return r.u8("invoke-id-and-priority")
+class _Service:
+    """What the GET, SET and ACTION APDUs share: the tag, the service CHOICE and the
+    invoke-id-and-priority that open them (``TAG CHOICE iid``), checked on both sides."""
+
+    TAG: ClassVar[int]
+    CHOICE: ClassVar[int]
+    invoke_id_and_priority: int
+
+    def __post_init__(self) -> None:
+        check_range("invoke-id-and-priority", self.invoke_id_and_priority, 0, 255)
+
+    def _head(self) -> bytes:
+        return bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+
+    @classmethod
+    def _open(cls, data: bytes, what: str) -> tuple[AxdrReader, int]:
+        """A reader past the tag and the CHOICE (both checked), and the
+        invoke-id-and-priority."""
+        r = AxdrReader(data, 0, what)
+        r.tag(cls.TAG)
+        got_choice = r.u8("choice")
+        if got_choice != cls.CHOICE:
+            raise DecodeError(f"{r.what}: choice {got_choice}, expected {cls.CHOICE}")
+        return r, r.u8("invoke-id-and-priority")
 
 
-def _sequence_count(r: AxdrReader, field_name: str, min_item_size: int) -> int:
-    """A SEQUENCE OF count, bounded by what the remaining bytes could hold."""
-    count = r.length(f"{field_name} count")
-    if count * min_item_size > r.remaining:
-        raise DecodeError(
-            f"{r.what}: {field_name} of {count} items cannot fit the {r.remaining} bytes left"
-        )
-    return count
+# =========================================================================== Conformance
+# Green Book, xDLMS "Conformance block":
+#   Conformance ::= [APPLICATION 31] IMPLICIT BIT STRING {
+#     reserved-zero(0), general-protection(1), general-block-transfer(2), read(3),
+#     write(4), unconfirmed-write(5), delta-value-encoding(6), reserved-seven(7),
+#     attribute0-supported-with-set(8), priority-mgmt-supported(9),
+#     attribute0-supported-with-get(10), block-transfer-with-get-or-read(11),
+#     block-transfer-with-set-or-write(12), block-transfer-with-action(13),
+#     multiple-references(14), information-report(15), data-notification(16),
+#     access(17), parameterized-access(18), get(19), set(20), selective-access(21),
+#     event-notification(22), action(23) } (SIZE(24))
+# Encoded 5F 1F 04 00 b0 b1 b2 (tag, length 4, 0 unused bits, 3 octets); BER puts
+# bit 0 in the most significant bit of b0.  So bit n of the standard is 1 << (23 - n)
+# of the 24-bit big-endian integer b0b1b2: the member values below ARE the wire value.
+class Conformance(IntFlag):
+    """The xDLMS conformance block; ``int(c)`` is the 24-bit value as sent on the wire."""
+
+    RESERVED_ZERO = 1 << 23
+    GENERAL_PROTECTION = 1 << 22
+    GENERAL_BLOCK_TRANSFER = 1 << 21
+    READ = 1 << 20
+    WRITE = 1 << 19
+    UNCONFIRMED_WRITE = 1 << 18
+    DELTA_VALUE_ENCODING = 1 << 17
+    RESERVED_SEVEN = 1 << 16
+    ATTRIBUTE0_SUPPORTED_WITH_SET = 1 << 15
+    PRIORITY_MGMT_SUPPORTED = 1 << 14
+    ATTRIBUTE0_SUPPORTED_WITH_GET = 1 << 13
+    BLOCK_TRANSFER_WITH_GET_OR_READ = 1 << 12
+    BLOCK_TRANSFER_WITH_SET_OR_WRITE = 1 << 11
+    BLOCK_TRANSFER_WITH_ACTION = 1 << 10
+    MULTIPLE_REFERENCES = 1 << 9
+    INFORMATION_REPORT = 1 << 8
+    DATA_NOTIFICATION = 1 << 7
+    ACCESS = 1 << 6
+    PARAMETERIZED_ACCESS = 1 << 5
+    GET = 1 << 4
+    SET = 1 << 3
+    SELECTIVE_ACCESS = 1 << 2
+    EVENT_NOTIFICATION = 1 << 1
+    ACTION = 1 << 0
+
+    @classmethod
+    def from_bit_numbers(cls, *bits: int) -> Conformance:
+        """From the standard's bit numbers (0 = reserved-zero .. 23 = action)."""
+        value = 0
+        for bit in bits:
+            if not 0 <= bit <= 23:
+                raise LocalProtocolError(f"conformance bit {bit} outside 0..23")
+            value |= 1 << (23 - bit)
+        return cls(value)
+
+    def bit_numbers(self) -> tuple[int, ...]:
+        """The standard's bit numbers that are set, ascending."""
+        return tuple(n for n in range(24) if self.value & (1 << (23 - n)))
+
+    def names(self) -> tuple[str, ...]:
+        """The standard's names of the bits set, in bit order, e.g. ``("get", "set")``."""
+        return tuple(_CONFORMANCE_NAMES[n] for n in self.bit_numbers())
+
+    def describe(self) -> str:
+        return f"0x{self.value:06X}(" + ",".join(self.names()) + ")"
+
+
+_CONFORMANCE_HEADER: Final = bytes((0x5F, 0x1F, 0x04, 0x00))
+_CONFORMANCE_NAMES: Final = {
+    24 - member.value.bit_length(): (member.name or "").lower().replace("_", "-")
+    for member in Conformance
+}
+
+
+def encode_conformance(conformance: Conformance) -> bytes:
+    """The A-XDR encoding ``5F 1F 04 00 b0 b1 b2`` of a conformance block."""
+    return _CONFORMANCE_HEADER + int(conformance).to_bytes(3, "big")
+
+
+def decode_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
+    """Decode ``5F 1F 04 uu b0 b1 b2`` at ``buf[pos]``; returns ``(conformance, new_pos)``.
+
+    Also accepted: ``5F 04 uu b0 b1 b2``, the tag written in one octet, as some
+    Landis+Gyr SN meters send it (a captured AARE in tests/test_sn_client.py).
+    """
+    reader = AxdrReader(buf, pos, "conformance")
+    header = reader.take(2, "conformance tag")
+    if header == b"\x5f\x04":
+        pass  # short form: the length octet has been read with the tag
+    elif header + reader.take(1, "conformance length") != _CONFORMANCE_HEADER[:3]:
+        got = buf[pos:reader.pos].hex(" ").upper()
+        raise DecodeError(f"conformance: expected 5F 1F 04, got {got}")
+    unused = reader.u8("conformance unused bits")
+    if unused > 7:
+        raise DecodeError(f"conformance: {unused} unused bits (at most 7)")
+    value = int.from_bytes(reader.take(3, "conformance bits"), "big")
+    return Conformance(value), reader.pos
+
+
+#: The proposed conformance of the Green Book's example AARQ (``00 7E 1F``):
+#: priority-mgmt-supported, attribute0-supported-with-get, block transfer with
+#: get/set/action, multiple-references, get, set, selective-access,
+#: event-notification, action.
+DEFAULT_CONFORMANCE: Final = Conformance(0x007E1F)
+
+
+# =========================================================================== xDLMS initiate
+# Green Book, xDLMS "InitiateRequest":
+#   InitiateRequest ::= SEQUENCE {
+#     dedicated-key                  OCTET STRING OPTIONAL,
+#     response-allowed               BOOLEAN DEFAULT TRUE,
+#     proposed-quality-of-service    [0] IMPLICIT Integer8 OPTIONAL,
+#     proposed-dlms-version-number   Unsigned8,
+#     proposed-conformance           Conformance,
+#     client-max-receive-pdu-size    Unsigned16 }
+# A-XDR: OPTIONAL and DEFAULT components are preceded by 00 (absent/default) or 01.
+@dataclass(frozen=True)
+class InitiateRequest:
+    """The xDLMS InitiateRequest (tag 0x01) carried in the AARQ user-information."""
+
+    proposed_conformance: Conformance = DEFAULT_CONFORMANCE
+    client_max_receive_pdu_size: int = 0xFFFF
+    proposed_dlms_version_number: int = DLMS_VERSION
+    dedicated_key: bytes | None = field(default=None, repr=False)
+    response_allowed: bool = True
+    proposed_quality_of_service: int | None = None
+
+    TAG = ApduTag.INITIATE_REQUEST
+
+    def __post_init__(self) -> None:
+        check_range("client-max-receive-pdu-size", self.client_max_receive_pdu_size, 0, 0xFFFF)
+        check_range("proposed-dlms-version-number", self.proposed_dlms_version_number, 0, 255)
+        check_range("proposed-conformance", int(self.proposed_conformance), 0, 0xFFFFFF)
+        if self.proposed_quality_of_service is not None:
+            check_range("proposed-quality-of-service", self.proposed_quality_of_service, -128, 127)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG,))
+        if self.dedicated_key is None:
+            out.append(0)
+        else:
+            out += b"\x01" + encode_length(len(self.dedicated_key)) + self.dedicated_key
+        out += b"\x00" if self.response_allowed else b"\x01\x00"
+        if self.proposed_quality_of_service is None:
+            out.append(0)
+        else:
+            out += b"\x01" + _I8.pack(self.proposed_quality_of_service)
+        out.append(self.proposed_dlms_version_number)
+        out += encode_conformance(self.proposed_conformance)
+        out += _U16.pack(self.client_max_receive_pdu_size)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateRequest, int]:
+        r = AxdrReader(buf, pos, "InitiateRequest")
+        r.tag(cls.TAG)
+        key = r.octet_string("dedicated-key") if r.present("dedicated-key") else None
+        allowed = r.boolean("response-allowed") if r.present("response-allowed") else True
+        qos = (r.i8("proposed-quality-of-service")
+               if r.present("proposed-quality-of-service") else None)
+        version = r.u8("proposed-dlms-version-number")
+        conformance, r.pos = decode_conformance(r.buf, r.pos)
+        size = r.u16("client-max-receive-pdu-size")
+        return cls(conformance, size, version, key, allowed, qos), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InitiateRequest:
+        return decode_whole(cls.decode, data, "InitiateRequest")
+
+    def describe(self) -> str:
+        key = " dedicated-key=***" if self.dedicated_key is not None else ""
+        return (f"InitiateRequest v{self.proposed_dlms_version_number} "
+                f"max-pdu={self.client_max_receive_pdu_size} "
+                f"conformance={Conformance(self.proposed_conformance).describe()}{key}")
+
+
+# Green Book, xDLMS "InitiateResponse":
+#   InitiateResponse ::= SEQUENCE {
+#     negotiated-quality-of-service  [0] IMPLICIT Integer8 OPTIONAL,
+#     negotiated-dlms-version-number Unsigned8,
+#     negotiated-conformance         Conformance,
+#     server-max-receive-pdu-size    Unsigned16,
+#     vaa-name                       ObjectName }   -- 0x0007 for LN, 0xFA00 for SN
+@dataclass(frozen=True)
+class InitiateResponse:
+    """The xDLMS InitiateResponse (tag 0x08) carried in the AARE user-information.
+
+    ``vaa_name`` is kept as the unsigned 16-bit value (0x0007 LN, 0xFA00 SN).
+    """
+
+    negotiated_conformance: Conformance
+    server_max_receive_pdu_size: int
+    negotiated_dlms_version_number: int = DLMS_VERSION
+    vaa_name: int = 0x0007
+    negotiated_quality_of_service: int | None = None
+
+    TAG = ApduTag.INITIATE_RESPONSE
+
+    def __post_init__(self) -> None:
+        check_range("server-max-receive-pdu-size", self.server_max_receive_pdu_size, 0, 0xFFFF)
+        check_range("negotiated-dlms-version-number", self.negotiated_dlms_version_number, 0, 255)
+        check_range("negotiated-conformance", int(self.negotiated_conformance), 0, 0xFFFFFF)
+        check_range("vaa-name", self.vaa_name, 0, 0xFFFF)
+        if self.negotiated_quality_of_service is not None:
+            check_range("negotiated-quality-of-service", self.negotiated_quality_of_service,
+                        -128, 127)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray((self.TAG,))
+        if self.negotiated_quality_of_service is None:
+            out.append(0)
+        else:
+            out += b"\x01" + _I8.pack(self.negotiated_quality_of_service)
+        out.append(self.negotiated_dlms_version_number)
+        out += encode_conformance(self.negotiated_conformance)
+        out += _U16.pack(self.server_max_receive_pdu_size) + _U16.pack(self.vaa_name)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[InitiateResponse, int]:
+        r = AxdrReader(buf, pos, "InitiateResponse")
+        r.tag(cls.TAG)
+        qos = (r.i8("negotiated-quality-of-service")
+               if r.present("negotiated-quality-of-service") else None)
+        version = r.u8("negotiated-dlms-version-number")
+        conformance, r.pos = decode_conformance(r.buf, r.pos)
+        size = r.u16("server-max-receive-pdu-size")
+        vaa = r.u16("vaa-name")
+        return cls(conformance, size, version, vaa, qos), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InitiateResponse:
+        return decode_whole(cls.decode, data, "InitiateResponse")
+
+    def describe(self) -> str:
+        return (f"InitiateResponse v{self.negotiated_dlms_version_number} "
+                f"max-pdu={self.server_max_receive_pdu_size} vaa=0x{self.vaa_name:04X} "
+                f"conformance={Conformance(self.negotiated_conformance).describe()}")
+
+
+# ======================================================================= confirmed-service-error
+# Green Book, xDLMS:
+#   ConfirmedServiceError ::= CHOICE {
+#     initiateError [1] ServiceError, getStatus [2], getNameList [3],
+#     getVariableAttribute [4], read [5], write [6], getDataSetAttribute [7],
+#     getTIAttribute [8], changeScope [9], start [10], stop [11], resume [12],
+#     makeUsable [13], initiateLoad [14], loadSegment [15], terminateLoad [16],
+#     initiateUpLoad [17], upLoadSegment [18], terminateUpLoad [19] }
+#   ServiceError ::= CHOICE {
+#     application-reference [0], hardware-resource [1], vde-state-error [2],
+#     service [3], definition [4], access [5], initiate [6], load-data-set [7],
+#     change-scope [8], task [9], other [10] }   -- each IMPLICIT ENUMERATED
+# A-XDR: 0E <choice> <service-error choice> <enumerated value>.
+class ConfirmedServiceErrorChoice(WireEnum):
+    INITIATE_ERROR = 1
+    GET_STATUS = 2
+    GET_NAME_LIST = 3
+    GET_VARIABLE_ATTRIBUTE = 4
+    READ = 5
+    WRITE = 6
+    GET_DATA_SET_ATTRIBUTE = 7
+    GET_TI_ATTRIBUTE = 8
+    CHANGE_SCOPE = 9
+    START = 10
+    STOP = 11
+    RESUME = 12
+    MAKE_USABLE = 13
+    INITIATE_LOAD = 14
+    LOAD_SEGMENT = 15
+    TERMINATE_LOAD = 16
+    INITIATE_UP_LOAD = 17
+    UP_LOAD_SEGMENT = 18
+    TERMINATE_UP_LOAD = 19
+
+
+class ServiceErrorType(WireEnum):
+    APPLICATION_REFERENCE = 0
+    HARDWARE_RESOURCE = 1
+    VDE_STATE_ERROR = 2
+    SERVICE = 3
+    DEFINITION = 4
+    ACCESS = 5
+    INITIATE = 6
+    LOAD_DATA_SET = 7
+    CHANGE_SCOPE = 8
+    TASK = 9
+    OTHER = 10
+
+
+# The ENUMERATED values of each ServiceError alternative, by value.
+_SERVICE_ERROR_VALUES: Final[dict[int, tuple[str, ...]]] = {
+    0: ("other", "time-elapsed", "application-unreachable", "application-reference-invalid",
+        "application-context-unsupported", "provider-communication-error", "deciphering-error"),
+    1: ("other", "memory-unavailable", "processor-resource-unavailable",
+        "mass-storage-unavailable", "other-resource-unavailable"),
+    2: ("other", "no-dlms-context", "loading-data-set", "status-nochange", "status-inoperable"),
+    3: ("other", "pdu-size", "service-unsupported"),
+    4: ("other", "object-undefined", "object-class-inconsistent", "object-attribute-inconsistent"),
+    5: ("other", "scope-of-access-violated", "object-access-violated", "hardware-fault",
+        "object-unavailable"),
+    6: ("other", "dlms-version-too-low", "incompatible-conformance", "pdu-size-too-short",
+        "refused-by-the-VDE-Handler"),
+    7: ("other", "primitive-out-of-sequence", "not-loadable", "dataset-size-too-large",
+        "not-awaited-segment", "interpretation-failure", "storage-failure",
+        "data-set-not-ready"),
+    9: ("other", "no-remote-control", "ti-stopped", "ti-running", "ti-unusable"),
+}
+
+
+@dataclass(frozen=True)
+class ConfirmedServiceError:
+    """confirmed-service-error APDU (tag 0x0E), e.g. an initiate error in the AARE."""
+
+    service: ConfirmedServiceErrorChoice
+    error: ServiceErrorType
+    value: int
+
+    TAG = ApduTag.CONFIRMED_SERVICE_ERROR
+
+    def __post_init__(self) -> None:
+        check_range("confirmed-service-error choice", int(self.service), 0, 255)
+        check_range("service-error choice", int(self.error), 0, 255)
+        check_range("service-error value", self.value, 0, 255)
+
+    @property
+    def value_label(self) -> str:
+        names = _SERVICE_ERROR_VALUES.get(int(self.error), ())
+        return names[self.value] if self.value < len(names) else f"value-{self.value}"
+
+    def describe(self) -> str:
+        """E.g. ``confirmed-service-error initiate-error: initiate dlms-version-too-low (6/1)``."""
+        return (f"confirmed-service-error {self.service.label}: {self.error.label} "
+                f"{self.value_label} ({int(self.error)}/{self.value})")
+
+    def to_error(self) -> ServiceError:
+        return ServiceError(self.describe(), code=self.value)
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.TAG, int(self.service), int(self.error), self.value))
+
+    @classmethod
+    def decode(cls, buf: bytes, pos: int = 0) -> tuple[ConfirmedServiceError, int]:
+        r = AxdrReader(buf, pos, "confirmed-service-error")
+        r.tag(cls.TAG)
+        service = ConfirmedServiceErrorChoice(r.u8("service choice"))
+        error = ServiceErrorType(r.u8("service-error choice"))
+        return cls(service, error, r.u8("service-error value")), r.pos
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ConfirmedServiceError:
+        return decode_whole(cls.decode, data, "confirmed-service-error")
 
 
 # =========================================================================== descriptors
@@ -269,8 +629,8 @@ class _CosemDescriptor:
         return value
 
     def __post_init__(self) -> None:
-        _check("class-id", self.class_id, 0, 0xFFFF)
-        _check(self._INDEX.replace("_", "-"), self.index, -128, 127)
+        check_range("class-id", self.class_id, 0, 0xFFFF)
+        check_range(self._INDEX.replace("_", "-"), self.index, -128, 127)
 
     def to_bytes(self) -> bytes:
         return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.index)
@@ -283,7 +643,7 @@ class _CosemDescriptor:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        return _whole(cls.decode, data, cls._WHAT)
+        return decode_whole(cls.decode, data, cls._WHAT)
 
     def describe(self) -> str:
         return f"{self.class_id}/{self.instance_id}/{self._PREFIX}{self.index}"
@@ -327,7 +687,7 @@ class SelectiveAccessDescriptor:
     access_parameters: Data
 
     def __post_init__(self) -> None:
-        _check("access-selector", self.access_selector, 0, 255)
+        check_range("access-selector", self.access_selector, 0, 255)
 
     def to_bytes(self) -> bytes:
         return bytes((self.access_selector,)) + encode_data(self.access_parameters)
@@ -340,7 +700,7 @@ class SelectiveAccessDescriptor:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SelectiveAccessDescriptor:
-        return _whole(cls.decode, data, "Selective-Access-Descriptor")
+        return decode_whole(cls.decode, data, "Selective-Access-Descriptor")
 
     def describe(self) -> str:
         return f"sel={self.access_selector} {describe(self.access_parameters, limit=4)}"
@@ -382,7 +742,7 @@ class CosemAttributeDescriptorWithSelection:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CosemAttributeDescriptorWithSelection:
-        return _whole(cls.decode, data, "Cosem-Attribute-Descriptor-With-Selection")
+        return decode_whole(cls.decode, data, "Cosem-Attribute-Descriptor-With-Selection")
 
     def describe(self) -> str:
         return self.descriptor.describe() + _describe_selection(self.access_selection)
@@ -421,17 +781,10 @@ def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
     """Decode ``SEQUENCE OF Get-Data-Result`` filling ``buf``: the reassembled raw
     data of a GET with-list answered in blocks."""
     r = AxdrReader(buf, 0, "Get-Data-Result list")
-    count = _sequence_count(r, "result list", 2)
+    count = r.sequence_count("result list", 2)
     results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
     r.expect_end()
     return results
-
-
-def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
-    value, pos = decoder(data, 0)
-    if pos != len(data):
-        raise DecodeError(f"{what}: {len(data) - pos} trailing bytes at offset {pos}")
-    return value
 
 
 # =========================================================================== GET
@@ -440,7 +793,7 @@ def _whole(decoder: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: s
 #   Get-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #     cosem-attribute-descriptor, access-selection Selective-Access-Descriptor OPTIONAL }
 @dataclass(frozen=True)
-class GetRequestNormal:
+class GetRequestNormal(_Service):
     descriptor: CosemAttributeDescriptor
     access_selection: SelectiveAccessDescriptor | None = None
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
@@ -448,17 +801,13 @@ class GetRequestNormal:
     TAG = ApduTag.GET_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + _encode_selection(self.access_selection))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestNormal:
-        r = AxdrReader(data, 0, "GET-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Request-Normal")
         descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
         selection = _decode_selection(r)
         r.expect_end()
@@ -471,7 +820,7 @@ class GetRequestNormal:
 
 #   Get-Request-Next ::= SEQUENCE { invoke-id-and-priority, block-number Unsigned32 }
 @dataclass(frozen=True)
-class GetRequestNext:
+class GetRequestNext(_Service):
     """Asks for the block after ``block_number`` (the last block received)."""
 
     block_number: int
@@ -481,17 +830,16 @@ class GetRequestNext:
     CHOICE = 2
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+        super().__post_init__()
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + _U32.pack(self.block_number))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestNext:
-        r = AxdrReader(data, 0, "GET-Request-Next")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Request-Next")
         block = r.u32("block-number")
         r.expect_end()
         return cls(block, iid)
@@ -503,15 +851,12 @@ class GetRequestNext:
 #   Get-Request-With-List ::= SEQUENCE { invoke-id-and-priority,
 #     attribute-descriptor-list SEQUENCE OF Cosem-Attribute-Descriptor-With-Selection }
 @dataclass(frozen=True)
-class GetRequestWithList:
+class GetRequestWithList(_Service):
     attributes: tuple[CosemAttributeDescriptorWithSelection, ...]
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_REQUEST
     CHOICE = 3
-
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
 
     @classmethod
     def of(cls, *descriptors: CosemAttributeDescriptor,
@@ -521,7 +866,7 @@ class GetRequestWithList:
         return cls(items, invoke_id_and_priority)
 
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out += encode_length(len(self.attributes))
         for item in self.attributes:
             out += item.to_bytes()
@@ -529,9 +874,8 @@ class GetRequestWithList:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetRequestWithList:
-        r = AxdrReader(data, 0, "GET-Request-With-List")
-        iid = _header(r, cls.TAG, cls.CHOICE)
-        count = _sequence_count(r, "attribute-descriptor-list", _ATTRIBUTE.size + 1)
+        r, iid = cls._open(data, "GET-Request-With-List")
+        count = r.sequence_count("attribute-descriptor-list", _ATTRIBUTE.size + 1)
         items = []
         for _ in range(count):
             item, r.pos = CosemAttributeDescriptorWithSelection.decode(data, r.pos)
@@ -548,15 +892,12 @@ class GetRequestWithList:
 #   get-response-with-datablock [2], get-response-with-list [3] }
 #   Get-Response-Normal ::= SEQUENCE { invoke-id-and-priority, result Get-Data-Result }
 @dataclass(frozen=True)
-class GetResponseNormal:
+class GetResponseNormal(_Service):
     result: GetDataResult
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_RESPONSE
     CHOICE = 1
-
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
 
     def data(self) -> Data:
         """The value, or :class:`DataAccessError` naming the data-access-result."""
@@ -565,13 +906,12 @@ class GetResponseNormal:
         return self.result
 
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + _encode_get_data_result(self.result))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseNormal:
-        r = AxdrReader(data, 0, "GET-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Response-Normal")
         result = _decode_get_data_result(r, "result")
         r.expect_end()
         return cls(result, iid)
@@ -586,7 +926,7 @@ class GetResponseNormal:
 #     result CHOICE { raw-data [0] IMPLICIT OCTET STRING,
 #                     data-access-result [1] IMPLICIT Data-Access-Result } }
 @dataclass(frozen=True)
-class GetResponseWithDatablock:
+class GetResponseWithDatablock(_Service):
     """One block of a long GET: ``raw_data`` is a piece of the encoded result, or the
     data-access-result that ended the transfer."""
 
@@ -599,11 +939,11 @@ class GetResponseWithDatablock:
     CHOICE = 2
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-        _check("block-number", self.block_number, 0, 0xFFFFFFFF)
+        super().__post_init__()
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out.append(1 if self.last_block else 0)
         out += _U32.pack(self.block_number)
         if isinstance(self.raw_data, DataAccessResult):
@@ -614,8 +954,7 @@ class GetResponseWithDatablock:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseWithDatablock:
-        r = AxdrReader(data, 0, "GET-Response-With-Datablock")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "GET-Response-With-Datablock")
         last = r.boolean("last-block")
         block = r.u32("block-number")
         choice = r.u8("result choice")
@@ -641,18 +980,15 @@ class GetResponseWithDatablock:
 #   Get-Response-With-List ::= SEQUENCE { invoke-id-and-priority,
 #     result SEQUENCE OF Get-Data-Result }
 @dataclass(frozen=True)
-class GetResponseWithList:
+class GetResponseWithList(_Service):
     results: tuple[GetDataResult, ...]
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     TAG = ApduTag.GET_RESPONSE
     CHOICE = 3
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        out = bytearray((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        out = bytearray(self._head())
         out += encode_length(len(self.results))
         for result in self.results:
             out += _encode_get_data_result(result)
@@ -660,9 +996,8 @@ class GetResponseWithList:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GetResponseWithList:
-        r = AxdrReader(data, 0, "GET-Response-With-List")
-        iid = _header(r, cls.TAG, cls.CHOICE)
-        count = _sequence_count(r, "result list", 2)
+        r, iid = cls._open(data, "GET-Response-With-List")
+        count = r.sequence_count("result list", 2)
         results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
         r.expect_end()
         return cls(results, iid)
@@ -676,7 +1011,7 @@ class GetResponseWithList:
 # Green Book: Set-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   cosem-attribute-descriptor, access-selection OPTIONAL, value Data }
 @dataclass(frozen=True)
-class SetRequestNormal:
+class SetRequestNormal(_Service):
     descriptor: CosemAttributeDescriptor
     value: Data
     access_selection: SelectiveAccessDescriptor | None = None
@@ -685,18 +1020,14 @@ class SetRequestNormal:
     TAG = ApduTag.SET_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + _encode_selection(self.access_selection)
                 + encode_data(self.value))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SetRequestNormal:
-        r = AxdrReader(data, 0, "SET-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "SET-Request-Normal")
         descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
         selection = _decode_selection(r)
         value = r.data("value")
@@ -712,7 +1043,7 @@ class SetRequestNormal:
 # Green Book: Set-Response-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   result Data-Access-Result }
 @dataclass(frozen=True)
-class SetResponseNormal:
+class SetResponseNormal(_Service):
     result: DataAccessResult
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
 
@@ -720,8 +1051,8 @@ class SetResponseNormal:
     CHOICE = 1
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-        _check("data-access-result", int(self.result), 0, 255)
+        super().__post_init__()
+        check_range("data-access-result", int(self.result), 0, 255)
 
     def check(self) -> None:
         """Raise :class:`DataAccessError` unless the result is success."""
@@ -729,12 +1060,11 @@ class SetResponseNormal:
             raise DataAccessError(f"SET refused: {self.result.describe()}", int(self.result))
 
     def to_bytes(self) -> bytes:
-        return bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+        return self._head() + bytes((int(self.result),))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SetResponseNormal:
-        r = AxdrReader(data, 0, "SET-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "SET-Response-Normal")
         result = DataAccessResult(r.u8("result"))
         r.expect_end()
         return cls(result, iid)
@@ -747,7 +1077,7 @@ class SetResponseNormal:
 # Green Book: Action-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   cosem-method-descriptor, method-invocation-parameters Data OPTIONAL }
 @dataclass(frozen=True)
-class ActionRequestNormal:
+class ActionRequestNormal(_Service):
     """E.g. HLS pass 3: ``reply_to_HLS_authentication``, method 1 of class 15."""
 
     descriptor: CosemMethodDescriptor
@@ -757,18 +1087,14 @@ class ActionRequestNormal:
     TAG = ApduTag.ACTION_REQUEST
     CHOICE = 1
 
-    def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-
     def to_bytes(self) -> bytes:
         params = b"\x00" if self.parameters is None else b"\x01" + encode_data(self.parameters)
-        return (bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority))
+        return (self._head()
                 + self.descriptor.to_bytes() + params)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ActionRequestNormal:
-        r = AxdrReader(data, 0, "ACTION-Request-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "ACTION-Request-Normal")
         descriptor, r.pos = CosemMethodDescriptor.decode(data, r.pos)
         params = r.data("method-invocation-parameters") if r.present("parameters") else None
         r.expect_end()
@@ -785,7 +1111,7 @@ class ActionRequestNormal:
 #   Action-Response-With-Optional-Data ::= SEQUENCE { result Action-Result,
 #     return-parameters Get-Data-Result OPTIONAL }
 @dataclass(frozen=True)
-class ActionResponseNormal:
+class ActionResponseNormal(_Service):
     result: ActionResult
     return_parameters: GetDataResult | None = None
     invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
@@ -794,8 +1120,8 @@ class ActionResponseNormal:
     CHOICE = 1
 
     def __post_init__(self) -> None:
-        _check_iid(self.invoke_id_and_priority)
-        _check("action-result", int(self.result), 0, 255)
+        super().__post_init__()
+        check_range("action-result", int(self.result), 0, 255)
 
     def check(self) -> Data | None:
         """The returned data (or None); raises :class:`DataAccessError` unless success."""
@@ -809,15 +1135,14 @@ class ActionResponseNormal:
         return self.return_parameters
 
     def to_bytes(self) -> bytes:
-        out = bytes((self.TAG, self.CHOICE, self.invoke_id_and_priority, int(self.result)))
+        out = self._head() + bytes((int(self.result),))
         if self.return_parameters is None:
             return out + b"\x00"
         return out + b"\x01" + _encode_get_data_result(self.return_parameters)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ActionResponseNormal:
-        r = AxdrReader(data, 0, "ACTION-Response-Normal")
-        iid = _header(r, cls.TAG, cls.CHOICE)
+        r, iid = cls._open(data, "ACTION-Response-Normal")
         result = ActionResult(r.u8("result"))
         # Some meters end the APDU after the result; the OPTIONAL flag is then absent.
         params = None
@@ -848,14 +1173,14 @@ class ExceptionResponse:
     TAG = ApduTag.EXCEPTION_RESPONSE
 
     def __post_init__(self) -> None:
-        _check("state-error", int(self.state_error), 0, 255)
-        _check("service-error", int(self.service_error), 0, 255)
+        check_range("state-error", int(self.state_error), 0, 255)
+        check_range("service-error", int(self.service_error), 0, 255)
         counter_error = self.service_error is ExceptionServiceError.INVOCATION_COUNTER_ERROR
         if counter_error != (self.invocation_counter is not None):
             raise LocalProtocolError(
                 "invocation_counter is given exactly with invocation-counter-error")
         if self.invocation_counter is not None:
-            _check("invocation-counter", self.invocation_counter, 0, 0xFFFFFFFF)
+            check_range("invocation-counter", self.invocation_counter, 0, 0xFFFFFFFF)
 
     def to_bytes(self) -> bytes:
         out = bytes((self.TAG, int(self.state_error), int(self.service_error)))
@@ -866,9 +1191,7 @@ class ExceptionResponse:
     @classmethod
     def from_bytes(cls, data: bytes) -> ExceptionResponse:
         r = AxdrReader(data, 0, "ExceptionResponse")
-        tag = r.u8("tag")
-        if tag != cls.TAG:
-            raise DecodeError(f"ExceptionResponse: tag 0x{tag:02X}, expected 0xD8")
+        r.tag(cls.TAG)
         state = StateError(r.u8("state-error"))
         service = ExceptionServiceError(r.u8("service-error"))
         counter = None
@@ -888,75 +1211,75 @@ class ExceptionResponse:
         return ServiceError(self.describe(), code=int(self.service_error))
 
 
-# =========================================================================== dispatch
-Apdu = (
-    Aarq | Aare | Rlrq | Rlre
-    | GetRequestNormal | GetRequestNext | GetRequestWithList
-    | GetResponseNormal | GetResponseWithDatablock | GetResponseWithList
-    | SetRequestNormal | SetResponseNormal | ActionRequestNormal | ActionResponseNormal
-    | ExceptionResponse | ConfirmedServiceError
-)
-
-_Decoder = Callable[[bytes], Apdu]
-
-_BY_CHOICE: Final[dict[int, dict[int, _Decoder]]] = {
-    ApduTag.GET_REQUEST: {1: GetRequestNormal.from_bytes, 2: GetRequestNext.from_bytes,
-                          3: GetRequestWithList.from_bytes},
-    ApduTag.GET_RESPONSE: {1: GetResponseNormal.from_bytes,
-                           2: GetResponseWithDatablock.from_bytes,
-                           3: GetResponseWithList.from_bytes},
-    ApduTag.SET_REQUEST: {1: SetRequestNormal.from_bytes},
-    ApduTag.SET_RESPONSE: {1: SetResponseNormal.from_bytes},
-    ApduTag.ACTION_REQUEST: {1: ActionRequestNormal.from_bytes},
-    ApduTag.ACTION_RESPONSE: {1: ActionResponseNormal.from_bytes},
-}
-_BY_TAG: Final[dict[int, _Decoder]] = {
-    ApduTag.AARQ: Aarq.from_bytes,
-    ApduTag.AARE: Aare.from_bytes,
-    ApduTag.RLRQ: Rlrq.from_bytes,
-    ApduTag.RLRE: Rlre.from_bytes,
-    ApduTag.EXCEPTION_RESPONSE: ExceptionResponse.from_bytes,
-    ApduTag.CONFIRMED_SERVICE_ERROR: ConfirmedServiceError.from_bytes,
-}
-_TAG_VALUES: Final = frozenset(int(t) for t in ApduTag)
-
-
-def decode_apdu(buf: bytes) -> Apdu:
-    """Decode one whole APDU, dispatching on its tag (and service CHOICE).
-
-    Raises :class:`DecodeError` (only) for malformed input, trailing bytes, and
-    APDUs that are valid but not handled here, naming the tag in hex.
-    """
-    if not buf:
-        raise DecodeError("empty APDU")
-    tag = buf[0]
-    decoder = _BY_TAG.get(tag)
-    if decoder is not None:
-        return decoder(bytes(buf))
-    choices = _BY_CHOICE.get(tag)
-    if choices is not None:
-        name = ApduTag(tag).label
-        if len(buf) < 2:
-            raise DecodeError(f"{name} (0x{tag:02X}) truncated before its choice")
-        decoder = choices.get(buf[1])
-        if decoder is None:
-            raise DecodeError(f"{name} (0x{tag:02X}) choice {buf[1]} is not supported")
-        return decoder(bytes(buf))
-    if tag in _TAG_VALUES:
-        raise DecodeError(f"APDU {ApduTag(tag).label} (0x{tag:02X}) is not supported")
-    raise DecodeError(f"unknown APDU tag 0x{tag:02X}")
-
-
-def describe_apdu(buf: bytes) -> str:
-    """One line for traces; never raises (undecodable input is described as such)."""
-    try:
-        return decode_apdu(buf).describe()
-    except DecodeError as exc:
-        return f"undecodable APDU ({len(buf)} bytes): {exc}"
-
-
 # =========================================================================== blocks
-class BlockReassembler:
+class Reassembler:
+    """The bookkeeping of a transfer in blocks, shared by :class:`BlockReassembler`
+    (GET) and :class:`dlmsd.protocol.sn.SnBlockReassembler` (READ).
+
+    Blocks must arrive numbered 1, 2, 3...; a wrong number raises
+    :class:`RemoteProtocolError` naming the expected and received numbers, and more
+    than ``max_size`` bytes or ``max_blocks`` blocks (or a block number the service
+    cannot count past) raise :class:`RemoteProtocolError`.
+    """
+
+    _SERVICE: ClassVar[str]  # in the block-number error: "GET", "READ"
+    _TRANSFER: ClassVar[str]  # in the limit errors: "long GET", "long read"
+    _MAX_BLOCK_NUMBER: ClassVar[int]  # the largest block number the service can carry
+
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        if max_size < 1 or max_blocks < 1:
+            raise LocalProtocolError("max_size and max_blocks must be positive")
+        self.max_size = max_size
+        self.max_blocks = max_blocks
+        self.expected_block = 1
+        self.complete = False
+        self._parts = bytearray()
+
+    @property
+    def size(self) -> int:
+        """Raw data bytes collected so far."""
+        return len(self._parts)
+
+    @property
+    def last_received(self) -> int:
+        """The number of the last block taken (0 before the first)."""
+        return self.expected_block - 1
+
+    def _check_number(self, block_number: int) -> None:
+        if self.complete:
+            raise LocalProtocolError(
+                f"{self._TRANSFER} already complete; start a new {type(self).__name__}")
+        if block_number != self.expected_block:
+            raise RemoteProtocolError(
+                f"{self._SERVICE} block number {block_number}, expected {self.expected_block}",
+                code=block_number,
+            )
+
+    def _append(self, block_number: int, raw_data: bytes) -> None:
+        if len(self._parts) + len(raw_data) > self.max_size:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} exceeds {self.max_size} bytes at block {block_number}")
+        self._parts += raw_data
+
+    def _finish(self, block_number: int, last_block: bool) -> bytes | None:
+        if last_block:
+            self.complete = True
+            return bytes(self._parts)
+        limit = min(self.max_blocks, self._MAX_BLOCK_NUMBER)
+        if block_number >= limit:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} exceeds {limit} blocks", code=block_number)
+        self.expected_block += 1
+        return None
+
+    def _acknowledged(self) -> int:
+        """The number the next request acknowledges: the last block received."""
+        if self.complete or self.expected_block == 1:
+            raise LocalProtocolError("no block to acknowledge")
+        return self.last_received
+
+
+class BlockReassembler(Reassembler):
     """Collects the blocks of one long GET (Get-Response-With-Datablock).
 
     Pure bookkeeping; the client sends :meth:`next_request` after each block.
@@ -967,51 +1290,26 @@ class BlockReassembler:
     ``max_blocks`` blocks raise :class:`RemoteProtocolError`.
     """
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
-        if max_size < 1 or max_blocks < 1:
-            raise LocalProtocolError("max_size and max_blocks must be positive")
-        self.max_size = max_size
-        self.max_blocks = max_blocks
-        self.expected_block = 1
-        self.complete = False
-        self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
-        self._parts = bytearray()
+    _SERVICE = "GET"
+    _TRANSFER = "long GET"
+    _MAX_BLOCK_NUMBER = 0xFFFFFFFF  # block-number Unsigned32
 
-    @property
-    def size(self) -> int:
-        """Raw data bytes collected so far."""
-        return len(self._parts)
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        super().__init__(max_size=max_size, max_blocks=max_blocks)
+        self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
-        if self.complete:
-            raise LocalProtocolError("long GET already complete; start a new BlockReassembler")
-        if block.block_number != self.expected_block:
-            raise RemoteProtocolError(
-                f"GET block number {block.block_number}, expected {self.expected_block}",
-                code=block.block_number,
-            )
+        self._check_number(block.block_number)
         if isinstance(block.raw_data, DataAccessResult):
             raise DataAccessError(
                 f"long GET aborted at block {block.block_number}: {block.raw_data.describe()}",
                 int(block.raw_data),
             )
-        if len(self._parts) + len(block.raw_data) > self.max_size:
-            raise RemoteProtocolError(
-                f"long GET exceeds {self.max_size} bytes at block {block.block_number}")
-        self._parts += block.raw_data
+        self._append(block.block_number, block.raw_data)
         self._invoke_id_and_priority = block.invoke_id_and_priority
-        if block.last_block:
-            self.complete = True
-            return bytes(self._parts)
-        if block.block_number >= self.max_blocks:
-            raise RemoteProtocolError(
-                f"long GET exceeds {self.max_blocks} blocks", code=block.block_number)
-        self.expected_block += 1
-        return None
+        return self._finish(block.block_number, block.last_block)
 
     def next_request(self) -> GetRequestNext:
         """The GET next acknowledging the last block received."""
-        if self.complete or self.expected_block == 1:
-            raise LocalProtocolError("no block to acknowledge")
-        return GetRequestNext(self.expected_block - 1, self._invoke_id_and_priority)
+        return GetRequestNext(self._acknowledged(), self._invoke_id_and_priority)

@@ -37,10 +37,10 @@ from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
+from dlmsd.protocol.apdu import describe_apdu
 from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
 from dlmsd.protocol.link import ApduIn, HdlcLink, LinkUp, WrapperLink
 from dlmsd.protocol.sn import describe_sn_apdu
-from dlmsd.protocol.xdlms import describe_apdu
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import (
     DEFAULT_AUTHENTICATION_KEY,

@@ -77,21 +77,15 @@ from typing import Final
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 from dlmsd.protocol.acse import (
-    DLMS_VERSION,
     Aare,
     Aarq,
     AcseServiceUser,
     ApplicationContextName,
     AssociationResult,
-    ConfirmedServiceError,
-    ConfirmedServiceErrorChoice,
-    Conformance,
-    InitiateRequest,
-    InitiateResponse,
     ReleaseResponseReason,
     Rlre,
-    ServiceErrorType,
 )
+from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.axdr import Data, encode_data, encode_length
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.sn import (
@@ -110,10 +104,14 @@ from dlmsd.protocol.sn import (
     method_short_name,
 )
 from dlmsd.protocol.xdlms import (
+    DLMS_VERSION,
     ActionRequestNormal,
     ActionResponseNormal,
     ActionResult,
     ApduTag,
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
     CosemAttributeDescriptor,
     CosemMethodDescriptor,
     DataAccessResult,
@@ -126,10 +124,12 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
+    InitiateRequest,
+    InitiateResponse,
+    ServiceErrorType,
     SetRequestNormal,
     SetResponseNormal,
     StateError,
-    decode_apdu,
 )
 from dlmsd.sim.auth import CipherError, MeterAuthentication, SimSecurity
 from dlmsd.sim.model import AssociationView, Meter
