@@ -21,6 +21,8 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dlmsd.errors import ConfigValueError
+
 __all__ = [
     "DEFAULT_ADDRESS_FORMULA",
     "ServerAddress",
@@ -80,23 +82,31 @@ _OPS: dict[type[ast.AST], Callable[[int, int], int]] = {
 }
 
 
+#: A formula is a few terms; the bound keeps parsing and evaluation from recursing deep.
+MAX_FORMULA_LENGTH = 200
+
+
 def compile_address_formula(text: str) -> Callable[[int], int]:
     """Compile an integer formula over ``SN`` (e.g. ``SN % 10000 + 1000``).
 
     Only integers, ``SN``, parentheses and ``+ - * / // %`` are allowed (``/`` is
-    integer division). Raises ValueError naming what is not allowed.
+    integer division). Raises :class:`~dlmsd.errors.ConfigValueError` (a ValueError)
+    naming what is not allowed, also when the formula divides by zero.
     """
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise ConfigValueError(f"a formula of {len(text)} characters; at most "
+                               f"{MAX_FORMULA_LENGTH} are allowed")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"not a formula: {exc.msg}") from None
+        raise ConfigValueError(f"not a formula: {exc.msg}") from None
 
     def check(node: ast.AST) -> None:
         if isinstance(node, ast.Expression):
             check(node.body)
         elif isinstance(node, ast.BinOp):
             if type(node.op) not in _OPS:
-                raise ValueError(f"operator {type(node.op).__name__} is not allowed")
+                raise ConfigValueError(f"operator {type(node.op).__name__} is not allowed")
             check(node.left)
             check(node.right)
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
@@ -106,7 +116,7 @@ def compile_address_formula(text: str) -> Callable[[int], int]:
         ):
             pass
         else:
-            raise ValueError(
+            raise ConfigValueError(
                 f"{ast.unparse(node)!r} is not allowed (use SN, integers, + - * / % and ())"
             )
 
@@ -118,7 +128,7 @@ def compile_address_formula(text: str) -> Callable[[int], int]:
         if isinstance(node, ast.BinOp):
             left, right = evaluate(node.left, sn), evaluate(node.right, sn)
             if isinstance(node.op, ast.Div | ast.FloorDiv | ast.Mod) and right == 0:
-                raise ValueError("division by zero")
+                raise ConfigValueError("division by zero")
             return _OPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp):
             value = evaluate(node.operand, sn)
@@ -139,27 +149,28 @@ def resolve_server_address(
     serial_number: int = 0,
     address_formula: str | None = None,
 ) -> ServerAddress:
-    """Resolve the server address; raises ValueError naming an impossible address."""
+    """Resolve the server address; raises :class:`~dlmsd.errors.ConfigValueError` (a
+    ValueError) naming an impossible address."""
     if serial_number:
         formula = compile_address_formula(address_formula or DEFAULT_ADDRESS_FORMULA)
         physical = formula(serial_number)
         logical, size = 1, 4
     if size not in (1, 2, 4):
-        raise ValueError(f"address_size {size} is not allowed: use 1, 2 or 4")
+        raise ConfigValueError(f"address_size {size} is not allowed: use 1, 2 or 4")
     limit = {1: 0x7F, 2: 0x7F, 4: 0x3FFF}[size]
     if size == 1:
         # The one-byte form carries the upper (logical) address only; the combined
         # value logical << 7 | physical must itself be below 128.
         value = logical << 7 | physical
         if value > 0x7F:
-            raise ValueError(
+            raise ConfigValueError(
                 f"a one-byte server address must be below 128, but logical {logical} and "
                 f"physical {physical} give {value}; use address_size 2 or 4"
             )
         return ServerAddress(logical=value, physical=0, size=1)
     for name, part in (("logical", logical), ("physical", physical)):
         if not 0 <= part <= limit:
-            raise ValueError(
+            raise ConfigValueError(
                 f"{name} address {part} does not fit a {size}-byte server address "
                 f"(0..{limit})"
             )

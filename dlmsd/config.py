@@ -23,7 +23,7 @@ from typing import Any, Final, cast
 import jsonschema
 
 from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_server_address
-from dlmsd.errors import ConfigError
+from dlmsd.errors import ConfigError, ConfigValueError
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.protocol.obis import Obis, parse_signal_obis
 from dlmsd.secret import MASK, Secret
@@ -308,7 +308,7 @@ def _client_address(raw: int | str) -> int:
     text = raw.strip().lower()
     text = text[2:] if text.startswith("0x") else text
     if not text or not all(c in "0123456789abcdef" for c in text):
-        raise ValueError("is not a hex number")
+        raise ConfigValueError("is not a hex number")
     return int(text, 16)
 
 

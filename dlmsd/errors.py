@@ -4,29 +4,54 @@
 
     DlmsdError                      root of everything dlmsd raises on purpose
     ├── ConfigError                 bad configuration file, bad CLI argument
+    │   ├── ConfigValueError        a text value that cannot be used (OBIS code,
+    │   │                           server address, address formula); also a ValueError
+    │   ├── KeyFileError            ECDSA key file unusable (dlmsd.keys)
     │   └── CounterStoreError       invocation counter file unusable (dlmsd.counters)
     ├── ProtocolError               a protocol rule was broken (carries .code)
     │   ├── LocalProtocolError      we were asked to do something illegal
     │   └── RemoteProtocolError     the peer sent something illegal
     │       ├── DecodeError         bytes that cannot be decoded (malformed frame/APDU)
+    │       │   └── ChecksumError   HDLC frame whose HCS or FCS does not match
+    │       │                       (dlmsd.protocol.hdlc_frame)
     │       ├── AssociationRejected AARE with result != accepted (result, diagnostic)
     │       ├── AuthenticationFailure  GCM tag or HLS reply does not verify
     │       │                          (dlmsd.protocol.security)
-    │       └── ServiceError        ExceptionResponse / confirmed-service-error
+    │       ├── ServiceError        ExceptionResponse / confirmed-service-error
+    │       └── CipherError         dlms-sim: a ciphered request the simulated meter
+    │                               refuses (.service_error, .counter) (dlmsd.sim.auth)
     ├── DataAccessError             a GET/read answered with a DataAccessResult != success
     └── TransportError              the line or socket failed
         └── DlmsTimeout             no answer in time (also a TimeoutError)
 
+Every exception class defined in the package is drawn here, under its parent, with
+its module when it is not defined in this one (``tests/test_errors.py`` checks it).
+
 Rules: wire decoding never raises bare ``ValueError``/``KeyError``/``IndexError``
-(only :class:`DecodeError`); errors never carry passwords or keys in their text.
+(only :class:`DecodeError`); text from a configuration or command line is refused
+with a :class:`ConfigError` (the pure parsers raise :class:`ConfigValueError`, also a
+``ValueError``).  Bare built-in exceptions are left for programming errors only (an
+argument no input can produce).  Errors never carry passwords or keys in their text.
 ``asyncio.CancelledError`` is never caught and converted.
+
+A re-raise keeps the type and the cause: re-raise as is (``raise``), or add context
+with ``raise with_context(exc, "what was done") from exc`` (same type, same
+attributes).  A different type only on purpose, for a caller that must tell it
+apart (the poller backs off longer on :class:`AssociationRejected`, and tells
+:class:`DlmsTimeout` from a dropped :class:`TransportError`), and then chained
+``from exc``.  ``from None`` only drops a cause that is not a :class:`DlmsdError` and
+may carry what must not be shown (a ``JSONDecodeError`` holds the whole document,
+passwords included; ``cryptography`` errors about key material).
 """
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 __all__ = [
     "AssociationRejected",
     "ConfigError",
+    "ConfigValueError",
     "DataAccessError",
     "DecodeError",
     "DlmsTimeout",
@@ -36,6 +61,7 @@ __all__ = [
     "RemoteProtocolError",
     "ServiceError",
     "TransportError",
+    "with_context",
 ]
 
 
@@ -53,6 +79,17 @@ class ConfigError(DlmsdError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         self.problems: list[str] = problems if problems is not None else [message]
         super().__init__(message)
+
+
+class ConfigValueError(ConfigError, ValueError):
+    """A value given as text (configuration file, command line, simulator model) that
+    cannot be used: an OBIS code, a client or server address, an address formula.
+
+    Raised by the pure parsers (:meth:`dlmsd.protocol.obis.Obis.parse`,
+    :func:`dlmsd.addressing.resolve_server_address`, ...); the configuration loader
+    lists the message as one of its problems.  Also a ``ValueError``, as ``int("x")``
+    is, so a caller that catches ``ValueError`` keeps working.
+    """
 
 
 class ProtocolError(DlmsdError):
@@ -112,3 +149,25 @@ class TransportError(DlmsdError):
 
 class DlmsTimeout(TransportError, TimeoutError):
     """No (complete) answer arrived within the timeout."""
+
+
+_E = TypeVar("_E", bound=DlmsdError)
+
+
+def with_context(error: _E, context: str) -> _E:
+    """``error`` again, with ``context`` in front of its message: the same type and the
+    same attributes (``result``, ``code``, ``problems``, ...), so a caller that tells
+    errors apart by type still can.  Raise it ``from error``::
+
+        except DlmsdError as exc:
+            raise with_context(exc, f"reading {obis}") from exc
+
+    The message adds only ``context`` (which must hold no secret) to a message that
+    already holds none.
+    """
+    cls = type(error)
+    message = f"{context}: {error}"
+    copy = cls.__new__(cls, message)  # not __init__: its arguments differ per class
+    copy.args = (message,)
+    copy.__dict__.update(error.__dict__)
+    return copy

@@ -8,7 +8,8 @@ X.509 certificate (PEM or DER), whose public key is taken.  Both must be on P-25
 
 What is kept: the private scalar as a :class:`~dlmsd.secret.Secret` (so every log line
 masks it) and the public key as its X9.62 uncompressed point.  Neither the key nor any
-part of it appears in an error message; errors name the file and what is wrong.
+part of it appears in an error message; errors (:class:`KeyFileError`, a
+:class:`~dlmsd.errors.ConfigError`) name the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dlmsd.errors import ConfigError
 from dlmsd.secret import Secret
 
 __all__ = ["CURVE_SUITES", "KeyFileError", "load_private_key", "load_public_key"]
@@ -31,8 +33,11 @@ CURVE_SUITES: Final = {"secp256r1": (1, 32), "secp384r1": (2, 48)}
 MAX_KEY_FILE: Final = 64 * 1024  # a key or certificate file is a few kB at most
 
 
-class KeyFileError(ValueError):
-    """A key file that cannot be used; the message names the file, never its content."""
+class KeyFileError(ConfigError):
+    """A key file that cannot be used; the message names the file, never its content.
+
+    A :class:`~dlmsd.errors.ConfigError`, not a ``ValueError``: the key file names
+    come from the configuration or the command line."""
 
 
 _HEX_RUN: Final = re.compile(r"[0-9A-Fa-f]{32,}")
@@ -50,14 +55,14 @@ def _named(path: Path) -> str:
 
 def _read(path: Path) -> bytes:
     name = _named(path)
+    # Causes are dropped (from None): an OSError holds the name as given, which may be
+    # a pasted key, and the loaders' errors may quote key material.
     try:
         # A FIFO or a device would block the configuration load: only regular files.
         if path.exists() and not path.is_dir() and not path.is_file():
             raise KeyFileError(f"{name}: not a regular file")
         with path.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE + 1)
-    except KeyFileError:
-        raise
     except FileNotFoundError:
         raise KeyFileError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -75,11 +80,11 @@ def _read(path: Path) -> bytes:
 
 
 def _curve(path: Path, key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> int:
-    name = key.curve.name
-    if name not in CURVE_SUITES:
-        raise KeyFileError(f"{path}: an EC key on {name}; HighEcdsa needs P-256 (suite 1) "
-                           "or P-384 (suite 2)")
-    return CURVE_SUITES[name][1]
+    curve = key.curve.name
+    if curve not in CURVE_SUITES:
+        raise KeyFileError(f"{_named(path)}: an EC key on {curve}; HighEcdsa needs P-256 "
+                           "(suite 1) or P-384 (suite 2)")
+    return CURVE_SUITES[curve][1]
 
 
 def load_private_key(path: Path) -> Secret:
@@ -90,13 +95,13 @@ def load_private_key(path: Path) -> Secret:
     try:
         key = loader(data, password=None)
     except TypeError:
-        raise KeyFileError(f"{path}: the private key is encrypted; store it unencrypted "
-                           "(readable by the daemon only)") from None
+        raise KeyFileError(f"{_named(path)}: the private key is encrypted; store it "
+                           "unencrypted (readable by the daemon only)") from None
     except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(f"{path}: not a PEM or DER private key") from None
+        raise KeyFileError(f"{_named(path)}: not a PEM or DER private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise KeyFileError(f"{path}: a {type(key).__name__.removeprefix('_')} is not an EC "
-                           "private key")
+        kind = type(key).__name__.removeprefix("_")
+        raise KeyFileError(f"{_named(path)}: a {kind} is not an EC private key")
     size = _curve(path, key)
     return Secret(key.private_numbers().private_value.to_bytes(size, "big"))
 
@@ -117,17 +122,18 @@ def load_public_key(path: Path) -> bytes:
             try:
                 key = serialization.load_der_public_key(data)
             except (ValueError, UnsupportedAlgorithm):
-                raise KeyFileError(f"{path}: not a PEM or DER public key or X.509 "
+                raise KeyFileError(f"{_named(path)}: not a PEM or DER public key or X.509 "
                                    "certificate") from None
         elif key is None:
-            raise KeyFileError(f"{path}: not a valid X.509 certificate") from None
+            raise KeyFileError(f"{_named(path)}: not a valid X.509 certificate") from None
     else:
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm):
-            raise KeyFileError(f"{path}: not a PEM public key or X.509 certificate") from None
+            raise KeyFileError(f"{_named(path)}: not a PEM public key or X.509 "
+                               "certificate") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise KeyFileError(f"{path}: not an EC public key")
+        raise KeyFileError(f"{_named(path)}: not an EC public key")
     _curve(path, key)
     return key.public_bytes(serialization.Encoding.X962,
                             serialization.PublicFormat.UncompressedPoint)

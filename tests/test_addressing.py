@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_server_address
+from dlmsd.addressing import (
+    MAX_FORMULA_LENGTH,
+    ServerAddress,
+    compile_address_formula,
+    resolve_server_address,
+)
+from dlmsd.errors import ConfigValueError
 
 
 def test_serial_number_formula_wcc_example() -> None:
@@ -61,3 +67,20 @@ def test_formula_rejects_anything_but_arithmetic() -> None:
             compile_address_formula(bad)
     with pytest.raises(ValueError, match="division by zero"):
         compile_address_formula("SN % 0")(5)
+
+
+def test_errors_are_config_value_errors() -> None:
+    # in the error tree (a ConfigError) and still a ValueError
+    with pytest.raises(ConfigValueError, match="address_size 3"):
+        resolve_server_address(logical=1, physical=1, size=3)
+    with pytest.raises(ConfigValueError, match="division by zero"):
+        compile_address_formula("SN // (SN - 5)")(5)
+
+
+def test_a_formula_too_deep_to_parse_is_refused_not_a_crash() -> None:
+    # a RecursionError from the parser would escape the configuration check
+    for deep in ("-" * 5000 + "SN", "1+" * 20000 + "SN"):
+        with pytest.raises(ConfigValueError, match="at most"):
+            compile_address_formula(deep)
+    longest = "-" * (MAX_FORMULA_LENGTH - 2) + "SN"
+    assert compile_address_formula(longest)(5) == 5

@@ -202,6 +202,24 @@ def test_identification_from_bytes_errors(raw: bytes, match: str) -> None:
         IdentificationMessage.from_bytes(raw)
 
 
+def test_a_failed_identification_is_reraised_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the opening fails and raises the parser's own error: same object, cause kept
+    cause = UnicodeDecodeError("ascii", b"\xff", 0, 1, "not ASCII")
+    raised = DecodeError("identification: broken")
+
+    def broken(raw: bytes, max_identification: int = 0) -> IdentificationMessage:
+        raise raised from cause
+
+    monkeypatch.setattr(IdentificationMessage, "from_bytes", broken)
+    opening = ModeEOpening(echo=False)
+    opening.start()
+    opening.receive_data(b"/ISK5ME382-1003\r\n")
+    with pytest.raises(DecodeError) as info:
+        opening.next_event()
+    assert info.value is raised and info.value.__cause__ is cause
+    assert opening.state is OpeningState.FAILED
+
+
 # ---------------------------------------------------------------------------
 # The opening: requests and happy paths
 # ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from dlmsd.errors import ConfigError
 from dlmsd.keys import CURVE_SUITES, KeyFileError, load_private_key, load_public_key
 from dlmsd.secret import MASK, Secret, mask_secrets
 
@@ -398,3 +399,23 @@ def test_a_key_pasted_for_a_file_name_is_not_echoed(tmp_path: Path, loader: Load
 def test_impossible_file_names_are_key_file_errors(tmp_path: Path, loader: Loader,
                                                    name: str, why: str) -> None:
     assert key_error(loader, tmp_path / name) == f"{tmp_path / name}: {why}"
+
+
+def test_key_file_error_is_a_config_error() -> None:
+    assert issubclass(KeyFileError, ConfigError)
+    assert not issubclass(KeyFileError, ValueError)  # an `except ValueError` misses it
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_file_named_like_a_key_is_not_echoed_by_any_error(tmp_path: Path,
+                                                            loader: Loader) -> None:
+    """Every error names the file the same way, also after it was read."""
+    named_like_a_key = "c0ffee" * 8
+    wrong_curve = ec.generate_private_key(ec.SECP521R1())
+    data = (wrong_curve.private_bytes(PEM, PKCS8, PLAIN) if loader is load_private_key
+            else wrong_curve.public_key().public_bytes(PEM, SPKI))
+    for content in (b"not a key at all", data):
+        with pytest.raises(KeyFileError) as info:
+            loader(write(tmp_path / named_like_a_key, content))
+        assert named_like_a_key not in str(info.value)
+        assert str(info.value).startswith("the value given (not shown")

@@ -67,6 +67,8 @@ from dlmsd.sim.auth import (
     DEFAULT_AUTHENTICATION_KEY,
     DEFAULT_BLOCK_CIPHER_KEY,
     DEFAULT_SYSTEM_TITLE,
+    CipherError,
+    MeterAuthentication,
     SimSecurity,
 )
 from dlmsd.sim.model import Meter, bundled_model_path, load_model
@@ -303,6 +305,24 @@ def test_gmac_replayed_and_unciphered_requests_are_refused() -> None:
                    authentication_key=DEFAULT_AUTHENTICATION_KEY)
     refused = ExceptionResponse.from_bytes(server.handle(weak, NOW))
     assert refused.service_error is ExceptionServiceError.DECIPHERING_ERROR
+
+
+def test_a_request_that_does_not_verify_is_a_cipher_error_with_its_cause() -> None:
+    meter = MeterAuthentication(SimSecurity(MechanismName.HIGH_GMAC))
+    meter.client_title = CLIENT_TITLE
+    wrong_key = bytes(16)
+    request = protect(GetRequestNormal(ENERGY).to_bytes(), security_control=0x30,
+                      system_title=CLIENT_TITLE, invocation_counter=1,
+                      block_cipher_key=wrong_key, authentication_key=wrong_key)
+    with pytest.raises(CipherError) as info:
+        meter.unprotect(request)
+    error = info.value
+    assert isinstance(error, RemoteProtocolError)  # the client sent it
+    assert (error.service_error, error.code) == (5, 5)
+    assert isinstance(error.__cause__, RemoteProtocolError)  # why, kept
+    for key in (wrong_key, DEFAULT_BLOCK_CIPHER_KEY, DEFAULT_AUTHENTICATION_KEY):
+        for text in (str(error), str(error.__cause__)):
+            assert key.hex() not in text.lower()
 
 
 def test_association_object_shows_the_mechanism() -> None:

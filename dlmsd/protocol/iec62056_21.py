@@ -11,8 +11,8 @@ ACK. :class:`ModeEOpening` is the client's state machine::
         if event is NEED_DATA:
             try:
                 opening.receive_data(await line.read(opening.timeout()))
-            except DlmsTimeout:
-                raise opening.timeout_error() from None
+            except DlmsTimeout as exc:
+                raise opening.timeout_error() from exc
         elif isinstance(event, Identified):
             line.write(opening.acknowledge())       # ACK "2" Z "2" CR LF
         else:                                       # SwitchLine
@@ -591,12 +591,14 @@ class ModeEOpening:
             try:
                 return self._next_identification()
             except RemoteProtocolError as exc:
-                raise self._fail(exc) from None
+                self._fail(exc)
+                raise  # the same error, its cause kept
         if self.state is OpeningState.OPTION_SELECT:
             try:
                 return self._next_switch()
             except RemoteProtocolError as exc:
-                raise self._fail(exc) from None
+                self._fail(exc)
+                raise  # the same error, its cause kept
         if self.state is OpeningState.IDLE:
             raise LocalProtocolError("next_event before start()")
         if self.state is OpeningState.IDENTIFIED:

@@ -15,8 +15,11 @@ Text forms accepted by :meth:`Obis.parse` (ASCII digits, surrounding blanks igno
   "current value, no billing period"): ``1-0:1.8.0`` is ``1-0:1.8.0*255``.
 
 Hex forms and the short forms without A and B (``1.8.0``) are rejected: they are
-ambiguous in configuration files.  Parse errors are ``ValueError`` (config text;
-the config loader wraps them); byte decoding errors are ``DecodeError``.
+ambiguous in configuration files.  Parse errors are
+:class:`~dlmsd.errors.ConfigValueError` (config text, also a ``ValueError``; the
+config loader lists them as problems); byte decoding errors are ``DecodeError``.
+Building an :class:`Obis` from groups outside 0..255 is a programming error
+(``ValueError``): no text or bytes get there.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from dlmsd.errors import DecodeError
+from dlmsd.errors import ConfigValueError, DecodeError
 
 __all__ = ["DEFAULT_ATTRIBUTE", "Obis", "parse_signal_obis"]
 
@@ -62,10 +65,11 @@ class Obis:
 
     @classmethod
     def parse(cls, text: str) -> Obis:
-        """Parse the dotted or IEC text form (see module docstring); ValueError if neither."""
+        """Parse the dotted or IEC text form (see module docstring); ConfigValueError if
+        neither."""
         match = _OBIS_RE.fullmatch(text.strip())
         if match is None:
-            raise ValueError(f"OBIS code {text!r} is not in the form {_FORMS}")
+            raise ConfigValueError(f"OBIS code {text!r} is not in the form {_FORMS}")
         return cls._from_match(text, match.groups())
 
     @classmethod
@@ -75,7 +79,8 @@ class Obis:
         values = [255 if p is None else int(p) for p in parts]  # only IEC F may be absent
         bad = [v for v in values if v > 255]
         if bad:
-            raise ValueError(f"OBIS code {text!r}: group value {bad[0]} is not in 0..255")
+            raise ConfigValueError(f"OBIS code {text!r}: group value {bad[0]} is not in "
+                                   "0..255")
         return cls(*values)
 
     @classmethod
@@ -103,22 +108,23 @@ def parse_signal_obis(text: str) -> tuple[Obis, int]:
     ``1.0.1.8.0.255:3`` and ``1-0:1.8.0*255:3`` -> attribute 3.  The ':' inside the
     IEC form (``1-0:...``) is not an attribute separator.  The attribute index must be
     1..127: it is a positive Integer8 in the Cosem-Attribute-Descriptor (0 means "all
-    attributes", which is not a signal).  Raises ValueError naming the text.
+    attributes", which is not a signal).  Raises :class:`~dlmsd.errors.ConfigValueError`
+    naming the text.
     """
     stripped = text.strip()
     match = _SIGNAL_RE.fullmatch(stripped)
     if match is None:
         try:
             return Obis.parse(text), DEFAULT_ATTRIBUTE
-        except ValueError as exc:
-            raise ValueError(
+        except ConfigValueError as exc:
+            raise ConfigValueError(
                 f"signal {text!r}: {exc}; it may be followed by ':N' (attribute index)"
-            ) from None
+            ) from exc
     groups = match.groups()
     obis = Obis._from_match(text, groups[1:13])
     attribute = int(groups[13] or "0")
     if not 1 <= attribute <= 127:
-        raise ValueError(
+        raise ConfigValueError(
             f"signal {text!r}: attribute index {attribute} is not in 1..127 "
             f"(write an OBIS code in the form {_FORMS}, optionally followed by ':N')"
         )

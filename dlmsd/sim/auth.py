@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from dlmsd.errors import DecodeError, DlmsdError, LocalProtocolError
+from dlmsd.errors import DlmsdError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.acse import Aarq, AcseServiceUser, MechanismName
 from dlmsd.protocol.security import (
     SYSTEM_TITLE_SIZE,
@@ -86,12 +86,14 @@ _STOC_SIZE: Final = 16
 _ECDSA_STOC_SIZE: Final = 32
 
 
-class CipherError(DlmsdError):
-    """A ciphered request that cannot be accepted; ``service_error`` says how the
-    ExceptionResponse names it (5 deciphering-error, 6 invocation-counter-error)."""
+class CipherError(RemoteProtocolError):
+    """A ciphered request that cannot be accepted (the client sent it: a
+    :class:`~dlmsd.errors.RemoteProtocolError` from the meter's side); ``service_error``
+    (also ``code``) says how the ExceptionResponse names it (5 deciphering-error,
+    6 invocation-counter-error), ``counter`` the lowest counter the meter accepts."""
 
     def __init__(self, message: str, service_error: int, counter: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, code=service_error)
         self.service_error = service_error
         self.counter = counter
 
@@ -290,8 +292,8 @@ class MeterAuthentication:
                                       authentication_key=security.authentication_key.reveal(),
                                       dedicated_key=dedicated,
                                       require=security.security_control)
-        except (DlmsdError, DecodeError) as exc:
-            raise CipherError(f"deciphering failed: {exc}", 5) from None
+        except DlmsdError as exc:  # DecodeError, AuthenticationFailure: never a key
+            raise CipherError(f"deciphering failed: {exc}", 5) from exc
         # The counter of the client's system title must increase for the meter's life,
         # across associations (Green Book 9.2.7.2.4.6: a counter is never accepted twice).
         title = self.client_title or b""  # check_aarq took it from calling-AP-title
