@@ -5,7 +5,10 @@ This module owns what ``dlms-sim`` serves: the model file (JSON, format in
 implements with their attributes, methods and access rights, and the value of
 every attribute at a given moment.  It does no network I/O and never reads the
 clock: the caller passes ``now`` (and, for ``--live``, the meter's start time).
-:func:`load_model` reads the model file; everything else works on values.
+:func:`load_model` reads the model file; everything else works on values.  The file is
+validated against the JSON Schema ``model_schema.json`` (problems worded by
+:func:`dlmsd.config.schema_problems`, as for the daemon's configuration), then for
+what a schema cannot say (see "validation" below).
 
 Interface classes (Blue Book, DLMS UA 1000-1, clause 4):
 
