@@ -34,10 +34,14 @@ __all__ = [
     "DeviceConfig",
     "Mode",
     "Referencing",
+    "SchemaPath",
     "SignalConfig",
+    "json_path",
     "load_config",
     "load_schema",
     "parse_config",
+    "schema_problems",
+    "show_json",
 ]
 
 
@@ -202,38 +206,65 @@ _DEVICE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["device"]["properties"]
 _SIGNAL_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["signal"]["properties"]
 
 
-def _path(parts: Sequence[str | int]) -> str:
-    out = ""
+def json_path(parts: Sequence[str | int], root: str = "") -> str:
+    """A JSON path as problems name it: ``devices[0].port`` (``root`` "$": ``$.objects[0]``)."""
+    out = root
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
+def show_json(value: object) -> str:
+    """A value as a problem shows it: JSON, cut at 60 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _show(value: object, key: str | int | None) -> str:
     if isinstance(key, str) and key in _SECRET_KEYS:
         return MASK
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return show_json(value)
 
 
 _CHOICE = re.compile(r"^\^\(\?i:(.*)\)\$$")
 _HEX_OCTETS = re.compile(r"\)\{(\d+)\}")  # (?:[0-9A-Fa-f]{2}\s?){16}: 16 octets
 
 
+def _bounds(schema: Mapping[str, Any]) -> str:
+    noun = "a number" if schema.get("type") == "number" else "an integer"
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if lo is not None and hi is not None:
+        return f"must be {noun} from {lo} to {hi}"
+    if lo is not None:
+        return f"must be {noun} of at least {lo}"
+    if hi is not None:
+        return f"must be {noun} of at most {hi}"
+    if "exclusiveMinimum" in schema:
+        return f"must be {noun} greater than {schema['exclusiveMinimum']}"
+    return f"must be {noun} less than {schema.get('exclusiveMaximum')}"
+
+
 def _allowed(error: jsonschema.ValidationError) -> str:
-    """What the schema allows, in words, for a failed keyword."""
+    """What the schema allows, in words, for a failed keyword (a schema may say it
+    itself with the annotation ``x-allowed``)."""
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     kind = error.validator
-    if kind in ("minimum", "maximum"):
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        return f"must be an integer from {lo} to {hi}"
+    if isinstance(schema.get("x-allowed"), str):
+        return str(schema["x-allowed"])
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return _bounds(schema)
     if kind == "type":
         types = cast(str | list[str], error.validator_value)
         names = types if isinstance(types, list) else [types]
         return "must be " + " or ".join(f"a{'n' if t[0] in 'aeiou' else ''} {t}" for t in names)
     if kind == "enum":
-        values = [json.dumps(v) for v in cast(list[Any], error.validator_value)]
+        values = [json.dumps(v, ensure_ascii=False) for v in cast(list[Any], error.validator_value)]
         return "must be one of " + ", ".join(values)
+    if kind == "const":
+        return f"must be {json.dumps(error.validator_value, ensure_ascii=False)}"
     if kind == "pattern":
         match = _CHOICE.match(str(error.validator_value))
         if match:
@@ -244,30 +275,68 @@ def _allowed(error: jsonschema.ValidationError) -> str:
         if "\\s" in str(error.validator_value):
             return "must not contain spaces"
         return f"must match {error.validator_value}"
-    if kind == "minLength":
+    if kind in ("minLength", "minItems"):
         return "must not be empty"
     if kind == "maxLength":
         return f"must be at most {error.validator_value} characters"
     return error.message
 
 
-def _schema_problems(doc: object) -> list[str]:
-    problems: list[str] = []
-    for error in sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
-        parts = list(error.absolute_path)
-        if error.validator == "required":
+SchemaPath = tuple[str | int, ...]
+
+
+def _order(item: tuple[SchemaPath, str]) -> list[tuple[int, int, str]]:
+    return [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in item[0]]
+
+
+def schema_problems(validator: jsonschema.protocols.Validator, doc: Any, *,
+                    root: str = "", top_level: str | None = None,
+                    secret_keys: frozenset[str] = frozenset()
+                    ) -> list[tuple[SchemaPath, str]]:
+    """Every way ``doc`` breaks the validator's schema, in path order: ``(path, message)``
+    where the message names the JSON path (after ``root``), the bad value and what is
+    allowed.  ``top_level`` is the message for a document that is not even of the
+    schema's type; ``secret_keys`` are keys whose values are never shown.
+
+    ``required`` gives one "missing required key" per key, ``additionalProperties``
+    one "unknown key (allowed: ...)" per key; every other failed keyword says what is
+    allowed (:func:`_allowed`)."""
+    found: list[tuple[SchemaPath, str]] = []
+    for error in validator.iter_errors(doc):
+        parts: SchemaPath = tuple(error.absolute_path)
+        at = json_path(parts, root)
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        if error.validator == "required" and isinstance(error.instance, Mapping):
             required: list[str] = list(cast(list[str], error.validator_value))
-            missing = [k for k in required if k not in error.instance]
-            for key in missing:
-                problems.append(f"{_path(parts)}: missing required key {key!r}")
+            for key in required:
+                if key not in error.instance:
+                    found.append((parts, f"{at}: missing required key {key!r}"))
             continue
-        if error.validator == "type" and not parts:
-            problems.append("(top level): must be a JSON object with devices and signals")
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            known = list(schema.get("properties", {}))
+            patterns = list(schema.get("patternProperties", {}))
+            allowed = ", ".join(sorted(known))
+            for key in error.instance:
+                if key in known or any(re.search(p, key) for p in patterns):
+                    continue
+                found.append(((*parts, key),
+                              f"{json_path((*parts, key), root)}: unknown key "
+                              f"(allowed: {allowed})"))
+            continue
+        if error.validator == "type" and not parts and top_level is not None:
+            found.append((parts, f"{at}: {top_level}"))
             continue
         last = parts[-1] if parts else None
-        problems.append(f"{_path(parts)}: {_show(error.instance, last)} is not allowed: "
-                        f"{_allowed(error)}")
-    return problems
+        shown = MASK if isinstance(last, str) and last in secret_keys else show_json(
+            error.instance)
+        found.append((parts, f"{at}: {shown} is not allowed: {_allowed(error)}"))
+    return sorted(found, key=_order)
+
+
+def _schema_problems(doc: object) -> list[str]:
+    return [message for _, message in schema_problems(
+        _VALIDATOR, doc, top_level="must be a JSON object with devices and signals",
+        secret_keys=_SECRET_KEYS)]
 
 
 def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list[str]:

@@ -24,8 +24,10 @@ from dlmsd.protocol.axdr import (
 )
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.xdlms import DataAccessResult
+from dlmsd.sim import model as model_module
 from dlmsd.sim.model import (
     ASSOCIATION_LN_NAME,
+    CLASSES,
     AssociationView,
     AttributeAccess,
     Meter,
@@ -302,7 +304,7 @@ def test_a_problem_names_its_path_and_value() -> None:
          "value": {"type": "long-unsigned", "value": 70000}, "unit": "Wh"}]})
     assert len(problems) == 1
     assert "test.json: $.objects[0].value.value" in problems[0]
-    assert "70000" in problems[0] and "0..65535" in problems[0]
+    assert "70000 is not allowed: must be an integer from 0 to 65535" in problems[0]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -328,12 +330,12 @@ def test_every_problem_is_reported_at_once() -> None:
         "$.objects[1].class: \"meter\"",
         "$.objects[2].value.hex: \"0G\"",
         "$.objects[3].value.live: unknown key",
-        "$.objects[4].value.type: visible-string is not a numeric type",
+        "$.objects[4].value.type: \"visible-string\" is not allowed: must be a numeric type",
         "$.objects[4].unit: \"m³\" is the symbol of units [13, 14]",
-        "$.objects[4].scaler: 300 is outside -128..127",
+        "$.objects[4].scaler: 300 is not allowed: must be an integer from -128 to 127",
         "$.objects[5].obis: 0.0.40.0.0.255 is the association LN",
         "$.objects[6].time: \"yesterday\"",
-        "$.objects[6].dst.active: 1 is not true or false",
+        "$.objects[6].dst.active: 1 is not allowed: must be a boolean",
         "$.objects[7].value.value: the elements of an array",
         "$.objects[8].obis: 0.0.96.1.0.255 is already used by $.objects[2]",
     ):
@@ -351,4 +353,153 @@ def test_file_errors(tmp_path: Path) -> None:
     empty.write_text(json.dumps({"objects": []}), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_model(empty)
-    assert "$.objects: [] is not a non-empty list" in info.value.problems[0]
+    assert "$.objects: [] is not allowed: must be a non-empty list" in info.value.problems[0]
+
+
+# ------------------------------------------------------------------ the schema
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SIM_DIR / "model_schema.json").read_text("utf-8"))
+    return schema
+
+
+def test_the_schema_agrees_with_the_code() -> None:
+    schema = _schema()
+    defs = schema["$defs"]
+    assert set(defs["value"]["properties"]["type"]["enum"]) == set(model_module._TYPE_NAMES)
+    numeric = {name for name, t in model_module._TYPE_NAMES.items() if t in model_module._NUMERIC}
+    assert set(defs["numeric_value"]["then"]["properties"]["type"]["enum"]) == numeric
+    classes = defs["object"]["properties"]["class"]["enum"]
+    assert set(classes) == set(CLASSES) | {c.class_id for c in CLASSES.values()}
+    assert "sim/*.json" in (SIM_DIR.parent.parent / "pyproject.toml").read_text("utf-8")
+    bundled_doc = json.loads(bundled_model_path().read_text("utf-8"))
+    assert list(model_module._VALIDATOR.iter_errors(bundled_doc)) == []
+
+
+_DATA = {"class": "data", "obis": "0.128.0.0.0.255"}
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    ([1], '$: [1] is not allowed: must be a JSON object with an "objects" list'),
+    ({"objects": "x"}, '$.objects: "x" is not allowed: must be a non-empty list of objects'),
+    ({"objects": [5]}, "$.objects[0]: 5 is not allowed: must be an object"),
+    ({"objects": [{"obis": "1.0.1.8.0.255"}]}, "$.objects[0]: missing required key 'class'"),
+    ({"objects": [{"class": 15, "obis": "1.0.1.8.0.255"}]},
+     "$.objects[0].class: 15 is not allowed: must be one of data, register, extended-register, "
+     "demand-register, clock or their class ids 1, 3, 4, 5, 8 (the association 0.0.40.0.0.255 "
+     "is generated from the model)"),
+    ({"objects": [{**_DATA, "value": {"type": "null-data"}, "vlaue": 1}]},
+     "$.objects[0].vlaue: unknown key (allowed: base_name, class, name, obis, value)"),
+    ({"objects": [{**_DATA, "value": {"type": "null-data", "value": 0}}]},
+     "$.objects[0].value.value: unknown key (allowed: type)"),
+    ({"objects": [{**_DATA, "value": {"type": "int9", "value": 0}}]},
+     '$.objects[0].value.type: "int9" is not allowed: must be a data type (one of array, bcd'),
+    ({"objects": [{**_DATA, "value": {"type": "uint8"}}]},
+     "$.objects[0].value: missing required key 'value'"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": 1.0}}]},
+     "$.objects[0].value.value: 1.0 is not allowed: must be an integer (or a decimal string)"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": "1e3"}}]},
+     '$.objects[0].value.value: "1e3" is not allowed: must be an integer (or a decimal string)'),
+    ({"objects": [{**_DATA, "value": {"type": "bit-string", "value": "012"}}]},
+     '$.objects[0].value.value: "012" is not allowed: must be a string of 0 and 1'),
+    ({"objects": [{**_DATA, "value": {"type": "octet-string", "hex": "01", "text": "a"}}]},
+     '$.objects[0].value: {"type": "octet-string", "hex": "01", "text": "a"} is not allowed: '
+     'must have exactly one of "value"/"hex" (hex digits) or "text" (stored as UTF-8)'),
+    ({"objects": [{**_DATA, "value": {"type": "date-time", "hex": "07E8"}}]},
+     '$.objects[0].value.hex: "07E8" is not allowed: must be 12 octets in hex (24 hex digits'),
+    ({"objects": [{**_DATA, "value": {"type": "date-time", "clock_status": 0}}]},
+     "$.objects[0].value: missing required key 'value'"),
+    ({"objects": [{**_DATA, "value": {"type": "structure", "value": [
+        {"type": "uint8", "value": 1, "live": {"mode": "increase", "per_hour": 1}}]}}]},
+     "$.objects[0].value.value[0].live: {\"mode\": \"increase\", \"per_hour\": 1} is not "
+     "allowed: only an attribute's own value may be live"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": 1,
+                                      "live": {"mode": "increase", "per_hour": -1}}}]},
+     "$.objects[0].value.live.per_hour: -1 is not allowed: must be a number of at least 0 "
+     "(an increasing value only goes up)"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": 1,
+                                      "live": {"mode": "oscillate", "amplitude": 1,
+                                               "period": 0}}}]},
+     "$.objects[0].value.live.period: 0 is not allowed: must be a positive number of seconds"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": 1,
+                                      "live": {"mode": "oscillate"}}}]},
+     "$.objects[0].value.live: missing required key 'amplitude'"),
+    ({"objects": [{**_DATA, "value": {"type": "uint8", "value": 1, "live": {"mode": "up"}}}]},
+     '$.objects[0].value.live.mode: "up" is not allowed: must be one of "increase", '
+     '"oscillate"'),
+    ({"objects": [{"class": "demand-register", "obis": "1.0.1.4.0.255",
+                   "current_average_value": {"type": "uint8", "value": 1},
+                   "last_average_value": {"type": "uint8", "value": 1}, "period": 900.0}]},
+     "$.objects[0].period: 900.0 is not allowed: must be an integer"),
+    ({"objects": [{"class": "clock", "obis": "0.0.1.0.0.255"}]},
+     "$.objects[0]: missing required key 'time'"),
+    ({"objects": [{"class": "clock", "obis": "0.0.1.0.0.255", "time": "2024-06-01T12:00:00Z",
+                   "dst": {"deviation": 180}}]},
+     "$.objects[0].dst.deviation: 180 is not allowed: must be an integer from -120 to 120"),
+    ({"objects": [{"class": "clock", "obis": "0.0.1.0.0.255", "time": "2024-06-01T12:00:00Z",
+                   "dst": {"begin": {"clock_status": 1}}}]},
+     "$.objects[0].dst.begin: missing required key 'value'"),
+    ({"objects": [{"class": "register", "obis": "1.0.1.8.0.255",
+                   "value": {"type": "uint8", "value": 1}, "unit": 1.5}]},
+     '$.objects[0].unit: 1.5 is not allowed: must be a unit symbol ("Wh", "V", ...) or code'),
+    ({"objects": [{**_DATA, "value": {"type": "null-data"}}], "seed": -1},
+     "$.seed: -1 is not allowed: must be an integer from 0 to 9223372036854775807"),
+])
+def test_the_schema_names_path_value_and_what_is_allowed(doc: Any, expected: str) -> None:
+    problems = problems_of(doc)
+    assert any(p.startswith(f"test.json: {expected}") for p in problems), problems
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({"type": "uint64", "value": "18446744073709551616"},
+     '$.objects[0].value.value: "18446744073709551616" is not allowed: must be an integer '
+     "from 0 to 18446744073709551615 (long64-unsigned)"),
+    ({"type": "date", "value": "2024-13-01"},
+     '$.objects[0].value.value: "2024-13-01" is not allowed: must be an ISO date'),
+    ({"type": "time", "value": "25:00"},
+     '$.objects[0].value.value: "25:00" is not allowed: must be an ISO time'),
+    ({"type": "date-time", "value": "soon"},
+     '$.objects[0].value.value: "soon" is not allowed: must be an ISO 8601 date-time'),
+    ({"type": "array", "value": [{"type": "uint8", "value": 1}, {"type": "uint16", "value": 1}]},
+     "$.objects[0].value.value: the elements of an array must all have the same type"),
+])
+def test_the_checks_after_the_schema(value: dict[str, Any], expected: str) -> None:
+    problems = problems_of({"objects": [{**_DATA, "value": value}]})
+    assert len(problems) == 1 and problems[0].startswith(f"test.json: {expected}"), problems
+
+
+def test_nesting_is_limited() -> None:
+    value: dict[str, Any] = {"type": "null-data"}
+    for _ in range(17):
+        value = {"type": "structure", "value": [value]}
+    problems = problems_of({"objects": [{**_DATA, "value": value}]})
+    assert problems == ["test.json: $.objects[0].value" + ".value[0]" * 16
+                        + ".value: nested deeper than 16 levels"]
+
+
+def test_schema_and_python_problems_are_reported_together() -> None:
+    # A bad scaler (schema) does not hide a bad unit symbol (the table) nor a value out
+    # of its type's range (A-XDR) in the same object, nor problems of other objects.
+    problems = problems_of({"objects": [
+        {"class": "register", "obis": "1.0.1.8.0.255", "scaler": "1",
+         "value": {"type": "unsigned", "value": 256}, "unit": "furlong"},
+        {"class": "data", "obis": "1.0.1.8.0.255", "value": {"type": "null-data"}},
+        {"class": "data", "obis": "1.0.1.8", "value": {"type": "null-data"}},
+    ]})
+    assert problems == [
+        'test.json: $.objects[0].scaler: "1" is not allowed: must be an integer',
+        "test.json: $.objects[0].value.value: 256 is not allowed: must be an integer from 0 "
+        "to 255 (unsigned)",
+        'test.json: $.objects[0].unit: "furlong" is not allowed: must be a unit symbol '
+        '("Wh", "V", ...) or code',
+        "test.json: $.objects[1].obis: 1.0.1.8.0.255 is already used by $.objects[0]",
+        "test.json: $.objects[2].obis: OBIS code '1.0.1.8' is not in the form 'A.B.C.D.E.F' "
+        "(1.0.1.8.0.255) or 'A-B:C.D.E*F' (1-0:1.8.0*255, 1-0:1.8.0)",
+    ]
+
+
+def test_nan_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "nan.json"
+    path.write_text('{"objects": [{"class": "data", "obis": "0.128.0.0.0.255", '
+                    '"value": {"type": "float64", "value": NaN}}]}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nan\.json: not valid JSON: NaN is not a JSON number"):
+        load_model(path)

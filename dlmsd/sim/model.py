@@ -5,7 +5,10 @@ This module owns what ``dlms-sim`` serves: the model file (JSON, format in
 implements with their attributes, methods and access rights, and the value of
 every attribute at a given moment.  It does no network I/O and never reads the
 clock: the caller passes ``now`` (and, for ``--live``, the meter's start time).
-:func:`load_model` reads the model file; everything else works on values.
+:func:`load_model` reads the model file; everything else works on values.  The file is
+validated against the JSON Schema ``model_schema.json`` (problems worded by
+:func:`dlmsd.config.schema_problems`, as for the daemon's configuration), then for
+what a schema cannot say (see "validation" below).
 
 Interface classes (Blue Book, DLMS UA 1000-1, clause 4):
 
@@ -58,8 +61,11 @@ from datetime import time as _py_time
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
+import jsonschema
+
+from dlmsd.config import SchemaPath, json_path, schema_problems, show_json
 from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError
 from dlmsd.protocol.axdr import (
     DAY_LAST,
@@ -746,12 +752,33 @@ def load_model(path: str | Path) -> MeterModel:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read the model: {exc}") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
     return parse_model(doc, source)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# =========================================================================== validation
+# The JSON Schema (model_schema.json) checks the document's shape, with the messages
+# of dlmsd.config.schema_problems; the code below checks what a schema cannot, on the
+# parts the schema found well-formed: OBIS codes and unique logical names, A-XDR values
+# against their types, ISO dates and times, units, base names and their placement.
+_SCHEMA: Final[dict[str, Any]] = json.loads(
+    resources.files("dlmsd.sim").joinpath("model_schema.json").read_text("utf-8"))
+# An integer is a JSON number without a fraction or exponent: 1.0 is not one.
+_TYPES: Final = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, node: isinstance(node, int) and not isinstance(node, bool))
+_EXTEND: Final = cast(Callable[..., Any], jsonschema.validators.extend)  # untyped upstream
+_VALIDATOR: Final[jsonschema.protocols.Validator] = _EXTEND(
+    jsonschema.Draft202012Validator, type_checker=_TYPES)(_SCHEMA)
 
 
 class _Invalid(Exception):
@@ -763,9 +790,12 @@ _T = TypeVar("_T")
 
 
 class _Checker:
-    """Collects problems, so that one run of the loader reports all of them."""
+    """Collects problems, so that one run of the loader reports all of them.  ``dirty``
+    holds the JSON paths at or above a schema problem: those parts are not checked
+    further (their shape is not what the code expects)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dirty: frozenset[str]) -> None:
+        self.dirty = dirty
         self.problems: list[str] = []
 
     def run(self, parse: Callable[[], _T]) -> _T | None:
@@ -775,48 +805,23 @@ class _Checker:
             self.problems.append(str(exc))
             return None
 
+    def field(self, spec: Mapping[str, Any], key: str, path: str,
+              parse: Callable[[Any, str], _T]) -> _T | None:
+        """``parse(spec[key], its path)``, if present and well-formed."""
+        where = f"{path}.{key}"
+        if key not in spec or where in self.dirty:
+            return None
+        return self.run(lambda: parse(spec[key], where))
 
-def _show(value: object) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_COMMENT_KEYS: Final = frozenset({"comment", "description", "_comment"})
-
-
-def _check_keys(node: Mapping[str, Any], path: str, allowed: frozenset[str]) -> None:
-    unknown = sorted(set(node) - allowed - _COMMENT_KEYS)
-    if unknown:
-        raise _Invalid(f"{path}.{unknown[0]}",
-                       f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    def value(self, spec: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
+        """``spec[key]`` if present and well-formed (the schema checked it), else ``default``."""
+        if key not in spec or f"{path}.{key}" in self.dirty:
+            return default
+        return spec[key]
 
 
-def _object(node: object, path: str, what: str) -> Mapping[str, Any]:
-    if not isinstance(node, dict):
-        raise _Invalid(path, f"{_show(node)} is not {what}")
-    return node
-
-
-def _int(node: object, path: str, low: int, high: int, what: str = "an integer") -> int:
-    value: int | None = None
-    if isinstance(node, int) and not isinstance(node, bool):
-        value = node
-    elif isinstance(node, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", node):
-        value = int(node)  # big values as strings, for JSON tools that lose 64-bit precision
-    if value is None:
-        raise _Invalid(path, f"{_show(node)} is not {what}")
-    if not low <= value <= high:
-        raise _Invalid(path, f"{_show(node)} is outside {low}..{high}")
-    return value
-
-
-def _number(node: object, path: str) -> float:
-    if isinstance(node, int | float) and not isinstance(node, bool) and math.isfinite(node):
-        return float(node)
-    raise _Invalid(path, f"{_show(node)} is not a finite number")
+def _not_allowed(path: str, node: object, allowed: str) -> _Invalid:
+    return _Invalid(path, f"{show_json(node)} is not allowed: {allowed}")
 
 
 # Type names: the standard's (``long-unsigned``) and the usual short aliases.
@@ -827,132 +832,93 @@ _TYPE_NAMES: Final[dict[str, DataType]] = {
     "int64": DataType.LONG64, "uint8": DataType.UNSIGNED, "uint16": DataType.LONG_UNSIGNED,
     "uint32": DataType.DOUBLE_LONG_UNSIGNED, "uint64": DataType.LONG64_UNSIGNED,
 }
+_MAX_DEPTH: Final = 16
 
 
-def _iso_datetime(node: object, path: str) -> datetime:
-    if isinstance(node, str):
+def _iso_datetime(node: str, path: str) -> datetime:
+    try:
+        return datetime.fromisoformat(node)
+    except ValueError:
+        raise _not_allowed(path, node, "must be an ISO 8601 date-time "
+                                       "(e.g. \"2024-06-01T12:00:00+02:00\")") from None
+
+
+def _hex(node: str) -> bytes:
+    return bytes.fromhex(re.sub(r"[\s:]", "", node))  # the schema checked the digits
+
+
+def _date_time(spec: Mapping[str, Any], path: str, vpath: str) -> DateTime:
+    """A date-time from ``{"value": ISO, "clock_status": n}`` or ``{"hex": 24 digits}``
+    (``vpath``: where the ISO value is)."""
+    if "hex" in spec:
         try:
-            return datetime.fromisoformat(node)
-        except ValueError:
-            pass
-    raise _Invalid(path, f"{_show(node)} is not an ISO 8601 date-time "
-                         "(e.g. \"2024-06-01T12:00:00+02:00\")")
-
-
-def _hex(node: object, path: str, size: int | None = None) -> bytes:
-    if isinstance(node, str):
-        try:
-            raw = bytes.fromhex(re.sub(r"[\s:]", "", node))
-        except ValueError:
-            raw = None
-        if raw is not None and (size is None or len(raw) == size):
-            return raw
-    need = "hex digits" if size is None else f"{2 * size} hex digits"
-    raise _Invalid(path, f"{_show(node)} is not {need}")
-
-
-def _date_time(node: Mapping[str, Any], path: str) -> DateTime:
-    """A date-time from ``{"value": ISO, "clock_status": n}`` or ``{"hex": 24 digits}``."""
-    if "hex" in node:
-        try:
-            return DateTime.from_bytes(_hex(node["hex"], f"{path}.hex", 12))
+            return DateTime.from_bytes(_hex(spec["hex"]))
         except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{_show(node['hex'])}: {exc}") from None
-    status = None
-    if "clock_status" in node:
-        status = ClockStatus(_int(node["clock_status"], f"{path}.clock_status", 0, 254))
-    moment = _iso_datetime(node.get("value"), f"{path}.value")
+            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
+    status = ClockStatus(spec["clock_status"]) if "clock_status" in spec else None
+    moment = _iso_datetime(spec["value"], vpath)
     try:
         return DateTime.from_datetime(moment, clock_status=status)
     except ValueError as exc:
-        raise _Invalid(f"{path}.value", f"{_show(node.get('value'))}: {exc}") from None
+        raise _Invalid(vpath, f"{show_json(spec['value'])}: {exc}") from None
 
 
-def _date_time_spec(node: object, path: str) -> DateTime:
+def _date_time_spec(node: str | Mapping[str, Any], path: str) -> DateTime:
     """An octet-string(12) date-time attribute: an ISO string, or an object as above."""
     if isinstance(node, str):
-        return _date_time({"value": node}, path)
-    spec = _object(node, path, 'an ISO 8601 string or {"hex": ...} / {"value": ...}')
-    _check_keys(spec, path, frozenset({"value", "hex", "clock_status"}))
-    return _date_time(spec, path)
+        return _date_time({"value": node}, path, path)
+    return _date_time(node, path, f"{path}.value")
 
 
-def _typed(node: object, path: str, *, allow_live: bool = False,
-           depth: int = 0) -> tuple[Data, Live | None]:
+def _typed(spec: Mapping[str, Any], path: str, depth: int = 0) -> tuple[Data, Live | None]:
     """A typed value: ``{"type": "long-unsigned", "value": 2301}`` (see README)."""
-    spec = _object(node, path, 'a typed value like {"type": "long-unsigned", "value": 2301}')
-    name = spec.get("type")
-    type_ = _TYPE_NAMES.get(name) if isinstance(name, str) else None
-    if type_ is None:
-        raise _Invalid(f"{path}.type", f"{_show(name)} is not a data type "
-                                       f"(one of {', '.join(sorted(_TYPE_NAMES))})")
-    allowed = {"type", "value"}
-    if type_ in (DataType.OCTET_STRING, DataType.DATE_TIME, DataType.DATE, DataType.TIME):
-        allowed.add("hex")
-    if type_ is DataType.OCTET_STRING:
-        allowed.add("text")
-    if type_ is DataType.DATE_TIME:
-        allowed.add("clock_status")
-    if allow_live and type_ in _NUMERIC:
-        allowed.add("live")
-    _check_keys(spec, path, frozenset(allowed))
+    type_ = _TYPE_NAMES[spec["type"]]
     try:
         data = _typed_data(type_, spec, path, depth)
     except LocalProtocolError as exc:  # the Data constructors' range checks
-        raise _Invalid(f"{path}.value", f"{_show(spec.get('value'))}: {exc}") from None
-    live = _live(spec["live"], f"{path}.live", type_) if "live" in spec else None
+        raise _Invalid(f"{path}.value", f"{show_json(spec.get('value'))}: {exc}") from None
+    live = _live(spec["live"]) if "live" in spec else None
     return data, live
 
 
 def _typed_data(type_: DataType, spec: Mapping[str, Any], path: str, depth: int) -> Data:
     vpath = f"{path}.value"
-    value = spec.get("value")
+    value: Any = spec.get("value")
     if type_ in (DataType.NULL_DATA, DataType.DONT_CARE):
-        if "value" in spec:
-            raise _Invalid(vpath, f"{type_.asn1_name} has no value")
         return Data(type_, None)
     if type_ in _INT_RANGES:
         low, high = _INT_RANGES[type_]
-        return Data(type_, _int(value, vpath, low, high, f"an integer for {type_.asn1_name}"))
+        number = int(value)  # an integer, or a decimal string (big values)
+        if not low <= number <= high:
+            raise _not_allowed(vpath, value, f"must be an integer from {low} to {high} "
+                                             f"({type_.asn1_name})")
+        return Data(type_, number)
     if type_ is DataType.FLOAT32:
-        return Data.float32(_number(value, vpath))
+        return Data.float32(float(value))
     if type_ is DataType.FLOAT64:
-        return Data.float64(_number(value, vpath))
+        return Data.float64(float(value))
     if type_ is DataType.BOOLEAN:
-        if not isinstance(value, bool):
-            raise _Invalid(vpath, f"{_show(value)} is not true or false")
-        return Data.boolean(value)
+        return Data.boolean(bool(value))
     if type_ is DataType.BIT_STRING:
-        if not isinstance(value, str) or not re.fullmatch(r"[01]*", value):
-            raise _Invalid(vpath, f"{_show(value)} is not a string of 0 and 1")
-        return Data.bit_string(value)
+        return Data.bit_string(str(value))
     if type_ is DataType.OCTET_STRING:
-        given = [k for k in ("value", "hex", "text") if k in spec]
-        if len(given) != 1:
-            raise _Invalid(path, 'an octet-string needs exactly one of "value"/"hex" '
-                                 '(hex digits) or "text" (stored as UTF-8)')
-        if given[0] == "text":
-            if not isinstance(spec["text"], str):
-                raise _Invalid(f"{path}.text", f"{_show(spec['text'])} is not a string")
-            return Data.octets(spec["text"].encode("utf-8"))
-        return Data.octets(_hex(spec[given[0]], f"{path}.{given[0]}"))
-    if type_ in (DataType.VISIBLE_STRING, DataType.UTF8_STRING):
-        if not isinstance(value, str):
-            raise _Invalid(vpath, f"{_show(value)} is not a string")
-        return Data.visible(value) if type_ is DataType.VISIBLE_STRING else Data.utf8(value)
+        if "text" in spec:
+            return Data.octets(str(spec["text"]).encode("utf-8"))
+        return Data.octets(_hex(spec["hex"] if "hex" in spec else str(value)))
+    if type_ is DataType.VISIBLE_STRING:
+        return Data.visible(str(value))
+    if type_ is DataType.UTF8_STRING:
+        return Data.utf8(str(value))
     if type_ is DataType.DATE_TIME:
-        return Data.date_time(_date_time(spec, path))
+        return Data.date_time(_date_time(spec, path, vpath))
     if type_ is DataType.DATE:
         return Data.date(_date(spec, path))
     if type_ is DataType.TIME:
         return Data.time(_time(spec, path))
     # array, structure
-    if not isinstance(value, list):
-        raise _Invalid(vpath, f"{_show(value)} is not a list of typed values")
-    if depth >= 16:
-        raise _Invalid(vpath, "nested deeper than 16 levels")
-    items = tuple(_typed(item, f"{vpath}[{i}]", depth=depth + 1)[0]
-                  for i, item in enumerate(value))
+    if depth >= _MAX_DEPTH:
+        raise _Invalid(vpath, f"nested deeper than {_MAX_DEPTH} levels")
+    items = tuple(_typed(item, f"{vpath}[{i}]", depth + 1)[0] for i, item in enumerate(value))
     if type_ is DataType.ARRAY and len({item.type for item in items}) > 1:
         raise _Invalid(vpath, "the elements of an array must all have the same type "
                               "(use a structure)")
@@ -962,94 +928,66 @@ def _typed_data(type_: DataType, spec: Mapping[str, Any], path: str, depth: int)
 def _date(spec: Mapping[str, Any], path: str) -> Date:
     if "hex" in spec:
         try:
-            return Date.from_bytes(_hex(spec["hex"], f"{path}.hex", 5))
+            return Date.from_bytes(_hex(spec["hex"]))
         except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{_show(spec['hex'])}: {exc}") from None
-    value = spec.get("value")
-    if isinstance(value, str):
-        try:
-            return Date.from_date(_py_date.fromisoformat(value))
-        except ValueError:
-            pass
-    raise _Invalid(f"{path}.value", f"{_show(value)} is not an ISO date (e.g. \"2024-06-01\")")
+            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
+    try:
+        return Date.from_date(_py_date.fromisoformat(spec["value"]))
+    except ValueError:
+        raise _not_allowed(f"{path}.value", spec["value"],
+                           "must be an ISO date (e.g. \"2024-06-01\")") from None
 
 
 def _time(spec: Mapping[str, Any], path: str) -> Time:
     if "hex" in spec:
         try:
-            return Time.from_bytes(_hex(spec["hex"], f"{path}.hex", 4))
+            return Time.from_bytes(_hex(spec["hex"]))
         except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{_show(spec['hex'])}: {exc}") from None
-    value = spec.get("value")
-    if isinstance(value, str):
-        try:
-            return Time.from_time(_py_time.fromisoformat(value))
-        except ValueError:
-            pass
-    raise _Invalid(f"{path}.value", f"{_show(value)} is not an ISO time (e.g. \"12:30:00\")")
+            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
+    try:
+        return Time.from_time(_py_time.fromisoformat(spec["value"]))
+    except ValueError:
+        raise _not_allowed(f"{path}.value", spec["value"],
+                           "must be an ISO time (e.g. \"12:30:00\")") from None
 
 
-def _live(node: object, path: str, type_: DataType) -> Live:
-    spec = _object(node, path, 'a live spec like {"mode": "increase", "per_hour": 1200}')
-    mode_name = spec.get("mode")
-    modes = {m.value: m for m in LiveMode}
-    if mode_name not in modes:
-        raise _Invalid(f"{path}.mode", f"{_show(mode_name)} is not one of {sorted(modes)}")
-    mode = modes[mode_name]
+def _live(spec: Mapping[str, Any]) -> Live:
+    mode = LiveMode(spec["mode"])
     if mode is LiveMode.INCREASE:
-        _check_keys(spec, path, frozenset({"mode", "per_hour"}))
-        per_hour = _number(spec.get("per_hour"), f"{path}.per_hour")
-        if per_hour < 0:
-            raise _Invalid(f"{path}.per_hour", f"{_show(per_hour)} is negative "
-                                               "(an increasing value only goes up)")
-        return Live(mode, per_hour=per_hour)
-    _check_keys(spec, path, frozenset({"mode", "amplitude", "period", "jitter"}))
-    amplitude = _number(spec.get("amplitude"), f"{path}.amplitude")
-    period = _number(spec.get("period", 60), f"{path}.period")
-    if period <= 0:
-        raise _Invalid(f"{path}.period", f"{_show(period)} is not a positive number of seconds")
-    jitter = _number(spec.get("jitter", 0), f"{path}.jitter")
-    if jitter < 0:
-        raise _Invalid(f"{path}.jitter", f"{_show(jitter)} is negative")
-    return Live(mode, amplitude=amplitude, period=period, jitter=jitter)
+        return Live(mode, per_hour=float(spec["per_hour"]))
+    return Live(mode, amplitude=float(spec["amplitude"]), period=float(spec.get("period", 60)),
+                jitter=float(spec.get("jitter", 0)))
 
 
-def _unit(node: object, path: str) -> int:
-    if isinstance(node, int) and not isinstance(node, bool):
+def _unit(node: int | str, path: str) -> int:
+    """A unit code of the Blue Book table, or the symbol of exactly one."""
+    if isinstance(node, int):
         if node not in UNITS:
-            raise _Invalid(path, f"{node} is not a unit code of the Blue Book table")
+            raise _not_allowed(path, node, "must be a unit code of the Blue Book table")
         return node
-    if isinstance(node, str):
-        codes = [u.code for u in UNITS.values() if u.symbol == node]
-        if len(codes) == 1:
-            return codes[0]
-        if len(codes) > 1:
-            raise _Invalid(path, f"{_show(node)} is the symbol of units {codes}: give the code")
-    raise _Invalid(path, f"{_show(node)} is not a unit symbol (\"Wh\", \"V\", ...) or code")
+    codes = [u.code for u in UNITS.values() if u.symbol == node]
+    if len(codes) == 1:
+        return codes[0]
+    if len(codes) > 1:
+        raise _Invalid(path, f"{show_json(node)} is the symbol of units {codes}: give the code")
+    raise _not_allowed(path, node, "must be a unit symbol (\"Wh\", \"V\", ...) or code")
 
 
 def _scaler_unit(spec: Mapping[str, Any], path: str, chk: _Checker) -> Data:
-    scaler = chk.run(lambda: _int(spec.get("scaler", 0), f"{path}.scaler", -128, 127))
-    unit = chk.run(lambda: _unit(spec.get("unit", 255), f"{path}.unit"))
+    unit = chk.field(spec, "unit", path, _unit)
     # scaler_unit ::= structure { scaler integer, unit enum } (Blue Book 4.3.2)
-    return Data.structure(Data.int8(scaler or 0), Data.enum(unit or 255))
+    return Data.structure(Data.int8(chk.value(spec, "scaler", path, 0)),
+                          Data.enum(255 if unit is None else unit))
 
 
 def _value_source(spec: Mapping[str, Any], key: str, path: str, chk: _Checker,
-                  obis: Obis, *, numeric: bool = False,
-                  default: Data | None = None) -> _Source | None:
+                  obis: Obis, *, default: Data | None = None) -> _Source | None:
     if key not in spec:
-        if default is not None:
-            return _Fixed(default)
-        chk.problems.append(f"{path}.{key}: missing (a typed value)")
-        return None
-    parsed = chk.run(lambda: _typed(spec[key], f"{path}.{key}", allow_live=True))
+        return None if default is None else _Fixed(default)
+    parsed = chk.field(spec, key, path, _typed)
     if parsed is None:
         return None
     data, live = parsed
-    if numeric and data.type not in _NUMERIC:
-        chk.problems.append(f"{path}.{key}.type: {data.type.asn1_name} is not a numeric type")
-        return None
     if live is None:
         return _Fixed(data)
     return _LiveValue(data, live, f"{obis}:{key}")
@@ -1057,22 +995,8 @@ def _value_source(spec: Mapping[str, Any], key: str, path: str, chk: _Checker,
 
 def _octets12(spec: Mapping[str, Any], key: str, path: str, chk: _Checker) -> _Source:
     """A date-time attribute of type octet-string(12); unspecified when absent."""
-    moment = DateTime()
-    if key in spec:
-        moment = chk.run(lambda: _date_time_spec(spec[key], f"{path}.{key}")) or moment
+    moment = chk.field(spec, key, path, _date_time_spec) or DateTime()
     return _Fixed(Data.octets(moment.to_bytes()))
-
-
-_COMMON_KEYS: Final = frozenset({"class", "obis", "name", "base_name"})
-_CLASS_KEYS: Final[dict[str, frozenset[str]]] = {
-    "data": frozenset({"value"}),
-    "register": frozenset({"value", "scaler", "unit"}),
-    "extended-register": frozenset({"value", "scaler", "unit", "status", "capture_time"}),
-    "demand-register": frozenset({
-        "current_average_value", "last_average_value", "scaler", "unit", "status",
-        "capture_time", "start_time_current", "period", "number_of_periods"}),
-    "clock": frozenset({"time", "utc_offset", "status", "dst", "clock_base"}),
-}
 
 
 def _sources(cls: InterfaceClass, spec: Mapping[str, Any], path: str, chk: _Checker,
@@ -1089,68 +1013,55 @@ def _sources(cls: InterfaceClass, spec: Mapping[str, Any], path: str, chk: _Chec
             return {2: _InvocationCounter()}
         return {2: value}
     if cls is REGISTER:
-        return {2: _value_source(spec, "value", path, chk, obis, numeric=True),
+        return {2: _value_source(spec, "value", path, chk, obis),
                 3: _Fixed(_scaler_unit(spec, path, chk))}
+    status = Data.uint8(0)
     if cls is EXTENDED_REGISTER:
-        return {2: _value_source(spec, "value", path, chk, obis, numeric=True),
+        return {2: _value_source(spec, "value", path, chk, obis),
                 3: _Fixed(_scaler_unit(spec, path, chk)),
-                4: _value_source(spec, "status", path, chk, obis, default=Data.uint8(0)),
+                4: _value_source(spec, "status", path, chk, obis, default=status),
                 5: _octets12(spec, "capture_time", path, chk)}
     if cls is DEMAND_REGISTER:
-        period = chk.run(lambda: _int(spec.get("period", 900), f"{path}.period", 1, 2**32 - 1))
-        periods = chk.run(lambda: _int(spec.get("number_of_periods", 1),
-                                       f"{path}.number_of_periods", 1, 2**16 - 1))
-        return {2: _value_source(spec, "current_average_value", path, chk, obis, numeric=True),
-                3: _value_source(spec, "last_average_value", path, chk, obis, numeric=True),
+        return {2: _value_source(spec, "current_average_value", path, chk, obis),
+                3: _value_source(spec, "last_average_value", path, chk, obis),
                 4: _Fixed(_scaler_unit(spec, path, chk)),
-                5: _value_source(spec, "status", path, chk, obis, default=Data.uint8(0)),
+                5: _value_source(spec, "status", path, chk, obis, default=status),
                 6: _octets12(spec, "capture_time", path, chk),
                 7: _octets12(spec, "start_time_current", path, chk),
-                8: _Fixed(Data.uint32(period or 900)),
-                9: _Fixed(Data.uint16(periods or 1))}
+                8: _Fixed(Data.uint32(chk.value(spec, "period", path, 900))),
+                9: _Fixed(Data.uint16(chk.value(spec, "number_of_periods", path, 1)))}
     return _clock_sources(spec, path, chk)
 
 
 def _clock_sources(spec: Mapping[str, Any], path: str, chk: _Checker) -> dict[int, _Source | None]:
-    moment = chk.run(lambda: _iso_datetime(spec.get("time"), f"{path}.time"))
-    dst = chk.run(lambda: _object(spec.get("dst", {}), f"{path}.dst", "an object"))
-    dst = dst if dst is not None else {}
-    chk.run(lambda: _check_keys(dst, f"{path}.dst",
-                                frozenset({"enabled", "active", "deviation", "begin", "end"})))
-    deviation = chk.run(lambda: _int(dst.get("deviation", 60), f"{path}.dst.deviation",
-                                     -120, 120)) or 0
-    enabled, active = dst.get("enabled", True), dst.get("active", False)
-    for key, flag in (("enabled", enabled), ("active", active)):
-        if not isinstance(flag, bool):
-            chk.problems.append(f"{path}.dst.{key}: {_show(flag)} is not true or false")
-    active = active is True
+    moment = chk.field(spec, "time", path, _iso_datetime)
+    dst = spec.get("dst", {})
+    dst = dst if isinstance(dst, dict) else {}
+    at = f"{path}.dst"
+    deviation: int = chk.value(dst, "deviation", at, 60)
+    enabled: bool = chk.value(dst, "enabled", at, True)
+    active: bool = chk.value(dst, "active", at, False)
     # The offset of standard (winter) time: given, or that of "time" without the DST shift.
     offset_default = 0
-    if moment is not None and moment.utcoffset() is not None:
-        offset = moment.utcoffset()
-        assert offset is not None
+    offset = moment.utcoffset() if moment is not None else None
+    if offset is not None:
         offset_default = int(offset.total_seconds() // 60) - (deviation if active else 0)
-    utc_offset = chk.run(lambda: _int(spec.get("utc_offset", offset_default),
-                                      f"{path}.utc_offset", -720, 840)) or 0
+    utc_offset: int = chk.value(spec, "utc_offset", path, offset_default)
     status_default = int(ClockStatus.DAYLIGHT_SAVING_ACTIVE) if active else 0
-    status = chk.run(lambda: _int(spec.get("status", status_default), f"{path}.status",
-                                  0, 255)) or 0
-    clock_base = chk.run(lambda: _int(spec.get("clock_base", 1), f"{path}.clock_base",
-                                      0, 255)) or 0
+    status: int = chk.value(spec, "status", path, status_default)
+    clock_base: int = chk.value(spec, "clock_base", path, 1)
     fixed = DateTime()
     if moment is not None:
         try:
             fixed = DateTime.from_datetime(moment, clock_status=ClockStatus(status))
         except ValueError as exc:
-            chk.problems.append(f"{path}.time: {_show(spec.get('time'))}: {exc}")
+            chk.problems.append(f"{path}.time: {show_json(spec['time'])}: {exc}")
     # EU rule by default: last Sunday of March / October, 02:00 / 03:00 local time.
     begin = DateTime(None, 3, DAY_LAST, 7, 2, 0, 0, 0, None, None)
     end = DateTime(None, 10, DAY_LAST, 7, 3, 0, 0, 0, None, None)
-    if "begin" in dst:
-        begin = chk.run(lambda: _date_time_spec(dst["begin"], f"{path}.dst.begin")) or begin
-    if "end" in dst:
-        end = chk.run(lambda: _date_time_spec(dst["end"], f"{path}.dst.end")) or end
-    rules = _ClockRules(utc_offset, enabled is not False, deviation, active, begin, end, status)
+    begin = chk.field(dst, "begin", at, _date_time_spec) or begin
+    end = chk.field(dst, "end", at, _date_time_spec) or end
+    rules = _ClockRules(utc_offset, enabled, deviation, active, begin, end, status)
     return {
         2: _ClockTime(fixed, rules),
         # time_zone: "deviation of local, normal time to UTC in minutes", with the sign
@@ -1160,54 +1071,36 @@ def _clock_sources(spec: Mapping[str, Any], path: str, chk: _Checker) -> dict[in
         5: _Fixed(Data.octets(begin.to_bytes())),
         6: _Fixed(Data.octets(end.to_bytes())),
         7: _Fixed(Data.int8(deviation)),
-        8: _Fixed(Data.boolean(enabled is not False)),
+        8: _Fixed(Data.boolean(enabled)),
         9: _Fixed(Data.enum(clock_base)),
     }
 
 
-def _parse_object(node: object, path: str, chk: _Checker) -> CosemObject | None:
-    spec = chk.run(lambda: _object(node, path, "an object"))
-    if spec is None:
-        return None
-    cls_name = spec.get("class")
-    cls: InterfaceClass | None = None
-    if isinstance(cls_name, str):
-        cls = CLASSES.get(cls_name)
-    elif isinstance(cls_name, int) and not isinstance(cls_name, bool):
-        cls = _CLASSES_BY_ID.get(cls_name)
-    if cls is None:
-        hint = (" (the association 0.0.40.0.0.255 is generated from the model)"
-                if cls_name in ("association-ln", 15, "association-sn", 12) else "")
-        chk.problems.append(
-            f"{path}.class: {_show(cls_name)} is not one of {', '.join(CLASSES)} "
-            f"or their class ids {sorted(_CLASSES_BY_ID)}{hint}")
-        return None
-    obis_text = spec.get("obis")
-    try:
-        obis = Obis.parse(obis_text) if isinstance(obis_text, str) else None
-    except ValueError as exc:
-        chk.problems.append(f"{path}.obis: {exc}")
-        return None
-    if obis is None:
-        chk.problems.append(f"{path}.obis: {_show(obis_text)} is not an OBIS code string")
+def _class_of(name: object) -> InterfaceClass | None:
+    if isinstance(name, str):
+        return CLASSES.get(name)
+    if isinstance(name, int) and not isinstance(name, bool):
+        return _CLASSES_BY_ID.get(name)
+    return None
+
+
+def _parse_object(spec: Mapping[str, Any], path: str, obis: Obis | None,
+                  chk: _Checker) -> CosemObject | None:
+    """One object, or None when it has a problem (the schema's or found here)."""
+    cls = _class_of(spec.get("class"))
+    if cls is None or obis is None:
         return None
     if obis == ASSOCIATION_LN_NAME:
         chk.problems.append(f"{path}.obis: {obis} is the association LN or SN, which is "
                             "generated")
         return None
-    name = spec.get("name", "")
-    if not isinstance(name, str):
-        chk.problems.append(f"{path}.name: {_show(name)} is not a string")
-        name = ""
     before = len(chk.problems)
-    chk.run(lambda: _check_keys(spec, path, _COMMON_KEYS | _CLASS_KEYS[cls.name]))
-    base_name = None
-    if "base_name" in spec:
-        base_name = chk.run(lambda: _base_name(spec["base_name"], f"{path}.base_name", cls))
+    base_name = chk.field(spec, "base_name", path,
+                          lambda node, where: _base_name(node, where, cls))
     sources = _sources(cls, spec, path, chk, obis)
-    if len(chk.problems) > before:
+    if len(chk.problems) > before or path in chk.dirty:
         return None
-    return CosemObject(cls, obis, name, MappingProxyType(
+    return CosemObject(cls, obis, spec.get("name", ""), MappingProxyType(
         {k: v for k, v in sources.items() if v is not None}), base_name)
 
 
@@ -1220,10 +1113,10 @@ def _base_name(node: object, path: str, cls: InterfaceClass) -> int:
     elif isinstance(node, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,4}", node.strip()):
         value = int(node.strip(), 16)
     if value is None:
-        raise _Invalid(path, f"{_show(node)} is not a short name (an integer or \"0x2000\")")
+        raise _Invalid(path, f"{show_json(node)} is not a short name (an integer or \"0x2000\")")
     span = short_name_span(cls)
     if not 0 <= value <= _SHORT_NAME_END - span or value % ATTRIBUTE_STEP:
-        raise _Invalid(path, f"{_show(node)} is not a multiple of 8 from 0 to "
+        raise _Invalid(path, f"{show_json(node)} is not a multiple of 8 from 0 to "
                              f"0x{_SHORT_NAME_END - span:04X} (a {cls.name} takes "
                              f"0x{span:X} short names)")
     return value
@@ -1270,53 +1163,61 @@ def _association_sn(placed: tuple[tuple[int, CosemObject], ...]) -> CosemObject:
                        ASSOCIATION_SN_BASE_NAME)
 
 
-def _obis_of(node: object) -> Obis | None:
-    """The logical name of an object node, if it has a valid one (for duplicates)."""
-    text = node.get("obis") if isinstance(node, dict) else None
+def _obis(spec: Mapping[str, Any], path: str, chk: _Checker) -> Obis | None:
+    return chk.field(spec, "obis", path, _parse_obis)
+
+
+def _parse_obis(text: str, path: str) -> Obis:
     try:
-        return Obis.parse(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
+        return Obis.parse(text)
+    except ValueError as exc:
+        raise _Invalid(path, str(exc)) from None
 
 
-_TOP_KEYS: Final = frozenset({"name", "seed", "objects"})
+def _dirty(found: list[tuple[SchemaPath, str]]) -> frozenset[str]:
+    """The JSON paths at or above each schema problem."""
+    return frozenset(json_path(parts[:n], "$") for parts, _ in found
+                     for n in range(len(parts) + 1))
+
+
+_OBJECT_INDEX: Final = re.compile(r"^\$\.objects\[(\d+)\]")
+
+
+def _object_order(problem: str) -> int:
+    match = _OBJECT_INDEX.match(problem)
+    return int(match.group(1)) if match else -1
 
 
 def parse_model(doc: object, source: str = "<model>") -> MeterModel:
     """Validate a decoded model document; :class:`ConfigError` lists every problem,
-    each naming its JSON path and the bad value."""
-    chk = _Checker()
-    top = chk.run(lambda: _object(doc, "$", "a JSON object with an \"objects\" list"))
-    if top is None:
-        raise ConfigError(f"{source}: invalid model", [f"{source}: {p}" for p in chk.problems])
-    chk.run(lambda: _check_keys(top, "$", _TOP_KEYS))
-    name = top.get("name", "dlms-sim meter")
-    if not isinstance(name, str):
-        chk.problems.append(f"$.name: {_show(name)} is not a string")
-        name = "dlms-sim meter"
-    seed = chk.run(lambda: _int(top.get("seed", 0), "$.seed", 0, 2**63 - 1)) or 0
-    nodes = top.get("objects")
+    each naming its JSON path, the bad value and what is allowed."""
+    found = schema_problems(_VALIDATOR, doc, root="$")
+    chk = _Checker(_dirty(found))
     objects: list[CosemObject] = []
-    if not isinstance(nodes, list) or not nodes:
-        chk.problems.append(f"$.objects: {_show(nodes)} is not a non-empty list of objects")
-    else:
-        seen: dict[Obis, str] = {}
-        paths: list[str] = []
-        for i, node in enumerate(nodes):
-            path = f"$.objects[{i}]"
-            obis = _obis_of(node)
-            if obis is not None and obis in seen:
-                chk.problems.append(f"{path}.obis: {obis} is already used by {seen[obis]}")
-                continue
-            if obis is not None:
-                seen[obis] = path
-            obj = _parse_object(node, path, chk)
-            if obj is not None:
-                objects.append(obj)
-                paths.append(path)
-        chk.problems += _place_short_names(tuple(objects), paths)[1]
-    if chk.problems:
-        count = len(chk.problems)
+    top: Mapping[str, Any] = doc if isinstance(doc, dict) else {}
+    nodes = top.get("objects")
+    paths: list[str] = []
+    seen: dict[Obis, str] = {}
+    for i, node in enumerate(nodes if isinstance(nodes, list) else []):
+        path = f"$.objects[{i}]"
+        if not isinstance(node, dict):
+            continue
+        obis = _obis(node, path, chk)
+        if obis is not None and obis in seen:
+            chk.problems.append(f"{path}.obis: {obis} is already used by {seen[obis]}")
+            continue
+        if obis is not None:
+            seen[obis] = path
+        obj = _parse_object(node, path, obis, chk)
+        if obj is not None:
+            objects.append(obj)
+            paths.append(path)
+    chk.problems += _place_short_names(tuple(objects), paths)[1]
+    # Grouped by object (the schema's first within each), in document order.
+    problems = sorted([message for _, message in found] + chk.problems, key=_object_order)
+    if problems:
+        count = len(problems)
         raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} in the model",
-                          [f"{source}: {p}" for p in chk.problems])
-    return MeterModel(name, seed, (_association(objects), *objects), source)
+                          [f"{source}: {p}" for p in problems])
+    return MeterModel(top.get("name", "dlms-sim meter"), top.get("seed", 0),
+                      (_association(objects), *objects), source)
