@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from dlmsd.config import DeviceConfig
-from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError
+from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
 from dlmsd.poller import SessionContext
 from dlmsd.protocol.actions import Action, Note, Send
 from dlmsd.protocol.reader import (
@@ -149,10 +149,9 @@ class DlmsSession:
             await public.open()
             value = counter_from((await public.read(
                 [AttributeRequest("invocation_counter", obis, 2, DATA_CLASS)]))[0])
-        except DlmsdError as exc:  # the same error (a rejection keeps its back-off), named
-            exc.args = (f"reading the invocation counter {obis} through the public client "
-                        f"{address}: {exc}", *exc.args[1:])
-            raise
+        except DlmsdError as exc:  # the same type: a rejection keeps its back-off
+            raise with_context(exc, f"reading the invocation counter {obis} through the "
+                               f"public client {address}") from exc
         finally:
             await public.close()
             self._round_trips += public.round_trips

@@ -206,15 +206,14 @@ ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResp
 # confirmed-service-error, RLRE, AARE.
 _NEVER_CIPHERED = frozenset({b"\xd8", b"\x0e", b"\x63", b"\x61"})
 
-# Which local calls each state allows (the transitions happen in the methods).
-_ALLOWED: dict[ClientState, frozenset[str]] = {
-    ClientState.IDLE: frozenset({"associate"}),
-    ClientState.ASSOCIATING: frozenset(),
-    ClientState.AUTHENTICATING: frozenset(),
-    ClientState.ASSOCIATED: frozenset({"get", "release"}),
-    ClientState.WAITING: frozenset(),
-    ClientState.RELEASING: frozenset(),
-}
+
+def allowed_calls(request: str) -> dict[ClientState, frozenset[str]]:
+    """Which local calls each state allows (the transitions happen in the methods),
+    for a client whose read request is called ``request``."""
+    calls = {state: frozenset[str]() for state in ClientState}
+    calls[ClientState.IDLE] = frozenset({"associate"})
+    calls[ClientState.ASSOCIATED] = frozenset({request, "release"})
+    return calls
 
 
 class ClientBase:
@@ -223,9 +222,9 @@ class ClientBase:
     step) and the ciphering of every APDU.
 
     Subclasses set ``ALLOWED`` (which local calls each state allows), ``NAME``,
-    ``CONTEXTS`` (the application context without and with ciphering) and implement
-    ``_hls_request``; their ``__init__`` calls :meth:`_init_association` and sets
-    ``_blocks``.
+    ``CONTEXTS`` (the application context without and with ciphering) and
+    ``CONFORMANCE`` (what they propose), and implement ``_hls_request``, the
+    referencing methods and ``_reset_requests`` (their request bookkeeping).
     """
 
     ALLOWED: ClassVar[dict[ClientState, frozenset[str]]]
@@ -237,20 +236,28 @@ class ClientBase:
     #: What to set on a signal when the object list cannot be read.
     OBJECT_LIST_HINT: ClassVar[str]
     CONTEXTS: ClassVar[tuple[ApplicationContextName, ApplicationContextName]]
+    CONFORMANCE: ClassVar[Conformance]
     state: ClientState
     conformance: Conformance
     server_max_receive_pdu_size: int
     mechanism: MechanismName | None
     _blocks: object | None
 
-    def _init_association(self, *, max_receive_pdu_size: int, conformance: Conformance,
-                          mechanism: MechanismName | None,
-                          authentication_value: bytes | None, hls: HlsKeys | None,
-                          ciphering: Ciphering | None, max_response_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_receive_pdu_size: int = 0xFFFF,
+        conformance: Conformance | None = None,
+        mechanism: MechanismName | None = None,
+        authentication_value: bytes | None = None,
+        hls: HlsKeys | None = None,
+        ciphering: Ciphering | None = None,
+        max_response_size: int = 1 << 20,
+    ) -> None:
         if ciphering is not None and hls is None:
             raise LocalProtocolError("ciphering needs an HLS mechanism (HighGmac, HighEcdsa)")
         self.max_receive_pdu_size = max_receive_pdu_size
-        self.proposed_conformance = conformance
+        self.proposed_conformance = conformance if conformance is not None else self.CONFORMANCE
         self.mechanism = hls.mechanism if hls is not None else mechanism
         self._authentication_value = authentication_value
         self._hls = hls
@@ -271,6 +278,10 @@ class ClientBase:
         self.state = ClientState.IDLE
         self.conformance = Conformance(0)
         self.server_max_receive_pdu_size = 0
+        self._reset_requests()
+
+    def _reset_requests(self) -> None:
+        raise NotImplementedError
 
     @property
     def context(self) -> ApplicationContextName:
@@ -298,6 +309,38 @@ class ClientBase:
 
     def receive_apdu(self, apdu: bytes) -> ClientEvent:
         """Handle one whole APDU from the meter."""
+        if self._released(apdu):
+            return Released()
+        if self.state is not ClientState.ASSOCIATING:
+            apdu = self._unprotect(apdu)
+        response = self._decode(apdu)
+        if isinstance(response, StaleResponse):
+            return response
+        if self.state is ClientState.ASSOCIATING:
+            aare = self._accepted(response)
+            self._initiated(self._initiate_of(aare))
+            return self._established(aare)
+        if self.state is ClientState.AUTHENTICATING:
+            return self._on_hls_reply(response)
+        if self.state is ClientState.RELEASING:
+            raise RemoteProtocolError(f"expected RLRE, got {described(response)}")
+        if self.state is ClientState.WAITING:
+            return self._on_response(response)
+        raise RemoteProtocolError(
+            f"unexpected APDU in client state {self.state.value}: {described(response)}")
+
+    def _decode(self, apdu: bytes) -> object:
+        """The plain APDU decoded (or a StaleResponse for one that answers nothing)."""
+        raise NotImplementedError
+
+    def _initiated(self, initiate: InitiateResponse) -> None:
+        """The meter's InitiateResponse was accepted (SN keeps its vaa-name)."""
+
+    def _on_hls_reply(self, response: object) -> ClientEvent:
+        raise NotImplementedError
+
+    def _on_response(self, response: object) -> ClientEvent:
+        """The answer to the pending read request."""
         raise NotImplementedError
 
     def object_list_target(self) -> Target:
@@ -375,8 +418,7 @@ class ClientBase:
         """The AARE, if the association was accepted; raises otherwise."""
         if not isinstance(response, Aare):
             self.state = ClientState.IDLE
-            described = getattr(response, "describe", lambda: type(response).__name__)()
-            raise RemoteProtocolError(f"expected AARE, got {described}")
+            raise RemoteProtocolError(f"expected AARE, got {described(response)}")
         if response.result is not AssociationResult.ACCEPTED:
             self.state = ClientState.IDLE
             raise association_rejected(response)
@@ -563,28 +605,15 @@ class ClientBase:
 class LnClient(ClientBase):
     """One client's view of one association, LN referencing, with HLS and ciphering."""
 
-    ALLOWED = _ALLOWED
+    ALLOWED = allowed_calls("get")
     NAME = "LnClient"
+    CONFORMANCE = CLIENT_CONFORMANCE
     HAS_INVOKE_ID = True
     OBJECT_LIST_HINT = "set class_id on the signals"
     CONTEXTS = (ApplicationContextName.LOGICAL_NAME_REFERENCING_NO_CIPHERING,
                 ApplicationContextName.LOGICAL_NAME_REFERENCING_WITH_CIPHERING)
 
-    def __init__(
-        self,
-        *,
-        max_receive_pdu_size: int = 0xFFFF,
-        conformance: Conformance = CLIENT_CONFORMANCE,
-        mechanism: MechanismName | None = None,
-        authentication_value: bytes | None = None,
-        hls: HlsKeys | None = None,
-        ciphering: Ciphering | None = None,
-        max_response_size: int = 1 << 20,
-    ) -> None:
-        self._init_association(max_receive_pdu_size=max_receive_pdu_size,
-                               conformance=conformance, mechanism=mechanism,
-                               authentication_value=authentication_value, hls=hls,
-                               ciphering=ciphering, max_response_size=max_response_size)
+    def _reset_requests(self) -> None:
         self._invoke_id = 0
         self._pending_count = 0
         self._pending_with_list = False
@@ -671,28 +700,8 @@ class LnClient(ClientBase):
 
     # ----------------------------------------------------------------- responses
 
-    def receive_apdu(self, apdu: bytes) -> ClientEvent:
-        """Handle one whole APDU from the meter."""
-        if self._released(apdu):
-            return Released()
-        if self.state is not ClientState.ASSOCIATING:
-            apdu = self._unprotect(apdu)
-        response = decode_apdu(apdu)
-        if self.state is ClientState.ASSOCIATING:
-            return self._on_aare(response)
-        if self.state is ClientState.AUTHENTICATING:
-            return self._on_hls_reply(response)
-        if self.state is ClientState.RELEASING:
-            raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
-        if self.state is ClientState.WAITING:
-            return self._on_get_response(response)
-        raise RemoteProtocolError(
-            f"unexpected APDU in client state {self.state.value}: {response.describe()}")
-
-    def _on_aare(self, apdu: object) -> ClientEvent:
-        response = self._accepted(apdu)
-        self._initiate_of(response)
-        return self._established(response)
+    def _decode(self, apdu: bytes) -> object:
+        return decode_apdu(apdu)
 
     def _hls_request(self, reply: bytes) -> bytes:
         return ActionRequestNormal(
@@ -703,8 +712,8 @@ class LnClient(ClientBase):
     def _on_hls_reply(self, response: object) -> ClientEvent:
         if not isinstance(response, ActionResponseNormal):
             self.state = ClientState.IDLE
-            described = getattr(response, "describe", lambda: type(response).__name__)()
-            raise RemoteProtocolError(f"HLS: expected the ACTION response, got {described}")
+            raise RemoteProtocolError(f"HLS: expected the ACTION response, got "
+                                      f"{described(response)}")
         try:
             data = response.check()
         except DlmsdError as exc:
@@ -712,7 +721,7 @@ class LnClient(ClientBase):
             raise self._hls_refused(str(exc)) from None
         return self._hls_verify(data)
 
-    def _on_get_response(self, response: object) -> ClientEvent:
+    def _on_response(self, response: object) -> ClientEvent:
         if isinstance(response, ExceptionResponse | ConfirmedServiceError):
             error = (response.to_error() if isinstance(response, ExceptionResponse)
                      else ServiceError(f"meter answered {response.describe()}"))
@@ -723,8 +732,7 @@ class LnClient(ClientBase):
             raise error
         if not isinstance(response, GetResponseNormal | GetResponseWithList
                           | GetResponseWithDatablock):
-            described = getattr(response, "describe", lambda: type(response).__name__)()
-            raise RemoteProtocolError(f"expected a GET response, got {described}")
+            raise RemoteProtocolError(f"expected a GET response, got {described(response)}")
         iid = response.invoke_id_and_priority & 0x0F
         if iid != self._invoke_id:
             return StaleResponse(iid)
@@ -772,6 +780,12 @@ class LnClient(ClientBase):
         except DecodeError:
             self.state = ClientState.ASSOCIATED
             raise
+
+
+def described(apdu: object) -> str:
+    """One line for a decoded APDU of any kind."""
+    describe = getattr(apdu, "describe", None)
+    return str(describe()) if callable(describe) else type(apdu).__name__
 
 
 def parse_object_list(value: Data) -> Directory:

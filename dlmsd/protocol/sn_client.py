@@ -46,26 +46,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
-from dlmsd.protocol.acse import ApplicationContextName, MechanismName
+from dlmsd.protocol.acse import ApplicationContextName
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
     OBJECT_LIST_ATTRIBUTE,
-    Ciphering,
     ClientBase,
     ClientEvent,
     ClientState,
     Directory,
-    Released,
     SendApdu,
     StaleResponse,
     Target,
     WithListRefused,
+    allowed_calls,
+    described,
 )
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.security_hls import HlsKeys
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
-    AnySnApdu,
     BlockNumber,
     DataBlockResult,
     InformationReportRequest,
@@ -89,6 +87,7 @@ from dlmsd.protocol.xdlms import (
     DataAccessResult,
     ExceptionResponse,
     GetDataResult,
+    InitiateResponse,
 )
 
 __all__ = [
@@ -121,16 +120,6 @@ REPLY_TO_HLS_AUTHENTICATION_SN = 8
 #: parameterized-access to a method: the selector is not used (0).
 _METHOD_SELECTOR = 0
 
-# Which local calls each state allows (the transitions happen in the methods).
-_ALLOWED: dict[ClientState, frozenset[str]] = {
-    ClientState.IDLE: frozenset({"associate"}),
-    ClientState.ASSOCIATING: frozenset(),
-    ClientState.AUTHENTICATING: frozenset(),
-    ClientState.ASSOCIATED: frozenset({"read", "release"}),
-    ClientState.WAITING: frozenset(),
-    ClientState.RELEASING: frozenset(),
-}
-
 #: StaleResponse.invoke_id for SN, which has no invoke-id.
 NO_INVOKE_ID = 0
 
@@ -138,28 +127,15 @@ NO_INVOKE_ID = 0
 class SnClient(ClientBase):
     """One client's view of one association, SN referencing, with HLS and ciphering."""
 
-    ALLOWED = _ALLOWED
+    ALLOWED = allowed_calls("read")
     NAME = "SnClient"
+    CONFORMANCE = SN_CLIENT_CONFORMANCE
     HAS_INVOKE_ID = False
     OBJECT_LIST_HINT = "set address and class_id on the signals"
     CONTEXTS = (ApplicationContextName.SHORT_NAME_REFERENCING_NO_CIPHERING,
                 ApplicationContextName.SHORT_NAME_REFERENCING_WITH_CIPHERING)
 
-    def __init__(
-        self,
-        *,
-        max_receive_pdu_size: int = 0xFFFF,
-        conformance: Conformance = SN_CLIENT_CONFORMANCE,
-        mechanism: MechanismName | None = None,
-        authentication_value: bytes | None = None,
-        hls: HlsKeys | None = None,
-        ciphering: Ciphering | None = None,
-        max_response_size: int = 1 << 20,
-    ) -> None:
-        self._init_association(max_receive_pdu_size=max_receive_pdu_size,
-                               conformance=conformance, mechanism=mechanism,
-                               authentication_value=authentication_value, hls=hls,
-                               ciphering=ciphering, max_response_size=max_response_size)
+    def _reset_requests(self) -> None:
         #: The base_name of the current Association SN (its object_list is at +8),
         #: from the InitiateResponse vaa-name.
         self.vaa_name = ASSOCIATION_SN_BASE_NAME
@@ -237,30 +213,14 @@ class SnClient(ClientBase):
 
     # ----------------------------------------------------------------- responses
 
-    def receive_apdu(self, apdu: bytes) -> ClientEvent:
-        """Handle one whole APDU from the meter."""
-        if self._released(apdu):
-            return Released()
-        if self.state is not ClientState.ASSOCIATING:
-            apdu = self._unprotect(apdu)
+    def _decode(self, apdu: bytes) -> object:
         response = decode_sn_apdu(apdu)
         if isinstance(response, InformationReportRequest | UnconfirmedWriteRequest):
             return StaleResponse(NO_INVOKE_ID)  # pushed unasked: nothing to answer
-        if self.state is ClientState.ASSOCIATING:
-            return self._on_aare(response)
-        if self.state is ClientState.AUTHENTICATING:
-            return self._on_hls_reply(response)
-        if self.state is ClientState.RELEASING:
-            raise RemoteProtocolError(f"expected RLRE, got {response.describe()}")
-        if self.state is ClientState.WAITING:
-            return self._on_read_response(response)
-        raise RemoteProtocolError(
-            f"unexpected APDU in client state {self.state.value}: {response.describe()}")
+        return response
 
-    def _on_aare(self, apdu: AnySnApdu) -> ClientEvent:
-        response = self._accepted(apdu)
-        self.vaa_name = self._initiate_of(response).vaa_name
-        return self._established(response)
+    def _initiated(self, initiate: InitiateResponse) -> None:
+        self.vaa_name = initiate.vaa_name
 
     def _hls_request(self, reply: bytes) -> bytes:
         method = method_short_name(self.vaa_name, ASSOCIATION_SN_CLASS,
@@ -268,7 +228,7 @@ class SnClient(ClientBase):
         access = ParameterizedAccess(method, _METHOD_SELECTOR, Data.octets(reply))
         return ReadRequest((access,)).to_bytes()
 
-    def _on_hls_reply(self, response: AnySnApdu) -> ClientEvent:
+    def _on_hls_reply(self, response: object) -> ClientEvent:
         if isinstance(response, ReadResponse) and len(response.results) == 1:
             result = response.results[0]
             if isinstance(result, DataAccessResult):
@@ -278,14 +238,14 @@ class SnClient(ClientBase):
                 return self._hls_verify(result)
         self.state = ClientState.IDLE
         raise RemoteProtocolError("HLS: expected the ReadResponse to reply_to_HLS_"
-                                  f"authentication, got {response.describe()}")
+                                  f"authentication, got {described(response)}")
 
     def _fail(self, message: str) -> RemoteProtocolError:
         self.state = ClientState.ASSOCIATED
         self._blocks = None
         return RemoteProtocolError(message)
 
-    def _on_read_response(self, response: AnySnApdu) -> ClientEvent:
+    def _on_response(self, response: object) -> ClientEvent:
         if isinstance(response, ExceptionResponse | ConfirmedServiceError):
             error = (response.to_error() if isinstance(response, ExceptionResponse)
                      else ServiceError(f"meter answered {response.describe()}"))
@@ -296,7 +256,7 @@ class SnClient(ClientBase):
                 return WithListRefused(str(error))
             raise error
         if not isinstance(response, ReadResponse):
-            raise self._fail(f"expected a ReadResponse, got {response.describe()}")
+            raise self._fail(f"expected a ReadResponse, got {described(response)}")
         results = response.results
         if len(results) == 1 and isinstance(results[0], DataBlockResult):
             return self._on_block(results[0])
