@@ -23,12 +23,13 @@ from dlmsd.protocol.actions import Note, Send, SetLine
 from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkUp, WrapperLink
 from dlmsd.protocol.reader import MeterReader
-from dlmsd.protocol.sn import ReadRequest, decode_sn_apdu
+from dlmsd.protocol.sn import ReadRequest, VariableName, decode_sn_apdu
 from dlmsd.protocol.xdlms import (
     ConfirmedServiceError,
     ConfirmedServiceErrorChoice,
     ExceptionResponse,
     ExceptionServiceError,
+    GetRequestNormal,
     GetRequestWithList,
     ServiceErrorType,
     StateError,
@@ -116,10 +117,9 @@ class MemoryMeter:
     def is_with_list(self, apdu: bytes) -> bool:
         """A GET-with-list, or an SN Read of several variables."""
         if self.options.short_names:
-            try:
-                request = decode_sn_apdu(apdu)
-            except Exception:  # noqa: BLE001 - AARQ, RLRQ: not a Read
+            if apdu[:1] != bytes([ReadRequest.TAG]):
                 return False
+            request = decode_sn_apdu(apdu)
             return isinstance(request, ReadRequest) and len(request.variables) > 1
         return len(apdu) > 1 and apdu[0] == 0xC0 and apdu[1] == 3
 
@@ -133,16 +133,33 @@ class MemoryMeter:
                            else decode_apdu(apdu))
         return decoded
 
+    def attributes_read(self) -> list[tuple[tuple[str, int], ...]]:
+        """Per data request, the (OBIS, attribute) pairs it reads; () for a request of
+        the next block."""
+        out: list[tuple[tuple[str, int], ...]] = []
+        for request in self.reads():
+            if isinstance(request, GetRequestNormal):
+                items = (request.descriptor,)
+            elif isinstance(request, GetRequestWithList):
+                items = tuple(item.descriptor for item in request.attributes)
+            elif isinstance(request, ReadRequest):
+                names = [v.short_name for v in request.variables if isinstance(v, VariableName)]
+                targets = [MODEL.short_names.find(name) for name in names]
+                out.append(tuple((str(t.obj.logical_name), t.attribute)
+                                 for t in targets if t is not None))
+                continue
+            else:
+                out.append(())
+                continue
+            out.append(tuple((str(d.instance_id), d.attribute_id) for d in items))
+        return out
+
     def with_list_requests(self) -> int:
         return sum(self.is_with_list(apdu) for apdu in self.requests)
 
     @property
     def saw_release(self) -> bool:
         return any(apdu[:1] == b"\x62" for apdu in self.requests)
-
-
-def get_requests_with_list(reads: list[object]) -> list[GetRequestWithList]:
-    return [r for r in reads if isinstance(r, GetRequestWithList)]
 
 
 @dataclass
@@ -162,6 +179,7 @@ class Wire:
     delay_to_client: dict[int, float] = field(default_factory=dict)
     sent_to_meter: int = 0
     sent_to_client: int = 0
+    answers: list[bytes] = field(default_factory=list)  # as the meter sent them
     notes: list[Note] = field(default_factory=list)
     frames_to_meter: list[bytes] = field(default_factory=list)  # as sent, before faults
     line_settings: list[SetLine] = field(default_factory=list)
@@ -196,6 +214,7 @@ class Wire:
             return
         self.sent_to_client += 1
         number = self.sent_to_client
+        self.answers.append(answer)
         if number in self.drop_to_client:
             return
         if number in self.corrupt_to_client:

@@ -350,3 +350,20 @@ def test_public_client_address_equal_to_client_address_is_warned(write_config: W
         "devices[0].public_client_address: 16 is the device's own client_address: the "
         "counter is read by an unauthenticated association of the same client (most "
         "meters refuse it)",)
+
+
+def test_state_dir_default_and_setting(write_config: Writer) -> None:
+    assert load_config(write_config()).state_dir == "/var/lib/dlmsd"
+    config = load_config(write_config({"state_dir": "/srv/dlmsd", "devices": [tcp_device()],
+                                       "signals": [signal()]}))
+    assert config.state_dir == "/srv/dlmsd"
+    assert config.state_directory({}) == "/srv/dlmsd"
+    assert config.state_directory({"DLMS_STATE_DIR": "/tmp/x"}) == "/tmp/x"
+    assert config.state_directory({"DLMS_STATE_DIR": ""}) == "/srv/dlmsd"
+
+
+@pytest.mark.parametrize("value", ["relative/dir", "", 5])
+def test_state_dir_must_be_an_absolute_path(write_config: Writer, value: object) -> None:
+    problems = problems_of(write_config({"state_dir": value, "devices": [tcp_device()],
+                                         "signals": [signal()]}))
+    assert len(problems) == 1 and problems[0].startswith("state_dir: "), problems

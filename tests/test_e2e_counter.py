@@ -118,3 +118,28 @@ def test_the_counter_read_fails_clearly_when_the_object_is_missing(
         assert device["error"].startswith(
             "reading the invocation counter 0.0.43.1.7.255 through the public client 16: "
             "0.0.43.1.7.255:2: "), device["error"]
+
+
+def test_state_dir_comes_from_the_configuration_unless_the_environment_overrides_it(
+        write_config: Writer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``state_dir`` in the configuration holds the counters; DLMS_STATE_DIR wins."""
+    with simulator("--hdlc-port", "0", "--wrapper-port", "0", "--client-address", "1",
+                   "--auth", "highgmac") as ports:
+        monkeypatch.delenv("DLMS_STATE_DIR", raising=False)
+        configured, overridden = tmp_path / "configured", tmp_path / "overridden"
+        path = write_config({"state_dir": str(configured), "devices": devices(ports, "LN"),
+                             "signals": signals_for("h", CODES) + signals_for("w", CODES)})
+        code, doc, log = once(path)
+        assert code == 0, log[-3000:]
+        assert values(doc) == GOOD
+        files = sorted(p.name for p in (configured / "counters").glob("ic-*.json"))
+        assert files == ["ic-h.json", "ic-w.json"]
+        before = {p.name: p.read_bytes() for p in (configured / "counters").glob("ic-*")}
+
+        monkeypatch.setenv("DLMS_STATE_DIR", str(overridden))
+        code, doc, log = once(path)
+        # a new state directory: the counters start again and the meter refuses them
+        assert code == 1 and "association rejected" in doc["devices"][0]["error"]
+        assert (overridden / "counters" / "ic-h.json").exists()
+        assert {p.name: p.read_bytes()
+                for p in (configured / "counters").glob("ic-*")} == before

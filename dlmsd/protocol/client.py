@@ -221,14 +221,13 @@ class ClientBase:
     (passes 1, 2 and 4; pass 3 is :meth:`_hls_request`, the one referencing-specific
     step) and the ciphering of every APDU.
 
-    Subclasses set ``ALLOWED`` (which local calls each state allows), ``NAME``,
+    Subclasses set ``ALLOWED`` (which local calls each state allows),
     ``CONTEXTS`` (the application context without and with ciphering) and
     ``CONFORMANCE`` (what they propose), and implement ``_hls_request``, the
     referencing methods and ``_reset_requests`` (their request bookkeeping).
     """
 
     ALLOWED: ClassVar[dict[ClientState, frozenset[str]]]
-    NAME: ClassVar[str]
     #: Responses name their request (LN invoke-id). Without (SN), a request resent on
     #: a link that does not number its frames (the wrapper) could be answered twice
     #: and the late answer taken for the next request's: such requests are not resent.
@@ -289,7 +288,7 @@ class ClientBase:
         return self.CONTEXTS[self._cipher is not None]
 
     def __repr__(self) -> str:  # never shows the authentication value
-        return f"{self.NAME}(state={self.state.value}, mechanism={self.mechanism})"
+        return f"{type(self).__name__}(state={self.state.value}, mechanism={self.mechanism})"
 
     def _check(self, call: str) -> None:
         if call not in self.ALLOWED[self.state]:
@@ -606,7 +605,6 @@ class LnClient(ClientBase):
     """One client's view of one association, LN referencing, with HLS and ciphering."""
 
     ALLOWED = allowed_calls("get")
-    NAME = "LnClient"
     CONFORMANCE = CLIENT_CONFORMANCE
     HAS_INVOKE_ID = True
     OBJECT_LIST_HINT = "set class_id on the signals"

@@ -128,7 +128,6 @@ class SnClient(ClientBase):
     """One client's view of one association, SN referencing, with HLS and ciphering."""
 
     ALLOWED = allowed_calls("read")
-    NAME = "SnClient"
     CONFORMANCE = SN_CLIENT_CONFORMANCE
     HAS_INVOKE_ID = False
     OBJECT_LIST_HINT = "set address and class_id on the signals"
