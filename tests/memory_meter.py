@@ -5,6 +5,8 @@ simulated meter (no sockets, no asyncio, no real time).
 * :class:`MemoryMeter`: the simulator's meter end, as ``dlms-sim`` wires it (the meter
   end of an HDLC or wrapper link, then :class:`~dlmsd.sim.server.MeterServer`); it
   records every request APDU and link event it saw.
+* :class:`SerialMeter`: the simulator's serial line (:class:`~dlmsd.sim.line.SerialLine`),
+  HDLC after the IEC 62056-21 mode E opening.
 * :class:`Wire`: carries the reader's ``Send`` actions to the meter and the meter's
   answers back, in order (a stream: a delayed answer delays every later one), and can
   be made adversarial by frame number (1-based, counted per direction): drop a frame
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dlmsd.protocol import hdlc
+from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.actions import Note, Send, SetLine
 from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkUp, WrapperLink
@@ -27,6 +30,7 @@ from dlmsd.protocol.sn import ReadRequest, VariableName, decode_sn_apdu
 from dlmsd.protocol.xdlms import (
     ConfirmedServiceError,
     ConfirmedServiceErrorChoice,
+    CosemAttributeDescriptor,
     ExceptionResponse,
     ExceptionServiceError,
     GetRequestNormal,
@@ -34,10 +38,11 @@ from dlmsd.protocol.xdlms import (
     ServiceErrorType,
     StateError,
 )
+from dlmsd.sim.line import SerialLine
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
 from dlmsd.sim.server import MeterServer, ServerOptions
 
-__all__ = ["MODEL", "SIM_NOW", "Clock", "MemoryMeter", "Stuck", "Wire"]
+__all__ = ["MODEL", "SIM_NOW", "Clock", "MemoryMeter", "SerialMeter", "Stuck", "Wire"]
 
 MODEL: MeterModel = load_model(bundled_model_path())
 #: The meter's wall clock (the model is not live: values do not depend on it).
@@ -138,6 +143,7 @@ class MemoryMeter:
         the next block."""
         out: list[tuple[tuple[str, int], ...]] = []
         for request in self.reads():
+            items: tuple[CosemAttributeDescriptor, ...]
             if isinstance(request, GetRequestNormal):
                 items = (request.descriptor,)
             elif isinstance(request, GetRequestWithList):
@@ -154,6 +160,10 @@ class MemoryMeter:
             out.append(tuple((str(d.instance_id), d.attribute_id) for d in items))
         return out
 
+    def invoke_ids(self) -> list[int]:
+        """The invoke-id of each GET request (LN), in order (resends included)."""
+        return [apdu[2] & 0x0F for apdu in self.requests if apdu[:1] == b"\xc0"]
+
     def with_list_requests(self) -> int:
         return sum(self.is_with_list(apdu) for apdu in self.requests)
 
@@ -162,12 +172,37 @@ class MemoryMeter:
         return any(apdu[:1] == b"\x62" for apdu in self.requests)
 
 
+class SerialMeter:
+    """Meters on a simulated serial line (:class:`~dlmsd.sim.line.SerialLine`, with
+    the IEC 62056-21 mode E opening when ``identification`` is given); ``feed``
+    returns the line's actions (sends with their reaction time, line settings)."""
+
+    def __init__(self, physical: int, identification: iec.IdentificationMessage | None,
+                 options: ServerOptions | None = None) -> None:
+        self.server = MeterServer(Meter(MODEL), options)
+        self.line = SerialLine({physical: self.server}, logical=HDLC_LOGICAL,
+                               identification=identification)
+        self.notes: list[Note] = []
+        self.line_settings: list[SetLine] = []
+
+    def feed(self, data: bytes) -> list[Send]:
+        sends: list[Send] = []
+        for action in self.line.receive_data(data, SIM_NOW):
+            if isinstance(action, Send):
+                sends.append(action)
+            elif isinstance(action, Note):
+                self.notes.append(action)
+            else:
+                self.line_settings.append(action)
+        return sends
+
+
 @dataclass
 class Wire:
     """The line between ``reader`` and ``meter``; see the module text."""
 
     reader: MeterReader
-    meter: MemoryMeter
+    meter: MemoryMeter | SerialMeter
     clock: Clock = field(default_factory=Clock)
     #: frame numbers (1-based) to drop on the way to the meter / to the reader
     drop_to_meter: Container[int] = field(default_factory=set)
@@ -210,8 +245,13 @@ class Wire:
         if number in self.corrupt_to_meter:
             data = corrupt(data)
         answer = self.meter.feed(data)
-        if not answer:
-            return
+        if isinstance(answer, list):  # a serial line: each send after its delay
+            for send in answer:
+                self._answer(send.data, send.delay)
+        elif answer:
+            self._answer(answer, 0.0)
+
+    def _answer(self, answer: bytes, delay: float) -> None:
         self.sent_to_client += 1
         number = self.sent_to_client
         self.answers.append(answer)
@@ -219,7 +259,7 @@ class Wire:
             return
         if number in self.corrupt_to_client:
             answer = corrupt(answer)
-        self._queue(answer, self.now + self.delay_to_client.get(number, 0.0))
+        self._queue(answer, self.now + delay + self.delay_to_client.get(number, 0.0))
 
     def act(self) -> None:
         """Carry out the reader's actions (send, note, line settings)."""
