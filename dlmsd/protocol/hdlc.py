@@ -57,6 +57,7 @@ from dlmsd.protocol.hdlc_frame import (
     describe_frame,
     encode_client_address,
     encode_server_address,
+    next_state,
     strip_llc,
 )
 
@@ -482,10 +483,7 @@ class HdlcClientConnection(_Link):
 
     # -- state machine ------------------------------------------------------
     def _transition(self, trigger: _Trigger) -> None:
-        new = _CLIENT_TRANSITIONS[self.state].get(trigger)
-        if new is None:
-            raise LocalProtocolError(f"cannot {trigger.value} in state {self.state.name}")
-        self.state = new
+        self.state = next_state(_CLIENT_TRANSITIONS, self.state, trigger)
 
     def _accepts(self, trigger: _Trigger) -> bool:
         return trigger in _CLIENT_TRANSITIONS[self.state]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, TypeVar
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 
@@ -46,6 +46,7 @@ __all__ = [
     "describe_frame",
     "encode_client_address",
     "encode_server_address",
+    "next_state",
     "strip_llc",
 ]
 
@@ -60,6 +61,20 @@ class _Sentinel(enum.Enum):
 #: Returned by ``next_frame()`` / ``next_event()`` when more bytes are needed.
 NEED_DATA: Final = _Sentinel.NEED_DATA
 NeedData = Literal[_Sentinel.NEED_DATA]
+
+_StateT = TypeVar("_StateT", bound=enum.Enum)
+_TriggerT = TypeVar("_TriggerT", bound=enum.Enum)
+
+
+def next_state(transitions: Mapping[_StateT, Mapping[_TriggerT, _StateT]], state: _StateT,
+               trigger: _TriggerT) -> _StateT:
+    """The state ``trigger`` leads to from ``state`` in a state machine's table (the
+    HDLC client's, the mode E opening's); :class:`LocalProtocolError` when the table
+    has no such move, i.e. the caller asked for something out of order."""
+    new = transitions[state].get(trigger)
+    if new is None:
+        raise LocalProtocolError(f"cannot {trigger.value} in state {state.name}")
+    return new
 
 
 # ---------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from dlmsd.errors import DecodeError, DlmsTimeout, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.hdlc_frame import NEED_DATA, NeedData
+from dlmsd.protocol.hdlc_frame import NEED_DATA, NeedData, next_state
 
 __all__ = [
     "ACK",
@@ -537,10 +537,7 @@ class ModeEOpening:
         return _STEP[self.state]
 
     def _transition(self, trigger: _Trigger) -> None:
-        new = _TRANSITIONS[self.state].get(trigger)
-        if new is None:
-            raise LocalProtocolError(f"cannot {trigger.value} in state {self.state.name}")
-        self.state = new
+        self.state = next_state(_TRANSITIONS, self.state, trigger)
 
     def _fail(self, exc: Exception) -> Exception:
         if _T.FAIL in _TRANSITIONS[self.state]:
