@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final
+from typing import ClassVar, Final, Self
 
 from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError
 from dlmsd.protocol.axdr import (
@@ -683,15 +683,44 @@ def _release_parts(data: bytes, tag: int, what: str) -> tuple[int | None, bytes 
     return reason, payload
 
 
-def _release_bytes(tag: int, reason: int | None, payload: bytes | None) -> bytes:
-    body = b"" if reason is None else _ber(0x80, _encode_integer(reason))
-    if payload is not None:
-        body += _user_information_element(payload)
-    return _ber(tag, body)
+_UserInformation = InitiateRequest | InitiateResponse | ConfirmedServiceError | bytes
 
 
 @dataclass(frozen=True)
-class Rlrq:
+class _Release:
+    """What RLRQ and RLRE share: an optional reason [0] (each has its own enum) and an
+    optional user-information [30] (each decodes its own xDLMS APDU in it)."""
+
+    reason: WireEnum | None
+    user_information: _UserInformation | None = None
+
+    TAG: ClassVar[int]
+    _NAME: ClassVar[str]
+    _REASON: ClassVar[type[WireEnum]]
+
+    @staticmethod
+    def _user_information(payload: bytes) -> _UserInformation:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        body = b"" if self.reason is None else _ber(0x80, _encode_integer(int(self.reason)))
+        if self.user_information is not None:
+            body += _user_information_element(_payload(self.user_information))
+        return _ber(self.TAG, body)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        reason, payload = _release_parts(data, cls.TAG, cls._NAME)
+        info = None if payload is None else cls._user_information(payload)
+        return cls(None if reason is None else cls._REASON(reason), info)
+
+    def describe(self) -> str:
+        reason = "" if self.reason is None else f" {self.reason.label}"
+        return f"{self._NAME}{reason}" + _describe_user_information(self.user_information)
+
+
+@dataclass(frozen=True)
+class Rlrq(_Release):
     """The A-RELEASE request. With ciphered contexts the user-information carries
     an (often ciphered) InitiateRequest."""
 
@@ -699,43 +728,19 @@ class Rlrq:
     user_information: InitiateRequest | bytes | None = None
 
     TAG = AcseTag.RLRQ
-
-    def to_bytes(self) -> bytes:
-        payload = None if self.user_information is None else _payload(self.user_information)
-        reason = None if self.reason is None else int(self.reason)
-        return _release_bytes(self.TAG, reason, payload)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Rlrq:
-        reason, payload = _release_parts(data, cls.TAG, "RLRQ")
-        info = None if payload is None else _initiate_request_or_raw(payload)
-        return cls(None if reason is None else ReleaseRequestReason(reason), info)
-
-    def describe(self) -> str:
-        reason = "" if self.reason is None else f" {self.reason.label}"
-        return f"RLRQ{reason}" + _describe_user_information(self.user_information)
+    _NAME = "RLRQ"
+    _REASON = ReleaseRequestReason
+    _user_information = staticmethod(_initiate_request_or_raw)
 
 
 @dataclass(frozen=True)
-class Rlre:
+class Rlre(_Release):
     """The A-RELEASE response."""
 
     reason: ReleaseResponseReason | None = ReleaseResponseReason.NORMAL
     user_information: InitiateResponse | ConfirmedServiceError | bytes | None = None
 
     TAG = AcseTag.RLRE
-
-    def to_bytes(self) -> bytes:
-        payload = None if self.user_information is None else _payload(self.user_information)
-        reason = None if self.reason is None else int(self.reason)
-        return _release_bytes(self.TAG, reason, payload)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Rlre:
-        reason, payload = _release_parts(data, cls.TAG, "RLRE")
-        info = None if payload is None else _initiate_response_or_raw(payload)
-        return cls(None if reason is None else ReleaseResponseReason(reason), info)
-
-    def describe(self) -> str:
-        reason = "" if self.reason is None else f" {self.reason.label}"
-        return f"RLRE{reason}" + _describe_user_information(self.user_information)
+    _NAME = "RLRE"
+    _REASON = ReleaseResponseReason
+    _user_information = staticmethod(_initiate_response_or_raw)

@@ -57,6 +57,7 @@ from dlmsd.protocol.hdlc_frame import (
     describe_frame,
     encode_client_address,
     encode_server_address,
+    next_state,
     strip_llc,
 )
 
@@ -280,6 +281,19 @@ def _check_info_limit(name: str, value: int) -> None:
         raise LocalProtocolError(f"{name}={value} outside {MIN_INFO_LIMIT}..{MAX_INFO_LIMIT}")
 
 
+def _settings(server_address: bytes, max_info_tx: int,
+              max_info_rx: int) -> tuple[HdlcAddress, HdlcParameters]:
+    """A station's own settings, checked: the server address, and the parameters the
+    station states (what the client proposes, what the server can do)."""
+    _check_info_limit("max_info_tx", max_info_tx)
+    _check_info_limit("max_info_rx", max_info_rx)
+    try:
+        server = decode_server_address(server_address)
+    except RemoteProtocolError as exc:  # a DecodeError about our own setting
+        raise LocalProtocolError(f"bad server address {server_address.hex()}: {exc}") from exc
+    return server, HdlcParameters(max_info_tx, max_info_rx, DEFAULT_WINDOW, DEFAULT_WINDOW)
+
+
 def _segments(data: bytes, size: int) -> deque[bytes]:
     # IEC 62056-46, 6.4.1 (paraphrase): an information field longer than the
     # negotiated maximum is sent in several I frames; the segmentation bit is
@@ -456,29 +470,20 @@ class HdlcClientConnection(_Link):
         max_apdu_size: int = MAX_APDU_SIZE,
         trace: TraceHook | None = None,
     ) -> None:
-        _check_info_limit("max_info_tx", max_info_tx)
-        _check_info_limit("max_info_rx", max_info_rx)
-        try:
-            server = decode_server_address(server_address)
-        except RemoteProtocolError as exc:  # a DecodeError about our own setting
-            raise LocalProtocolError(f"bad server address {server_address.hex()}: {exc}") from exc
+        server, self.proposed = _settings(server_address, max_info_tx, max_info_rx)
         super().__init__(
             HdlcAddress(client_address, None, 1),
             server,
             max_apdu_size=max_apdu_size,
             trace=trace,
         )
-        self.proposed = HdlcParameters(max_info_tx, max_info_rx, DEFAULT_WINDOW, DEFAULT_WINDOW)
         self.state = HdlcClientState.DISCONNECTED
         self.peer_busy = False
         self._last_command: Frame | None = None  # SNRM or DISC awaiting its answer
 
     # -- state machine ------------------------------------------------------
     def _transition(self, trigger: _Trigger) -> None:
-        new = _CLIENT_TRANSITIONS[self.state].get(trigger)
-        if new is None:
-            raise LocalProtocolError(f"cannot {trigger.value} in state {self.state.name}")
-        self.state = new
+        self.state = next_state(_CLIENT_TRANSITIONS, self.state, trigger)
 
     def _accepts(self, trigger: _Trigger) -> bool:
         return trigger in _CLIENT_TRANSITIONS[self.state]
@@ -710,15 +715,9 @@ class HdlcServerConnection(_Link):
         max_apdu_size: int = MAX_APDU_SIZE,
         trace: TraceHook | None = None,
     ) -> None:
-        _check_info_limit("max_info_tx", max_info_tx)
-        _check_info_limit("max_info_rx", max_info_rx)
-        try:
-            local = decode_server_address(server_address)
-        except RemoteProtocolError as exc:
-            raise LocalProtocolError(f"bad server address {server_address.hex()}: {exc}") from exc
+        local, self.capabilities = _settings(server_address, max_info_tx, max_info_rx)
         # The client is whoever sends SNRM; until then a placeholder.
         super().__init__(local, HdlcAddress(0, None, 1), max_apdu_size=max_apdu_size, trace=trace)
-        self.capabilities = HdlcParameters(max_info_tx, max_info_rx, DEFAULT_WINDOW, DEFAULT_WINDOW)
         self.state = ServerState.DISCONNECTED
 
     @property

@@ -17,9 +17,9 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple, TypeVar
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 
@@ -46,6 +46,7 @@ __all__ = [
     "describe_frame",
     "encode_client_address",
     "encode_server_address",
+    "next_state",
     "strip_llc",
 ]
 
@@ -60,6 +61,20 @@ class _Sentinel(enum.Enum):
 #: Returned by ``next_frame()`` / ``next_event()`` when more bytes are needed.
 NEED_DATA: Final = _Sentinel.NEED_DATA
 NeedData = Literal[_Sentinel.NEED_DATA]
+
+_StateT = TypeVar("_StateT", bound=enum.Enum)
+_TriggerT = TypeVar("_TriggerT", bound=enum.Enum)
+
+
+def next_state(transitions: Mapping[_StateT, Mapping[_TriggerT, _StateT]], state: _StateT,
+               trigger: _TriggerT) -> _StateT:
+    """The state ``trigger`` leads to from ``state`` in a state machine's table (the
+    HDLC client's, the mode E opening's); :class:`LocalProtocolError` when the table
+    has no such move, i.e. the caller asked for something out of order."""
+    new = transitions[state].get(trigger)
+    if new is None:
+        raise LocalProtocolError(f"cannot {trigger.value} in state {state.name}")
+    return new
 
 
 # ---------------------------------------------------------------------------
@@ -324,10 +339,22 @@ DEFAULT_MAX_INFO: Final = 128
 DEFAULT_WINDOW: Final = 1
 _FORMAT_ID: Final = 0x81
 _GROUP_ID: Final = 0x80
-_P_MAX_INFO_TX: Final = 0x05
-_P_MAX_INFO_RX: Final = 0x06
-_P_WINDOW_TX: Final = 0x07
-_P_WINDOW_RX: Final = 0x08
+
+
+class _Parameter(NamedTuple):
+    ident: int
+    name: str  # the HdlcParameters field
+    default: int
+    window: bool  # a window size (always 4 octets), else a maximum information length
+
+
+#: The negotiated parameters, in the order they are sent.
+_PARAMETERS: Final = (
+    _Parameter(0x05, "max_info_tx", DEFAULT_MAX_INFO, window=False),
+    _Parameter(0x06, "max_info_rx", DEFAULT_MAX_INFO, window=False),
+    _Parameter(0x07, "window_tx", DEFAULT_WINDOW, window=True),
+    _Parameter(0x08, "window_rx", DEFAULT_WINDOW, window=True),
+)
 
 
 @dataclass(frozen=True)
@@ -340,10 +367,10 @@ class HdlcParameters:
     window_rx: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
-        for name in ("max_info_tx", "max_info_rx", "window_tx", "window_rx"):
-            value = getattr(self, name)
+        for parameter in _PARAMETERS:
+            value = getattr(self, parameter.name)
             if not 1 <= value <= 0xFFFFFFFF:
-                raise LocalProtocolError(f"HDLC parameter {name}={value} out of range")
+                raise LocalProtocolError(f"HDLC parameter {parameter.name}={value} out of range")
 
     def to_bytes(self, *, include_defaults: bool = False) -> bytes:
         """The negotiation field, or ``b""`` when every value is the default and
@@ -353,13 +380,8 @@ class HdlcParameters:
         information field lengths, and always 4 for the window sizes.
         """
         params = bytearray()
-        for ident, value, is_window in (
-            (_P_MAX_INFO_TX, self.max_info_tx, False),
-            (_P_MAX_INFO_RX, self.max_info_rx, False),
-            (_P_WINDOW_TX, self.window_tx, True),
-            (_P_WINDOW_RX, self.window_rx, True),
-        ):
-            default = DEFAULT_WINDOW if is_window else DEFAULT_MAX_INFO
+        for ident, name, default, is_window in _PARAMETERS:
+            value: int = getattr(self, name)
             if value == default and not include_defaults:
                 continue
             size = 4 if is_window or value > 0xFFFF else 1 if value <= 0xFF else 2
@@ -383,12 +405,7 @@ class HdlcParameters:
             raise DecodeError(
                 f"negotiation group length {data[2]} but {len(data) - 3} octets follow"
             )
-        values = {
-            _P_MAX_INFO_TX: DEFAULT_MAX_INFO,
-            _P_MAX_INFO_RX: DEFAULT_MAX_INFO,
-            _P_WINDOW_TX: DEFAULT_WINDOW,
-            _P_WINDOW_RX: DEFAULT_WINDOW,
-        }
+        values = {parameter.ident: parameter.default for parameter in _PARAMETERS}
         pos = 3
         while pos < len(data):
             if pos + 2 > len(data):
@@ -405,12 +422,7 @@ class HdlcParameters:
                     raise DecodeError(f"HDLC parameter 0x{ident:02X} is zero")
                 values[ident] = value
             pos += size
-        return cls(
-            values[_P_MAX_INFO_TX],
-            values[_P_MAX_INFO_RX],
-            values[_P_WINDOW_TX],
-            values[_P_WINDOW_RX],
-        )
+        return cls(*(values[parameter.ident] for parameter in _PARAMETERS))
 
     def reversed(self) -> HdlcParameters:
         """The same values from the peer's point of view (tx <-> rx)."""

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from dlmsd.errors import DecodeError, DlmsTimeout, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.hdlc_frame import NEED_DATA, NeedData
+from dlmsd.protocol.hdlc_frame import NEED_DATA, NeedData, next_state
 
 __all__ = [
     "ACK",
@@ -461,6 +461,19 @@ _TRANSITIONS: Final[dict[OpeningState, dict[_Trigger, OpeningState]]] = {
     _O.FAILED: {},
 }
 
+
+def _take_echo(buf: bytearray, sent: bytes) -> bool | None:
+    """Remove the probe's echo of ``sent`` from the start of ``buf``: True when removed,
+    False when ``buf`` starts with something else, None while it holds only a beginning."""
+    n = min(len(buf), len(sent))
+    if buf[:n] != sent[:n]:
+        return False
+    if n < len(sent):
+        return None
+    del buf[:n]
+    return True
+
+
 _STEP: Final[dict[OpeningState, str]] = {
     _O.IDLE: "request",
     _O.IDENTIFICATION: "identification",
@@ -524,10 +537,7 @@ class ModeEOpening:
         return _STEP[self.state]
 
     def _transition(self, trigger: _Trigger) -> None:
-        new = _TRANSITIONS[self.state].get(trigger)
-        if new is None:
-            raise LocalProtocolError(f"cannot {trigger.value} in state {self.state.name}")
-        self.state = new
+        self.state = next_state(_TRANSITIONS, self.state, trigger)
 
     def _fail(self, exc: Exception) -> Exception:
         if _T.FAIL in _TRANSITIONS[self.state]:
@@ -587,15 +597,11 @@ class ModeEOpening:
         self._buf += data
 
     def next_event(self) -> Event | NeedData:
-        if self.state is OpeningState.IDENTIFICATION:
+        step = {OpeningState.IDENTIFICATION: self._next_identification,
+                OpeningState.OPTION_SELECT: self._next_switch}.get(self.state)
+        if step is not None:
             try:
-                return self._next_identification()
-            except RemoteProtocolError as exc:
-                self._fail(exc)
-                raise  # the same error, its cause kept
-        if self.state is OpeningState.OPTION_SELECT:
-            try:
-                return self._next_switch()
+                return step()
             except RemoteProtocolError as exc:
                 self._fail(exc)
                 raise  # the same error, its cause kept
@@ -630,12 +636,10 @@ class ModeEOpening:
             if self.echo and not self.echo_seen:
                 # The probe's echo of "/?...!" CR LF; no identification starts
                 # with "/?" (the manufacturer is three letters).
-                req = self._request
-                n = min(len(buf), len(req))
-                if buf[:n] == req[:n]:
-                    if n < len(req):
-                        return NEED_DATA
-                    del buf[:n]
+                echoed = _take_echo(buf, self._request)
+                if echoed is None:
+                    return NEED_DATA
+                if echoed:
                     self.echo_seen = True
                     continue
             break
@@ -703,12 +707,9 @@ class ModeEOpening:
         buf = self._buf
         ack = self._ack
         if self._expect_ack_echo:
-            n = min(len(buf), len(ack))
-            if buf[:n] == ack[:n]:
-                if n < len(ack):
-                    return NEED_DATA
-                del buf[:n]
-            # Otherwise the probe stopped echoing: what came is the meter's.
+            if _take_echo(buf, ack) is None:
+                return NEED_DATA
+            # Removed, or (False) the probe stopped echoing: what came is the meter's.
             self._expect_ack_echo = False
         elif self.echo and buf.startswith(ack):
             del buf[: len(ack)]

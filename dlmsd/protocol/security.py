@@ -375,6 +375,18 @@ def _authentication_key(sc: SecurityControl, key: Key | None, name: str,
     return _suite_key(key, "authentication key", sc, error)
 
 
+def _check_control(sc: SecurityControl, name: str,
+                   error: type[LocalProtocolError | DecodeError]) -> None:
+    """What both directions refuse in a security control byte: an unknown suite,
+    compression, no protection at all."""
+    if sc.suite not in SUITE_KEY_SIZES:
+        raise error(f"{name}: security suite {sc.suite} is not supported (suites 0, 1 and 2)")
+    if sc.compression:
+        raise error(f"{name}: compression (SC bit 7) is not supported")
+    if not (sc.authentication or sc.encryption):
+        raise error(f"{name}: SC 0x{sc.to_byte():02X} applies no protection")
+
+
 # =========================================================================== protect
 def protect(
     apdu: bytes,
@@ -414,13 +426,7 @@ def protect(
     elif ciphered not in _GENERAL:
         raise LocalProtocolError(f"0x{ciphered:02X} is not a ciphered APDU tag")
     name = tag_name(ciphered)
-    if sc.suite not in SUITE_KEY_SIZES:
-        raise LocalProtocolError(f"{name}: security suite {sc.suite} is not supported "
-                                 "(suites 0, 1 and 2)")
-    if sc.compression:
-        raise LocalProtocolError(f"{name}: compression (SC bit 7) is not supported")
-    if not (sc.authentication or sc.encryption):
-        raise LocalProtocolError(f"{name}: SC 0x{sc.to_byte():02X} applies no protection")
+    _check_control(sc, name, LocalProtocolError)
     title = _system_title(system_title, "system title")
     _check_counter(invocation_counter)
     key = _select_key(ciphered, sc, block_cipher_key, dedicated_key, broadcast_key,
@@ -488,13 +494,7 @@ def unprotect(
     """
     tag, carried_title, sc, counter, payload = _parse(apdu, max_size)
     name = tag_name(tag)
-    if sc.suite not in SUITE_KEY_SIZES:
-        raise DecodeError(f"{name}: security suite {sc.suite} is not supported "
-                          "(suites 0, 1 and 2)")
-    if sc.compression:
-        raise DecodeError(f"{name}: compression (SC bit 7) is not supported")
-    if not (sc.authentication or sc.encryption):
-        raise DecodeError(f"{name}: SC 0x{sc.to_byte():02X} applies no protection")
+    _check_control(sc, name, DecodeError)
     if require is not None:
         needed = SecurityControl.of(require)
         if (needed.authentication and not sc.authentication) or (

@@ -25,10 +25,11 @@ import contextlib
 import functools
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -376,6 +377,20 @@ def _hex(*sizes: int) -> Any:
     return convert
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _ciphering_key_option(name: str, default: bytes, what: str,
+                          note: str = "") -> Callable[[_F], _F]:
+    """The option ``--name`` for a key of the ciphered mechanisms: 16 or 32 octets in
+    hex, also from $DLMS_SIM_NAME, by default the Green Book's example key."""
+    envvar = "DLMS_SIM_" + name.upper().replace("-", "_")
+    return click.option(f"--{name}", callback=_hex(16, 32), metavar="HEX", envvar=envvar,
+                        default=default.hex().upper(),
+                        help=f"HighGmac, ciphered HighEcdsa: {what} ({note}default: the Green "
+                             f"Book's example key). Also ${envvar}.")
+
+
 def _key_file(public: bool) -> Any:
     """A click callback: an ECDSA key file read with :mod:`dlmsd.keys`."""
     def convert(ctx: click.Context, param: click.Parameter,
@@ -475,18 +490,11 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
 @click.option("--system-title", callback=_hex(8), metavar="HEX",
               default=DEFAULT_SYSTEM_TITLE.hex().upper(), show_default=True,
               help="The meter's system title (HighGmac, HighSha256), 8 octets in hex.")
-@click.option("--block-cipher-key", callback=_hex(16, 32), metavar="HEX",
-              envvar="DLMS_SIM_BLOCK_CIPHER_KEY",
-              default=DEFAULT_BLOCK_CIPHER_KEY.hex().upper(),
-              help="HighGmac, ciphered HighEcdsa: the global block cipher key in hex, 16 "
-                   "octets (32 for HighEcdsa on P-384; default: the Green Book's example "
-                   "key). Also $DLMS_SIM_BLOCK_CIPHER_KEY.")
-@click.option("--authentication-key", callback=_hex(16, 32), metavar="HEX",
-              envvar="DLMS_SIM_AUTHENTICATION_KEY",
-              default=DEFAULT_AUTHENTICATION_KEY.hex().upper(),
-              help="HighGmac, ciphered HighEcdsa: the authentication key in hex, the size "
-                   "of the block cipher key (default: the Green Book's example key). Also "
-                   "$DLMS_SIM_AUTHENTICATION_KEY.")
+@_ciphering_key_option("block-cipher-key", DEFAULT_BLOCK_CIPHER_KEY,
+                       "the global block cipher key in hex, 16 octets",
+                       "32 for HighEcdsa on P-384; ")
+@_ciphering_key_option("authentication-key", DEFAULT_AUTHENTICATION_KEY,
+                       "the authentication key in hex, the size of the block cipher key")
 @click.option("--security", type=click.Choice(list(SECURITY_POLICIES), case_sensitive=False),
               default="both", show_default=True,
               help="HighGmac, ciphered HighEcdsa: the protection every APDU must carry.")

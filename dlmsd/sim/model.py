@@ -851,10 +851,7 @@ def _date_time(spec: Mapping[str, Any], path: str, vpath: str) -> DateTime:
     """A date-time from ``{"value": ISO, "clock_status": n}`` or ``{"hex": 24 digits}``
     (``vpath``: where the ISO value is)."""
     if "hex" in spec:
-        try:
-            return DateTime.from_bytes(_hex(spec["hex"]))
-        except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
+        return _from_hex(DateTime.from_bytes, spec, path)
     status = ClockStatus(spec["clock_status"]) if "clock_status" in spec else None
     moment = _iso_datetime(spec["value"], vpath)
     try:
@@ -925,30 +922,35 @@ def _typed_data(type_: DataType, spec: Mapping[str, Any], path: str, depth: int)
     return Data(type_, items)
 
 
+def _from_hex(from_bytes: Callable[[bytes], _T], spec: Mapping[str, Any], path: str) -> _T:
+    """A date, time or date-time from ``{"hex": digits}``."""
+    try:
+        return from_bytes(_hex(spec["hex"]))
+    except (DecodeError, ValueError) as exc:
+        raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
+
+
+def _from_iso(from_text: Callable[[str], _T], spec: Mapping[str, Any], path: str,
+              expected: str) -> _T:
+    """A date or time from ``{"value": ISO}``; ``expected`` says what the text must be."""
+    try:
+        return from_text(spec["value"])
+    except ValueError:
+        raise _not_allowed(f"{path}.value", spec["value"], f"must be {expected}") from None
+
+
 def _date(spec: Mapping[str, Any], path: str) -> Date:
     if "hex" in spec:
-        try:
-            return Date.from_bytes(_hex(spec["hex"]))
-        except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
-    try:
-        return Date.from_date(_py_date.fromisoformat(spec["value"]))
-    except ValueError:
-        raise _not_allowed(f"{path}.value", spec["value"],
-                           "must be an ISO date (e.g. \"2024-06-01\")") from None
+        return _from_hex(Date.from_bytes, spec, path)
+    return _from_iso(lambda text: Date.from_date(_py_date.fromisoformat(text)), spec, path,
+                     "an ISO date (e.g. \"2024-06-01\")")
 
 
 def _time(spec: Mapping[str, Any], path: str) -> Time:
     if "hex" in spec:
-        try:
-            return Time.from_bytes(_hex(spec["hex"]))
-        except (DecodeError, ValueError) as exc:
-            raise _Invalid(f"{path}.hex", f"{show_json(spec['hex'])}: {exc}") from None
-    try:
-        return Time.from_time(_py_time.fromisoformat(spec["value"]))
-    except ValueError:
-        raise _not_allowed(f"{path}.value", spec["value"],
-                           "must be an ISO time (e.g. \"12:30:00\")") from None
+        return _from_hex(Time.from_bytes, spec, path)
+    return _from_iso(lambda text: Time.from_time(_py_time.fromisoformat(text)), spec, path,
+                     "an ISO time (e.g. \"12:30:00\")")
 
 
 def _live(spec: Mapping[str, Any]) -> Live:

@@ -282,44 +282,41 @@ _KNOWN_CHOICES: Final[dict[int, frozenset[int]]] = {
 
 
 @dataclass
-class _LongGet:
-    """A GET answered in blocks: the whole raw data, and the last block sent."""
+class _LongTransfer:
+    """An answer sent in blocks: the whole raw data, and the last block sent."""
 
     raw: bytes
-    invoke_id_and_priority: int
     block_size: int
-    sent: int = 0
+    sent: int = field(default=0, kw_only=True)
 
     @property
     def blocks(self) -> int:
         return max(1, -(-len(self.raw) // self.block_size))
 
-    def block(self, number: int) -> GetResponseWithDatablock:
+    def _piece(self, number: int) -> tuple[bool, bytes]:
+        """Send block ``number``: whether it is the last, and its raw data."""
         start = (number - 1) * self.block_size
         self.sent = number
-        return GetResponseWithDatablock(
-            number >= self.blocks, number, self.raw[start:start + self.block_size],
-            self.invoke_id_and_priority)
+        return number >= self.blocks, self.raw[start:start + self.block_size]
 
 
 @dataclass
-class _LongRead:
-    """An SN Read answered in blocks: the encoded result list, and the last block sent."""
+class _LongGet(_LongTransfer):
+    """A GET answered in blocks."""
 
-    raw: bytes
-    block_size: int
-    sent: int = 0
+    invoke_id_and_priority: int
 
-    @property
-    def blocks(self) -> int:
-        return max(1, -(-len(self.raw) // self.block_size))
+    def block(self, number: int) -> GetResponseWithDatablock:
+        last, piece = self._piece(number)
+        return GetResponseWithDatablock(last, number, piece, self.invoke_id_and_priority)
+
+
+class _LongRead(_LongTransfer):
+    """An SN Read answered in blocks: the raw data is the encoded result list."""
 
     def block(self, number: int) -> bytes:
-        start = (number - 1) * self.block_size
-        self.sent = number
-        result = DataBlockResult(number >= self.blocks, number,
-                                 self.raw[start:start + self.block_size])
-        return ReadResponse((result,)).to_bytes()
+        last, piece = self._piece(number)
+        return ReadResponse((DataBlockResult(last, number, piece),)).to_bytes()
 
 
 def _exception(state: StateError, service: ExceptionServiceError) -> bytes:
@@ -557,7 +554,7 @@ class MeterServer:
             return GetResponseNormal(DataAccessResult.OTHER_REASON, iid).to_bytes()
         limit = self.response_limit
         block_size = limit - _BLOCK_HEADER - len(encode_length(limit))
-        self._long = _LongGet(raw, iid, block_size)
+        self._long = _LongGet(raw, block_size, iid)
         return self._long.block(1).to_bytes()
 
     def _get_next(self, request: GetRequestNext) -> bytes:
