@@ -20,11 +20,11 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dlmsd.protocol import hdlc
+from dlmsd.protocol import hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.actions import Note, Send, SetLine
 from dlmsd.protocol.apdu import decode_apdu
-from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkUp, WrapperLink
+from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
 from dlmsd.protocol.reader import MeterReader
 from dlmsd.protocol.sn import ReadRequest, VariableName, decode_sn_apdu
 from dlmsd.protocol.xdlms import (
@@ -80,7 +80,7 @@ class MemoryMeter:
         self.options = options if options is not None else ServerOptions()
         self.link: HdlcLink | WrapperLink
         if kind == "hdlc":
-            address = hdlc.encode_server_address(HDLC_LOGICAL, HDLC_PHYSICAL, 2)
+            address = hdlc_frame.encode_server_address(HDLC_LOGICAL, HDLC_PHYSICAL, 2)
             self.link = HdlcLink.meter(address, client_sap, max_info=max_info,
                                        max_apdu_size=max_apdu_size)
         else:
@@ -96,15 +96,15 @@ class MemoryMeter:
         link = self.link
         link.receive_data(data)
         out = bytearray()
-        while (event := link.next_event()) is not hdlc.NEED_DATA:
+        while (event := link.next_event()) is not hdlc_frame.NEED_DATA:
             out += link.data_to_send()
-            if isinstance(event, ApduIn):
+            if isinstance(event, ApduReceived):
                 self.requests.append(event.apdu)
                 response = self._answer(event.apdu)
                 out += link.send_apdu(response) if response else link.acknowledge()
             else:
-                assert isinstance(event, LinkUp | LinkDown)
-                self.link_events.append("up" if isinstance(event, LinkUp) else "down")
+                assert isinstance(event, Connected | Disconnected)
+                self.link_events.append("up" if isinstance(event, Connected) else "down")
                 self.server.reset()
         return bytes(out + link.data_to_send())
 

@@ -13,18 +13,20 @@ from typing import Any
 import pytest
 
 from dlmsd.protocol.hdlc import (
-    NEED_DATA,
     ApduReceived,
     Connected,
-    Control,
     Event,
+    HdlcClientConnection,
+    HdlcServerConnection,
+)
+from dlmsd.protocol.hdlc_frame import (
+    NEED_DATA,
+    Control,
     Frame,
     FrameType,
     HdlcAddress,
-    HdlcClientConnection,
     HdlcDeframer,
     HdlcParameters,
-    HdlcServerConnection,
     encode_server_address,
 )
 

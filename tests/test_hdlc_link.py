@@ -13,23 +13,25 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc import (
-    NEED_DATA,
     ApduReceived,
     Connected,
-    Control,
     Disconnected,
     Event,
-    Frame,
     FrameRejected,
-    FrameTrace,
-    FrameType,
-    HdlcAddress,
     HdlcClientConnection,
     HdlcClientState,
-    HdlcParameters,
     HdlcServerConnection,
     PeerBusy,
     ServerState,
+)
+from dlmsd.protocol.hdlc_frame import (
+    NEED_DATA,
+    Control,
+    Frame,
+    FrameTrace,
+    FrameType,
+    HdlcAddress,
+    HdlcParameters,
     encode_server_address,
 )
 

@@ -17,7 +17,7 @@ from dlmsd.protocol import (
     ReaderState,
     Send,
 )
-from dlmsd.protocol.hdlc import describe_frame, encode_server_address
+from dlmsd.protocol.hdlc_frame import describe_frame, encode_server_address
 
 
 @pytest.mark.parametrize("name", protocol.__all__)

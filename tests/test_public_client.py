@@ -24,7 +24,7 @@ from test_config_ecdsa import ecdsa_device, write_client_key, write_meter_key
 
 from dlmsd.config import INVOCATION_COUNTER_OBIS, load_config
 from dlmsd.errors import AssociationRejected, ConfigError
-from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol import hdlc, hdlc_frame, wrapper
 from dlmsd.protocol.acse import (
     Aare,
     AcseServiceUser,
@@ -35,11 +35,11 @@ from dlmsd.protocol.acse import (
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import Associated, Authenticate, Ciphering, GetComplete, LnClient
 from dlmsd.protocol.link import (
-    ApduIn,
+    ApduReceived,
+    Connected,
+    Disconnected,
     HdlcLink,
-    LinkDown,
     LinkEvent,
-    LinkUp,
     WrapperLink,
 )
 from dlmsd.protocol.obis import Obis
@@ -71,7 +71,7 @@ EK16 = "000102030405060708090A0B0C0D0E0F"
 AK16 = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
 GMAC: dict[str, Any] = {"auth": "HighGmac", "system_title": ST, "block_cipher_key": EK16,
                         "authentication_key": AK16}
-HDLC_ADDRESS = hdlc.encode_server_address(1, 1, 2)
+HDLC_ADDRESS = hdlc_frame.encode_server_address(1, 1, 2)
 ANSWER = bytes.fromhex("C401C100060000002A")  # a GET response: any APDU will do here
 
 
@@ -241,14 +241,14 @@ def test_ecdsa_with_security_none_is_warned(write_config: Writer, tmp_path: Path
 def drive(link: HdlcLink | WrapperLink, data: bytes
           ) -> tuple[list[LinkEvent], bytes]:
     """What the simulator's loop does with one chunk: the link's events, and what goes
-    back (every ApduIn answered with ANSWER)."""
+    back (every ApduReceived answered with ANSWER)."""
     link.receive_data(data)
     events: list[LinkEvent] = []
     out = bytearray()
-    while (event := link.next_event()) is not hdlc.NEED_DATA:
+    while (event := link.next_event()) is not hdlc_frame.NEED_DATA:
         events.append(event)
         out += link.data_to_send()
-        if isinstance(event, ApduIn):
+        if isinstance(event, ApduReceived):
             out += link.send_apdu(ANSWER)
     out += link.data_to_send()
     return events, bytes(out)
@@ -257,7 +257,7 @@ def drive(link: HdlcLink | WrapperLink, data: bytes
 def client_events(conn: hdlc.HdlcClientConnection, data: bytes) -> list[hdlc.Event]:
     conn.receive_data(data)
     events: list[hdlc.Event] = []
-    while (event := conn.next_event()) is not hdlc.NEED_DATA:
+    while (event := conn.next_event()) is not hdlc_frame.NEED_DATA:
         events.append(event)
     return events
 
@@ -271,7 +271,7 @@ def hdlc_connect(link: HdlcLink, sap: int) -> hdlc.HdlcClientConnection:
     """Client ``sap`` connects; assert the link answered with UA."""
     conn = hdlc.HdlcClientConnection(sap, HDLC_ADDRESS)
     events, out = drive(link, conn.connect())
-    assert len(events) == 1 and isinstance(events[0], LinkUp)
+    assert len(events) == 1 and isinstance(events[0], Connected)
     assert [type(e) for e in client_events(conn, out)] == [hdlc.Connected]
     return conn
 
@@ -287,7 +287,7 @@ def hdlc_refused(link: HdlcLink, sap: int) -> None:
 def hdlc_exchange(link: HdlcLink, conn: hdlc.HdlcClientConnection) -> None:
     request = GetRequestNormal(ENERGY).to_bytes()
     events, out = drive(link, conn.send_apdu(request))
-    assert events == [ApduIn(request)]
+    assert events == [ApduReceived(request)]
     assert client_events(conn, out) == [hdlc.ApduReceived(ANSWER)]
 
 
@@ -306,7 +306,7 @@ def test_hdlc_bound_to_the_public_client_when_it_comes_first() -> None:
     hdlc_exchange(link, public)
     # for the connection's life: after the public client's DISC too
     events, _ = drive(link, public.disconnect())
-    assert len(events) == 1 and isinstance(events[0], LinkDown)
+    assert len(events) == 1 and isinstance(events[0], Disconnected)
     hdlc_refused(link, 1)
     assert link.client_sap == 16
     hdlc_connect(link, 16)
@@ -352,7 +352,7 @@ def test_hdlc_public_sap_equal_to_the_configured_one_serves_only_it() -> None:
 
 def test_hdlc_frame_for_another_meter_does_not_bind() -> None:
     link = hdlc_link()
-    other = hdlc.HdlcClientConnection(16, hdlc.encode_server_address(1, 2, 2))
+    other = hdlc.HdlcClientConnection(16, hdlc_frame.encode_server_address(1, 2, 2))
     assert drive(link, other.connect()) == ([], b"")
     assert link.ignored_frames + link.connection.ignored_frames == 1
     hdlc_connect(link, 1)
@@ -370,7 +370,7 @@ def wrapper_client(sap: int) -> wrapper.WrapperConnection:
 def wrapper_served(link: WrapperLink, client: wrapper.WrapperConnection,
                    apdu: bytes = b"\x60\x03\xA1\x01\x00") -> None:
     events, out = drive(link, client.send_apdu(apdu))
-    assert events == [ApduIn(apdu)]
+    assert events == [ApduReceived(apdu)]
     client.receive_data(out)
     assert client.next_event() == wrapper.ApduReceived(ANSWER, 1, client.client_wport)
     assert client.next_event() is wrapper.NEED_DATA
@@ -414,7 +414,7 @@ def test_wrapper_first_header_split_across_receives(sap: int, cut: int) -> None:
     frame = client.send_apdu(apdu)
     assert drive(link, frame[:cut]) == ([], b"")
     events, out = drive(link, frame[cut:])
-    assert events == [ApduIn(apdu)]
+    assert events == [ApduReceived(apdu)]
     assert link.client_sap == sap
     client.receive_data(out)
     assert client.next_event() == wrapper.ApduReceived(ANSWER, 1, sap)
@@ -427,7 +427,7 @@ def test_wrapper_two_frames_in_one_chunk_split_in_the_first_header() -> None:
     data = public.send_apdu(b"\x60\x01\x01") + wrapper_client(1).send_apdu(b"\x60\x01\x02")
     assert drive(link, data[:1]) == ([], b"")
     events, _ = drive(link, data[1:])
-    assert events == [ApduIn(b"\x60\x01\x01")]
+    assert events == [ApduReceived(b"\x60\x01\x01")]
     assert link.client_sap == 16 and link.ignored_frames == 1
 
 

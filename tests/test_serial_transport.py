@@ -22,12 +22,8 @@ import pytest
 import serial
 
 from dlmsd.errors import ConfigError, DlmsTimeout, TransportError
-from dlmsd.protocol.hdlc import (
-    Connected,
-    HdlcClientConnection,
-    HdlcServerConnection,
-    encode_server_address,
-)
+from dlmsd.protocol.hdlc import Connected, HdlcClientConnection, HdlcServerConnection
+from dlmsd.protocol.hdlc_frame import encode_server_address
 from dlmsd.protocol.iec62056_21 import (
     NEED_DATA,
     OPENING_BAUD,

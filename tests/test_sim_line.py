@@ -12,7 +12,8 @@ import pytest
 
 from dlmsd.errors import LocalProtocolError
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.hdlc import NEED_DATA, HdlcClientConnection, encode_server_address
+from dlmsd.protocol.hdlc import HdlcClientConnection
+from dlmsd.protocol.hdlc_frame import NEED_DATA, encode_server_address
 from dlmsd.sim.line import INACTIVITY_TIMEOUT, Note, Send, SerialLine, SetLine
 from dlmsd.sim.model import Meter, bundled_model_path, load_model
 from dlmsd.sim.server import MeterServer

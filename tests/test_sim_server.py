@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlmsd.errors import AssociationRejected, DecodeError, LocalProtocolError
-from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol import hdlc, hdlc_frame, wrapper
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
@@ -32,7 +32,7 @@ from dlmsd.protocol.client import (
     SendApdu,
     WithListRefused,
 )
-from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkUp, WrapperLink
+from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
@@ -429,7 +429,7 @@ def test_association_view_reflects_the_options(model: MeterModel) -> None:
 # ====================================================================== links in memory
 def drain_hdlc_client(conn: hdlc.HdlcClientConnection) -> list[hdlc.Event]:
     events = []
-    while (event := conn.next_event()) is not hdlc.NEED_DATA:
+    while (event := conn.next_event()) is not hdlc_frame.NEED_DATA:
         events.append(event)
     return events
 
@@ -438,18 +438,18 @@ def pump(link: HdlcLink | WrapperLink, server: MeterServer, data: bytes) -> byte
     """What the simulator's I/O loop does with one chunk from the socket."""
     link.receive_data(data)
     out = bytearray()
-    while (event := link.next_event()) is not hdlc.NEED_DATA:
+    while (event := link.next_event()) is not hdlc_frame.NEED_DATA:
         out += link.data_to_send()
-        if isinstance(event, ApduIn):
+        if isinstance(event, ApduReceived):
             out += link.send_apdu(server.handle(event.apdu, NOW))
         else:
-            assert isinstance(event, LinkUp | LinkDown)
+            assert isinstance(event, Connected | Disconnected)
             server.reset()
     return bytes(out + link.data_to_send())
 
 
 def test_hdlc_link_serves_the_daemon_client_with_segmentation(model: MeterModel) -> None:
-    address = hdlc.encode_server_address(1, 17, 2)
+    address = hdlc_frame.encode_server_address(1, 17, 2)
     link = HdlcLink.meter(address, 16, max_info=32, max_apdu_size=2048)
     server = MeterServer(Meter(model))
     conn = hdlc.HdlcClientConnection(16, address, max_info_tx=128, max_info_rx=128)
@@ -489,13 +489,13 @@ def test_hdlc_link_serves_the_daemon_client_with_segmentation(model: MeterModel)
 
 
 def test_hdlc_link_ignores_other_client_addresses(model: MeterModel) -> None:
-    address = hdlc.encode_server_address(1, 1, 2)
+    address = hdlc_frame.encode_server_address(1, 1, 2)
     link = HdlcLink.meter(address, 16, max_info=128, max_apdu_size=2048)
     server = MeterServer(Meter(model))
     stranger = hdlc.HdlcClientConnection(1, address)
     assert pump(link, server, stranger.connect()) == b""
     assert link.ignored_frames == 1
-    other_meter = hdlc.HdlcClientConnection(16, hdlc.encode_server_address(1, 2, 2))
+    other_meter = hdlc.HdlcClientConnection(16, hdlc_frame.encode_server_address(1, 2, 2))
     assert pump(link, server, other_meter.connect()) == b""
     ours = hdlc.HdlcClientConnection(16, address)
     ours.receive_data(pump(link, server, ours.connect()))
@@ -538,7 +538,7 @@ def test_with_list_response_decodes_as_with_list(model: MeterModel) -> None:
                                             DataAccessResult.OBJECT_UNDEFINED))
 
 
-HDLC_ADDRESS = hdlc.encode_server_address(1, 1, 2)
+HDLC_ADDRESS = hdlc_frame.encode_server_address(1, 1, 2)
 _GOOD = hdlc.HdlcClientConnection(16, HDLC_ADDRESS)
 SNRM = _GOOD.connect()
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from test_sim_tcp import TcpMeterClient, port, simulator
 
 from dlmsd.errors import AssociationRejected, ConfigError, LocalProtocolError
-from dlmsd.protocol import hdlc
+from dlmsd.protocol import hdlc, hdlc_frame
 from dlmsd.protocol.acse import (
     Aare,
     Aarq,
@@ -38,7 +38,7 @@ from dlmsd.protocol.client import (
     SendApdu,
     WithListRefused,
 )
-from dlmsd.protocol.link import ApduIn, HdlcLink, WrapperLink
+from dlmsd.protocol.link import ApduReceived, HdlcLink, WrapperLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.sn import (
     BlockNumberAccess,
@@ -558,9 +558,9 @@ def pump(link: HdlcLink | WrapperLink, server: MeterServer, data: bytes) -> byte
     """What the simulator's I/O loop does with one chunk (``b""``: acknowledge)."""
     link.receive_data(data)
     out = bytearray()
-    while (event := link.next_event()) is not hdlc.NEED_DATA:
+    while (event := link.next_event()) is not hdlc_frame.NEED_DATA:
         out += link.data_to_send()
-        if isinstance(event, ApduIn):
+        if isinstance(event, ApduReceived):
             response = server.handle(event.apdu, NOW)
             out += link.send_apdu(response) if response else link.acknowledge()
         else:
@@ -569,7 +569,7 @@ def pump(link: HdlcLink | WrapperLink, server: MeterServer, data: bytes) -> byte
 
 
 def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
-    address = hdlc.encode_server_address(1, 1, 2)
+    address = hdlc_frame.encode_server_address(1, 1, 2)
     link = HdlcLink.meter(address, 16, max_info=128, max_apdu_size=2048)
     server = make_server()
     conn = hdlc.HdlcClientConnection(16, address)
@@ -578,7 +578,7 @@ def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
     def exchange(frame: bytes) -> list[hdlc.Event]:
         conn.receive_data(pump(link, server, frame))
         events = []
-        while (event := conn.next_event()) is not hdlc.NEED_DATA:
+        while (event := conn.next_event()) is not hdlc_frame.NEED_DATA:
             events.append(event)
         return events
 
@@ -588,10 +588,10 @@ def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
     assert isinstance(client.receive_apdu(aare.apdu), Associated)
     write = UnconfirmedWriteRequest((VariableName(ENERGY),), (Data.uint32(1),)).to_bytes()
     answer = pump(link, server, conn.send_apdu(write))
-    rr = hdlc.Frame.from_bytes(answer)
-    assert rr.control.type is hdlc.FrameType.RR and rr.control.pf and not rr.information
+    rr = hdlc_frame.Frame.from_bytes(answer)
+    assert rr.control.type is hdlc_frame.FrameType.RR and rr.control.pf and not rr.information
     conn.receive_data(answer)
-    assert conn.next_event() is hdlc.NEED_DATA
+    assert conn.next_event() is hdlc_frame.NEED_DATA
     (reply,) = exchange(conn.send_apdu(client.read([ENERGY])))
     assert isinstance(reply, hdlc.ApduReceived)
     event = client.receive_apdu(reply.apdu)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol import hdlc, hdlc_frame, wrapper
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
     Associated,
@@ -58,7 +58,7 @@ class TcpMeterClient:
     """dlmsd's client ends (HDLC or wrapper link + LnClient) over an asyncio stream."""
 
     def __init__(self, kind: str, port: int, *, client_sap: int = 16,
-                 server_address: bytes = hdlc.encode_server_address(1, 1, 2),
+                 server_address: bytes = hdlc_frame.encode_server_address(1, 1, 2),
                  max_info: int = 128, max_pdu: int = 0xFFFF) -> None:
         self.kind = kind
         self.port = port
@@ -78,7 +78,7 @@ class TcpMeterClient:
         while True:
             if self.kind == "hdlc":
                 event = self.hdlc.next_event()
-                if event is not hdlc.NEED_DATA:
+                if event is not hdlc_frame.NEED_DATA:
                     return event
                 pending = self.hdlc.data_to_send()
                 if pending:
@@ -224,7 +224,7 @@ async def test_several_clients_at_once() -> None:
 async def test_other_client_address_gets_no_answer() -> None:
     async with simulator() as sim:
         reader, writer = await asyncio.open_connection("127.0.0.1", port(sim, "hdlc"))
-        stranger = hdlc.HdlcClientConnection(1, hdlc.encode_server_address(1, 1, 2))
+        stranger = hdlc.HdlcClientConnection(1, hdlc_frame.encode_server_address(1, 1, 2))
         writer.write(stranger.connect())
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(reader.read(100), 0.3)
@@ -246,8 +246,9 @@ async def test_garbage_vanishing_and_oversize_clients_do_not_crash_the_sim() -> 
         client = TcpMeterClient("hdlc", hdlc_port, max_info=32)
         await client.open()
         assert client.writer is not None
-        big = hdlc.Frame(hdlc.HdlcAddress(1, 1, 2), hdlc.HdlcAddress(16),
-                         hdlc.Control(hdlc.FrameType.I, True, 1, 1), b"\xe6\xe6\x00" + bytes(1500))
+        big = hdlc_frame.Frame(hdlc_frame.HdlcAddress(1, 1, 2), hdlc_frame.HdlcAddress(16),
+                               hdlc_frame.Control(hdlc_frame.FrameType.I, True, 1, 1),
+                               b"\xe6\xe6\x00" + bytes(1500))
         client.writer.write(big.to_bytes())
         await client.writer.drain()
         client.writer.transport.abort()
@@ -266,7 +267,7 @@ async def test_garbage_vanishing_and_oversize_clients_do_not_crash_the_sim() -> 
             good.reader = None  # nothing to release on a closed stream
         # 5. half a frame, then vanish.
         reader, writer = await asyncio.open_connection("127.0.0.1", hdlc_port)
-        writer.write(hdlc.HdlcClientConnection(16, hdlc.encode_server_address(1, 1, 2))
+        writer.write(hdlc.HdlcClientConnection(16, hdlc_frame.encode_server_address(1, 1, 2))
                      .connect()[:5])
         await writer.drain()
         writer.transport.abort()

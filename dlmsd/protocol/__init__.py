@@ -33,8 +33,8 @@ _PUBLIC: dict[str, str] = {
     "ReadResult": "reader", "Fetch": "reader", "Job": "reader", "JobContext": "reader",
     "Action": "actions", "Send": "actions", "SetLine": "actions", "Note": "actions",
     # links and clients
-    "HdlcLink": "link", "WrapperLink": "link", "ApduIn": "link", "LinkUp": "link",
-    "LinkDown": "link",
+    "HdlcLink": "link", "WrapperLink": "link", "ApduReceived": "link", "Connected": "link",
+    "Disconnected": "link",
     "LnClient": "client", "Ciphering": "client", "ClientBase": "client",
     "SnClient": "sn_client", "HlsKeys": "security_hls",
     "ModeEOpening": "iec62056_21",

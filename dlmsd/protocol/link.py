@@ -7,7 +7,7 @@ or down; it should not care whether HDLC (IEC 62056-46) or the TCP wrapper
 
     link.receive_data(chunk)
     while (event := link.next_event()) is not NEED_DATA:
-        ...                              # ApduIn, LinkUp, LinkDown
+        ...                              # ApduReceived, Connected, Disconnected
     out = link.data_to_send()            # what the link sends by itself (RR, segments)
 
 The client role adds ``opening()`` (SNRM), ``send_apdu()``, ``retry()`` for a
@@ -27,11 +27,11 @@ one-line summary)``; the summaries never carry a secret (they describe headers).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from dlmsd.errors import RemoteProtocolError
 from dlmsd.protocol import hdlc, wrapper
-from dlmsd.protocol.hdlc import (
+from dlmsd.protocol.hdlc import ApduReceived, Connected, Disconnected
+from dlmsd.protocol.hdlc_frame import (
     NEED_DATA,
     FrameTrace,
     HdlcAddress,
@@ -44,12 +44,12 @@ from dlmsd.protocol.hdlc import (
 from dlmsd.protocol.wrapper import Role
 
 __all__ = [
-    "ApduIn",
+    "ApduReceived",
+    "Connected",
+    "Disconnected",
     "HdlcLink",
-    "LinkDown",
     "LinkEvent",
     "LinkTrace",
-    "LinkUp",
     "Role",
     "WrapperLink",
 ]
@@ -58,28 +58,9 @@ __all__ = [
 LinkTrace = Callable[[str, bytes, str], None]
 
 
-@dataclass(frozen=True)
-class ApduIn:
-    """A complete APDU from the peer (HDLC segments reassembled)."""
-
-    apdu: bytes
-
-
-@dataclass(frozen=True)
-class LinkUp:
-    """The data link was (re)established (HDLC UA): any association starts afresh."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class LinkDown:
-    """The data link was released or refused (HDLC DISC, UA to our DISC, DM)."""
-
-    reason: str
-
-
-LinkEvent = ApduIn | LinkUp | LinkDown
+#: What a link reports, in both roles and for both kinds: the HDLC layer's events (the
+#: wrapper has no link to set up, so it reports only ApduReceived).
+LinkEvent = ApduReceived | Connected | Disconnected
 
 
 def _served(client_sap: int, public_sap: int | None) -> tuple[int, ...]:
@@ -155,13 +136,8 @@ class HdlcLink:
         the meter rejects a frame (FRMR) or breaks the protocol."""
         while True:
             event = self.connection.next_event()
-            if isinstance(event, hdlc.ApduReceived):
-                return ApduIn(event.apdu)
-            if isinstance(event, hdlc.Connected):
-                params = event.params
-                return LinkUp(f"max_info tx={params.max_info_tx} rx={params.max_info_rx}")
-            if isinstance(event, hdlc.Disconnected):
-                return LinkDown(f"HDLC disconnected ({event.reason})")
+            if isinstance(event, ApduReceived | Connected | Disconnected):
+                return event
             if isinstance(event, hdlc.FrameRejected):
                 raise RemoteProtocolError(f"meter rejected a frame (FRMR): "
                                           f"{', '.join(event.reasons) or 'no reason given'}")
@@ -330,7 +306,7 @@ class WrapperLink:
         if self._trace is not None:
             self._traced("rx", wrapper.WrapperHeader(
                 event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
-        return ApduIn(event.apdu)
+        return ApduReceived(event.apdu)
 
     def send_apdu(self, apdu: bytes) -> bytes:
         assert self.connection is not None  # meter role: an ApduIn came first

@@ -60,8 +60,15 @@ from dlmsd.protocol.client import (
     Target,
     WithListRefused,
 )
-from dlmsd.protocol.hdlc import NEED_DATA
-from dlmsd.protocol.link import ApduIn, HdlcLink, LinkDown, LinkEvent, LinkUp, WrapperLink
+from dlmsd.protocol.hdlc_frame import NEED_DATA
+from dlmsd.protocol.link import (
+    ApduReceived,
+    Connected,
+    Disconnected,
+    HdlcLink,
+    LinkEvent,
+    WrapperLink,
+)
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import (
@@ -486,7 +493,7 @@ class MeterReader:
         self._apdu("tx", apdu)
         frame = self.link.send_apdu(apdu)
 
-        def answered(event: ApduIn, at: float) -> None:
+        def answered(event: ApduReceived, at: float) -> None:
             try:
                 result = self._client.receive_apdu(event.apdu)
             finally:
@@ -500,7 +507,7 @@ class MeterReader:
 
         if attempts is None and not self._resend:
             attempts = 1
-        self._expect(frame, what, ApduIn, answered, now, attempts=attempts, timeout=timeout,
+        self._expect(frame, what, ApduReceived, answered, now, attempts=attempts, timeout=timeout,
                      on_timeout=on_timeout)
         wait = self._wait
 
@@ -525,9 +532,9 @@ class MeterReader:
         if wait is not None and isinstance(event, wait.accept):
             self._wait = None
             wait.then(event, now)
-        elif isinstance(event, LinkDown):
+        elif isinstance(event, Disconnected):
             what = wait.what if wait is not None else "nothing"
-            raise TransportError(f"{event.reason} while waiting for {what}")
+            raise TransportError(f"HDLC disconnected ({event.reason}) while waiting for {what}")
         else:
             self._note("unexpected_link_event", event=str(event))
 
@@ -606,10 +613,10 @@ class MeterReader:
             self._associate(now)
             return
         self.state = ReaderState.CONNECTING
-        self._expect(frame, "SNRM", (LinkUp, LinkDown), self._on_link, now)
+        self._expect(frame, "SNRM", (Connected, Disconnected), self._on_link, now)
 
-    def _on_link(self, event: LinkUp | LinkDown, now: float) -> None:
-        if isinstance(event, LinkDown):
+    def _on_link(self, event: Connected | Disconnected, now: float) -> None:
+        if isinstance(event, Disconnected):
             raise RemoteProtocolError("the meter refused the HDLC connection (DM)")
         self._link_up = True
         params = self.link.params
@@ -700,7 +707,7 @@ class MeterReader:
             self._closed()
             return
         self.state = ReaderState.DISCONNECTING
-        self._expect(frame, "DISC", LinkDown, lambda _event, _now: self._closed(), now,
+        self._expect(frame, "DISC", Disconnected, lambda _event, _now: self._closed(), now,
                      attempts=1, timeout=self._short_timeout,
                      on_timeout=lambda _now: self._disconnect_unanswered())
 

@@ -39,8 +39,8 @@ from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.apdu import describe_apdu
-from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
-from dlmsd.protocol.link import ApduIn, HdlcLink, LinkUp, WrapperLink
+from dlmsd.protocol.hdlc_frame import NEED_DATA, encode_server_address
+from dlmsd.protocol.link import ApduReceived, Connected, HdlcLink, WrapperLink
 from dlmsd.protocol.sn import describe_sn_apdu
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import (
@@ -244,7 +244,7 @@ class Simulator:
                 while (event := link.next_event()) is not NEED_DATA:
                     out += link.data_to_send()
                     server = server_for(link.client_sap)
-                    if isinstance(event, ApduIn):
+                    if isinstance(event, ApduReceived):
                         response = server.handle(event.apdu, datetime.now(UTC))
                         log.debug("apdu", request=describe(event.apdu),
                                   response=describe(response) if response else "none")
@@ -253,7 +253,7 @@ class Simulator:
                     else:
                         # HDLC SNRM or DISC: the association does not outlive the link.
                         server.reset()
-                        log.debug("link_up" if isinstance(event, LinkUp) else "link_down",
+                        log.debug("link_up" if isinstance(event, Connected) else "link_down",
                                   detail=str(event))
                 out += link.data_to_send()
                 if out:

@@ -39,8 +39,8 @@ from typing import Final
 
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.actions import Action, LineSettings, Note, Send, SetLine
-from dlmsd.protocol.hdlc import NEED_DATA, encode_server_address
-from dlmsd.protocol.link import ApduIn, HdlcLink, LinkTrace, LinkUp
+from dlmsd.protocol.hdlc_frame import NEED_DATA, encode_server_address
+from dlmsd.protocol.link import ApduReceived, Connected, HdlcLink, LinkTrace
 from dlmsd.sim.server import MeterServer
 
 __all__ = [
@@ -181,7 +181,7 @@ class SerialLine:
             link.receive_data(data)
             while (event := link.next_event()) is not NEED_DATA:
                 out += link.data_to_send()
-                if isinstance(event, ApduIn):
+                if isinstance(event, ApduReceived):
                     meter.requests += 1
                     response = meter.server.handle(event.apdu, now)
                     out += link.send_apdu(response) if response else link.acknowledge()
@@ -190,7 +190,7 @@ class SerialLine:
                                                  "response": response}))
                 else:
                     meter.server.reset()  # the association does not outlive the link
-                    up = isinstance(event, LinkUp)
+                    up = isinstance(event, Connected)
                     actions.append(Note("link_up" if up else "link_down", {
                         "physical": meter.physical, "detail": str(event)}))
                     if not up and self.mode_e is not None:
