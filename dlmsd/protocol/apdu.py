@@ -22,9 +22,11 @@ from dlmsd.protocol.xdlms import (
     ApduTag,
     ConfirmedServiceError,
     ExceptionResponse,
+    GetRequest,
     GetRequestNext,
     GetRequestNormal,
     GetRequestWithList,
+    GetResponse,
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
@@ -36,8 +38,7 @@ __all__ = ["Apdu", "decode_apdu", "describe_apdu"]
 
 Apdu = (
     Aarq | Aare | Rlrq | Rlre
-    | GetRequestNormal | GetRequestNext | GetRequestWithList
-    | GetResponseNormal | GetResponseWithDatablock | GetResponseWithList
+    | GetRequest | GetResponse
     | SetRequestNormal | SetResponseNormal | ActionRequestNormal | ActionResponseNormal
     | ExceptionResponse | ConfirmedServiceError
 )

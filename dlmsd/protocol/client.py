@@ -69,9 +69,9 @@ from dlmsd.protocol.xdlms import (
     GetDataResult,
     GetRequestNormal,
     GetRequestWithList,
+    GetResponse,
     GetResponseNormal,
     GetResponseWithDatablock,
-    GetResponseWithList,
     InitiateRequest,
     InitiateResponse,
     decode_get_data_result_list,
@@ -728,8 +728,7 @@ class LnClient(ClientBase):
             if self._pending_with_list:
                 return WithListRefused(str(error))
             raise error
-        if not isinstance(response, GetResponseNormal | GetResponseWithList
-                          | GetResponseWithDatablock):
+        if not isinstance(response, GetResponse):
             raise RemoteProtocolError(f"expected a GET response, got {described(response)}")
         iid = response.invoke_id_and_priority & 0x0F
         if iid != self._invoke_id:

@@ -80,9 +80,11 @@ __all__ = [
     "ExceptionResponse",
     "ExceptionServiceError",
     "GetDataResult",
+    "GetRequest",
     "GetRequestNext",
     "GetRequestNormal",
     "GetRequestWithList",
+    "GetResponse",
     "GetResponseNormal",
     "GetResponseWithDatablock",
     "GetResponseWithList",
@@ -1010,6 +1012,13 @@ class GetResponseWithList(_Service):
 # =========================================================================== SET
 # Green Book: Set-Request-Normal ::= SEQUENCE { invoke-id-and-priority,
 #   cosem-attribute-descriptor, access-selection OPTIONAL, value Data }
+
+# Green Book: Get-Request ::= CHOICE { get-request-normal, get-request-next,
+#   get-request-with-list }; Get-Response ::= CHOICE { get-response-normal,
+#   get-response-with-datablock, get-response-with-list }
+GetRequest = GetRequestNormal | GetRequestNext | GetRequestWithList
+GetResponse = GetResponseNormal | GetResponseWithDatablock | GetResponseWithList
+
 @dataclass(frozen=True)
 class SetRequestNormal(_Service):
     descriptor: CosemAttributeDescriptor

@@ -71,9 +71,10 @@ in one place (also in ``dlmsd/sim/README.md``):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 from dlmsd.protocol.acse import (
@@ -319,6 +320,21 @@ class _LongRead(_LongTransfer):
         return ReadResponse((DataBlockResult(last, number, piece),)).to_bytes()
 
 
+def _dispatch(decode: Callable[[bytes], object], apdu: bytes,
+              handlers: dict[type, Callable[[Any], bytes]]) -> bytes:
+    """Decode a request and hand it to the handler of its type; a request that does not
+    decode is {service-unknown, other-reason}, one without a handler (the callers'
+    checks let none through) {service-unknown, service-not-supported}."""
+    try:
+        request = decode(apdu)
+    except DecodeError:
+        return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
+    handler = handlers.get(type(request))
+    if handler is None:
+        return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+    return handler(request)
+
+
 def _exception(state: StateError, service: ExceptionServiceError) -> bytes:
     return ExceptionResponse(state, service).to_bytes()
 
@@ -413,22 +429,13 @@ class MeterServer:
         if len(apdu) < 2 or apdu[1] not in choices:
             return _exception(StateError.SERVICE_UNKNOWN,
                               ExceptionServiceError.SERVICE_NOT_SUPPORTED)
-        try:
-            request = decode_apdu(apdu)
-        except DecodeError:
-            return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
-        if isinstance(request, GetRequestNormal):
-            return self._get_normal(request, now)
-        if isinstance(request, GetRequestNext):
-            return self._get_next(request)
-        if isinstance(request, GetRequestWithList):
-            return self._get_with_list(request, now)
-        if isinstance(request, SetRequestNormal):
-            return self._set(request)
-        if isinstance(request, ActionRequestNormal):
-            return self._action(request)
-        # pragma: no cover - _KNOWN_CHOICES admits only the forms above
-        return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+        return _dispatch(decode_apdu, apdu, {
+            GetRequestNormal: lambda request: self._get_normal(request, now),
+            GetRequestNext: self._get_next,
+            GetRequestWithList: lambda request: self._get_with_list(request, now),
+            SetRequestNormal: self._set,
+            ActionRequestNormal: self._action,
+        })
 
     # ------------------------------------------------------------------ ACSE
     def _reject(self, diagnostic: AcseServiceUser,
@@ -624,21 +631,17 @@ class MeterServer:
 
     # ------------------------------------------------------------------ SN services
     def _handle_sn(self, apdu: bytes, now: datetime) -> bytes:
-        try:
-            request = decode_sn_apdu(apdu)
-        except DecodeError:
-            return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.OTHER_REASON)
-        if isinstance(request, ReadRequest):
-            return self._sn_read(request, now)
-        if isinstance(request, WriteRequest):
-            return self._sn_write(request)
-        if isinstance(request, UnconfirmedWriteRequest):
-            # Green Book: an unconfirmed service has no response; every attribute is
-            # read-only, so the write is dropped.
-            self._long_read = None
-            return b""
-        # pragma: no cover - _ACCEPTED admits only the SN requests above
-        return _exception(StateError.SERVICE_UNKNOWN, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+        return _dispatch(decode_sn_apdu, apdu, {
+            ReadRequest: lambda request: self._sn_read(request, now),
+            WriteRequest: self._sn_write,
+            UnconfirmedWriteRequest: self._sn_unconfirmed_write,
+        })
+
+    def _sn_unconfirmed_write(self, request: UnconfirmedWriteRequest) -> bytes:
+        # Green Book: an unconfirmed service has no response; every attribute is
+        # read-only, so the write is dropped.
+        self._long_read = None
+        return b""
 
     def _sn_refusal(self, variables: tuple[VariableAccessSpecification, ...],
                     service: Conformance, error: ConfirmedServiceErrorChoice) -> bytes | None:
