@@ -19,8 +19,8 @@ from dlmsd.errors import DlmsdError
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.client import Ciphering, ClientBase, LnClient
-from dlmsd.protocol.link import HdlcLink, LinkTrace, WrapperLink
-from dlmsd.protocol.reader import ApduTrace, MeterQuirks, MeterReader, ReaderSettings
+from dlmsd.protocol.link import HdlcLink, WrapperLink
+from dlmsd.protocol.reader import MeterQuirks, MeterReader, ReaderSettings
 from dlmsd.protocol.security import (
     AUTHENTICATED_ENCRYPTION,
     AUTHENTICATION_ONLY,
@@ -76,19 +76,16 @@ def public_device(device: DeviceConfig) -> DeviceConfig:
 
 
 def build_reader(device: DeviceConfig, *, quirks: MeterQuirks,
-                 counters: Callable[[], CounterBook], trace_frame: LinkTrace | None = None,
-                 trace_apdu: ApduTrace | None = None) -> MeterReader:
+                 counters: Callable[[], CounterBook]) -> MeterReader:
     """A fresh reader for one association with ``device``."""
     if device.auth not in _MECHANISMS:
         raise DlmsdError(f"authentication {device.auth.value} is not supported by this "
                          "build yet")
     link: HdlcLink | WrapperLink
     if device.mode is Mode.WRAPPER:
-        link = WrapperLink.client(device.client_address, device.server.logical,
-                                  trace=trace_frame)
+        link = WrapperLink.client(device.client_address, device.server.logical)
     else:
-        link = HdlcLink.client(device.client_address, device.server.to_bytes(),
-                               trace=trace_frame)
+        link = HdlcLink.client(device.client_address, device.server.to_bytes())
     opening = (iec.ModeEOpening(max_baud=device.baudrate, echo=True)
                if device.mode is Mode.IEC else None)
     settings = ReaderSettings(
@@ -97,7 +94,7 @@ def build_reader(device: DeviceConfig, *, quirks: MeterQuirks,
         challenge_size=(ECDSA_CHALLENGE_SIZE if device.auth is Auth.HIGH_ECDSA
                         else HLS_CHALLENGE_SIZE))
     return MeterReader(link, _client(device, counters), settings, quirks=quirks,
-                       opening=opening, trace_apdu=trace_apdu, trace_frame=trace_frame)
+                       opening=opening)
 
 
 def _client(device: DeviceConfig, counters: Callable[[], CounterBook]) -> ClientBase:

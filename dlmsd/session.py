@@ -4,7 +4,7 @@ Every protocol decision is the reader's (:class:`~dlmsd.protocol.reader.MeterRea
 built for the device by :func:`dlmsd.readers.build_reader`).  This module moves bytes
 between the transport (TCP, or a serial line shared as a bus) and the reader, arms the
 reader's one timer on the event loop's clock, carries out its actions (send, switch the
-serial line, log), draws the HLS challenge, and reads the meter's invocation counter
+serial line, trace, log), draws the HLS challenge, and reads the meter's invocation counter
 through the public client first when the device asks for it.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from dlmsd.config import DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
 from dlmsd.poller import SessionContext
-from dlmsd.protocol.actions import Action, Note, Send
+from dlmsd.protocol.actions import Action, Note, Send, Trace
 from dlmsd.protocol.reader import (
     DATA_CLASS,
     AttributeRequest,
@@ -65,10 +65,8 @@ class DlmsSession:
         device = self.device
         if device.read_invocation_counter and device.ciphered:
             await self._read_invocation_counter()
-        tracer = self.context.tracer
         self.reader = build_reader(device, quirks=self.context.quirks,
-                                   counters=self.context.counters,
-                                   trace_frame=tracer.frame, trace_apdu=tracer.apdu)
+                                   counters=self.context.counters)
         await self.transport.open(device.timeout_ms / 1000)
         reader = self.reader
         reader.open(self._now(), os.urandom(reader.settings.challenge_size))
@@ -126,6 +124,11 @@ class DlmsSession:
         for action in actions:
             if isinstance(action, Send):
                 await self.transport.write(action.data)
+            elif isinstance(action, Trace):
+                if action.data is None:
+                    self.context.tracer.apdu(action.direction, action.summary)
+                else:
+                    self.context.tracer.frame(action.direction, action.data, action.summary)
             elif isinstance(action, Note):
                 getattr(self.log, action.level)(action.event, **action.fields)
             else:  # SetLine: IEC 62056-21 mode E

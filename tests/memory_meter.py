@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from dlmsd.protocol import hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.actions import Note, Send, SetLine
+from dlmsd.protocol.actions import Note, Send, SetLine, Trace
 from dlmsd.protocol.apdu import decode_apdu
 from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
 from dlmsd.protocol.reader import MeterReader
@@ -218,6 +218,7 @@ class Wire:
     notes: list[Note] = field(default_factory=list)
     frames_to_meter: list[bytes] = field(default_factory=list)  # as sent, before faults
     line_settings: list[SetLine] = field(default_factory=list)
+    traces: list[Trace] = field(default_factory=list)
     _in_flight: list[tuple[float, int, bytes]] = field(default_factory=list)
     _seq: int = 0
 
@@ -268,6 +269,8 @@ class Wire:
                 self._to_meter(action.data)
             elif isinstance(action, Note):
                 self.notes.append(action)
+            elif isinstance(action, Trace):
+                self.traces.append(action)
             else:
                 self.line_settings.append(action)
 

@@ -16,6 +16,7 @@ from dlmsd.protocol import (
     ReaderSettings,
     ReaderState,
     Send,
+    Trace,
 )
 from dlmsd.protocol.hdlc_frame import describe_frame, encode_server_address
 
@@ -39,6 +40,8 @@ def test_the_docstring_example_opens_with_snrm() -> None:
     reader.open(100.0, bytes(16))
     actions = reader.actions()
     assert reader.state is ReaderState.CONNECTING and reader.get_timer() == 103.0
-    assert len(actions) == 1 and isinstance(actions[0], Send)
-    assert describe_frame(actions[0].data).startswith("SNRM")
+    trace, send = actions  # the frame's trace comes before the frame, in order
+    assert isinstance(trace, Trace) and isinstance(send, Send) and trace.data == send.data
+    assert trace.direction == "tx" and trace.summary == describe_frame(send.data)
+    assert trace.summary.startswith("SNRM(P)")
     assert AttributeRequest("k", Obis.parse("1.0.1.8.0.255"), 2, 3).short_name == 0

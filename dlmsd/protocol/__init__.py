@@ -32,6 +32,7 @@ _PUBLIC: dict[str, str] = {
     "MeterQuirks": "reader", "ReadAttributes": "reader", "AttributeRequest": "reader",
     "ReadResult": "reader", "Fetch": "reader", "Job": "reader", "JobContext": "reader",
     "Action": "actions", "Send": "actions", "SetLine": "actions", "Note": "actions",
+    "Trace": "actions",
     # links and clients
     "HdlcLink": "link", "WrapperLink": "link", "ApduReceived": "link", "Connected": "link",
     "Disconnected": "link",

@@ -9,6 +9,8 @@ carries them out in order::
             port.write(action.data)
         elif isinstance(action, SetLine):  # once everything before is on the wire
             port.reconfigure(*action.settings)
+        elif isinstance(action, Trace):    # a frame (or an APDU: data None) for --dlms
+            tracer.frame(action.direction, action.data, action.summary)
         else:                              # Note: something to log
             log.log(action.level, action.event, **action.fields)
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Action", "LineSettings", "Note", "Send", "SetLine"]
+__all__ = ["Action", "LineSettings", "Note", "Send", "SetLine", "Trace"]
 
 LineSettings = tuple[int, int, str, int]  # baud rate, data bits, parity, stop bits
 
@@ -47,4 +49,14 @@ class Note:
     level: str = "debug"
 
 
-Action = Send | SetLine | Note
+@dataclass(frozen=True)
+class Trace:
+    """A frame sent or received (``data``: its octets) or a whole APDU (``data`` None),
+    ``direction`` "tx" or "rx", with a one-line ``summary`` that carries no secret."""
+
+    direction: str
+    summary: str
+    data: bytes | None = None
+
+
+Action = Send | SetLine | Note | Trace

@@ -20,7 +20,8 @@ before the HDLC state machine sees them (IEC 62056-46: a station ignores frames 
 not the addressee of), wrapper frames between other wPorts likewise; both are counted
 in ``ignored_frames`` and the client hears nothing, as with a real meter.
 
-``trace`` (optional) sees every frame sent and received as ``(direction, octets,
+``trace`` (optional, and settable later: the meter reader sets it to queue the traces
+with its other actions) sees every frame sent and received as ``(direction, octets,
 one-line summary)``; the summaries never carry a secret (they describe headers).
 """
 
@@ -70,16 +71,18 @@ def _served(client_sap: int, public_sap: int | None) -> tuple[int, ...]:
     return (client_sap, public_sap)
 
 
-def _frame_hook(trace: LinkTrace | None, *directions: str) -> TraceHook | None:
-    """The HDLC layer's trace hook for ``trace``, passing the directions given."""
-    if trace is None:
-        return None
+class _TraceRelay:
+    """Hands the HDLC layer's frame traces to the link's current ``trace``."""
 
-    def hook(item: FrameTrace) -> None:
-        if item.direction in directions:
-            trace(item.direction, item.raw, item.summary())
+    def __init__(self, trace: LinkTrace | None) -> None:
+        self.trace = trace
 
-    return hook
+    def hook(self, *directions: str) -> TraceHook:
+        def hook(item: FrameTrace) -> None:
+            if self.trace is not None and item.direction in directions:
+                self.trace(item.direction, item.raw, item.summary())
+
+        return hook
 
 
 class HdlcLink:
@@ -87,9 +90,10 @@ class HdlcLink:
     :meth:`client` or :meth:`meter`."""
 
     def __init__(self, role: Role, connection: hdlc.HdlcClientConnection
-                 | hdlc.HdlcServerConnection, *,
+                 | hdlc.HdlcServerConnection, relay: _TraceRelay, *,
                  saps: tuple[int, ...] = (), server: HdlcAddress | None = None) -> None:
         self.role = role
+        self._relay = relay
         self.connection = connection
         self._saps = saps
         self._server = server
@@ -104,8 +108,9 @@ class HdlcLink:
     def client(cls, client_sap: int, server_address: bytes, *,
                trace: LinkTrace | None = None) -> HdlcLink:
         """The client (primary station) of the meter at ``server_address`` (encoded)."""
+        relay = _TraceRelay(trace)
         return cls(Role.CLIENT, hdlc.HdlcClientConnection(
-            client_sap, server_address, trace=_frame_hook(trace, "tx", "rx")))
+            client_sap, server_address, trace=relay.hook("tx", "rx")), relay)
 
     @classmethod
     def meter(cls, server_address: bytes, client_sap: int, *, max_info: int,
@@ -114,16 +119,25 @@ class HdlcLink:
         """The meter (secondary station) at ``server_address`` (encoded), serving
         ``client_sap`` (and ``public_sap``); ``max_info`` is offered both ways."""
         # Received frames are traced once, by the first stage.
+        relay = _TraceRelay(trace)
         connection = hdlc.HdlcServerConnection(server_address, max_info_tx=max_info,
                                                max_info_rx=max_info,
                                                max_apdu_size=max_apdu_size,
-                                               trace=_frame_hook(trace, "tx"))
-        link = cls(Role.SERVER, connection, saps=_served(client_sap, public_sap),
+                                               trace=relay.hook("tx"))
+        link = cls(Role.SERVER, connection, relay, saps=_served(client_sap, public_sap),
                    server=decode_server_address(server_address))
-        link._frames = HdlcDeframer(trace=_frame_hook(trace, "rx"))
+        link._frames = HdlcDeframer(trace=relay.hook("rx"))
         return link
 
     # -- both roles ---------------------------------------------------------------
+
+    @property
+    def trace(self) -> LinkTrace | None:
+        return self._relay.trace
+
+    @trace.setter
+    def trace(self, trace: LinkTrace | None) -> None:
+        self._relay.trace = trace
 
     def receive_data(self, data: bytes) -> None:
         if self._frames is not None:
@@ -235,7 +249,7 @@ class WrapperLink:
         self._wport = wport
         self._saps = saps
         self._max_apdu_size = max_apdu_size
-        self._trace = trace
+        self.trace = trace
         self._early = bytearray()  # meter role: before a served client's first frame
         self._dropped_early = 0
         self._last = b""  # client role: the last frame sent, for a resend
@@ -262,8 +276,8 @@ class WrapperLink:
             max_apdu_size=self._max_apdu_size, strict_ports=not meter)
 
     def _traced(self, direction: str, frame: bytes, prefix: str = "") -> bytes:
-        if self._trace is not None:
-            self._trace(direction, frame, prefix + wrapper.describe(frame))
+        if self.trace is not None:
+            self.trace(direction, frame, prefix + wrapper.describe(frame))
         return frame
 
     # -- both roles ---------------------------------------------------------------
@@ -303,7 +317,7 @@ class WrapperLink:
         if event is NEED_DATA:
             return NEED_DATA
         assert isinstance(event, wrapper.ApduReceived)
-        if self._trace is not None:
+        if self.trace is not None:
             self._traced("rx", wrapper.WrapperHeader(
                 event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
         return ApduReceived(event.apdu)

@@ -23,8 +23,9 @@ and new operations here, never a change to the I/O loop.
 
 The reader never asks which referencing a meter uses: the client
 (:class:`~dlmsd.protocol.client.LnClient` or :class:`~dlmsd.protocol.sn_client.SnClient`)
-addresses attributes, parses the object list and describes its APDUs.  Frame traces go
-to the links' trace hooks; whole APDUs to ``trace_apdu``.  The invocation counters are
+addresses attributes, parses the object list and describes its APDUs.  Frame and APDU
+traces are actions too (:class:`~dlmsd.protocol.actions.Trace`), queued in order with the
+bytes they describe and the notes.  The invocation counters are
 behind the client's :class:`~dlmsd.protocol.client.Ciphering` callables: no file here.
 """
 
@@ -44,7 +45,7 @@ from dlmsd.errors import (
     TransportError,
 )
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.actions import Action, Note, Send, SetLine
+from dlmsd.protocol.actions import Action, Note, Send, SetLine, Trace
 from dlmsd.protocol.axdr import Data, DataType
 from dlmsd.protocol.client import (
     Associated,
@@ -104,7 +105,6 @@ MAX_COUNTER = 0xFFFFFFFF
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 Link = HdlcLink | WrapperLink
-ApduTrace = Callable[[str, str], None]  # direction ("tx"/"rx"), summary
 
 
 # ------------------------------------------------------------------- jobs
@@ -303,16 +303,14 @@ class MeterReader:
     """
 
     def __init__(self, link: Link, client: ClientBase, settings: ReaderSettings, *,
-                 quirks: MeterQuirks | None = None, opening: iec.ModeEOpening | None = None,
-                 trace_apdu: ApduTrace | None = None,
-                 trace_frame: Callable[[str, bytes, str], None] | None = None) -> None:
+                 quirks: MeterQuirks | None = None,
+                 opening: iec.ModeEOpening | None = None) -> None:
         self.link = link
         self._client = client
         self.settings = settings
         self.quirks = quirks if quirks is not None else MeterQuirks()
         self.opening = opening
-        self._trace_apdu = trace_apdu
-        self._trace_frame = trace_frame
+        link.trace = self._trace_frame  # frame traces queue up in order with the rest
         self.state = ReaderState.IDLE
         self.round_trips = 0
         self._actions: list[Action] = []
@@ -464,9 +462,11 @@ class MeterReader:
             self._client.cancel_request()
             raise
 
+    def _trace_frame(self, direction: str, data: bytes, summary: str) -> None:
+        self._actions.append(Trace(direction, summary, data))
+
     def _send_raw(self, data: bytes, summary: str) -> None:
-        if self._trace_frame is not None:
-            self._trace_frame("tx", data, summary)
+        self._trace_frame("tx", data, summary)
         self._actions.append(Send(data))
 
     def _send(self, data: bytes) -> None:
@@ -512,8 +512,7 @@ class MeterReader:
         wait = self._wait
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
-        if self._trace_apdu is not None:
-            self._trace_apdu(direction, self._client.summary(apdu, direction))
+        self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
 
     def _link_data(self, data: bytes, now: float) -> None:
         link = self.link
@@ -574,8 +573,7 @@ class MeterReader:
     def _opening_data(self, data: bytes, now: float) -> None:
         opening = self.opening
         assert opening is not None
-        if self._trace_frame is not None:
-            self._trace_frame("rx", data, f"IEC 62056-21 {opening.step}")
+        self._trace_frame("rx", data, f"IEC 62056-21 {opening.step}")
         opening.receive_data(data)
         if not self._reacting:
             self._deadline = now + opening.timeout()
