@@ -41,6 +41,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from dlmsd.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from dlmsd.protocol.security import MAX_COUNTER
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -50,8 +51,6 @@ __all__ = [
     "open_counter_store",
 ]
 
-#: Invocation counters are Unsigned32.
-MAX_COUNTER: Final = 0xFFFFFFFF
 #: Values reserved per write: at most one write per 100 APDUs sent.
 DEFAULT_BLOCK: Final = 100
 _FORMAT: Final = "dlmsd-invocation-counters/1"

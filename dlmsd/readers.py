@@ -1,11 +1,12 @@
-"""From a device's configuration to its meter reader (no I/O).
+"""From a device's configuration to its meter reader.
 
 :func:`build_reader` picks the link (HDLC or wrapper), the client (LN or SN; the
 authentication mechanism and its keys; the ciphering with the device's persistent
 invocation counters) and the IEC 62056-21 mode E opening for one association, and
 hands them to a :class:`~dlmsd.protocol.reader.MeterReader`.  The counter store is
-reached through the :class:`CounterBook` interface the ciphering calls; the reader
-itself never touches a file.
+reached through the :class:`CounterBook` interface the ciphering calls: the store
+(``counters``, opened on first use) writes its files, the reader itself never touches
+one.  Nothing else here does I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import replace
 from typing import Protocol
 
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
-from dlmsd.errors import DlmsdError
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.client import Ciphering, ClientBase, LnClient
@@ -78,9 +78,6 @@ def public_device(device: DeviceConfig) -> DeviceConfig:
 def build_reader(device: DeviceConfig, *, quirks: MeterQuirks,
                  counters: Callable[[], CounterBook]) -> MeterReader:
     """A fresh reader for one association with ``device``."""
-    if device.auth not in _MECHANISMS:
-        raise DlmsdError(f"authentication {device.auth.value} is not supported by this "
-                         "build yet")
     link: HdlcLink | WrapperLink
     if device.mode is Mode.WRAPPER:
         link = WrapperLink.client(device.client_address, device.server.logical)
@@ -101,8 +98,7 @@ def _client(device: DeviceConfig, counters: Callable[[], CounterBook]) -> Client
     """The client for the device's referencing, mechanism and keys."""
     client_class = SnClient if device.referencing is Referencing.SN else LnClient
     if device.auth is Auth.HIGH_GMAC:
-        if not device.ciphered:
-            raise DlmsdError("HighGmac needs security authentication, encryption or both")
+        assert device.ciphered  # the configuration refuses HighGmac without ciphering
         assert device.block_cipher_key is not None and device.authentication_key is not None
         hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=device.system_title,
                       block_cipher_key=device.block_cipher_key.reveal(),

@@ -87,7 +87,7 @@ class DlmsSession:
             if reader is not None:
                 reader.close(self._now())
                 await self._drive(lambda: reader.state is ReaderState.CLOSED)
-        except (DlmsdError, OSError) as exc:
+        except Exception as exc:  # close never raises (CancelledError still does)
             self.log.info("close_failed", error=str(exc))
         finally:
             if reader is not None:
@@ -173,6 +173,7 @@ def make_session(device: DeviceConfig, context: SessionContext) -> DlmsSession:
         transport = TcpTransport(device.ip, device.port)
     else:
         if context.bus is None:
-            raise DlmsdError(f"no serial bus was made for {device.device}")
+            raise DlmsdError(f"no serial bus was made for {device.device}: a serial device's "
+                             "SessionContext needs its bus (the supervisor makes one per port)")
         transport = BusTransport(context.bus)
     return DlmsSession(device, transport, context)

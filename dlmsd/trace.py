@@ -44,12 +44,6 @@ class FrameTracer:
         """A frame sent ("tx") or received ("rx"): the links' trace hook."""
         self._record(direction, data, summary)
 
-    def sent(self, data: bytes, summary: str = "") -> None:
-        self._record("tx", data, summary)
-
-    def received(self, data: bytes, summary: str = "") -> None:
-        self._record("rx", data, summary)
-
     def apdu(self, direction: str, summary: str) -> None:
         """A whole APDU (after reassembly), decoded; printed with ``--dlms`` only."""
         if self.enabled:

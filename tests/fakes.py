@@ -37,7 +37,7 @@ class FakeSession:
 
     async def open(self) -> None:
         error = self.meter.open_error()
-        self.tracer.sent(b"\x7e\xa0\x07\x03\x21\x93\x0f\x01\x7e", "SNRM (fake)")
+        self.tracer.frame("tx", b"\x7e\xa0\x07\x03\x21\x93\x0f\x01\x7e", "SNRM (fake)")
         if error is not None:
             raise error
         self.meter.opened += 1

@@ -34,10 +34,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from memory_meter import HDLC_LOGICAL, HDLC_PHYSICAL, Clock, MemoryMeter, SerialMeter, Wire
 
 from dlmsd.config import DeviceConfig, parse_config
-from dlmsd.errors import AssociationRejected, DlmsTimeout, RemoteProtocolError
+from dlmsd.errors import AssociationRejected, DlmsTimeout, RemoteProtocolError, TransportError
+from dlmsd.protocol import hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
-from dlmsd.protocol.actions import SetLine
+from dlmsd.protocol.actions import Send, SetLine, Trace
 from dlmsd.protocol.link import HdlcLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
@@ -49,7 +50,12 @@ from dlmsd.protocol.reader import (
     ReadResult,
 )
 from dlmsd.protocol.sn import BlockNumberAccess, ReadRequest
-from dlmsd.protocol.xdlms import GetRequestNext
+from dlmsd.protocol.xdlms import (
+    ExceptionResponse,
+    ExceptionServiceError,
+    GetRequestNext,
+    StateError,
+)
 from dlmsd.readers import build_reader
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import SimSecurity
@@ -698,3 +704,66 @@ def test_reader_reads_no_real_time(monkeypatch: pytest.MonkeyPatch) -> None:
         session.close()
     assert session.wire.now - 1000.0 == TIMEOUT
     assert time.perf_counter() - started < TIMEOUT
+
+
+# ---------------------------------------------------------- 10. release on every path
+
+
+class RefusingRelease(MemoryMeter):
+    """A meter that answers the RLRQ with an ExceptionResponse instead of an RLRE."""
+
+    def _answer(self, apdu: bytes) -> bytes:
+        if apdu[:1] == b"\x62":  # RLRQ
+            return ExceptionResponse(StateError.SERVICE_NOT_ALLOWED,
+                                     ExceptionServiceError.OPERATION_NOT_POSSIBLE).to_bytes()
+        return super()._answer(apdu)
+
+
+def test_a_refused_release_still_disconnects_the_link() -> None:
+    """An RLRQ answered with something else than an RLRE still ends in DISC on HDLC, so
+    the meter's link (and its association slot) is not left held."""
+    session = Session("hdlc")
+    session.meter = RefusingRelease("hdlc", session.meter.options)
+    session.wire.meter = session.meter
+    session.open()
+    session.close()
+    assert session.reader.state is ReaderState.CLOSED
+    assert session.meter.link_events == ["up", "down"]
+    notes = [n.event for n in session.wire.notes]
+    assert "release_unanswered" in notes and "disconnect_unanswered" not in notes
+
+
+def test_a_link_lost_with_the_answer_is_a_transport_error() -> None:
+    """The meter answers and, in the same chunk, drops the link (DM): the reader fails
+    with the link's loss (not with the next request it could no longer send)."""
+    session = Session("hdlc")
+    session.open()
+    reader = session.reader
+    reader.submit(ReadAttributes((ENERGY,)), session.wire.now)
+    session.wire.act()  # the GET goes out; its answer is in flight
+    answer = session.wire._in_flight.pop(0)[2]
+    dm = hdlc_frame.Frame(hdlc_frame.HdlcAddress(16), hdlc_frame.HdlcAddress(
+        HDLC_LOGICAL, HDLC_PHYSICAL, 2), hdlc_frame.Control(hdlc_frame.FrameType.DM, True))
+    with pytest.raises(TransportError, match=r"HDLC disconnected \(DM\) while waiting"):
+        reader.receive_data(answer + dm.to_bytes(), session.wire.now)
+    assert reader.state is ReaderState.FAILED
+
+
+def test_a_failure_drops_what_was_queued_for_the_failed_exchange() -> None:
+    """Over the wrapper the answer (a scaler_unit: the value's GET is queued next) and
+    a malformed APDU come in one chunk; the malformed one fails the exchange, and the
+    queued GET is not sent afterwards (the close releases instead)."""
+    session = Session("wrapper")
+    session.open()
+    reader = session.reader
+    reader.submit(ReadAttributes((ENERGY,)), session.wire.now)
+    session.wire.act()
+    answer = session.wire._in_flight.pop(0)[2]
+    garbage = bytes.fromhex("0001 0001 0010 0002 c401")  # a GET response cut short
+    with pytest.raises(RemoteProtocolError):
+        reader.receive_data(answer + garbage, session.wire.now)
+    assert reader.state is ReaderState.FAILED
+    actions = reader.actions()
+    assert not [a for a in actions if isinstance(a, Send)]
+    assert [a.direction for a in actions if isinstance(a, Trace) and a.data is None] == [
+        "rx", "tx", "rx"]  # the answer, the GET that was dropped, the bad APDU

@@ -20,9 +20,10 @@ before the HDLC state machine sees them (IEC 62056-46: a station ignores frames 
 not the addressee of), wrapper frames between other wPorts likewise; both are counted
 in ``ignored_frames`` and the client hears nothing, as with a real meter.
 
-``trace`` (optional, and settable later: the meter reader sets it to queue the traces
-with its other actions) sees every frame sent and received as ``(direction, octets,
-one-line summary)``; the summaries never carry a secret (they describe headers).
+``trace`` (given to a meter's end; set by the meter reader on a client's end, which
+queues the traces with its other actions) sees every frame sent and received as
+``(direction, octets, one-line summary)``; the summaries never carry a secret (they
+describe headers).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ class HdlcLink:
         self.ignored_frames = 0
 
     @classmethod
-    def client(cls, client_sap: int, server_address: bytes, *,
-               trace: LinkTrace | None = None) -> HdlcLink:
-        """The client (primary station) of the meter at ``server_address`` (encoded)."""
-        relay = _TraceRelay(trace)
+    def client(cls, client_sap: int, server_address: bytes) -> HdlcLink:
+        """The client (primary station) of the meter at ``server_address`` (encoded);
+        its reader sets ``trace``."""
+        relay = _TraceRelay(None)
         return cls(Role.CLIENT, hdlc.HdlcClientConnection(
             client_sap, server_address, trace=relay.hook("tx", "rx")), relay)
 
@@ -258,10 +259,11 @@ class WrapperLink:
             self._connect(saps[0])
 
     @classmethod
-    def client(cls, client_sap: int, wport: int, *, trace: LinkTrace | None = None,
+    def client(cls, client_sap: int, wport: int, *,
                max_apdu_size: int = wrapper.MAX_LENGTH) -> WrapperLink:
+        """The client's end; its reader sets ``trace``."""
         return cls(Role.CLIENT, wport, (client_sap,), max_apdu_size=max_apdu_size,
-                   trace=trace)
+                   trace=None)
 
     @classmethod
     def meter(cls, wport: int, client_sap: int, *, max_apdu_size: int,
@@ -323,7 +325,7 @@ class WrapperLink:
         return ApduReceived(event.apdu)
 
     def send_apdu(self, apdu: bytes) -> bytes:
-        assert self.connection is not None  # meter role: an ApduIn came first
+        assert self.connection is not None  # meter role: an ApduReceived came first
         self._last = self._traced("tx", self.connection.send_apdu(apdu))
         return self._last
 

@@ -6,12 +6,12 @@ wrapper), the association (every authentication mechanism, through the LN or SN
 client), the object list and scaler_unit caches of the association, GET-with-list
 chunking and the fall-back to single requests, block transfer, resends after a
 timeout, stale answers, and release.  It takes bytes and the time; it gives actions
-(:mod:`dlmsd.protocol.actions`: bytes to send, line settings, log notes) and one timer;
-errors are raised from the call that found them.  The I/O layer's loop is::
+(:mod:`dlmsd.protocol.actions`: bytes to send, line settings, traces, log notes) and one
+timer; errors are raised from the call that found them.  The I/O layer's loop is::
 
     reader.open(now, challenge)            # or submit(job, now), or close(now)
     while not done:
-        for action in reader.actions(): ...          # Send, SetLine, Note
+        for action in reader.actions(): ...          # Send, SetLine, Trace, Note
         data = read(until=reader.get_timer())        # None: nothing to wait for
         reader.receive_data(data, now) or reader.handle_timer(now)
 
@@ -71,6 +71,7 @@ from dlmsd.protocol.link import (
     WrapperLink,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.security import MAX_COUNTER
 from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import (
     Value,
@@ -100,7 +101,6 @@ __all__ = [
 RELEASE_TIMEOUT_S = 2.0
 #: The invocation counter object is a Data object (Blue Book class 1), value attribute 2.
 DATA_CLASS = 1
-MAX_COUNTER = 0xFFFFFFFF
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -397,7 +397,7 @@ class MeterReader:
         self._require(ReaderState.READY, "run a job")
         self._job = job.run(self)
         self.state = ReaderState.BUSY
-        self._guarded(self._advance, None, now)
+        self._guarded(self._advance, now, None)
 
     def close(self, now: float) -> None:
         """Release the association (RLRQ) and the link (DISC), each with one short
@@ -414,19 +414,19 @@ class MeterReader:
                 self.state = ReaderState.RELEASING
                 self._request(client.release(), "RLRQ", now, self._on_release, attempts=1,
                               timeout=self._short_timeout,
-                              on_timeout=self._release_unanswered)
+                              on_timeout=lambda at: self._unanswered(at, "no answer to RLRQ"))
             else:
+                self.state = ReaderState.DISCONNECTING
                 self._disconnect(now)
-        except DlmsdError as exc:  # a link that cannot even build DISC: just forget it
-            self._note("disconnect_unanswered", "info", error=str(exc))
-            self._closed()
+        except DlmsdError as exc:
+            self._unanswered(now, str(exc))
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Octets from the line or socket."""
         if self.state is ReaderState.OPENING_LINE:
-            self._guarded(self._opening_data, data, now)
+            self._guarded(self._opening_data, now, data)
         elif self.state not in (ReaderState.CLOSED, ReaderState.FAILED):
-            self._guarded(self._link_data, data, now)
+            self._guarded(self._link_data, now, data)
 
     def handle_timer(self, now: float) -> None:
         """The caller's clock reached :meth:`get_timer` (late calls are fine)."""
@@ -445,21 +445,21 @@ class MeterReader:
     def _note(self, name: str, level: str = "debug", **fields: object) -> None:
         self._actions.append(Note(name, fields, level))
 
-    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
-        """Run a step; an error fails the reader (or, while closing, ends the close)."""
-        closing = self.state in (ReaderState.RELEASING, ReaderState.DISCONNECTING)
+    def _guarded(self, step: Callable[..., None], now: float, *args: Any) -> None:
+        """Run ``step(*args, now)``; an error fails the reader (while closing, it moves
+        the close on instead)."""
         try:
-            step(*args)
+            step(*args, now)
         except DlmsdError as exc:
-            if closing:
-                self._note("release_unanswered" if self.state is ReaderState.RELEASING
-                           else "disconnect_unanswered", "info", error=str(exc))
-                self._closed()
+            if self.state in (ReaderState.RELEASING, ReaderState.DISCONNECTING):
+                self._unanswered(now, str(exc))
                 return
             self.state = ReaderState.FAILED
             self._wait = self._deadline = None
             self._job = None
             self._client.cancel_request()
+            # what was about to be sent belongs to the exchange that failed
+            self._actions = [a for a in self._actions if not isinstance(a, Send)]
             raise
 
     def _trace_frame(self, direction: str, data: bytes, summary: str) -> None:
@@ -515,19 +515,33 @@ class MeterReader:
         self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
 
     def _link_data(self, data: bytes, now: float) -> None:
+        # The whole chunk first, so that what the link answers by itself (RR for a
+        # segment, our next segment) belongs to the exchange it came in, not the next.
         link = self.link
         link.receive_data(data)
+        events: list[LinkEvent] = []
         while (event := link.next_event()) is not NEED_DATA:
-            self._link_event(event, now)
+            events.append(event)
         pending = link.data_to_send()
-        if pending:  # RR for a segment, our next segment: progress
+        if pending:  # progress: the exchange gets its time again
             self._send(pending)
             if self._wait is not None:
                 self.round_trips += 1
                 self._wait.deadline = now + self._wait.timeout
+        wait = self._wait
+        down = next((e for e in events if isinstance(e, Disconnected)), None)
+        if down is not None and self.state is not ReaderState.CLOSED and not (
+                wait is not None and isinstance(down, wait.accept)):
+            # the link is gone: whatever came with it cannot be answered
+            what = wait.what if wait is not None else "nothing"
+            raise TransportError(f"HDLC disconnected ({down.reason}) while waiting for {what}")
+        for event in events:
+            self._link_event(event, now)
 
     def _link_event(self, event: LinkEvent, now: float) -> None:
         wait = self._wait
+        if self.state is ReaderState.CLOSED:
+            return  # e.g. a second DM after the one that closed the link
         if wait is not None and isinstance(event, wait.accept):
             self._wait = None
             wait.then(event, now)
@@ -535,7 +549,7 @@ class MeterReader:
             what = wait.what if wait is not None else "nothing"
             raise TransportError(f"HDLC disconnected ({event.reason}) while waiting for {what}")
         else:
-            self._note("unexpected_link_event", event=str(event))
+            self._note("unexpected_link_event", event=_event_name(event))
 
     def _timer(self, now: float) -> None:
         if self.state is ReaderState.OPENING_LINE:
@@ -599,7 +613,7 @@ class MeterReader:
         if event.trailing:  # bytes of the next layer: not one is lost
             self.link.receive_data(event.trailing)
             while (item := self.link.next_event()) is not NEED_DATA:
-                self._note("early_link_event", event=str(item))
+                self._note("early_link_event", event=_event_name(item))
         self._connect(now)
 
     # -- link and association ------------------------------------------------------------
@@ -693,11 +707,24 @@ class MeterReader:
     def _on_release(self, event: ClientEvent, now: float) -> None:
         if isinstance(event, Released):
             self._note("released")
-        self._disconnect(now)
+            self._disconnect(now)
+        else:
+            self._unanswered(now, f"the meter answered the RLRQ with {event}")
 
-    def _release_unanswered(self, now: float) -> None:
-        self._note("release_unanswered", "info", error="no answer to RLRQ")
-        self._disconnect(now)
+    def _unanswered(self, now: float, error: str) -> None:
+        """The RLRQ or the DISC went without its answer (or with a wrong one): after the
+        RLRQ the link is still released; after the DISC there is nothing left to do."""
+        self._wait = None
+        if self.state is ReaderState.RELEASING:
+            self._note("release_unanswered", "info", error=error)
+            self.state = ReaderState.DISCONNECTING
+            try:
+                self._disconnect(now)
+                return
+            except DlmsdError as exc:  # a link that cannot even build DISC
+                error = str(exc)
+        self._note("disconnect_unanswered", "info", error=error)
+        self._closed()
 
     def _disconnect(self, now: float) -> None:
         frame = self.link.closing() if self._link_up else None
@@ -707,11 +734,7 @@ class MeterReader:
         self.state = ReaderState.DISCONNECTING
         self._expect(frame, "DISC", Disconnected, lambda _event, _now: self._closed(), now,
                      attempts=1, timeout=self._short_timeout,
-                     on_timeout=lambda _now: self._disconnect_unanswered())
-
-    def _disconnect_unanswered(self) -> None:
-        self._note("disconnect_unanswered", "info", error="no answer to DISC")
-        self._closed()
+                     on_timeout=lambda at: self._unanswered(at, "no answer to DISC"))
 
     def _closed(self) -> None:
         self.state = ReaderState.CLOSED
@@ -719,3 +742,10 @@ class MeterReader:
         self._link_up = False
         self._client.abort()
 
+
+
+def _event_name(event: LinkEvent) -> str:
+    """A link event for a log line: its kind, and an APDU's length (not its octets)."""
+    if isinstance(event, ApduReceived):
+        return f"ApduReceived({len(event.apdu)} octets)"
+    return str(event)

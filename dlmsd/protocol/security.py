@@ -44,6 +44,9 @@ from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.axdr import AxdrReader, encode_length
 from dlmsd.secret import Secret
 
+#: Invocation counters are Unsigned32 (Green Book 9.2.7.2.4.4).
+MAX_COUNTER: Final = 0xFFFFFFFF
+
 __all__ = [
     "AUTHENTICATED_ENCRYPTION",
     "AUTHENTICATION_ONLY",
@@ -51,6 +54,7 @@ __all__ = [
     "GENERAL_DED_CIPHERING",
     "GENERAL_GLO_CIPHERING",
     "MAX_APDU_SIZE",
+    "MAX_COUNTER",
     "SYSTEM_TITLE_SIZE",
     "TAG_SIZE",
     "AuthenticationFailure",
@@ -118,7 +122,7 @@ def _system_title(value: bytes, what: str) -> bytes:
 
 
 def _check_counter(value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNTER:
         raise LocalProtocolError(f"invocation counter {value!r} outside 0..2**32-1")
 
 
