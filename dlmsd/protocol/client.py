@@ -315,6 +315,10 @@ class ClientBase:
         response = self._decode(apdu)
         if isinstance(response, StaleResponse):
             return response
+        if isinstance(response, Aare) and self.state is not ClientState.ASSOCIATING:
+            # A late second AARE: the answer to a resent AARQ (the wrapper cannot tell
+            # the meter that the first one arrived). The association stands.
+            return StaleResponse(0)
         if self.state is ClientState.ASSOCIATING:
             aare = self._accepted(response)
             self._initiated(self._initiate_of(aare))
@@ -752,6 +756,10 @@ class LnClient(ClientBase):
     def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
         if self._blocks is None:
             self._blocks = BlockReassembler(max_size=self.max_response_size)
+        elif self._blocks.last_received and block.block_number == self._blocks.last_received:
+            # The block just taken, again: a resent request restarted the meter's long
+            # GET (its first answer was late), or the meter resent it. Not an error.
+            return StaleResponse(self._invoke_id)
         try:
             raw = self._blocks.add(block)
         except RemoteProtocolError:

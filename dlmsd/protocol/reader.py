@@ -97,6 +97,8 @@ __all__ = [
     "counter_from",
 ]
 
+#: Stale answers noted per exchange; more are counted, and named in a timeout.
+STALE_NOTES = 3
 # Release on the way out gets one short try: many meters never answer an RLRQ.
 RELEASE_TIMEOUT_S = 2.0
 #: The invocation counter object is a Data object (Blue Book class 1), value attribute 2.
@@ -293,6 +295,7 @@ class _Wait:
     deadline: float
     attempt: int = 1
     on_timeout: Callable[[float], None] | None = None  # None: raise DlmsTimeout
+    stale: int = 0  # answers set aside as stale
 
 
 class MeterReader:
@@ -476,14 +479,15 @@ class MeterReader:
     def _expect(self, frame: bytes, what: str, accept: type | tuple[type, ...],
                 then: Callable[[Any, float], None], now: float, *, attempts: int | None = None,
                 timeout: float | None = None,
-                on_timeout: Callable[[float], None] | None = None) -> None:
+                on_timeout: Callable[[float], None] | None = None) -> _Wait:
         """Send ``frame`` and wait for a link event of type ``accept``."""
         timeout = self.settings.timeout if timeout is None else timeout
         attempts = self.settings.retries + 1 if attempts is None else attempts
-        self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
-                           on_timeout=on_timeout)
+        wait = self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
+                                  on_timeout=on_timeout)
         self.round_trips += 1
         self._send(frame)
+        return wait
 
     def _request(self, apdu: bytes, what: str, now: float,
                  then: Callable[[ClientEvent, float], None], *, attempts: int | None = None,
@@ -499,17 +503,21 @@ class MeterReader:
             finally:
                 self._apdu("rx", event.apdu)
             if isinstance(result, StaleResponse):
-                # Not the answer: the same exchange goes on, with its own deadline.
-                self._note("stale_response", "info", invoke_id=result.invoke_id)
+                # Not the answer: the same exchange goes on, with its own deadline. A
+                # meter that floods them gets a few lines, not one per answer.
+                wait.stale += 1
+                if wait.stale <= STALE_NOTES:
+                    self._note("stale_response", "info", invoke_id=result.invoke_id)
+                elif wait.stale == STALE_NOTES + 1:
+                    self._note("stale_responses_suppressed", "info", waiting_for=wait.what)
                 self._wait = wait
                 return
             then(result, at)
 
         if attempts is None and not self._resend:
             attempts = 1
-        self._expect(frame, what, ApduReceived, answered, now, attempts=attempts, timeout=timeout,
-                     on_timeout=on_timeout)
-        wait = self._wait
+        wait = self._expect(frame, what, ApduReceived, answered, now, attempts=attempts,
+                            timeout=timeout, on_timeout=on_timeout)
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
         self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
@@ -578,9 +586,10 @@ class MeterReader:
         if wait.on_timeout is not None:
             wait.on_timeout(now)
             return
+        stale = f", {wait.stale} stale answers set aside" if wait.stale else ""
         raise DlmsTimeout(f"no answer to {wait.what} from {self.settings.port_name} "
                           f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
-                          f"{round(wait.timeout * 1000)} ms)")
+                          f"{round(wait.timeout * 1000)} ms{stale})")
 
     # -- mode E ------------------------------------------------------------------------
 
