@@ -268,6 +268,9 @@ class Wire:
             if isinstance(action, Send):
                 self._to_meter(action.data)
             elif isinstance(action, Note):
+                # the session logs Note(event, **fields): a field named "event" would
+                # clash with the log call's own argument
+                assert "event" not in action.fields, action
                 self.notes.append(action)
             elif isinstance(action, Trace):
                 self.traces.append(action)

@@ -587,7 +587,7 @@ def test_hdlc_link_acknowledges_an_unconfirmed_write() -> None:
     assert isinstance(aare, hdlc.ApduReceived)
     assert isinstance(client.receive_apdu(aare.apdu), Associated)
     write = UnconfirmedWriteRequest((VariableName(ENERGY),), (Data.uint32(1),)).to_bytes()
-    answer = pump(link, server, conn.send_apdu(write))
+    answer = pump(link, server, conn.send_apdu(write, confirmed=False))
     rr = hdlc_frame.Frame.from_bytes(answer)
     assert rr.control.type is hdlc_frame.FrameType.RR and rr.control.pf and not rr.information
     conn.receive_data(answer)

@@ -37,6 +37,7 @@ from dlmsd.protocol.hdlc_frame import (
     DEFAULT_MAX_INFO,
     DEFAULT_WINDOW,
     LLC_COMMAND,
+    LLC_RESPONSE,
     MAX_FRAME_LENGTH,
     NEED_DATA,
     Control,
@@ -182,6 +183,7 @@ class _Trigger(enum.Enum):
     DM = "receive DM"
     FRMR = "receive FRMR"
     ACK = "receive RR/RNR acknowledging our I frame"
+    DONE = "receive RR acknowledging our unconfirmed request"
     SEGMENT = "receive a non-final I frame"
     LAST = "receive a final I frame"
 
@@ -227,10 +229,18 @@ _CLIENT_TRANSITIONS: Final[dict[HdlcClientState, dict[_Trigger, HdlcClientState]
     _S.AWAITING_RESPONSE: {
         _T.SEGMENT: _S.RECEIVING,
         _T.LAST: _S.IDLE,
-        _T.ACK: _S.IDLE,  # an RR in answer to an unconfirmed service
+        # An RR that acknowledges our request: the meter has it, the response follows
+        # (or, after our poll, is asked for again by sending the request once more).
+        _T.ACK: _S.AWAITING_RESPONSE,
+        _T.DONE: _S.IDLE,  # an unconfirmed service has no response
         **_RELEASE,
     },
-    _S.RECEIVING: {_T.SEGMENT: _S.RECEIVING, _T.LAST: _S.IDLE, **_RELEASE},
+    _S.RECEIVING: {
+        _T.SEGMENT: _S.RECEIVING,
+        _T.LAST: _S.IDLE,
+        _T.SEND_LAST: _S.AWAITING_RESPONSE,  # the rest is lost: the request anew
+        **_RELEASE,
+    },
     _S.DISCONNECTING: {
         _T.UA: _S.DISCONNECTED,
         _T.DM: _S.DISCONNECTED,
@@ -449,6 +459,26 @@ class HdlcClientConnection(_Link):
         self.state = HdlcClientState.DISCONNECTED
         self.peer_busy = False
         self._last_command: Frame | None = None  # SNRM or DISC awaiting its answer
+        #: The last I frame of our request, kept until the response comes: sent again
+        #: when a meter answers our poll with RR but not with its response.
+        self._request_frame: Frame | None = None
+        self._resends = 0  # of the request under way, after timeouts
+        self._repeatable = True  # the request under way may be asked anew
+        self._resync = False  # the next I frame's N(S) is taken as it comes
+        self._discarding = False  # the rest of an answer a lost segment spoiled
+        self._heard = False  # a frame came from the meter since our last retransmit
+        #: the request frame and V(R) before we asked anew, in case the meter shows it
+        #: never had the request at all (then we go back to them)
+        self._before_anew: tuple[Frame, int] | None = None
+        self._rr_resend = True  # an RR may have our request resent (once per timeout)
+        #: Times the link lost step with the meter and found it again (a response
+        #: frame lost for good): the request was sent again as a new I frame.
+        self.resyncs = 0
+        self._polled = False  # an RR poll of ours is unanswered by data
+        self._confirmed = True  # the request under way expects a response
+        #: RRs in answer to our poll whose N(R) counts beyond our last I frame (gurux's
+        #: meter counts the poll itself); taken as "the meter has the request".
+        self.lenient_acks = 0
 
     # -- state machine ------------------------------------------------------
     def _transition(self, trigger: _Trigger) -> None:
@@ -477,15 +507,28 @@ class HdlcClientConnection(_Link):
         self._last_command = disc
         return self._encode(disc)
 
-    def send_apdu(self, apdu: bytes) -> bytes:
+    def send_apdu(self, apdu: bytes, *, confirmed: bool = True,
+                  repeatable: bool = True) -> bytes:
         """The first I frame of ``apdu``; later segments follow in
-        ``data_to_send()`` as the server acknowledges each one."""
+        ``data_to_send()`` as the server acknowledges each one.  ``confirmed``: a
+        response is expected (an RR acknowledging the request does not end the
+        exchange); False for an unconfirmed service, which the server's RR ends.
+        ``repeatable``: the meter may be given the request a second time when its
+        answer is lost for good (GET, AARQ: asking twice does no harm); False for a
+        request that must not run twice, which then waits for its own answer only."""
         if self.state is not HdlcClientState.IDLE:
             raise LocalProtocolError(f"cannot send an APDU in state {self.state.name}")
         assert self.params is not None
         self._tx_segments = _segments(add_llc(apdu, response=False), self.params.max_info_tx)
         frame = self._next_i_frame(pf=True)
         self._transition(_T.SEND_SEGMENT if frame.segmented else _T.SEND_LAST)
+        self._request_frame = None if frame.segmented else frame
+        self._repeatable = repeatable
+        self._rr_resend = True
+        self._resends = 0
+        self._resync = self._discarding = False
+        self._polled = False
+        self._confirmed = confirmed
         return self._encode(frame)
 
     def retransmit(self) -> bytes:
@@ -503,8 +546,58 @@ class HdlcClientConnection(_Link):
             HdlcClientState.RECEIVING,
         ) or (self.state is HdlcClientState.IDLE and self.peer_busy):
             self.retransmissions += 1
+            heard, self._heard = self._heard, False
+            self._rr_resend = True
+            if (self.state is HdlcClientState.RECEIVING and self._request_frame is not None
+                    and self._repeatable):
+                self._resends += 1
+                if self._resends > 1 and not heard:
+                    # Our poll for the next segment went unanswered twice: the meter
+                    # took it for the acknowledgement of a segment we lost, and its
+                    # answer is over. Ask anew, past that segment.
+                    self._rx_parts.clear()
+                    self._rx_size = 0
+                    self._transition(_T.SEND_LAST)
+                    return self._encode(self._anew())
+            if self.state is HdlcClientState.AWAITING_RESPONSE and (
+                    self._request_frame is not None):
+                self._resends += 1
+                if self._resends == 1 or heard or not self._repeatable or self._resync:
+                    # (A meter that answered our last try with anything is in step
+                    # and replays or acknowledges; only a silent one is asked anew.)
+                    # No response: send the request itself again, as gurux's client
+                    # does (a meter that lost it takes it as new; one that answered it
+                    # replays its answer). A poll would do in ISO/IEC 13239, but
+                    # meters that count the poll as a frame (gurux's) lose step on it.
+                    return self._encode(self._again(self._request_frame))
+                # Still nothing: the meter answered and will not answer the same frame
+                # twice. Take its answer as lost and ask anew (a new N(S), an N(R)
+                # past the lost frame); its next I frame sets the pace again.
+                return self._encode(self._anew())
+            self._polled = self.state is HdlcClientState.AWAITING_RESPONSE
             return self._encode(self._frame(Control(FrameType.RR, True, 0, self._vr)))
         raise LocalProtocolError(f"nothing to retransmit in state {self.state.name}")
+
+    def _anew(self) -> Frame:
+        """The request once more as a new I frame, acknowledging one frame of the
+        meter's that we never saw; the next I frame's N(S) is then taken as it comes."""
+        assert self._request_frame is not None
+        old = self._request_frame
+        self.resyncs += 1
+        self._resync = True
+        self._before_anew = (old, self._vr)
+        self._vr = (self._vr + 1) % _MOD
+        frame = self._frame(Control(FrameType.I, True, self._vs, self._vr), old.information)
+        self._vs = (self._vs + 1) % _MOD
+        self._unacked = self._request_frame = frame
+        return frame
+
+    def _again(self, frame: Frame) -> Frame:
+        """``frame`` once more, with N(R) = V(R): a meter that has it already answers
+        the duplicate by replaying its response (IEC 62056-46 duplicate handling, as
+        gurux's and our own meter do); one that lost it takes it as new."""
+        return self._frame(Control(FrameType.I, frame.control.pf, frame.control.ns, self._vr),
+                           frame.information, frame.segmented)
 
     # -- events -------------------------------------------------------------
     def next_event(self) -> Event | NeedData:
@@ -524,6 +617,7 @@ class HdlcClientConnection(_Link):
         if not self._is_ours(frame):
             self.ignored_frames += 1
             return
+        self._heard = True
         kind = frame.control.type
         if kind is FrameType.UA:
             self._on_ua(frame)
@@ -579,6 +673,28 @@ class HdlcClientConnection(_Link):
             self.ignored_frames += 1
             return
         acked = self._acknowledges(frame.control.nr)
+        if acked is None and self._resync and self._before_anew is not None and (
+                frame.control.nr == self._before_anew[0].control.ns):
+            # We asked anew, past an answer we thought lost; the meter's N(R) shows it
+            # never had the request at all. Go back and send it as it was.
+            original, vr = self._before_anew
+            self._resync = False
+            self._before_anew = None
+            self._vs, self._vr = original.control.ns, vr
+            self.resyncs -= 1
+            frame_again = self._frame(Control(FrameType.I, True, self._vs, self._vr),
+                                      original.information)
+            self._vs = (self._vs + 1) % _MOD
+            self._unacked = self._request_frame = frame_again
+            self.retransmissions += 1
+            self._queue(frame_again)
+            return
+        if acked is None and self._polled and frame.control.pf:
+            # The answer to our poll, with an N(R) beyond our last I frame: a meter that
+            # counts the poll (gurux's). It received the request all the same.
+            self.lenient_acks += 1
+            self._unacked = None
+            acked = True
         if acked is None:
             raise RemoteProtocolError(
                 f"{frame.control} from the server: N(R) must be {self._vs}"
@@ -589,9 +705,11 @@ class HdlcClientConnection(_Link):
         if busy:
             self._events.append(PeerBusy(frame.control.nr))
         if not acked:
-            if not busy:
+            if not busy and self._rr_resend:
                 # IEC 62056-46 / ISO 13239 checkpointing: the server's N(R)
-                # shows it did not receive our last I frame; send it again.
+                # shows it did not receive our last I frame; send it again (once per
+                # timeout: a meter that keeps refusing it must not keep us busy).
+                self._rr_resend = False
                 self._resend_unacked()
             return
         if self.state is HdlcClientState.SENDING:
@@ -600,7 +718,14 @@ class HdlcClientConnection(_Link):
                 self._transition(_T.SEND_SEGMENT if nxt.segmented else _T.SEND_LAST)
                 self._queue(nxt)
         elif self.state is HdlcClientState.AWAITING_RESPONSE and not busy:
-            self._transition(_T.ACK)  # acknowledged without data: line back to us
+            self._transition(_T.ACK if self._confirmed else _T.DONE)
+            if self._confirmed and self._polled and frame.control.pf and (
+                    self._request_frame is not None):
+                # Our poll was answered, but not with the response (ISO/IEC 13239 has
+                # the meter resend it; some do not): ask again with the request itself.
+                self._polled = False
+                self.retransmissions += 1
+                self._queue(self._again(self._request_frame))
 
     def _on_i(self, frame: Frame) -> None:
         ctrl = frame.control
@@ -619,22 +744,64 @@ class HdlcClientConnection(_Link):
         if not self._accepts(trigger):
             self.ignored_frames += 1
             return
+        resync = self._resync and self._request_frame is not None
+        if resync or (ctrl.ns != self._vr and self._request_frame is not None
+                      and self._repeatable and self.state is HdlcClientState.RECEIVING):
+            # Out of step: a frame of the meter's was lost for good (we asked anew, or
+            # a segment of its answer went missing). Take its numbering as it comes. An
+            # answer is taken only from its start (the LLC header shows one); the rest
+            # of a spoilt one is read to its end and dropped, and the request goes
+            # again as a new frame.
+            spoilt = not (resync and frame.information.startswith(LLC_RESPONSE))
+            self._resync = False
+            self._vr = ctrl.ns
+            if spoilt and not self._discarding:
+                self.resyncs += 1
+                self._discarding = True
+                self._rx_parts.clear()
+                self._rx_size = 0
         if ctrl.ns != self._vr:
             raise RemoteProtocolError(f"{ctrl} from the server: expected N(S)={self._vr}")
+        if ctrl.nr != self._vs and (self._resync or self._discarding) and (
+                ctrl.nr == (self._vs - 1) % _MOD):
+            # The meter did not take the request we asked anew (it was still sending
+            # its answer): that frame is sent again, as new, when this answer ends.
+            self._vs = ctrl.nr
+            self._resync = False
+            if not self._discarding:
+                self._discarding = True
+                self._rx_parts.clear()
+                self._rx_size = 0
         if ctrl.nr != self._vs:
             raise RemoteProtocolError(
                 f"{ctrl} from the server: N(R) must acknowledge our I frame (N(R)={self._vs})"
             )
         self._unacked = None
         self.peer_busy = False
+        self._polled = False
+        self._resends = 0  # progress
         self._vr = (self._vr + 1) % _MOD
-        self._add_part(frame.information)
+        if not self._discarding:
+            self._add_part(frame.information)
         self._transition(trigger)
         if frame.segmented:
             # IEC 62056-46 (paraphrase): the receiver of a segment answers RR
             # to ask for the next one.
             self._queue(self._frame(Control(FrameType.RR, True, 0, self._vr)))
+        elif self._discarding:
+            # The end of a spoilt answer: ask again with the request as a new frame.
+            self._discarding = False
+            if self._request_frame is not None:
+                if self.state is HdlcClientState.IDLE:
+                    self._transition(_T.SEND_LAST)
+                old = self._request_frame
+                frame = self._frame(Control(FrameType.I, True, self._vs, self._vr),
+                                    old.information)
+                self._vs = (self._vs + 1) % _MOD
+                self._unacked = self._request_frame = frame
+                self._queue(frame)
         else:
+            self._request_frame = None
             self._events.append(ApduReceived(self._take_apdu(response=True)))
 
 
@@ -688,6 +855,8 @@ class HdlcServerConnection(_Link):
         # The client is whoever sends SNRM; until then a placeholder.
         super().__init__(local, HdlcAddress(0, None, 1), max_apdu_size=max_apdu_size, trace=trace)
         self.state = ServerState.DISCONNECTED
+        #: Segmented answers dropped because the client asked anew before their end.
+        self.abandoned_answers = 0
 
     @property
     def client_address(self) -> int | None:
@@ -797,6 +966,14 @@ class HdlcServerConnection(_Link):
                 busy = self.state is ServerState.PROCESSING
                 self._queue(self._rr(FrameType.RNR if busy else FrameType.RR))
             return
+        if self.state is ServerState.SENDING and ctrl.ns == self._vr:
+            # A new request while our segmented answer is under way: the client gave
+            # up on it (a segment was lost for good) and asks anew. The rest of the
+            # answer is dropped and the request taken.
+            self._tx_segments.clear()
+            self._unacked = None
+            self.state = ServerState.IDLE
+            self.abandoned_answers += 1
         if self.state not in (ServerState.IDLE, ServerState.RECEIVING) or ctrl.ns != self._vr:
             self.ignored_frames += 1
             self._queue(self._rr(FrameType.RR))

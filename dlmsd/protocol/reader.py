@@ -557,7 +557,7 @@ class MeterReader:
             what = wait.what if wait is not None else "nothing"
             raise TransportError(f"HDLC disconnected ({event.reason}) while waiting for {what}")
         else:
-            self._note("unexpected_link_event", event=_event_name(event))
+            self._note("unexpected_link_event", link_event=_event_name(event))
 
     def _timer(self, now: float) -> None:
         if self.state is ReaderState.OPENING_LINE:
@@ -622,7 +622,7 @@ class MeterReader:
         if event.trailing:  # bytes of the next layer: not one is lost
             self.link.receive_data(event.trailing)
             while (item := self.link.next_event()) is not NEED_DATA:
-                self._note("early_link_event", event=_event_name(item))
+                self._note("early_link_event", link_event=_event_name(item))
         self._connect(now)
 
     # -- link and association ------------------------------------------------------------
