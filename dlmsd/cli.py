@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from dlmsd import __version__
-from dlmsd.config import Config, Mode, load_config
+from dlmsd.config import DEFAULT_STATE_DIR, Config, Mode, load_config
 from dlmsd.errors import ConfigError
-from dlmsd.logsetup import configure_logging, get_logger, port_matches
+from dlmsd.logsetup import configure_logging, get_logger, notice, port_matches
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -102,18 +102,18 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         await supervisor.reload(new)
 
     def on_hup() -> None:
-        log.warning("reload_requested", signal="SIGHUP")
+        notice(log, "reload_requested", signal="SIGHUP")
         reloads.append(loop.create_task(reload(), name="reload"))
 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
-        log.warning("dlms_starting", version=__version__, config=config_path,
-                    devices=sum(1 for d in config.devices if d.enable))
+        notice(log, "dlms_starting", version=__version__, config=config_path,
+               devices=sum(1 for d in config.devices if d.enable))
         await supervisor.start()
         await stop.wait()
-        log.warning("dlms_stopping")
+        notice(log, "dlms_stopping")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
@@ -121,7 +121,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
             if not task.done():
                 await task
         await supervisor.stop()
-    log.warning("dlms_stopped")
+    notice(log, "dlms_stopped")
     return EXIT_OK
 
 
@@ -136,12 +136,28 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         ctx.exit(0)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+DEFAULT_DEBUG = 5
+
+_EPILOG = (
+    "Without --check or --once the daemon runs until SIGTERM or SIGINT. SIGHUP reloads the "
+    "configuration: an invalid one is rejected with its errors logged and the running one "
+    "is kept.\n\n"
+    "State kept across restarts (the invocation counters of ciphered devices) lives in the "
+    f"state directory: the configuration's state_dir key (default {DEFAULT_STATE_DIR}), or "
+    "$DLMS_STATE_DIR when set."
+)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               metavar="PATH", help="Configuration file (JSON with devices and signals).")
-@click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
-              metavar="LEVEL", help="Log level 0..7, syslog style: 3 error, 4 warning, "
-              "6 info (signal changes), 7 debug.")
+@click.option("-d", "--debug", type=click.IntRange(0, 7), default=DEFAULT_DEBUG,
+              show_default=True, metavar="LEVEL",
+              help="Log level 0..7, syslog style; a level shows its lines and all more "
+              "severe ones: 0 emerg, 1 alert, 2 crit (0..2: critical lines only), 3 err "
+              "(a device offline, a rejected reload), 4 warning (signal errors, scan "
+              "overruns), 5 notice (start, stop, reload), 6 info (connections, every "
+              "signal change), 7 debug.")
 @click.option("--dlms", "trace", is_flag=True,
               help="Show the DLMS traffic: every frame in hex with a decoded summary.")
 @click.option("-p", "--port", metavar="NAME",

@@ -1,7 +1,10 @@
 """Logging: structlog configured from the ``-d`` level, ``-p`` port and log format.
 
 Levels follow syslog (``-d``): 0 emergency, 1 alert, 2 critical, 3 error, 4 warning,
-5 notice, 6 info, 7 debug. Every line from a device is bound with ``device=`` and
+5 notice, 6 info, 7 debug; a level shows its own lines and every more severe one. The
+daemon has no emergency or alert lines of its own, so 0, 1 and 2 all show only critical
+lines. Notice (between warning and info) is a normal but significant event: the daemon
+starting, stopping and reloading. Every line from a device is bound with ``device=`` and
 ``port=``; with ``-p PORT`` only lines of that port (and daemon-wide lines that name
 no port) are printed. The last processor masks every registered secret (see
 :mod:`dlmsd.secret`) in the rendered line, whatever route it took to get there.
@@ -25,14 +28,16 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "get_trace_logger",
+    "notice",
     "port_matches",
 ]
 
+#: Between logging.WARNING (30) and logging.INFO (20), as syslog's notice.
 NOTICE = 25
-# syslog level (the -d argument) -> the lowest Python level that is shown
+#: syslog level (the -d argument) -> the lowest Python level that is shown
 SYSLOG_LEVELS: dict[int, int] = {
-    0: logging.CRITICAL + 10,
-    1: logging.CRITICAL + 5,
+    0: logging.CRITICAL,
+    1: logging.CRITICAL,
     2: logging.CRITICAL,
     3: logging.ERROR,
     4: logging.WARNING,
@@ -40,6 +45,67 @@ SYSLOG_LEVELS: dict[int, int] = {
     6: logging.INFO,
     7: logging.DEBUG,
 }
+
+
+#: The logger's methods and the level each logs at.
+_METHOD_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": NOTICE,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_LEVEL_METHODS = {level: name for name, level in _METHOD_LEVELS.items()}
+_filtering_classes: dict[int, type[structlog.BoundLoggerBase]] = {}
+
+
+def _nop(self: Any, event: str, *args: Any, **kw: Any) -> None:
+    return None
+
+
+def _filtering_logger(min_level: int) -> type[structlog.BoundLoggerBase]:
+    """A bound logger class like structlog's filtering ones, with a ``notice`` method:
+    a method below ``min_level`` does nothing."""
+    if min_level in _filtering_classes:
+        return _filtering_classes[min_level]
+
+    def method(name: str, level: int) -> Any:
+        if level < min_level:
+            return _nop
+
+        def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+            return self._proxy_to_logger(name, event % args if args else event, **kw)
+
+        meth.__name__ = name
+        return meth
+
+    def log(self: Any, level: int, event: str, *args: Any, **kw: Any) -> Any:
+        if level < min_level:
+            return None
+        name = _LEVEL_METHODS[level]
+        return self._proxy_to_logger(name, event % args if args else event, **kw)
+
+    def exception(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+        kw.setdefault("exc_info", True)
+        return self.error(event, *args, **kw)
+
+    methods: dict[str, Any] = {name: method(name, level)
+                               for name, level in _METHOD_LEVELS.items()}
+    methods.update(log=log, exception=exception, warn=methods["warning"],
+                   fatal=methods["critical"], msg=methods["info"],
+                   is_enabled_for=lambda self, level: level >= min_level,
+                   get_effective_level=lambda self: min_level)
+    cls = type(f"DlmsdLoggerAt{min_level}", (structlog.BoundLoggerBase,), methods)
+    _filtering_classes[min_level] = cls
+    return cls
+
+
+def notice(log: Any, event: str, **kw: Any) -> None:
+    """Log ``event`` at notice level (``-d5``).  A logger without that level (structlog
+    not set up by :func:`configure_logging`, as in a library use) logs it as info."""
+    method = getattr(log, "notice", None)
+    (method if method is not None else log.info)(event, **kw)
 
 
 def port_matches(selected: str, port: str) -> bool:
@@ -92,11 +158,11 @@ class _SafePrintLogger(structlog.PrintLogger):
         with contextlib.suppress(OSError, ValueError):
             super().msg(message)
 
-    log = debug = info = warn = warning = err = error = critical = exception = msg
+    log = debug = info = notice = warn = warning = err = error = critical = exception = msg
     fatal = failure = msg
 
 
-def configure_logging(debug: int = 4, fmt: str = "text", port: str | None = None,
+def configure_logging(debug: int = 5, fmt: str = "text", port: str | None = None,
                       stream: TextIO | None = None) -> None:
     """Configure structlog for the whole process."""
     out = stream if stream is not None else sys.stderr
@@ -116,7 +182,7 @@ def configure_logging(debug: int = 4, fmt: str = "text", port: str | None = None
             structlog.processors.format_exc_info if fmt == "json" else _identity,
             _MaskingRenderer(renderer),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(SYSLOG_LEVELS[debug]),
+        wrapper_class=_filtering_logger(SYSLOG_LEVELS[debug]),
         logger_factory=lambda *args: _SafePrintLogger(out),
         cache_logger_on_first_use=False,
     )

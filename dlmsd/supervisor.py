@@ -20,7 +20,7 @@ from typing import Any
 
 from dlmsd.config import Config, DeviceConfig, SignalConfig
 from dlmsd.counters import CounterStore, open_counter_store
-from dlmsd.logsetup import get_logger, get_trace_logger
+from dlmsd.logsetup import get_logger, get_trace_logger, notice
 from dlmsd.poller import Poller, SessionFactory
 from dlmsd.session import make_session
 from dlmsd.signals import SignalTable, Snapshot
@@ -77,7 +77,7 @@ class Supervisor:
     def _poller(self, device: DeviceConfig) -> Poller:
         bound = {"device": device.device_alias, "port": device.port_name}
         log = get_logger(**bound)
-        tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace)
+        tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace, dump_log=log)
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
                       tracer, self.session_factory, bus=self._bus(device),
                       counters=self._counters)
@@ -147,7 +147,7 @@ class Supervisor:
         for device in config.devices:
             if device.enable and device.device_alias not in self._tasks:
                 self._start(device)
-        self.log.warning("reloaded", devices=len(self._tasks), restarted=len(changed))
+        notice(self.log, "reloaded", devices=len(self._tasks), restarted=len(changed))
 
     async def run_once(self) -> Snapshot:
         """Poll every enabled device once (in parallel) and return the table."""

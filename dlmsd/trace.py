@@ -28,8 +28,12 @@ class TracedFrame:
 class FrameTracer:
     """Traces one device's frames; keeps the last ``depth`` of them."""
 
-    def __init__(self, log: Any, enabled: bool, depth: int = 32) -> None:
+    def __init__(self, log: Any, enabled: bool, depth: int = 32, *,
+                 dump_log: Any | None = None) -> None:
         self.log = log
+        #: Where the flight recorder goes: a logger that follows ``-d`` (its lines are
+        #: warnings), while ``log`` prints ``--dlms`` traces whatever the level.
+        self.dump_log = dump_log if dump_log is not None else log
         self.enabled = enabled
         self.recent: deque[TracedFrame] = deque(maxlen=depth)
 
@@ -54,9 +58,9 @@ class FrameTracer:
         if not self.recent:
             return
         last = self.recent[-1].at
-        self.log.warning("flight_recorder", reason=reason, frames=len(self.recent))
+        self.dump_log.warning("flight_recorder", reason=reason, frames=len(self.recent))
         for frame in self.recent:
-            self.log.warning("flight_frame", dir=frame.direction,
-                             age_ms=round((last - frame.at) * 1000),
-                             hex=frame.data.hex(" ").upper(), summary=frame.summary)
+            self.dump_log.warning("flight_frame", dir=frame.direction,
+                                  age_ms=round((last - frame.at) * 1000),
+                                  hex=frame.data.hex(" ").upper(), summary=frame.summary)
         self.recent.clear()

@@ -305,7 +305,7 @@ async def test_logged_signal_changes_reach_the_log(write_config: Writer) -> None
     from dlmsd.logsetup import configure_logging
 
     stream = io.StringIO()
-    configure_logging(4, "text", stream=stream)  # the service default: warnings and above
+    configure_logging(4, "text", stream=stream)  # -d4: warnings and above
     try:
         config = load_config(write_config(devices=[tcp_device("m1")],
                                           signals=[signal("e1", "m1", log=1)]))

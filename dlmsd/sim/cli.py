@@ -33,9 +33,10 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from dlmsd import __version__
 from dlmsd.errors import ConfigError, DecodeError, LocalProtocolError, TransportError
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
-from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger
+from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger, notice
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.apdu import describe_apdu
@@ -325,7 +326,7 @@ async def _run(meter: Meter, settings: SimSettings) -> int:
         click.echo(simulator.ready_line(*more))
         sys.stdout.flush()
         await stop.wait()
-        simulator.log.info("stopping", connections=simulator.connections)
+        notice(simulator.log, "stopping", connections=simulator.connections)
         return EXIT_OK
     finally:
         if line is not None:
@@ -437,6 +438,12 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
         raise click.UsageError(f"--auth {auth}: {exc}") from None
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"dlms-sim (dlmsd) {__version__}")
+        ctx.exit(0)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Object model (JSON, see dlmsd/sim/README.md). Default: the bundled "
@@ -512,8 +519,13 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
-              help="Log level, syslog style: 3 errors, 4 warnings, 6 info, 7 debug.")
+              help="Log level 0..7, syslog style; a level shows its lines and all more "
+              "severe ones: 0 emerg, 1 alert, 2 crit (0..2: critical lines only), 3 err "
+              "(a serial line failing), 4 warning (a broken stream), 5 notice (stopping), "
+              "6 info (connections), 7 debug (every APDU).")
 @click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_version, help="Show the version and exit.")
 def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port: int | None,
          logical: int, physical: tuple[int, ...], address_size: str, client_address: int,
          max_pdu: int, max_info: int, no_get_with_list: bool, referencing: str,
