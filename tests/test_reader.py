@@ -324,6 +324,32 @@ def test_wrong_password_is_rejected(name: str, referencing: str) -> None:
     assert session.reader.state is ReaderState.FAILED
 
 
+@pytest.mark.parametrize("referencing", REFERENCINGS)
+def test_high_short_secret_zero_padded_like_the_simulator(referencing: str) -> None:
+    """auth High with a secret shorter than 16 octets: the reader pads it with zero
+    octets to 16 (as gurux does) and so does dlms-sim; the association goes through
+    pass 3 and 4 and reads.  A meter holding the padded secret written out in full
+    accepts it as well (the padding is zeros at the end), one with another short
+    secret does not."""
+    short = b"Sh0rt!Hx"
+    for meter_secret in (short, short + bytes(16 - len(short))):
+        security = SimSecurity(MechanismName.HIGH, Secret(meter_secret))
+        options = ServerOptions(referencing=Referencing(referencing), security=security)
+        session = Session("hdlc", referencing, options=options, auth="High",
+                          password=short.decode())
+        session.open()
+        check(session.read(ENERGY, SERIAL), "energy", "serial")
+        session.close()
+        assert session.meter.saw_release
+    security = SimSecurity(MechanismName.HIGH, Secret(b"Sh0rt!Hy"))
+    options = ServerOptions(referencing=Referencing(referencing), security=security)
+    session = Session("hdlc", referencing, options=options, auth="High",
+                      password=short.decode())
+    with pytest.raises(AssociationRejected) as info:
+        session.open()
+    assert short.decode() not in str(info.value)
+
+
 # ------------------------------------------------------------ 3. refused with-list
 
 
