@@ -26,6 +26,7 @@ from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_ser
 from dlmsd.errors import ConfigError, ConfigValueError
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.protocol.obis import Obis, parse_signal_obis
+from dlmsd.protocol.security_hls import HIGH_KEY_SIZE
 from dlmsd.secret import MASK, Secret
 
 __all__ = [
@@ -453,9 +454,15 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     password_text = item.get("password")
     if auth.needs_password and not password_text:
         problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
-    if auth is Auth.HIGH and password_text and len(password_text.encode()) != 16:
+    size = len(password_text.encode()) if isinstance(password_text, str) else 0
+    if auth is Auth.HIGH and size > HIGH_KEY_SIZE:
         problems.append(f"{at}.password: {MASK} is not allowed: auth High (AES-128) needs a "
-                        f"secret of exactly 16 bytes, got {len(password_text.encode())}")
+                        f"secret of at most {HIGH_KEY_SIZE} bytes, got {size}")
+    elif auth is Auth.HIGH and 0 < size < HIGH_KEY_SIZE:
+        warnings.append(f"{at}.password: auth High (AES-128) takes a {HIGH_KEY_SIZE}-byte "
+                        f"secret; this one has {size} bytes and is padded with zero bytes "
+                        f"to {HIGH_KEY_SIZE}, as gurux does (the meter must pad it the same "
+                        "way)")
     if auth is Auth.NONE and password_text:
         warnings.append(f"{at}.password: set but auth is None; not used")
     needs = {Auth.HIGH_SHA256: ("system_title",),

@@ -85,6 +85,23 @@ def test_warnings_printed(write_config: Writer) -> None:
     assert "warning: devices[0].scan_rate: unknown key, ignored (did you mean " in result.output
 
 
+def test_check_warns_that_a_short_high_secret_is_padded(write_config: Writer) -> None:
+    path = write_config(devices=[tcp_device(auth="High", password="Gurux")])
+    result = run("-c", str(path), "--check")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: devices[0].password: auth High (AES-128) takes a 16-byte secret; "
+            "this one has 5 bytes and is padded with zero bytes to 16") in result.stderr
+    assert "Gurux" not in result.stdout + result.stderr
+    path = write_config(devices=[tcp_device(auth="High", password="Gurux-0123456789")])
+    result = run("-c", str(path), "--check")
+    assert result.returncode == 0 and "padded" not in result.stdout + result.stderr
+    path = write_config(devices=[tcp_device(auth="High", password="Gurux-0123456789!")])
+    result = run("-c", str(path), "--check")
+    assert result.returncode == 2
+    assert "a secret of at most 16 bytes, got 17" in result.stderr
+    assert "Gurux" not in result.stdout + result.stderr
+
+
 @pytest.fixture
 def fake_meters(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeMeter]]:
     meters: dict[str, FakeMeter] = {}

@@ -201,11 +201,31 @@ def test_password_required(write_config: Writer, auth: str) -> None:
         assert len(problems) == 1
 
 
-def test_high_needs_16_byte_secret_and_never_shows_it(write_config: Writer) -> None:
+def test_high_longer_secret_refused_and_never_shown(write_config: Writer) -> None:
     problems = problems_of(write_config(devices=[tcp_device(auth="High",
-                                                            password="s3cr3t-pw")]))
+                                                            password="s3cr3t-pw-seventeen")]))
     assert problems == ["devices[0].password: *** is not allowed: auth High (AES-128) needs "
-                        "a secret of exactly 16 bytes, got 9"]
+                        "a secret of at most 16 bytes, got 19"]
+
+
+HIGH_PADDED = ("devices[0].password: auth High (AES-128) takes a 16-byte secret; this one "
+               "has 9 bytes and is padded with zero bytes to 16, as gurux does (the meter "
+               "must pad it the same way)")
+
+
+def test_high_shorter_secret_padded_with_a_warning(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(auth="High",
+                                                          password="s3cr3t-pw")]))
+    assert config.warnings == (HIGH_PADDED,)
+    password = config.devices[0].password
+    assert password is not None and password.reveal() == b"s3cr3t-pw"  # padded where used
+    assert "s3cr3t-pw" not in repr(config) + "".join(config.warnings)
+
+
+def test_high_16_byte_secret_no_warning(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[tcp_device(auth="High",
+                                                          password="0123456789ABCDEF")]))
+    assert config.warnings == ()
 
 
 def test_password_value_is_masked_in_type_errors(write_config: Writer) -> None:

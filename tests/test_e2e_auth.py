@@ -31,6 +31,7 @@ Writer = Callable[..., Path]
 # Distinctive secrets, so that any leak is found (printable: the text form is searched).
 PASSWORD = "Pw-7h1s-1s-s3cr3t"
 HLS_SECRET = "Hx!sEcReT-16oct."  # 16 octets: mechanism 2 needs an AES-128 key
+HLS_SHORT = "Sh0rt!Hx"  # 8 octets: mechanism 2 pads it with zero octets to 16 (as gurux)
 BLOCK_CIPHER_KEY = "5EC0DE00112233445566778899AABBCC"
 AUTHENTICATION_KEY = "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
 DEDICATED_KEY = "DE0DE1DE2DE3DE4DE5DE6DE7DE8DE9DE"
@@ -45,6 +46,8 @@ MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
             ["--auth", "low", "--password", PASSWORD], None),
     "High": ({"auth": "High", "password": HLS_SECRET},
              ["--auth", "high", "--password", HLS_SECRET], "reply"),
+    "High-short": ({"auth": "High", "password": HLS_SHORT},
+                   ["--auth", "high", "--password", HLS_SHORT], "reply"),
     "HighMd5": ({"auth": "HighMd5", "password": HLS_SECRET},
                 ["--auth", "highmd5", "--password", HLS_SECRET], "reply"),
     "HighSha1": ({"auth": "HighSha1", "password": HLS_SECRET},
@@ -85,7 +88,8 @@ MODES: dict[str, tuple[dict[str, Any], list[str], str | None]] = {
          "--block-cipher-key", BLOCK_CIPHER_KEY * 2, "--authentication-key",
          AUTHENTICATION_KEY * 2], "glo"),
 }
-SECRETS = [PASSWORD.encode(), HLS_SECRET.encode(), bytes.fromhex(BLOCK_CIPHER_KEY),
+SECRETS = [PASSWORD.encode(), HLS_SECRET.encode(), HLS_SHORT.encode(),
+           HLS_SHORT.encode() + bytes(16 - len(HLS_SHORT)), bytes.fromhex(BLOCK_CIPHER_KEY),
            bytes.fromhex(AUTHENTICATION_KEY), bytes.fromhex(DEDICATED_KEY)]
 
 
@@ -196,6 +200,8 @@ def test_every_mode_reads_and_leaks_nothing(write_config: Writer, key_files: Key
         assert f"ded-{response}" in log
     if mode.startswith("HighEcdsa"):  # CtoS of 32 octets: calling-authentication-value
         assert "AC 22 80 20" in log  # [12] { [0] 32 octets } in the AARQ's hex trace
+    if mode == "High-short":  # dlms-sim took the 8-octet --password, padded the same way
+        assert "has 8 bytes and is padded with zero bytes to 16" in log
     assert_no_secret(log, key_files.private)
 
 

@@ -14,6 +14,17 @@ Identification lines used as vectors, and where each comes from:
   noise, the probe's echo of "/?!" CR LF, then ``/ACE0\\3k260V01.19``.
 * Reconstructed from the vzlogger log quoted in the same file (vendor SLB,
   baud rate 4, identification ``\\@DC341TMPBF2ZAK``): ``/SLB4\\@DC341TMPBF2ZAK``.
+* gurux's example meter in mode E (Gurux/Gurux.DLMS.Net at bd81e36, read only):
+  ``Development/GXDLMSServer.cs`` answers a request with "/" + ``FlaID`` + ('0' +
+  ``LocalPortSetup.ProposedBaudrate``) + ``LocalPortSetup.DeviceAddress`` + CR LF, no
+  ``\\W``; ``Gurux.DLMS.Server.Example.Net/.../GXDLMSBase.cs`` sets ``FlaID`` "GRX",
+  ``ProposedBaudrate`` 9600 ('5') and ``DeviceAddress`` "Gurux": ``/GRX5Gurux``.
+  (gurux_dlms for Python has no mode E server; its client,
+  Gurux/Gurux.DLMS.Python at e98a902 ``Gurux.DLMS.Client.Example.python/GXDLMSReader.py``
+  ``initializeOpticalHead``, takes the baud character at offset 4, never looks for
+  ``\\2``, and sends ACK '2' Z '2' CR LF: what ModeEOpening now does too.)
+* The issue's example of the same shape (not found verbatim in gurux's sources):
+  ``/GRX5DLMS``.
 * Made up for this test (format per IEC 62056-21): ``/ISK5\\2ME382-1003``
   (the brief's example; public DSMR code writes it ``/ISk5\\2ME382-1003``),
   ``/ABC6\\2TEST``, and the malformed lines.
@@ -72,15 +83,18 @@ IDENT_VECTORS = [
      IdentificationMessage("SLB", "4", "DC341TMPBF2ZAK", "@")),
     ("made up (brief)", b"/ISK5\\2ME382-1003\r\n",
      IdentificationMessage("ISK", "5", "ME382-1003", "2")),
+    ("gurux GXDLMSServer.cs + GXDLMSBase.cs", b"/GRX5Gurux\r\n",
+     IdentificationMessage("GRX", "5", "Gurux")),
+    ("issue 12 example", b"/GRX5DLMS\r\n", IdentificationMessage("GRX", "5", "DLMS")),
 ]
 
-# Mode E capable (baud '0'..'6' and \2): the full opening runs.
-HDLC_VECTORS = [v for v in IDENT_VECTORS if v[2].enhanced == "2"]
+# Mode C/E baud character ('0'..'6'): the full opening runs, with or without \2.
+MODE_E_VECTORS = [v for v in IDENT_VECTORS if v[2].baud_char in m.BAUD_RATES_MODE_C]
+# Without \2 (none, or another enhanced character): Identified.hdlc_capable is False.
+NO_HDLC_VECTORS = [v for v in MODE_E_VECTORS if v[2].enhanced != "2"]
 
 
-def drive(
-    opening: ModeEOpening, chunks: list[bytes], *, force: bool = False
-) -> tuple[list[object], bytes, bytes]:
+def drive(opening: ModeEOpening, chunks: list[bytes]) -> tuple[list[object], bytes, bytes]:
     """Drive the machine like a caller: feed chunks only when it needs data,
     acknowledge on Identified. Returns the events, the ACK sent and the bytes
     not fed (they arrive after the switch: the next layer's)."""
@@ -97,15 +111,13 @@ def drive(
             continue
         events.append(event)
         if isinstance(event, Identified):
-            ack = opening.acknowledge(force=force)
+            ack = opening.acknowledge()
         else:
             return events, ack, b"".join(feed)
 
 
-def run_opening(
-    opening: ModeEOpening, chunks: list[bytes], *, force: bool = False
-) -> tuple[list[object], bytes]:
-    events, ack, _ = drive(opening, chunks, force=force)
+def run_opening(opening: ModeEOpening, chunks: list[bytes]) -> tuple[list[object], bytes]:
+    events, ack, _ = drive(opening, chunks)
     return events, ack
 
 
@@ -239,7 +251,8 @@ def test_start_and_states() -> None:
     assert ModeEOpening(address="12345678").start() == b"/?12345678!\r\n"
 
 
-@pytest.mark.parametrize(("source", "raw", "msg"), HDLC_VECTORS, ids=[v[0] for v in HDLC_VECTORS])
+@pytest.mark.parametrize(("source", "raw", "msg"), MODE_E_VECTORS,
+                         ids=[v[0] for v in MODE_E_VECTORS])
 @pytest.mark.parametrize("feeding", ["whole", "bytewise"])
 def test_full_opening_real_identifications(
     source: str, raw: bytes, msg: IdentificationMessage, feeding: str
@@ -254,9 +267,10 @@ def test_full_opening_real_identifications(
         baud_char=msg.baud_char,
         baud_rate=m.BAUD_RATES_MODE_C[msg.baud_char],
         identification=msg.identification,
-        enhanced="2",
+        enhanced=msg.enhanced,
         reaction_20ms=msg.reaction_20ms,
     )
+    assert ident.hdlc_capable is (msg.enhanced == "2")
     assert ack == b"\x062" + msg.baud_char.encode() + b"2\r\n"
     assert switch == SwitchLine(m.BAUD_RATES_MODE_C[msg.baud_char], 8, "N", 1, b"")
     assert opening.state is OpeningState.SWITCHED
@@ -327,16 +341,38 @@ def test_max_baud_below_300_rejected() -> None:
         ModeEOpening(max_baud=299)
 
 
-def test_meter_without_hdlc_needs_force() -> None:
-    opening = ModeEOpening(echo=False)
+@pytest.mark.parametrize(("source", "raw", "msg"), NO_HDLC_VECTORS,
+                         ids=[v[0] for v in NO_HDLC_VECTORS])
+@pytest.mark.parametrize("echo", [False, True])
+def test_identification_without_enhanced_hdlc_goes_on(
+    source: str, raw: bytes, msg: IdentificationMessage, echo: bool
+) -> None:
+    """No \\2 (gurux's meter sends none): the option select still selects mode E at
+    the meter's rate, as gurux's client does; Identified says hdlc_capable False
+    for the caller's warning. (It was a LocalProtocolError naming ``force=True``.)"""
+    opening = ModeEOpening(echo=echo, max_baud=19200)
     opening.start()
-    opening.receive_data(b"/KFM5KAIFA-METER\r\n")
-    ident = opening.next_event()
+    hdlc = b"\x7e\xa0\x08"  # the first octets of the meter's answer to the SNRM
+    ack = b"\x062" + msg.baud_char.encode() + b"2\r\n"
+    stream = (REQ if echo else b"") + raw + (ack if echo else b"") + hdlc
+    events, sent, rest = drive(opening, [stream[:len(stream) - 3], stream[-3:]])
+    ident, switch = events
     assert isinstance(ident, Identified) and not ident.hdlc_capable
-    with pytest.raises(LocalProtocolError, match=r"announced nothing, not '\\2'"):
-        opening.acknowledge()
-    assert opening.acknowledge(force=True) == b"\x06252\r\n"
-    assert opening.next_event() == SwitchLine(9600)
+    assert ident.enhanced == msg.enhanced
+    assert sent == ack
+    rate = m.BAUD_RATES_MODE_C[msg.baud_char]
+    assert switch == SwitchLine(rate, trailing=b"") and rest == hdlc
+    assert opening.state is OpeningState.SWITCHED
+
+
+def test_gurux_meter_identification_octets() -> None:
+    """The octets of gurux's example meter's answer, as GXDLMSServer.cs composes them
+    (see the module text), parse to GRX / '5' / "Gurux" without an enhanced character."""
+    flag_id, proposed_baudrate, device_address = "GRX", 5, "Gurux"  # GXDLMSBase.cs
+    answer = b"/" + flag_id.encode() + bytes([ord("0") + proposed_baudrate]) \
+        + device_address.encode() + b"\r\n"
+    assert answer == b"/GRX5Gurux\r\n"
+    assert IdentificationMessage.from_bytes(answer) == IdentificationMessage("GRX", "5", "Gurux")
 
 
 # ---------------------------------------------------------------------------
@@ -427,8 +463,9 @@ def test_vzlogger_ace3000_capture_noise_then_echo() -> None:
         assert opening.identified == Identified("ACE", "0", 300, "k260V01.19", "3", False)
         assert opening.state is OpeningState.IDENTIFIED
         assert opening.garbage_bytes == 5 and opening.echo_seen
-        with pytest.raises(LocalProtocolError, match=r"announced '\\\\3'"):
-            opening.acknowledge()
+        # "\\3" is not "\\2": the opening goes on all the same (the caller warns)
+        assert not opening.identified.hdlc_capable
+        assert opening.acknowledge() == b"\x06202\r\n"
 
 
 def test_echo_disabled_but_present_says_so() -> None:
@@ -617,7 +654,7 @@ def test_any_valid_identification_any_chunking(
     chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
     opening = ModeEOpening(echo=echo)
     opening.start()
-    events, ack, rest = drive(opening, [*chunks, b""], force=True)
+    events, ack, rest = drive(opening, [*chunks, b""])
     assert events[0] == Identified(manufacturer, baud, m.BAUD_RATES_MODE_C[baud], ident,
                                    enhanced, manufacturer[2].islower())
     assert ack == b"\x062" + baud.encode() + b"2\r\n"
@@ -638,7 +675,7 @@ def test_fuzz_any_bytes_give_events_or_protocol_errors(
     opening = ModeEOpening(address=address, echo=echo, max_baud=9600)
     opening.start()
     try:
-        run_opening(opening, data, force=True)
+        run_opening(opening, data)
     except RemoteProtocolError as exc:  # DecodeError is one
         assert type(exc) in (DecodeError, RemoteProtocolError)
         assert opening.state is OpeningState.FAILED
@@ -654,7 +691,7 @@ def test_fuzz_with_likely_prefixes(prefix: bytes) -> None:
         opening = ModeEOpening(echo=True)
         opening.start()
         try:
-            run_opening(opening, bytewise(stream), force=True)
+            run_opening(opening, bytewise(stream))
         except RemoteProtocolError as exc:
             assert type(exc) in (DecodeError, RemoteProtocolError)
 

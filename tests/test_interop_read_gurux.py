@@ -146,6 +146,39 @@ def test_hls_against_gurux(write_config: Writer, interface: str, auth: str) -> N
     assert "HLS authentication failed" in device["error"] or "rejected" in device["error"]
 
 
+@pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
+def test_hls_high_short_secret_against_gurux(write_config: Writer, interface: str) -> None:
+    """auth High with a 5-octet secret: gurux's meter pads it with zeros
+    (GXSecure.secure), the daemon pads it the same way; both passes verify."""
+    from click.testing import CliRunner
+
+    from dlmsd.cli import main
+
+    secret = "Gx5!q"
+    mode = "DLMS-WRAPPER" if interface == "wrapper" else "DLMS-HDLC"
+    common: dict[str, Any] = {"port": 0, "mode": mode, "logical_address": 1,
+                              "physical_address": 17, "address_size": 2, "auth": "High",
+                              "timeout_ms": 3000}
+    with GuruxMeter(interface, hls_secret=secret.encode()) as meter:
+        common["port"] = meter.port
+        good = write_config(devices=[tcp_device("g", password=secret, **common)],
+                            signals=_signals()[:1])
+        result = CliRunner().invoke(main, ["-c", str(good), "--once", "--json", "-d7",
+                                           "--dlms"])
+        bad = write_config(devices=[tcp_device("g", password="Gx5!r", **common)],
+                           signals=_signals()[:1])
+        refused = CliRunner().invoke(main, ["-c", str(bad), "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = __import__("json").loads(result.stdout)
+    assert [s["value"] for s in doc["signals"]] == [12345678]
+    assert "ACTION.req" in result.output  # pass 3 went over the wire
+    assert "is padded with zero bytes to 16" in result.output
+    for form in (secret, secret.encode().hex(), secret.encode().hex(" ").upper()):
+        assert form not in result.output
+    assert refused.exit_code == 1
+    assert "Gx5!r" not in refused.output
+
+
 @pytest.mark.parametrize("security", ["both", "authentication", "encryption"])
 @pytest.mark.parametrize("interface", ["hdlc", "wrapper"])
 def test_hls_gmac_ciphered_against_gurux(write_config: Writer, interface: str, security: str,

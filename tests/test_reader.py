@@ -323,6 +323,32 @@ def test_wrong_password_is_rejected(name: str, referencing: str) -> None:
     assert session.reader.state is ReaderState.FAILED
 
 
+@pytest.mark.parametrize("referencing", REFERENCINGS)
+def test_high_short_secret_zero_padded_like_the_simulator(referencing: str) -> None:
+    """auth High with a secret shorter than 16 octets: the reader pads it with zero
+    octets to 16 (as gurux does) and so does dlms-sim; the association goes through
+    pass 3 and 4 and reads.  A meter holding the padded secret written out in full
+    accepts it as well (the padding is zeros at the end), one with another short
+    secret does not."""
+    short = b"Sh0rt!Hx"
+    for meter_secret in (short, short + bytes(16 - len(short))):
+        security = SimSecurity(MechanismName.HIGH, Secret(meter_secret))
+        options = ServerOptions(referencing=Referencing(referencing), security=security)
+        session = Session("hdlc", referencing, options=options, auth="High",
+                          password=short.decode())
+        session.open()
+        check(session.read(ENERGY, SERIAL), "energy", "serial")
+        session.close()
+        assert session.meter.saw_release
+    security = SimSecurity(MechanismName.HIGH, Secret(b"Sh0rt!Hy"))
+    options = ServerOptions(referencing=Referencing(referencing), security=security)
+    session = Session("hdlc", referencing, options=options, auth="High",
+                      password=short.decode())
+    with pytest.raises(AssociationRejected) as info:
+        session.open()
+    assert short.decode() not in str(info.value)
+
+
 # ------------------------------------------------------------ 3. refused with-list
 
 
@@ -646,6 +672,50 @@ def test_mode_e_opening_then_hdlc() -> None:
     reader.close(wire.now)
     wire.run(lambda: reader.state is ReaderState.CLOSED)
     assert meter.line.in_opening  # DISC: the line is back at 300 Bd, waiting
+
+
+def test_mode_e_without_enhanced_hdlc_reads_with_a_warning() -> None:
+    """gurux's example meter identifies itself as "/GRX5Gurux" CR LF, without the
+    enhanced identification \\2 (Gurux/Gurux.DLMS.Net Development/GXDLMSServer.cs with
+    the example's FlaID "GRX", 9600 Bd, device address "Gurux"; see
+    tests/test_iec62056_21.py).  The reader selects mode E all the same, as gurux's
+    client does, warns once, and reads through dlms-sim's serial line."""
+    doc = {"devices": [serial_device("m", "/dev/ttyS0", HDLC_PHYSICAL, mode="IEC",
+                                     logical_address=HDLC_LOGICAL, retry_counter=2)],
+           "signals": [signal(device="m")]}
+    reader = build_reader(parse_config(doc).devices[0], quirks=MeterQuirks(),
+                          counters=FakeCounters)
+    identification = iec.IdentificationMessage("GRX", "5", "Gurux")
+    assert identification.to_bytes() == b"/GRX5Gurux\r\n"
+    meter = SerialMeter(HDLC_PHYSICAL, identification)
+    wire = Wire(reader, meter)
+    reader.open(wire.now, bytes(16))
+    wire.run(lambda: reader.state is ReaderState.READY)
+    assert wire.frames_to_meter[:2] == [b"/?!\r\n", b"\x06252\r\n"]  # request, ACK
+    assert meter.line_settings == [SetLine((9600, 8, "N", 1))]
+    (identified,) = wire.named("iec_identified")
+    assert identified.fields["identification"] == "Gurux" and not identified.fields["hdlc"]
+    (warning,) = wire.named("iec_hdlc_not_announced")
+    assert warning.level == "warning" and warning.fields["enhanced"] == "none"
+    assert "force" not in str(warning.fields)
+    reader.submit(ReadAttributes((ENERGY, SERIAL)), wire.now)
+    wire.run(lambda: reader.state is ReaderState.READY)
+    check({r.key: r for r in reader.result}, "energy", "serial")
+    reader.close(wire.now)
+    wire.run(lambda: reader.state is ReaderState.CLOSED)
+
+
+def test_mode_e_with_enhanced_hdlc_does_not_warn() -> None:
+    doc = {"devices": [serial_device("m", "/dev/ttyS0", HDLC_PHYSICAL, mode="IEC",
+                                     logical_address=HDLC_LOGICAL)],
+           "signals": [signal(device="m")]}
+    reader = build_reader(parse_config(doc).devices[0], quirks=MeterQuirks(),
+                          counters=FakeCounters)
+    wire = Wire(reader, SerialMeter(HDLC_PHYSICAL,
+                                    iec.IdentificationMessage("SIM", "5", "dlms-sim", "2")))
+    reader.open(wire.now, bytes(16))
+    wire.run(lambda: reader.state is ReaderState.READY)
+    assert wire.named("iec_identified") and not wire.named("iec_hdlc_not_announced")
 
 
 # ------------------------------------------------------------------------ 9. the clock

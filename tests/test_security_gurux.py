@@ -254,3 +254,16 @@ def test_ecdsa_p256_against_gurux() -> None:
     assert ecdsa_verify(private.public_key(), theirs, signer_system_title=ST_C,
                         other_system_title=ST_S, challenge_to_signer=stoc,
                         signer_challenge=ctos)
+
+
+@pytest.mark.parametrize("secret", [b"G", b"Gurux", b"secret", b"15 bytes secret"],
+                         ids=lambda s: f"{len(s)} bytes")
+@pytest.mark.parametrize("size", [8, 16, 17, 32, 64])
+def test_high_short_secret_padded_as_gurux_pads_it(secret: bytes, size: int) -> None:
+    """A secret shorter than 16 octets: gurux zero-pads it (GXSecure.secure); so do we."""
+    client = gurux_client(authentication=Authentication.HIGH)
+    challenge = bytes((i * 53 + size) & 0xFF for i in range(size))
+    gurux = bytes(GXSecure.secure(client.settings, client.settings.cipher, 0, challenge, secret))
+    assert hls_high(secret, challenge) == gurux
+    keys = HlsKeys(MechanismName.HIGH, secret=Secret(secret))
+    assert client_reply(keys, stoc=challenge, ctos=b"P6wRJ21F") == gurux

@@ -9,6 +9,12 @@ Vector sources:
 * Mechanisms 2, 3, 4, 6 with the same titles and challenges: the values gurux_dlms
   1.0.203 computes (``GXDLMSClient.getApplicationAssociationRequest``), re-checked live
   in tests/test_security_gurux.py, and 3, 4, 6 recomputed here with hashlib.
+* Mechanism 2 with a secret shorter than 16 octets: computed in the test itself with
+  ``cryptography``'s AES-128-ECB, the secret zero-padded at its end to 16 octets as
+  gurux_dlms pads it (Gurux/Gurux.DLMS.Python ``gurux_dlms/GXSecure.py``
+  ``GXSecure.secure``, read only: the secret is copied into a zeroed buffer of at least
+  16 octets whose first 16 key the AES); re-checked against gurux in
+  tests/test_security_gurux.py.
 * Mechanism 7 (ECDSA): RFC 6979 appendix A.2.5 (P-256/SHA-256) and A.2.6
   (P-384/SHA-384), the keys and the signatures of "sample".
 """
@@ -21,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,7 +133,46 @@ def test_high_pads_with_zeros_to_whole_blocks() -> None:
     two = hls_high(HIGH_SECRET, STOC + bytes(8) + STOC)
     assert two[:16] == eight == two[16:]
     with pytest.raises(LocalProtocolError, match="AES-128 key"):
-        hls_high(b"short", STOC)
+        hls_high(b"", STOC)
+
+
+def _aes_ecb(key: bytes, data: bytes) -> bytes:
+    """The reference: cryptography's AES-ECB, not dlmsd's code."""
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+@pytest.mark.parametrize("secret", [b"G", b"Gurux", b"secret", b"15 bytes secret"],
+                         ids=lambda s: f"{len(s)} bytes")
+def test_high_zero_pads_a_short_secret(secret: bytes) -> None:
+    """A secret of 1..15 octets keys AES-128 as the secret followed by zero octets."""
+    expected = _aes_ecb(secret + bytes(16 - len(secret)), STOC + bytes(8))
+    assert hls_high(secret, STOC) == expected
+    assert hls_high(Secret(secret), STOC) == expected
+    keys = HlsKeys(MechanismName.HIGH, secret=Secret(secret))
+    assert client_reply(keys, stoc=STOC, ctos=CTOS) == expected
+    verify_server_reply(keys, _aes_ecb(secret + bytes(16 - len(secret)), CTOS + bytes(8)),
+                        stoc=STOC, ctos=CTOS)
+    assert security_hls.high_key(secret) == secret + bytes(16 - len(secret))
+
+
+def test_high_short_secret_fixed_vectors() -> None:
+    # Same computation, written out once (cryptography 50.0.2, AES-128-ECB):
+    # key "Gurux" + 11 x 00 / "secret" + 10 x 00, block "P6wRJ21F" + 8 x 00.
+    assert hls_high(b"Gurux", STOC) == H("96011EF322EF023442A5636628BFB4C3")
+    assert hls_high(b"secret", STOC) == H("F2CBE0229066B45DADFE5D84D9D5FA22")
+    # Padding is not a different key: the 16-octet secret with the zeros written out
+    # gives the same reply.
+    assert hls_high(b"secret" + bytes(10), STOC) == hls_high(b"secret", STOC)
+
+
+def test_high_longer_secret_refused_without_showing_it() -> None:
+    secret = b"seventeen bytes!!"
+    for call in (lambda: hls_high(secret, STOC),
+                 lambda: HlsKeys(MechanismName.HIGH, secret=Secret(secret))):
+        with pytest.raises(LocalProtocolError, match="at most 16 bytes, got 17") as info:
+            call()
+        assert "seventeen" not in str(info.value) and "seventeen" not in repr(info.value)
 
 
 @pytest.mark.parametrize(("mechanism", "expected"), CLIENT_VECTORS)
@@ -171,7 +217,8 @@ def test_challenges() -> None:
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"mechanism": MechanismName.LOW}, "not an HLS mechanism"),
     ({"mechanism": MechanismName.HIGH_MD5}, "needs the HLS secret"),
-    ({"mechanism": MechanismName.HIGH, "secret": b"15 bytes secret"}, "must be 16 bytes"),
+    ({"mechanism": MechanismName.HIGH, "secret": b"17 bytes secret!!"}, "at most 16 bytes"),
+    ({"mechanism": MechanismName.HIGH, "secret": b""}, "empty"),
     ({"mechanism": MechanismName.HIGH_SHA1, "secret": b""}, "empty"),
     ({"mechanism": MechanismName.HIGH_SHA256, "secret": b"x"}, "client system title"),
     ({"mechanism": MechanismName.HIGH_GMAC, "system_title": ST_C}, "needs the block cipher"),

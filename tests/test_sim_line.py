@@ -112,11 +112,15 @@ def test_overlong_request_is_skipped() -> None:
     assert feed_all(server, junk + b"/?!\r\n", bytewise=True) == [iec.RequestReceived("", SIM)]
 
 
-def test_server_identification_must_be_mode_e_with_hdlc() -> None:
+def test_server_identification_must_be_mode_e() -> None:
     with pytest.raises(LocalProtocolError, match="must announce"):
         iec.ModeEServer({"": iec.IdentificationMessage("SIM", "E", "mode-b", "2")})
-    with pytest.raises(LocalProtocolError, match="must announce"):
-        iec.ModeEServer({"": iec.IdentificationMessage("SIM", "5", "no-hdlc")})
+    # without \2, as gurux's example meter answers ("/GRX5Gurux", see
+    # tests/test_iec62056_21.py): served
+    gurux = iec.IdentificationMessage("GRX", "5", "Gurux")
+    server = iec.ModeEServer({"": gurux})
+    assert feed_all(server, b"/?!\r\n", bytewise=False) == [iec.RequestReceived("", gurux)]
+    assert feed_all(server, b"\x06252\r\n", bytewise=False) == [iec.SwitchLine(9600)]
     with pytest.raises(LocalProtocolError, match="no identification"):
         iec.ModeEServer({})
 

@@ -392,7 +392,9 @@ class Identified:
     """The meter identified itself. Call ``acknowledge()`` next.
 
     ``baud_rate`` is the highest rate the meter offers; ``enhanced`` the
-    character after '\\' (``"2"``: HDLC capable) or None.
+    character after '\\' (``"2"``: HDLC capable) or None. ``hdlc_capable``
+    False (no ``\\2``) does not stop the opening: the option select selects
+    mode E all the same, and the caller should log a warning.
     """
 
     manufacturer: str
@@ -505,7 +507,9 @@ class ModeEOpening:
 
     ``next_event()`` raises :class:`DecodeError` for malformed input and
     :class:`RemoteProtocolError` for a meter that cannot do mode E (mode A or
-    B baud characters, NAK); both name the step. Counters: ``garbage_bytes``
+    B baud characters, NAK); both name the step. An identification without
+    the enhanced identification ``\\2`` is not refused (see
+    :meth:`acknowledge`). Counters: ``garbage_bytes``
     (noise skipped before the identification), ``echo_seen``.
     """
 
@@ -550,24 +554,19 @@ class ModeEOpening:
         self._transition(_T.START)
         return self._request
 
-    def acknowledge(self, *, force: bool = False) -> bytes:
+    def acknowledge(self) -> bytes:
         """The option select message selecting mode E (ACK '2' Z '2' CR LF).
 
         Z is the meter's baud character or a lower one if ``max_baud`` is
-        lower. Raises :class:`LocalProtocolError` when the meter did not
-        announce ``\\2`` (HDLC) unless ``force`` (some meters speak HDLC
-        without saying so).
+        lower. Sent whether or not the meter announced ``\\2`` (binary mode
+        HDLC): some meters speak HDLC without saying so (gurux's example meter
+        answers "/GRX5Gurux"), and other masters (gurux's client) select mode
+        E on the baud character alone. ``Identified.hdlc_capable`` tells the
+        caller, which should warn when it is False.
         """
         if self.state is not OpeningState.IDENTIFIED or self.identified is None:
             raise LocalProtocolError(f"cannot acknowledge in state {self.state.name}")
         ident = self.identified
-        if not ident.hdlc_capable and not force:
-            said = "nothing" if ident.enhanced is None else repr("\\" + ident.enhanced)
-            raise LocalProtocolError(
-                f"option select: {ident.manufacturer} {ident.identification!r} announced"
-                f" {said}, not '\\2' (binary mode HDLC); use force=True if it speaks HDLC"
-                " anyway"
-            )
         limit = ident.baud_rate if self.max_baud is None else min(ident.baud_rate, self.max_baud)
         char = max(
             (c for c, rate in BAUD_RATES_MODE_C.items() if rate <= limit),
@@ -815,7 +814,9 @@ class ModeEServer:
     ``identifications`` maps a device address to the identification the
     device at that address answers with; the key "" is the device that answers
     "/?!" (the one on the optical port). Addresses compare without leading
-    zeros. Each identification must announce mode E ('0'..'6') and ``\\2``.
+    zeros. Each identification must announce a mode E baud rate ('0'..'6');
+    ``\\2`` is optional (gurux's meter leaves it out, and the clients of the
+    daemon and of gurux select mode E without it).
 
     Waiting for a request, everything up to "/?" is line noise (HDLC frames
     of a client that skipped the opening included) and is dropped. After an
@@ -833,10 +834,10 @@ class ModeEServer:
         self._idents: dict[str, IdentificationMessage] = {}
         for address, ident in identifications.items():
             _check_address(address)
-            if ident.baud_char not in BAUD_RATES_MODE_C or ident.enhanced != ENHANCED_HDLC:
+            if ident.baud_char not in BAUD_RATES_MODE_C:
                 raise LocalProtocolError(
                     f"mode E server: identification {ident.to_bytes()!r} must announce a"
-                    " mode C/E baud rate character ('0'..'6') and '\\2'"
+                    " mode C/E baud rate character ('0'..'6')"
                 )
             self._idents[normalise_address(address)] = ident
         self._buf = bytearray()

@@ -612,6 +612,11 @@ class MeterReader:
             self._note("iec_identified", "info", manufacturer=event.manufacturer,
                        identification=event.identification, baud_rate=event.baud_rate,
                        hdlc=event.hdlc_capable)
+            if not event.hdlc_capable:
+                self._note("iec_hdlc_not_announced", "warning",
+                           enhanced="none" if event.enhanced is None else "\\" + event.enhanced,
+                           detail="no '\\2' (binary mode HDLC) in the identification; "
+                                  "selecting mode E anyway, as gurux's client does")
             self._reacting = True  # the meter may need this long before it listens
             self._deadline = now + event.min_reaction_time
             return

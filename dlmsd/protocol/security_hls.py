@@ -28,8 +28,11 @@ GMAC tag 12 octets.  Mechanism 2 is "manufacturer specific" in the standard; the
 scheme implemented is the widespread one (gurux ``GXSecure.secure`` for HIGH):
 ``StoC*`` is the challenge padded at its end with 0x00 to the next multiple of 16
 octets (unchanged if already one), each 16-octet block enciphered independently with
-the 16-octet HLS secret as AES-128 key, and the reply is the whole padded result
-(16 octets for an 8..16-octet challenge, not cut back to the challenge's length).
+the HLS secret as AES-128 key, and the reply is the whole padded result (16 octets for
+an 8..16-octet challenge, not cut back to the challenge's length).  A secret shorter
+than 16 octets is padded at its end with 0x00 to 16 (:func:`high_key`), as gurux does
+(``GXSecure.secure`` copies the secret into a zeroed buffer of at least 16 octets and
+keys AES with its first 16), so a short secret interoperates; a longer one is refused.
 Mechanism 7 signs with ECDSA P-256/SHA-256 (security suite 1) or P-384/SHA-384
 (suite 2); the signature is r || s, each left-padded to the curve size (64 or 96 octets).
 
@@ -67,6 +70,7 @@ from dlmsd.secret import Secret
 
 __all__ = [
     "GMAC_REPLY_SIZE",
+    "HIGH_KEY_SIZE",
     "HLS_MECHANISMS",
     "MAX_CHALLENGE",
     "MIN_CHALLENGE",
@@ -77,6 +81,7 @@ __all__ = [
     "ecdsa_sign",
     "ecdsa_suite",
     "ecdsa_verify",
+    "high_key",
     "hls_gmac",
     "hls_high",
     "hls_md5",
@@ -92,6 +97,9 @@ MAX_CHALLENGE: Final = 64
 #: SC 0x10: authentication only, security suite 0 (the only suite with HLS-GMAC here).
 _GMAC_SC: Final = 0x10
 GMAC_REPLY_SIZE: Final = 1 + 4 + TAG_SIZE
+#: Mechanism 2's AES-128 key: a shorter HLS secret is zero-padded to it, a longer refused.
+HIGH_KEY_SIZE: Final = 16
+_HIGH_KEY: Final = "HLS secret (mechanism 2 needs an AES-128 key)"
 
 HLS_MECHANISMS: Final = frozenset({
     MechanismName.HIGH, MechanismName.HIGH_MD5, MechanismName.HIGH_SHA1,
@@ -140,9 +148,21 @@ def _digest(algorithm: hashes.HashAlgorithm, *parts: bytes) -> bytes:
 
 
 # =========================================================================== primitives
+def high_key(secret: Key) -> bytes:
+    """Mechanism 2's AES-128 key: the secret, zero-padded at its end to 16 octets when
+    shorter (as gurux pads it); 1..16 octets, else :class:`LocalProtocolError` (which
+    names the secret's length, never its value)."""
+    raw = _secret(secret, _HIGH_KEY)
+    if len(raw) > HIGH_KEY_SIZE:
+        raise LocalProtocolError(f"{_HIGH_KEY} must be at most {HIGH_KEY_SIZE} bytes, "
+                                 f"got {len(raw)}")
+    return raw + bytes(HIGH_KEY_SIZE - len(raw))
+
+
 def hls_high(secret: Key, challenge: bytes) -> bytes:
-    """Mechanism 2: AES-128-ECB(secret, challenge zero-padded to a multiple of 16)."""
-    key = key_bytes(secret, "HLS secret (mechanism 2 needs an AES-128 key)")
+    """Mechanism 2: AES-128-ECB(secret zero-padded to 16, challenge zero-padded to a
+    multiple of 16)."""
+    key = high_key(secret)
     padded = bytes(challenge) + bytes(-len(challenge) % 16)
     context = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     return context.update(padded) + context.finalize()
@@ -270,7 +290,8 @@ def ecdsa_verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, *,
 class HlsKeys:
     """What the client holds for one HLS mechanism.
 
-    ``secret``: the HLS secret (mechanisms 2, 3, 4, 6; 16 octets for 2).
+    ``secret``: the HLS secret (mechanisms 2, 3, 4, 6; 1..16 octets for 2, zero-padded
+    to 16 by :func:`high_key`).
     ``system_title``: the client's (5, 6, 7).  ``block_cipher_key`` and
     ``authentication_key``: the global keys (5).  ``signing_key``: the client's
     private key and ``server_public_key`` the meter's signing public key (7).
@@ -295,7 +316,7 @@ class HlsKeys:
             if self.secret is None:
                 raise LocalProtocolError(f"{label} needs the HLS secret")
             if mechanism is MechanismName.HIGH:
-                key_bytes(self.secret, "HLS secret (mechanism 2 needs an AES-128 key)")
+                high_key(self.secret)
             else:
                 _secret(self.secret)
         if mechanism in (MechanismName.HIGH_GMAC, MechanismName.HIGH_SHA256,

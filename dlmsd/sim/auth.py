@@ -108,7 +108,8 @@ class SimSecurity:
     """The meter's authentication settings.
 
     ``mechanism``: what it requires (LOWEST: none).  ``secret``: the LLS password
-    (Low) or the HLS secret (High: 16 octets, HighMd5, HighSha1, HighSha256).
+    (Low) or the HLS secret (High: 1..16 octets, a shorter one zero-padded to 16 as
+    the daemon and gurux pad it; HighMd5, HighSha1, HighSha256).
     ``system_title``: the meter's (HighGmac, HighSha256).  ``block_cipher_key`` and
     ``authentication_key`` (HighGmac; HighEcdsa with ``ecdsa_ciphering``: 16 octets
     on P-256, 32 on P-384), ``security``: "authentication", "encryption" or "both".

@@ -492,7 +492,8 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
               default="none", show_default=True,
               help="Authentication the meter requires (the daemon's auth names).")
 @click.option("--password", envvar="DLMS_SIM_PASSWORD", metavar="TEXT",
-              help="Low: the password; High: the 16-character HLS secret; HighMd5, "
+              help="Low: the password; High: the HLS secret of up to 16 bytes (a shorter "
+                   "one is padded with zero bytes to 16, as gurux does); HighMd5, "
                    "HighSha1, HighSha256: the HLS secret. Also $DLMS_SIM_PASSWORD.")
 @click.option("--system-title", callback=_hex(8), metavar="HEX",
               default=DEFAULT_SYSTEM_TITLE.hex().upper(), show_default=True,
