@@ -459,8 +459,8 @@ class HdlcClientConnection(_Link):
         self.state = HdlcClientState.DISCONNECTED
         self.peer_busy = False
         self._last_command: Frame | None = None  # SNRM or DISC awaiting its answer
-        #: The last I frame of our request, kept until the response comes: sent again
-        #: when a meter answers our poll with RR but not with its response.
+        #: The last I frame of our request (a request in one frame), kept until the
+        #: response comes: sent again, or anew, when the response does not come.
         self._request_frame: Frame | None = None
         self._resends = 0  # of the request under way, after timeouts
         self._repeatable = True  # the request under way may be asked anew
@@ -474,11 +474,7 @@ class HdlcClientConnection(_Link):
         #: Times the link lost step with the meter and found it again (a response
         #: frame lost for good): the request was sent again as a new I frame.
         self.resyncs = 0
-        self._polled = False  # an RR poll of ours is unanswered by data
         self._confirmed = True  # the request under way expects a response
-        #: RRs in answer to our poll whose N(R) counts beyond our last I frame (gurux's
-        #: meter counts the poll itself); taken as "the meter has the request".
-        self.lenient_acks = 0
 
     # -- state machine ------------------------------------------------------
     def _transition(self, trigger: _Trigger) -> None:
@@ -527,15 +523,15 @@ class HdlcClientConnection(_Link):
         self._rr_resend = True
         self._resends = 0
         self._resync = self._discarding = False
-        self._polled = False
         self._confirmed = confirmed
         return self._encode(frame)
 
     def retransmit(self) -> bytes:
         """What to send when the caller's timeout expired without an answer:
-        SNRM or DISC again while one is outstanding; otherwise, while an
-        exchange is under way (or the server is busy), RR with the poll bit and
-        N(R) = V(R)."""
+        SNRM or DISC again while one is outstanding; for a request in one frame
+        awaiting its response, the request again (then, from a silent meter, anew:
+        docs/architecture.md, "How an HDLC exchange is tried again"); otherwise, while an exchange
+        is under way (or the server is busy), RR with the poll bit and N(R) = V(R)."""
         if self.state in (HdlcClientState.CONNECTING, HdlcClientState.DISCONNECTING):
             assert self._last_command is not None
             self.retransmissions += 1
@@ -574,7 +570,6 @@ class HdlcClientConnection(_Link):
                 # twice. Take its answer as lost and ask anew (a new N(S), an N(R)
                 # past the lost frame); its next I frame sets the pace again.
                 return self._encode(self._anew())
-            self._polled = self.state is HdlcClientState.AWAITING_RESPONSE
             return self._encode(self._frame(Control(FrameType.RR, True, 0, self._vr)))
         raise LocalProtocolError(f"nothing to retransmit in state {self.state.name}")
 
@@ -689,12 +684,6 @@ class HdlcClientConnection(_Link):
             self.retransmissions += 1
             self._queue(frame_again)
             return
-        if acked is None and self._polled and frame.control.pf:
-            # The answer to our poll, with an N(R) beyond our last I frame: a meter that
-            # counts the poll (gurux's). It received the request all the same.
-            self.lenient_acks += 1
-            self._unacked = None
-            acked = True
         if acked is None:
             raise RemoteProtocolError(
                 f"{frame.control} from the server: N(R) must be {self._vs}"
@@ -719,13 +708,6 @@ class HdlcClientConnection(_Link):
                 self._queue(nxt)
         elif self.state is HdlcClientState.AWAITING_RESPONSE and not busy:
             self._transition(_T.ACK if self._confirmed else _T.DONE)
-            if self._confirmed and self._polled and frame.control.pf and (
-                    self._request_frame is not None):
-                # Our poll was answered, but not with the response (ISO/IEC 13239 has
-                # the meter resend it; some do not): ask again with the request itself.
-                self._polled = False
-                self.retransmissions += 1
-                self._queue(self._again(self._request_frame))
 
     def _on_i(self, frame: Frame) -> None:
         ctrl = frame.control
@@ -778,7 +760,6 @@ class HdlcClientConnection(_Link):
             )
         self._unacked = None
         self.peer_busy = False
-        self._polled = False
         self._resends = 0  # progress
         self._vr = (self._vr + 1) % _MOD
         if not self._discarding:
