@@ -10,12 +10,13 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from dlmsd import __version__
-from dlmsd.config import DEFAULT_STATE_DIR, Config, Mode, load_config
+from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
 from dlmsd.logsetup import configure_logging, get_logger, notice, port_matches
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
@@ -28,14 +29,23 @@ EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
 
 
 def _print_config_error(exc: ConfigError) -> None:
-    click.echo(f"dlms: {exc}; the protocol does not start:", err=True)
-    for problem in exc.problems:
-        click.echo(f"  - {problem}", err=True)
+    """The problems (in path order), then the warnings found beside them."""
+    if exc.problems == [str(exc)]:  # one problem with the file itself: say it once
+        click.echo(f"dlms: {exc}; the protocol does not start", err=True)
+    else:
+        click.echo(f"dlms: {exc}; the protocol does not start:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+    _print_warnings(exc.warnings)
 
 
-def _print_warnings(config: Config) -> None:
-    for warning in config.warnings:
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for warning in warnings:
         click.echo(f"dlms: warning: {warning}", err=True)
+
+
+def _port_text(dev: DeviceConfig) -> str:
+    return f"{dev.port_name} ({dev.port_alias})" if dev.port_alias else dev.port_name
 
 
 def _summary(config: Config) -> str:
@@ -47,7 +57,7 @@ def _summary(config: Config) -> str:
         server = (f"wPort {dev.server.logical}" if dev.mode is Mode.WRAPPER
                   else dev.server.describe())
         lines.append(
-            f"  {dev.device_alias} ({dev.name}) {state}: {dev.port_name} {dev.mode.value} "
+            f"  {dev.device_alias} ({dev.name}) {state}: {_port_text(dev)} {dev.mode.value} "
             f"{dev.referencing.value} auth={dev.auth.value} client=0x{dev.client_address:02X} "
             f"server={server}, {count} signal(s)"
         )
@@ -95,7 +105,8 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         try:
             new = load_config(config_path)
         except ConfigError as exc:
-            log.error("reload_rejected", error=str(exc), problems=exc.problems)
+            log.error("reload_rejected", error=str(exc), problems=exc.problems,
+                      warnings=exc.warnings)
             return
         for warning in new.warnings:
             log.warning("config_warning", warning=warning)
@@ -184,12 +195,14 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
     except ConfigError as exc:
         _print_config_error(exc)
         sys.exit(EXIT_CONFIG)
-    _print_warnings(config)
+    _print_warnings(config.warnings)
     if port is not None:
+        given, port = port, config.port_path(port)  # -p PORT1: the path it stands for
         ports = sorted({d.port_name for d in config.devices})
         if not any(port_matches(port, p) for p in ports):
+            shown = repr(given) if port == given else f"{given!r} ({port})"
             raise click.BadParameter(
-                f"{port!r}: no device uses this port (ports: {', '.join(ports) or 'none'})",
+                f"{shown}: no device uses this port (ports: {', '.join(ports) or 'none'})",
                 param_hint="'-p' / '--port'",
             )
     if check:

@@ -132,6 +132,9 @@ class DeviceConfig:
     read_invocation_counter: bool = False
     invocation_counter_obis: Obis = INVOCATION_COUNTER_OBIS
     public_client_address: int = 16
+    #: The WCC Lite port name ``device`` was given as (``PORT1``), resolved through the
+    #: ``ports`` table to the device path in ``device``; None for a path or TCP.
+    port_alias: str | None = None
 
     @property
     def ciphered(self) -> bool:
@@ -164,6 +167,39 @@ class SignalConfig:
     class_id: int | None
 
 
+#: The WCC Lite's serial port names and the device paths they stand for, unless the
+#: configuration's ``ports`` says otherwise.  Elseta does not publish the mapping (the
+#: WCC Lite has PORT1, RS-485, and PORT2, RS-485 or RS-232); this table assumes
+#: PORTn is /dev/ttySn.  The same default is in config_schema.json (a test checks it).
+DEFAULT_PORTS: Final[Mapping[str, str]] = {"PORT1": "/dev/ttyS1", "PORT2": "/dev/ttyS2"}
+
+_PORT_NAME = re.compile(r"PORT[1-9][0-9]*", re.IGNORECASE)
+
+
+def _port_key(name: str) -> tuple[int, str]:
+    digits = name[4:]
+    return (int(digits), name) if digits.isdigit() else (0, name)
+
+
+def _serial_port(at: str, device: str, ports: Mapping[str, str] | None,
+                 problems: list[str]) -> tuple[str, str | None]:
+    """``device`` resolved through the ``ports`` table when it is a PORTn name:
+    (the device path, the PORTn name); anything else is a path or URL, as is."""
+    if not _PORT_NAME.fullmatch(device):
+        return device, None
+    name = device.upper()
+    if ports is None:  # the table is broken (reported already)
+        return device, name
+    path = ports.get(name)
+    if path is None:
+        known = ", ".join(f"{key}={ports[key]}" for key in sorted(ports, key=_port_key))
+        problems.append(f"{at}.device: {_show(device, None)} names no serial port: the "
+                        f"\"ports\" table has {known or 'none'}; add \"{name}\": "
+                        "\"/dev/...\" to \"ports\" at the top level")
+        return device, name
+    return path, name
+
+
 #: Where state lives across restarts unless ``state_dir`` or DLMS_STATE_DIR says otherwise.
 DEFAULT_STATE_DIR = "/var/lib/dlmsd"
 
@@ -176,6 +212,16 @@ class Config:
     source: str = ""
     #: Where state lives across restarts (invocation counters); see :meth:`state_directory`.
     state_dir: str = DEFAULT_STATE_DIR
+    #: The PORTn table in use: :data:`DEFAULT_PORTS` with the configuration's ``ports``.
+    ports: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PORTS),
+                                     hash=False)
+
+    def port_path(self, name: str) -> str:
+        """A ``-p`` name as the devices' ports are named: PORTn resolved through
+        :attr:`ports` (any case), anything else as is."""
+        if _PORT_NAME.fullmatch(name):
+            return self.ports.get(name.upper(), name)
+        return name
 
     def state_directory(self, environ: Mapping[str, str]) -> str:
         """``state_dir``, unless the environment's DLMS_STATE_DIR overrides it."""
@@ -284,25 +330,68 @@ def _allowed(error: jsonschema.ValidationError) -> str:
 
 
 SchemaPath = tuple[str | int, ...]
+Problem = tuple[SchemaPath, str]
 
 
 def _order(item: tuple[SchemaPath, str]) -> list[tuple[int, int, str]]:
     return [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in item[0]]
 
 
+_PATH_PREFIX = re.compile(r"^([A-Za-z_]\w*)((?:\[\d+\]|\.[A-Za-z_]\w*)*):")
+_PATH_PART = re.compile(r"\[(\d+)\]|\.([A-Za-z_]\w*)")
+
+
+def path_of(message: str) -> SchemaPath:
+    """The JSON path a problem or warning starts with (``devices[0].port: ...`` gives
+    ``("devices", 0, "port")``; ``(top level): ...`` or no path gives ``()``)."""
+    match = _PATH_PREFIX.match(message)
+    if match is None:
+        return ()
+    parts: list[str | int] = [match.group(1)]
+    for index, key in _PATH_PART.findall(match.group(2)):
+        parts.append(int(index) if index else key)
+    return tuple(parts)
+
+
+def in_path_order(found: Sequence[Problem]) -> list[Problem]:
+    """``found`` sorted by path (stable: the first found first at one path), each
+    message once."""
+    seen: set[str] = set()
+    unique = []
+    for item in found:
+        if item[1] not in seen:
+            seen.add(item[1])
+            unique.append(item)
+    return sorted(unique, key=_order)
+
+
+#: Which failed keyword speaks first when a value breaks several (``"9600"`` for
+#: baudrate: "must be an integer, one of 300, 600, ...").
+_RANK = {"type": 0, "minLength": 1, "minItems": 1, "enum": 2, "const": 2, "pattern": 3}
+
+
+def _joined(texts: list[str]) -> str:
+    out = texts[0]
+    for text in texts[1:]:
+        out += f", {text[8:]}" if text.startswith("must be ") else f"; {text}"
+    return out
+
+
 def schema_problems(validator: jsonschema.protocols.Validator, doc: Any, *,
                     root: str = "", top_level: str | None = None,
                     secret_keys: frozenset[str] = frozenset()
-                    ) -> list[tuple[SchemaPath, str]]:
+                    ) -> list[Problem]:
     """Every way ``doc`` breaks the validator's schema, in path order: ``(path, message)``
     where the message names the JSON path (after ``root``), the bad value and what is
     allowed.  ``top_level`` is the message for a document that is not even of the
     schema's type; ``secret_keys`` are keys whose values are never shown.
 
-    ``required`` gives one "missing required key" per key, ``additionalProperties``
-    one "unknown key (allowed: ...)" per key; every other failed keyword says what is
-    allowed (:func:`_allowed`)."""
-    found: list[tuple[SchemaPath, str]] = []
+    ``required`` gives one "missing required key" per key (its path is the missing
+    key's), ``additionalProperties`` one "unknown key (allowed: ...)" per key; every
+    other failed keyword says what is allowed (:func:`_allowed`), one message per
+    value however many keywords it breaks."""
+    found: list[Problem] = []
+    values: dict[SchemaPath, list[jsonschema.ValidationError]] = {}
     for error in validator.iter_errors(doc):
         parts: SchemaPath = tuple(error.absolute_path)
         at = json_path(parts, root)
@@ -311,7 +400,7 @@ def schema_problems(validator: jsonschema.protocols.Validator, doc: Any, *,
             required: list[str] = list(cast(list[str], error.validator_value))
             for key in required:
                 if key not in error.instance:
-                    found.append((parts, f"{at}: missing required key {key!r}"))
+                    found.append(((*parts, key), f"{at}: missing required key {key!r}"))
             continue
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
             known = list(schema.get("properties", {}))
@@ -327,21 +416,30 @@ def schema_problems(validator: jsonschema.protocols.Validator, doc: Any, *,
         if error.validator == "type" and not parts and top_level is not None:
             found.append((parts, f"{at}: {top_level}"))
             continue
+        values.setdefault(parts, []).append(error)
+    for parts, errors in values.items():
+        errors.sort(key=lambda e: _RANK.get(str(e.validator), 4))
+        texts: list[str] = []
+        for error in errors:
+            text = _allowed(error)
+            if text not in texts:
+                texts.append(text)
         last = parts[-1] if parts else None
         shown = MASK if isinstance(last, str) and last in secret_keys else show_json(
-            error.instance)
-        found.append((parts, f"{at}: {shown} is not allowed: {_allowed(error)}"))
-    return sorted(found, key=_order)
+            errors[0].instance)
+        found.append((parts, f"{json_path(parts, root)}: {shown} is not allowed: "
+                             f"{_joined(texts)}"))
+    return in_path_order(found)
 
 
-def _schema_problems(doc: object) -> list[str]:
-    return [message for _, message in schema_problems(
+def _schema_problems(doc: object) -> list[Problem]:
+    return schema_problems(
         _VALIDATOR, doc, top_level="must be a JSON object with devices and signals",
-        secret_keys=_SECRET_KEYS)]
+        secret_keys=_SECRET_KEYS)
 
 
-def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list[str]:
-    warnings: list[str] = []
+def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list[Problem]:
+    warnings: list[Problem] = []
     if not isinstance(items, list):
         return warnings
     for index, item in enumerate(items):
@@ -352,7 +450,8 @@ def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list
                 continue
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            warnings.append(f"{section}[{index}].{key}: unknown key, ignored{hint}")
+            warnings.append(((section, index, key),
+                             f"{section}[{index}].{key}: unknown key, ignored{hint}"))
     return warnings
 
 
@@ -410,74 +509,84 @@ def _server_address(at: str, item: Mapping[str, Any], mode: Mode, serial_number:
         problems.append(f"{at}.{where}: impossible server address: {exc}")
         return None
 
+_SERVER_KEYS = frozenset({"mode", "serial_number", "logical_address", "physical_address",
+                          "address_size", "address_formula"})
+
+
 def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
-                  warnings: list[str], base: Path) -> DeviceConfig | None:
+                  warnings: list[str], base: Path, bad: frozenset[str] = frozenset(),
+                  ports: Mapping[str, str] | None = None) -> DeviceConfig | None:
+    """One device from ``item``; None if it has a problem.  ``bad`` are the keys the
+    schema refused (already reported): they are left out (their defaults used) and
+    what depends on them is not checked, so every other problem is still found.
+    ``ports`` is the PORTn table (None: it is broken, PORTn names are not checked)."""
     at = f"devices[{index}]"
     before = len(problems)
     props = _DEVICE_PROPS
+    item = {key: value for key, value in item.items() if key not in bad}
+    mode_known = "mode" not in bad
+    auth_known = "auth" not in bad
+    ciphering_known = auth_known and not bad & {"security", "block_cipher_key"}
 
     mode_text = str(_get(item, props, "mode"))
     mode = Mode.HDLC if mode_text.lower() == "dlms" else _choice(Mode, mode_text)
     auth: Auth = _choice(Auth, str(_get(item, props, "auth")))
     referencing: Referencing = _choice(Referencing, str(_get(item, props, "type")))
 
+    client = 0
     try:
-        client = _client_address(item["client_address"])
+        client = _client_address(item["client_address"]) if "client_address" in item else 0
     except ValueError as exc:
         problems.append(f"{at}.client_address: {_show(item['client_address'], None)} {exc}: "
                         "write hex as a string (\"10\", \"0x10\") or a decimal integer")
-        client = 0
     else:
         limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
-        if not 0 <= client <= limit:
+        if mode_known and not 0 <= client <= limit:
             problems.append(f"{at}.client_address: {client} is not allowed: must be from 0 "
                             f"to {limit} for mode {mode.value}")
 
     ip, port, device = item.get("ip"), item.get("port"), item.get("device")
-    if ip is not None and port is None:
+    port_alias = None
+    if bad & {"ip", "port", "device"}:
+        pass  # the connection is reported broken already
+    elif ip is not None and port is None:
         problems.append(f"{at}.port: missing: a TCP device needs both ip and port")
     if port is not None and ip is None and device is None:
         problems.append(f"{at}.ip: missing: a TCP device needs both ip and port")
-    if ip is None and port is None and device is None:
+    elif ip is None and port is None and device is None:
         problems.append(f"{at}: no connection: set ip and port (TCP) or device (serial)")
     if ip is not None and device is not None:
         warnings.append(f"{at}: both ip and device are set; using TCP {ip}:{port}, "
                         "serial settings ignored")
         device = None
-    if mode is Mode.WRAPPER and ip is None and device is not None:
+    if device is not None and ip is None:
+        device, port_alias = _serial_port(at, device, ports, problems)
+    if mode_known and mode is Mode.WRAPPER and ip is None and device is not None:
         problems.append(f"{at}.mode: \"DLMS-WRAPPER\" is not allowed for a serial device: "
                         "the wrapper is for TCP; use DLMS-HDLC or IEC")
-    if mode is Mode.IEC and ip is not None:
+    if mode_known and mode is Mode.IEC and ip is not None:
         warnings.append(f"{at}.mode: IEC opening is irrelevant over TCP; using DLMS-HDLC")
         mode = Mode.HDLC
 
     password_text = item.get("password")
-    if auth.needs_password and not password_text:
-        problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
-    size = len(password_text.encode()) if isinstance(password_text, str) else 0
-    if auth is Auth.HIGH and size > HIGH_KEY_SIZE:
-        problems.append(f"{at}.password: {MASK} is not allowed: auth High (AES-128) needs a "
-                        f"secret of at most {HIGH_KEY_SIZE} bytes, got {size}")
-    elif auth is Auth.HIGH and 0 < size < HIGH_KEY_SIZE:
-        warnings.append(f"{at}.password: auth High (AES-128) takes a {HIGH_KEY_SIZE}-byte "
-                        f"secret; this one has {size} bytes and is padded with zero bytes "
-                        f"to {HIGH_KEY_SIZE}, as gurux does (the meter must pad it the same "
-                        "way)")
-    if auth is Auth.NONE and password_text:
-        warnings.append(f"{at}.password: set but auth is None; not used")
+    if auth_known:
+        _check_password(at, auth, password_text, "password" in bad, problems, warnings)
     needs = {Auth.HIGH_SHA256: ("system_title",),
              Auth.HIGH_ECDSA: ("system_title", "client_private_key", "server_public_key"),
              Auth.HIGH_GMAC: ("system_title", "block_cipher_key", "authentication_key")}
-    for key in needs.get(auth, ()):
-        if key not in item:
+    for key in needs.get(auth, ()) if auth_known else ():
+        if key not in item and key not in bad:
             problems.append(f"{at}.{key}: missing: auth {auth.value} needs {key}")
     security = str(_get(item, props, "security")).lower()
-    if auth is Auth.HIGH_GMAC and security == "none":
+    if auth is Auth.HIGH_GMAC and security == "none" and "security" not in bad:
         problems.append(f"{at}.security: \"none\" is not allowed with auth HighGmac: it "
                         "ciphers every APDU (authentication, encryption or both)")
-    signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
+    signing_key = server_public_key = None
+    if ciphering_known:
+        signing_key, server_public_key = _ecdsa_keys(at, item, auth, base, problems, warnings)
     read_counter, counter_obis, public_client = _ciphered_options(
-        at, item, auth, mode, security, problems, warnings)
+        at, item, auth, mode, security, problems, warnings,
+        sure=ciphering_known and mode_known)
 
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
@@ -487,11 +596,13 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         except ValueError as exc:
             problems.append(f"{at}.address_formula: {_show(formula, None)} is not allowed: {exc}")
             formula = None
-        if not serial_number:
+        if not serial_number and "serial_number" not in bad:
             warnings.append(f"{at}.address_formula: set but serial_number is 0; not used")
-    server = _server_address(at, item, mode, serial_number, formula, problems, warnings)
+    server = None
+    if not bad & _SERVER_KEYS:
+        server = _server_address(at, item, mode, serial_number, formula, problems, warnings)
 
-    if len(problems) > before or server is None:
+    if len(problems) > before or server is None or bad:
         return None
     return DeviceConfig(
         name=item["name"],
@@ -509,6 +620,7 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         ip=ip,
         port=port if ip is not None else None,
         device=device,
+        port_alias=port_alias,
         baudrate=_get(item, props, "baudrate"),
         databits=_get(item, props, "databits"),
         stopbits=_get(item, props, "stopbits"),
@@ -531,6 +643,24 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     )
 
 
+def _check_password(at: str, auth: Auth, password_text: object, bad: bool,
+                    problems: list[str], warnings: list[str]) -> None:
+    """The password against the auth mechanism (``bad``: the schema refused it)."""
+    if auth.needs_password and not password_text and not bad:
+        problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
+    size = len(password_text.encode()) if isinstance(password_text, str) else 0
+    if auth is Auth.HIGH and size > HIGH_KEY_SIZE:
+        problems.append(f"{at}.password: {MASK} is not allowed: auth High (AES-128) needs a "
+                        f"secret of at most {HIGH_KEY_SIZE} bytes, got {size}")
+    elif auth is Auth.HIGH and 0 < size < HIGH_KEY_SIZE:
+        warnings.append(f"{at}.password: auth High (AES-128) takes a {HIGH_KEY_SIZE}-byte "
+                        f"secret; this one has {size} bytes and is padded with zero bytes "
+                        f"to {HIGH_KEY_SIZE}, as gurux does (the meter must pad it the same "
+                        "way)")
+    if auth is Auth.NONE and password_text:
+        warnings.append(f"{at}.password: set but auth is None; not used")
+
+
 def _same_address(raw: int | str, other: int) -> bool:
     try:
         return _client_address(raw) == other
@@ -539,11 +669,12 @@ def _same_address(raw: int | str, other: int) -> bool:
 
 
 def _ciphered_options(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
-                      security: str, problems: list[str], warnings: list[str]
-                      ) -> tuple[bool, Obis, int]:
+                      security: str, problems: list[str], warnings: list[str], *,
+                      sure: bool = True) -> tuple[bool, Obis, int]:
     """What only a ciphered device uses: read_invocation_counter,
     invocation_counter_obis and public_client_address (returned), and dedicated_key
-    (checked)."""
+    (checked).  Not ``sure``: auth, security or mode is broken, so only what does not
+    depend on them is checked."""
     props = _DEVICE_PROPS
     read = bool(_get(item, props, "read_invocation_counter"))
     text = str(_get(item, props, "invocation_counter_obis"))
@@ -561,10 +692,12 @@ def _ciphered_options(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
                         "as a string (\"10\", \"0x10\") or a decimal integer")
     else:
         limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
-        if not 0 <= public <= limit:
+        if sure and not 0 <= public <= limit:
             problems.append(f"{at}.public_client_address: {public} is not allowed: must be "
                             f"from 0 to {limit} for mode {mode.value}")
     ciphered = ciphers_every_apdu(auth, security, "block_cipher_key" in item)
+    if not sure:
+        return read, obis, public
     if read and not ciphered:
         warnings.append(f"{at}.read_invocation_counter: set but the device is not ciphered "
                         f"(auth {auth.value}); not used")
@@ -641,33 +774,39 @@ def _hex_secret(text: str | None) -> Secret | None:
 
 def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, DeviceConfig],
                   known_devices: set[str], problems: list[str],
-                  warnings: list[str]) -> SignalConfig | None:
+                  warnings: list[str], bad: frozenset[str] = frozenset()
+                  ) -> SignalConfig | None:
+    """One signal from ``item``; None if it has a problem.  ``bad``: the keys the
+    schema refused (reported already; left out, the rest still checked)."""
     at = f"signals[{index}]"
     before = len(problems)
     props = _SIGNAL_PROPS
+    item = {key: value for key, value in item.items() if key not in bad}
     key = "obis" if "obis" in item else "obis_job"
     if "obis" in item and "obis_job" in item:
         warnings.append(f"{at}.obis_job: both obis and obis_job are set; using obis")
     text = item.get(key)
     obis: Obis | None = None
     attribute = 2
-    if text is None:
+    if bad & {"obis", "obis_job"}:
+        pass
+    elif text is None:
         problems.append(f"{at}: missing required key 'obis'")
     else:
         try:
             obis, attribute = parse_signal_obis(text)
         except ValueError as exc:
             problems.append(f"{at}.{key}: {_show(text, None)} is not allowed: {exc}")
-    alias = item["device_alias"]
-    if alias not in known_devices:
+    alias = item.get("device_alias")
+    if alias is not None and alias not in known_devices:
         choices = ", ".join(sorted(known_devices)) or "none are configured"
         problems.append(f"{at}.device_alias: {_show(alias, None)} names no device "
                         f"(devices: {choices})")
-    device = devices.get(alias)
+    device = devices.get(alias) if isinstance(alias, str) else None
     address = int(_get(item, props, "address"))
     if device is not None and address and device.referencing is Referencing.LN:
         warnings.append(f"{at}.address: short name {address} ignored: device {alias} uses LN")
-    if len(problems) > before or obis is None:
+    if len(problems) > before or obis is None or alias is None or bad:
         return None
     return SignalConfig(
         signal_name=item["signal_name"],
@@ -697,34 +836,62 @@ def _duplicates(items: list[Any], key: str, section: str) -> list[str]:
     return problems
 
 
+def _bad_keys(schema_found: Sequence[Problem], section: str, index: int) -> frozenset[str]:
+    """The keys of ``section[index]`` the schema refused (or found missing)."""
+    return frozenset(str(parts[2]) for parts, _ in schema_found
+                     if len(parts) > 2 and parts[:2] == (section, index))
+
+
+def _ports_table(doc: Mapping[str, Any], broken: bool) -> dict[str, str] | None:
+    """:data:`DEFAULT_PORTS` with the configuration's ``ports`` over it (None: broken)."""
+    if broken:
+        return None
+    table = dict(DEFAULT_PORTS)
+    given = doc.get("ports", {})
+    if isinstance(given, dict):
+        table.update({str(k).upper(): str(v) for k, v in given.items()})
+    return table
+
+
+def _tagged(messages: Sequence[str]) -> list[Problem]:
+    return [(path_of(message), message) for message in messages]
+
+
 def parse_config(doc: object, source: str = "<config>", base: Path | None = None) -> Config:
     """Validate a parsed JSON document; raise ConfigError listing every problem.
+
+    Every device and signal is checked, also those the schema already refused (their
+    refused keys are left out, so what else is wrong with them is found in the same
+    pass); problems and warnings come in JSON-path order, each once.  The
+    ConfigError carries the warnings too.
 
     ``base`` is the directory relative key file paths start from (the configuration
     file's; default the working directory)."""
     base = Path.cwd() if base is None else base
-    problems = _schema_problems(doc)
+    schema_found = _schema_problems(doc)
     if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: invalid configuration", problems)
+        raise ConfigError(f"{source}: invalid configuration",
+                          [message for _, message in schema_found])
     raw_devices = doc.get("devices") if isinstance(doc.get("devices"), list) else []
     raw_signals = doc.get("signals") if isinstance(doc.get("signals"), list) else []
     assert isinstance(raw_devices, list) and isinstance(raw_signals, list)
-    warnings = [f"{k}: unknown top-level key, ignored" for k in doc if k not in
-                ("devices", "signals", "state_dir")]
-    warnings += _unknown_keys(raw_devices, "devices", _DEVICE_PROPS)
-    warnings += _unknown_keys(raw_signals, "signals", _SIGNAL_PROPS)
-    problems += _duplicates(raw_devices, "device_alias", "devices")
+    found_warnings: list[Problem] = [
+        ((str(k),), f"{k}: unknown top-level key, ignored") for k in doc
+        if k not in _SCHEMA["properties"]]
+    found_warnings += _unknown_keys(raw_devices, "devices", _DEVICE_PROPS)
+    found_warnings += _unknown_keys(raw_signals, "signals", _SIGNAL_PROPS)
+    problems = _duplicates(raw_devices, "device_alias", "devices")
     problems += _duplicates(raw_signals, "signal_alias", "signals")
+    warnings: list[str] = []
+    ports = _ports_table(doc, any(parts[:1] == ("ports",) for parts, _ in schema_found))
 
-    # Only items that passed the schema are built (their types are then known);
-    # the others already have their problems listed.
-    bad_paths = {tuple(e.absolute_path)[:2] for e in _VALIDATOR.iter_errors(doc)}
     devices: dict[str, DeviceConfig] = {}
     device_list: list[DeviceConfig] = []
     for index, item in enumerate(raw_devices):
-        if ("devices", index) in bad_paths or not isinstance(item, dict):
-            continue
-        built = _build_device(index, item, problems, warnings, base)
+        if not isinstance(item, dict):
+            continue  # the schema said what it must be
+        built = _build_device(index, item, problems, warnings, base,
+                              _bad_keys(schema_found, "devices", index), ports)
         if built is not None and built.device_alias not in devices:
             devices[built.device_alias] = built
             device_list.append(built)
@@ -732,18 +899,28 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
              if isinstance(d, dict) and isinstance(d.get("device_alias"), str)}
     signal_list: list[SignalConfig] = []
     for index, item in enumerate(raw_signals):
-        if ("signals", index) in bad_paths or not isinstance(item, dict):
+        if not isinstance(item, dict):
             continue
-        signal = _build_signal(index, item, devices, known, problems, warnings)
+        signal = _build_signal(index, item, devices, known, problems, warnings,
+                               _bad_keys(schema_found, "signals", index))
         if signal is not None:
             signal_list.append(signal)
-    if problems:
-        count = len(problems)
+
+    # what the schema refused is said once, by the schema
+    refused = {parts for parts, _ in schema_found}
+    every = in_path_order(list(schema_found) + [
+        found for found in _tagged(problems) if found[0] not in refused])
+    warning_list = [message for _, message in in_path_order(
+        found_warnings + _tagged(warnings))]
+    if every:
+        count = len(every)
         raise ConfigError(f"{source}: {count} problem{'s' if count > 1 else ''} "
-                          "in the configuration", problems)
+                          "in the configuration", [message for _, message in every],
+                          warning_list)
     state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
-    assert isinstance(state_dir, str)  # the schema checked it
-    return Config(tuple(device_list), tuple(signal_list), tuple(warnings), source, state_dir)
+    assert isinstance(state_dir, str) and ports is not None  # the schema checked them
+    return Config(tuple(device_list), tuple(signal_list), tuple(warning_list), source,
+                  state_dir, ports)
 
 
 def load_config(path: str | Path) -> Config:

@@ -73,11 +73,14 @@ class ConfigError(DlmsdError):
     """The configuration (file or command line) is wrong.
 
     ``problems`` lists every problem found, each already naming its JSON path,
-    the bad value and what is allowed.
+    the bad value and what is allowed; ``warnings`` what was found beside them that
+    would not stop the protocol (unknown keys, settings that are not used).
     """
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, problems: list[str] | None = None,
+                 warnings: list[str] | None = None) -> None:
         self.problems: list[str] = problems if problems is not None else [message]
+        self.warnings: list[str] = warnings if warnings is not None else []
         super().__init__(message)
 
 

@@ -25,10 +25,11 @@ INTRO = """\
 The configuration is one JSON object with two arrays, `devices` and `signals`, and the
 optional top-level settings below
 (default path `/etc/dlms/dlms.json`, or `dlms -c PATH`). Keys are those of the WCC Lite
-DLMS master. Check a file with `dlms -c PATH --check`: every problem is listed at once
-with its JSON path (`devices[2].timeout_ms`), the bad value and what is allowed, and the
-protocol does not start (exit 2) until they are fixed. Unknown keys are warned about
-(with the nearest known key) and ignored. Choices (`type`, `mode`, `auth`, `parity`,
+DLMS master. Check a file with `dlms -c PATH --check`: every problem is listed at once,
+in JSON-path order and each once, with its JSON path (`devices[2].timeout_ms`), the bad
+value and what is allowed, and the protocol does not start (exit 2) until they are
+fixed. Unknown keys are warned about (with the nearest known key) and ignored; the
+warnings are shown with the errors. Choices (`type`, `mode`, `auth`, `parity`,
 `flowcontrol`) are case-insensitive. Flags (`enable`, `log`) take 0/1 or true/false.
 
 ## Server address
@@ -48,8 +49,11 @@ protocol does not start (exit 2) until they are fixed. Unknown keys are warned a
 ## Connection
 
 A device with `ip` and `port` is read over TCP and its serial settings are ignored;
-otherwise `device` names the serial port. `-p` selects a port by `ip:port` or by the
-`device` text (or its file name, `ttyS1` for `/dev/ttyS1`).
+otherwise `device` names the serial port: a path, a pyserial URL or a WCC Lite port
+name `PORTn`, resolved through the top-level `ports` table when the file is loaded (the
+default table assumes PORTn is `/dev/ttySn`: Elseta does not publish the mapping; a
+PORTn missing from the table is an error). `-p` selects a port by `ip:port`, by the
+device path (or its file name, `ttyS1` for `/dev/ttyS1`) or by its `PORTn` name.
 """
 
 

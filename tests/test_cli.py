@@ -224,3 +224,58 @@ def test_sighup_reloads_and_rejects_invalid(write_config: Writer, tmp_path: Path
         assert daemon.proc.wait(timeout=20) == 0
     finally:
         daemon.close()
+
+
+def test_check_lists_every_problem_once_and_the_warnings(write_config: Writer) -> None:
+    path = write_config({"devices": [tcp_device(port="x", timeout_ms="fast",
+                                                client_address="sixteen", timout=1)],
+                         "signals": [signal()], "extra": 1})
+    result = run("-c", str(path), "--check")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines == [
+        f"dlms: {path}: 3 problems in the configuration; the protocol does not start:",
+        '  - devices[0].client_address: "sixteen" is not a hex number: write hex as a string '
+        '("10", "0x10") or a decimal integer',
+        '  - devices[0].port: "x" is not allowed: must be an integer',
+        '  - devices[0].timeout_ms: "fast" is not allowed: must be an integer',
+        "dlms: warning: devices[0].timout: unknown key, ignored (did you mean 'timeout_ms'?)",
+        "dlms: warning: extra: unknown top-level key, ignored",
+    ]
+
+
+def test_invalid_json_is_said_once(write_config: Writer) -> None:
+    path = write_config(text='{"devices": [')
+    result = CliRunner().invoke(main, ["-c", str(path), "--check"])
+    assert result.exit_code == 2
+    assert result.output.count("invalid JSON at line 1 column 14") == 1, result.output
+    assert result.output.strip() == (f"dlms: {path}: invalid JSON at line 1 column 14: "
+                                     "Expecting value; the protocol does not start")
+
+
+def serial_meter(alias: str, device: str) -> dict[str, object]:
+    return tcp_device(alias, ip=None, port=None, device=device)
+
+
+def test_check_prints_the_path_a_port_name_stands_for(write_config: Writer) -> None:
+    path = write_config({"ports": {"PORT2": "/dev/ttyUSB3"},
+                         "devices": [serial_meter("m1", "PORT1"), serial_meter("m2", "PORT2")],
+                         "signals": [signal()]})
+    result = CliRunner().invoke(main, ["-c", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "  m1 (Meter m1) enabled: /dev/ttyS1 (PORT1) DLMS-HDLC" in result.output
+    assert "  m2 (Meter m2) enabled: /dev/ttyUSB3 (PORT2) DLMS-HDLC" in result.output
+
+
+@pytest.mark.parametrize("name", ["PORT1", "port1", "/dev/ttyS1", "ttyS1"])
+def test_p_port_name_selects_its_device(write_config: Writer, name: str) -> None:
+    path = write_config(devices=[serial_meter("m1", "PORT1")])
+    result = CliRunner().invoke(main, ["-c", str(path), "-p", name, "--check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_p_port_name_without_device(write_config: Writer) -> None:
+    path = write_config(devices=[serial_meter("m1", "PORT1")])
+    result = CliRunner().invoke(main, ["-c", str(path), "-p", "PORT2", "--check"])
+    assert result.exit_code == 2
+    assert "'PORT2' (/dev/ttyS2): no device uses this port (ports: /dev/ttyS1)" in result.output

@@ -251,9 +251,9 @@ def test_unknown_keys_are_warned_with_suggestion(write_config: Writer) -> None:
     doc = {"devices": [tcp_device(timout_ms=100)], "signals": [signal(obsi="x")],
            "extra": 1}
     config = load_config(write_config(doc))
-    assert config.warnings == (
-        "extra: unknown top-level key, ignored",
+    assert config.warnings == (  # in path order
         "devices[0].timout_ms: unknown key, ignored (did you mean 'timeout_ms'?)",
+        "extra: unknown top-level key, ignored",
         "signals[0].obsi: unknown key, ignored (did you mean 'obis'?)",
     )
 
@@ -291,10 +291,10 @@ def test_security_keys_are_hex_secrets_and_never_shown(write_config: Writer) -> 
     assert problems == ["devices[0].block_cipher_key: *** is not allowed: must be 16 or 32 "
                         "octets in hex (e.g. 00000000...)"]
     problems = problems_of(write_config(devices=[tcp_device(auth="HighGmac")]))
-    assert problems == [
-        "devices[0].system_title: missing: auth HighGmac needs system_title",
-        "devices[0].block_cipher_key: missing: auth HighGmac needs block_cipher_key",
+    assert problems == [  # in path order
         "devices[0].authentication_key: missing: auth HighGmac needs authentication_key",
+        "devices[0].block_cipher_key: missing: auth HighGmac needs block_cipher_key",
+        "devices[0].system_title: missing: auth HighGmac needs system_title",
     ]
     config = load_config(write_config(devices=[tcp_device(
         auth="HighGmac", system_title="4D4D4D0000BC614E", block_cipher_key=key,
@@ -387,3 +387,120 @@ def test_state_dir_must_be_an_absolute_path(write_config: Writer, value: object)
     problems = problems_of(write_config({"state_dir": value, "devices": [tcp_device()],
                                          "signals": [signal()]}))
     assert len(problems) == 1 and problems[0].startswith("state_dir: "), problems
+
+
+def test_every_problem_of_every_item_in_one_pass_in_path_order(write_config: Writer) -> None:
+    # a type error in one key does not hide a value error in another (issue 12)
+    doc = {"devices": [
+        tcp_device("a", port="x", timeout_ms="fast", client_address="sixteen", timout=1),
+        tcp_device("b", baudrate="9600", enable="yes", auth="Low", password=1234),
+        tcp_device("c", ip=None, port=None, device="PORT9", mode=["x"]),
+    ], "signals": [
+        signal("s1", device="a", obis=5, enable="no"),
+        signal("s1", device="ghost", obis="1.2", class_id="3", obsi=1),
+    ], "extra": 1}
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(doc))
+    problems = info.value.problems
+    assert problems == [
+        'devices[0].client_address: "sixteen" is not a hex number: write hex as a string '
+        '("10", "0x10") or a decimal integer',
+        'devices[0].port: "x" is not allowed: must be an integer',
+        'devices[0].timeout_ms: "fast" is not allowed: must be an integer',
+        'devices[1].baudrate: "9600" is not allowed: must be an integer, one of 300, 600, '
+        "1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200",
+        'devices[1].enable: "yes" is not allowed: must be an integer or a boolean, one of 0, '
+        "1, true, false",
+        "devices[1].password: *** is not allowed: must be a string",
+        'devices[2].device: "PORT9" names no serial port: the "ports" table has '
+        'PORT1=/dev/ttyS1, PORT2=/dev/ttyS2; add "PORT9": "/dev/..." to "ports" at the top '
+        "level",
+        'devices[2].mode: ["x"] is not allowed: must be a string',
+        'signals[0].enable: "no" is not allowed: must be an integer or a boolean, one of 0, '
+        "1, true, false",
+        "signals[0].obis: 5 is not allowed: must be a string",
+        'signals[1].class_id: "3" is not allowed: must be an integer',
+        'signals[1].device_alias: "ghost" names no device (devices: a, b, c)',
+        'signals[1].obis: "1.2" is not allowed: ' + problems[12].split("is not allowed: ")[1],
+        'signals[1].signal_alias: "s1" is already used by signals[0]; aliases must be unique',
+    ]
+    assert problems[12].startswith('signals[1].obis: "1.2" is not allowed: signal')
+    assert len(set(problems)) == len(problems)
+    assert str(info.value).endswith(": 14 problems in the configuration")
+    assert "1234" not in "\n".join(problems)
+    # the warnings come with the errors, in path order too
+    assert info.value.warnings == [
+        "devices[0].timout: unknown key, ignored (did you mean 'timeout_ms'?)",
+        "extra: unknown top-level key, ignored",
+        "signals[1].obsi: unknown key, ignored (did you mean 'obis'?)",
+    ]
+
+
+def test_a_broken_key_does_not_bring_misleading_problems(write_config: Writer) -> None:
+    # auth refused: no "password set but auth is None"; ip refused: no "no connection"
+    problems = problems_of(write_config(devices=[tcp_device(
+        auth=5, password="secret-pw", ip=7, client_address=200)]))
+    assert problems == ["devices[0].auth: 5 is not allowed: must be a string",
+                        "devices[0].client_address: 200 is not allowed: must be from 0 to "
+                        "127 for mode DLMS-HDLC",
+                        "devices[0].ip: 7 is not allowed: must be an integer" .replace(
+                            "an integer", "a string")]
+    problems = problems_of(write_config(devices=[tcp_device(
+        auth="HighGmac", system_title=5, mode=3, client_address=200)]))
+    assert problems == [  # the mode is unknown: the client address range is not checked
+        "devices[0].authentication_key: missing: auth HighGmac needs authentication_key",
+        "devices[0].block_cipher_key: missing: auth HighGmac needs block_cipher_key",
+        "devices[0].mode: 3 is not allowed: must be a string",
+        "devices[0].system_title: 5 is not allowed: must be a string",
+    ]
+
+
+def serial(alias: str = "m1", device: str = "PORT1", **over: object) -> dict[str, object]:
+    return tcp_device(alias, ip=None, port=None, device=device, **over)
+
+
+def test_port_names_resolve_through_the_default_table(write_config: Writer) -> None:
+    config = load_config(write_config(devices=[serial("a"), serial("b", "port2"),
+                                               serial("c", "/dev/ttyUSB0")],
+                                     signals=[signal(device="a")]))
+    assert [(d.device, d.port_alias, d.port_name) for d in config.devices] == [
+        ("/dev/ttyS1", "PORT1", "/dev/ttyS1"), ("/dev/ttyS2", "PORT2", "/dev/ttyS2"),
+        ("/dev/ttyUSB0", None, "/dev/ttyUSB0")]
+    assert config.ports == {"PORT1": "/dev/ttyS1", "PORT2": "/dev/ttyS2"}
+    assert config.port_path("PORT1") == config.port_path("port1") == "/dev/ttyS1"
+    assert config.port_path("ttyS1") == "ttyS1"
+
+
+def test_default_port_table_is_the_documented_one() -> None:
+    from dlmsd.config import DEFAULT_PORTS, load_schema
+    assert load_schema()["properties"]["ports"]["default"] == dict(DEFAULT_PORTS)
+
+
+def test_ports_table_overrides_and_adds(write_config: Writer) -> None:
+    doc = {"ports": {"PORT1": "/dev/ttyATH0", "PORT3": "/dev/ttyUSB0"},
+           "devices": [serial("a"), serial("b", "PORT2"), serial("c", "PORT3")],
+           "signals": [signal(device="a")]}
+    config = load_config(write_config(doc))
+    assert [d.device for d in config.devices] == ["/dev/ttyATH0", "/dev/ttyS2",
+                                                  "/dev/ttyUSB0"]
+    assert config.port_path("PORT3") == "/dev/ttyUSB0"
+
+
+def test_unknown_port_name_is_a_problem_naming_the_ports_key(write_config: Writer) -> None:
+    problems = problems_of(write_config(devices=[serial(device="PORT3")]))
+    assert problems == ['devices[0].device: "PORT3" names no serial port: the "ports" table '
+                        'has PORT1=/dev/ttyS1, PORT2=/dev/ttyS2; add "PORT3": "/dev/..." '
+                        'to "ports" at the top level']
+
+
+@pytest.mark.parametrize(("ports", "fragment"), [
+    ({"COM1": "/dev/ttyS0"}, 'ports: "COM1" is not allowed: a key of ports must be a '
+                               "WCC Lite port name: PORT1, PORT2, ..."),
+    ({"PORT1": ""}, "ports.PORT1: \"\" is not allowed"),
+    ({"PORT1": 1}, "ports.PORT1: 1 is not allowed: must be a device path"),
+    (["/dev/ttyS1"], "ports: [\"/dev/ttyS1\"] is not allowed: must be an object"),
+])
+def test_bad_ports_table(write_config: Writer, ports: object, fragment: str) -> None:
+    problems = problems_of(write_config({"ports": ports, "devices": [serial()],
+                                         "signals": [signal()]}))
+    assert len(problems) == 1 and fragment in problems[0], problems

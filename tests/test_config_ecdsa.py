@@ -207,10 +207,10 @@ def test_each_required_setting_is_named(write_config: Writer, tmp_path: Path, ke
 
 def test_all_required_settings_missing(write_config: Writer) -> None:
     problems = problems_of(write_config(devices=[tcp_device(auth="HighEcdsa")]))
-    assert problems == [
-        "devices[0].system_title: missing: auth HighEcdsa needs system_title",
+    assert problems == [  # in path order
         "devices[0].client_private_key: missing: auth HighEcdsa needs client_private_key",
         "devices[0].server_public_key: missing: auth HighEcdsa needs server_public_key",
+        "devices[0].system_title: missing: auth HighEcdsa needs system_title",
     ]
 
 
@@ -279,9 +279,9 @@ def test_p384_rejects_16_octet_keys(write_config: Writer, tmp_path: Path) -> Non
     problems = problems_of(write_config(devices=[ecdsa_device(
         block_cipher_key=EK16, authentication_key=AK16)]))
     assert problems == [
-        "devices[0].block_cipher_key: *** is not allowed: auth HighEcdsa on P-384 (suite 2) "
-        "needs 32 octets",
         "devices[0].authentication_key: *** is not allowed: auth HighEcdsa on P-384 (suite 2) "
+        "needs 32 octets",
+        "devices[0].block_cipher_key: *** is not allowed: auth HighEcdsa on P-384 (suite 2) "
         "needs 32 octets",
     ]
 
@@ -302,9 +302,9 @@ def test_p256_rejects_32_octet_keys(write_config: Writer, tmp_path: Path) -> Non
     problems = problems_of(write_config(devices=[ecdsa_device(
         block_cipher_key=EK32, authentication_key=AK32)]))
     assert problems == [
-        "devices[0].block_cipher_key: *** is not allowed: auth HighEcdsa needs 16 octets "
-        "(32 with a P-384 key)",
         "devices[0].authentication_key: *** is not allowed: auth HighEcdsa needs 16 octets "
+        "(32 with a P-384 key)",
+        "devices[0].block_cipher_key: *** is not allowed: auth HighEcdsa needs 16 octets "
         "(32 with a P-384 key)",
     ]
 
@@ -329,9 +329,10 @@ def test_key_sizes_follow_the_meter_key_when_the_client_key_cannot_be_read(
     # and 16-octet keys are then refused by the meter key's curve
     problems = problems_of(write_config(devices=[ecdsa_device(
         block_cipher_key=EK16, authentication_key=AK16)]))
-    assert problems[1:] == [
+    assert problems == [
         f"devices[0].{name}: *** is not allowed: auth HighEcdsa on P-384 (suite 2) needs "
-        "32 octets" for name in ("block_cipher_key", "authentication_key")]
+        "32 octets" for name in ("authentication_key", "block_cipher_key")] + [
+        f"devices[0].client_private_key: {tmp_path / 'client.pem'}: no such file"]
 
 
 @pytest.mark.parametrize("key", ["block_cipher_key", "system_title"])
