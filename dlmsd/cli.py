@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import sys
+import textwrap
 from typing import Any
 
 import click
@@ -61,21 +63,55 @@ def _summary(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _table_text(snapshot: Snapshot) -> str:
+#: A table cell wider than this (a long hex string, a structure) wraps onto more lines.
+MAX_CELL = 40
+#: The narrowest the value and the last (error) column get on a narrow terminal.
+MIN_VALUE_CELL, MIN_LAST_CELL = 20, 24
+#: The table's width when stdout is not a terminal (a pipe, a file).
+DEFAULT_TABLE_WIDTH = 100
+MIN_TABLE_WIDTH = 60
+
+
+def _table_width() -> int:
+    return max(MIN_TABLE_WIDTH,
+               shutil.get_terminal_size((DEFAULT_TABLE_WIDTH, 24)).columns)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` (long words such as hex cut)."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _table_text(snapshot: Snapshot, width: int | None = None) -> str:
+    """The signal table: a cell longer than :data:`MAX_CELL` wraps within its column,
+    the last column (the error) within ``width`` (the terminal's; the value column
+    narrows to make room), continuation lines indented under their column."""
+    total = _table_width() if width is None else width
     rows = [("DEVICE", "SIGNAL", "OBIS", "VALUE", "UNIT", "STATUS", "ERROR")]
     for s in snapshot.signals:
         rows.append((s.device_alias, s.signal_alias, f"{s.obis}:{s.attribute}",
                      "" if s.value is None else str(s.value), s.unit, s.status.value,
                      s.error or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    widths = [min(MAX_CELL, max(len(r[i]) for r in rows)) for i in range(len(rows[0]) - 1)]
+    room = total - sum(w + 2 for w in widths)
+    if room < MIN_LAST_CELL:  # narrow: the value column gives way first
+        widths[3] = max(MIN_VALUE_CELL, widths[3] - (MIN_LAST_CELL - room))
+    last = max(MIN_LAST_CELL, total - sum(w + 2 for w in widths))
     out = []
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        out.append("  ".join([*cells, row[-1]]).rstrip())
+        cells = [_wrap(cell, w) for cell, w in zip(row, widths, strict=False)]
+        cells.append(_wrap(row[-1], last))
+        for n in range(max(len(c) for c in cells)):
+            parts = [(c[n] if n < len(c) else "").ljust(w)
+                     for c, w in zip(cells, [*widths, last], strict=True)]
+            out.append("  ".join(parts).rstrip())
     out.append("")
     for d in snapshot.devices:
         error = f" ({d.error})" if d.error else ""
-        out.append(f"device {d.device_alias} {d.port}: {d.status.value}{error}")
+        out.extend(textwrap.wrap(f"device {d.device_alias} {d.port}: {d.status.value}{error}",
+                                 total, subsequent_indent="    ", break_on_hyphens=False))
     return "\n".join(out)
 
 

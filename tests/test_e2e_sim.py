@@ -86,6 +86,9 @@ def sim_process(*args: str, stderr: int = subprocess.DEVNULL) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        for stream in (proc.stdout, proc.stderr):  # no unclosed pipe (ResourceWarning)
+            if stream is not None:
+                stream.close()
 
 
 @contextmanager
