@@ -1,13 +1,15 @@
 """The ``dlms`` command (WCC Lite compatible: ``dlms -c /etc/dlms/dlms.json -d7 --dlms``).
 
-Exit codes: 0 success; 1 ``--once`` with a signal that is not ok; 2 configuration or
-command-line error (nothing started).
+Exit codes: 0 success; 1 ``--once`` with a signal that is not ok, or the daemon failed
+(logged as ``dlms_failed``); 2 configuration or command-line error (nothing started);
+130 ``--once`` interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import signal
 import sys
@@ -19,7 +21,7 @@ import click
 from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, Mode, load_config
 from dlmsd.errors import ConfigError
-from dlmsd.logsetup import configure_logging, get_logger, notice, port_matches
+from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -27,17 +29,46 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "/etc/dlms/dlms.json"
 EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
-def _print_config_error(exc: ConfigError) -> None:
+def _print_config_error(exc: ConfigError, log_format: str = "text") -> None:
+    if log_format == "json":
+        click.echo(json_line("error", "config_error", error=str(exc),
+                             problems=list(exc.problems)), err=True)
+        return
     click.echo(f"dlms: {exc}; the protocol does not start:", err=True)
     for problem in exc.problems:
         click.echo(f"  - {problem}", err=True)
 
 
-def _print_warnings(config: Config) -> None:
+def _warn(text: str, log_format: str, event: str = "config_warning") -> None:
+    """A warning said before logging runs: ``dlms: warning: ...`` or a JSON line."""
+    if log_format == "json":
+        click.echo(json_line("warning", event, warning=text), err=True)
+    else:
+        click.echo(f"dlms: warning: {text}", err=True)
+
+
+def _print_warnings(config: Config, log_format: str = "text") -> None:
     for warning in config.warnings:
-        click.echo(f"dlms: warning: {warning}", err=True)
+        _warn(warning, log_format)
+
+
+def _check_port(config: Config, port: str, log_format: str) -> None:
+    """``-p`` must name a port of the configuration; a port whose devices are all
+    disabled is said so (its output would be silent)."""
+    ports = sorted({d.port_name for d in config.devices})
+    if not any(port_matches(port, p) for p in ports):
+        raise click.BadParameter(
+            f"{port!r}: no device uses this port (ports: {', '.join(ports) or 'none'})",
+            param_hint="'-p' / '--port'",
+        )
+    devices = [d for d in config.devices if port_matches(port, d.port_name)]
+    if not any(d.enable for d in devices):
+        names = ", ".join(d.device_alias for d in devices)
+        _warn(f"-p {port}: every device on this port is disabled ({names}): nothing on it "
+              "is read, so nothing is shown for it", log_format, event="port_disabled")
 
 
 def _summary(config: Config) -> str:
@@ -218,31 +249,37 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        _print_config_error(exc)
+        _print_config_error(exc, log_format)
         sys.exit(EXIT_CONFIG)
-    _print_warnings(config)
+    _print_warnings(config, log_format)
     if port is not None:
-        ports = sorted({d.port_name for d in config.devices})
-        if not any(port_matches(port, p) for p in ports):
-            raise click.BadParameter(
-                f"{port!r}: no device uses this port (ports: {', '.join(ports) or 'none'})",
-                param_hint="'-p' / '--port'",
-            )
+        _check_port(config, port, log_format)
     if check:
         click.echo(_summary(config))
         sys.exit(EXIT_OK)
 
     configure_logging(debug, log_format, port)
-    if once:
-        snapshot = asyncio.run(_run_once(config, trace))
-        if port is not None:
-            snapshot = _filter(snapshot, port)
-        if as_json:
-            click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+    if log_format == "json":
+        logging.captureWarnings(True)  # a Python warning is a log line too
+    try:
+        if once:
+            snapshot = asyncio.run(_run_once(config, trace))
+            if port is not None:
+                snapshot = _filter(snapshot, port)
+            if as_json:
+                click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+            else:
+                click.echo(_table_text(snapshot))
+            code = EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK
         else:
-            click.echo(_table_text(snapshot))
-        sys.exit(EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK)
-    sys.exit(asyncio.run(_run_daemon(config_path, config, trace)))
+            code = asyncio.run(_run_daemon(config_path, config, trace))
+    except KeyboardInterrupt:
+        notice(get_logger(), "dlms_interrupted")
+        code = EXIT_INTERRUPTED
+    except Exception:  # logged in the chosen format rather than a bare traceback
+        get_logger().critical("dlms_failed", exc_info=True)
+        code = EXIT_NOT_OK
+    sys.exit(code)
 
 
 def _filter(snapshot: Snapshot, port: str) -> Snapshot:
