@@ -1,15 +1,19 @@
 """The ``dlms`` command (WCC Lite compatible: ``dlms -c /etc/dlms/dlms.json -d7 --dlms``).
 
-Exit codes: 0 success; 1 ``--once`` with a signal that is not ok; 2 configuration or
-command-line error (nothing started).
+Exit codes: 0 success; 1 ``--once`` with a signal that is not ok, or the daemon failed
+(logged as ``dlms_failed``); 2 configuration or command-line error (nothing started);
+130 ``--once`` interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import shutil
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +22,7 @@ import click
 from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
-from dlmsd.logsetup import configure_logging, get_logger, notice, port_matches
+from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -26,22 +30,54 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "/etc/dlms/dlms.json"
 EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
-def _print_config_error(exc: ConfigError) -> None:
+def _print_config_error(exc: ConfigError, log_format: str = "text") -> None:
     """The problems (in path order), then the warnings found beside them."""
-    if exc.problems == [str(exc)]:  # one problem with the file itself: say it once
+    if log_format == "json":
+        click.echo(json_line("error", "config_error", error=str(exc),
+                             problems=list(exc.problems)), err=True)
+    elif exc.problems == [str(exc)]:  # one problem with the file itself: say it once
         click.echo(f"dlms: {exc}; the protocol does not start", err=True)
     else:
         click.echo(f"dlms: {exc}; the protocol does not start:", err=True)
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
-    _print_warnings(exc.warnings)
+    _print_warnings(exc.warnings, log_format)
 
 
-def _print_warnings(warnings: Sequence[str]) -> None:
+def _warn(text: str, log_format: str, event: str = "config_warning") -> None:
+    """A warning said before logging runs: ``dlms: warning: ...`` or a JSON line."""
+    if log_format == "json":
+        click.echo(json_line("warning", event, warning=text), err=True)
+    else:
+        click.echo(f"dlms: warning: {text}", err=True)
+
+
+def _print_warnings(warnings: Sequence[str], log_format: str = "text") -> None:
     for warning in warnings:
-        click.echo(f"dlms: warning: {warning}", err=True)
+        _warn(warning, log_format)
+
+
+def _check_port(config: Config, given: str, log_format: str) -> str:
+    """``-p`` must name a port of the configuration (``PORT1`` through the ``ports``
+    table); a port whose devices are all disabled is said so (its output would be
+    silent).  Returns the port as the devices name it."""
+    port = config.port_path(given)  # -p PORT1: the path it stands for
+    ports = sorted({d.port_name for d in config.devices})
+    if not any(port_matches(port, p) for p in ports):
+        shown = repr(given) if port == given else f"{given!r} ({port})"
+        raise click.BadParameter(
+            f"{shown}: no device uses this port (ports: {', '.join(ports) or 'none'})",
+            param_hint="'-p' / '--port'",
+        )
+    devices = [d for d in config.devices if port_matches(port, d.port_name)]
+    if not any(d.enable for d in devices):
+        names = ", ".join(d.device_alias for d in devices)
+        _warn(f"-p {given}: every device on this port is disabled ({names}): nothing on "
+              "it is read, so nothing is shown for it", log_format, event="port_disabled")
+    return port
 
 
 def _port_text(dev: DeviceConfig) -> str:
@@ -71,21 +107,55 @@ def _summary(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _table_text(snapshot: Snapshot) -> str:
+#: A table cell wider than this (a long hex string, a structure) wraps onto more lines.
+MAX_CELL = 40
+#: The narrowest the value and the last (error) column get on a narrow terminal.
+MIN_VALUE_CELL, MIN_LAST_CELL = 20, 24
+#: The table's width when stdout is not a terminal (a pipe, a file).
+DEFAULT_TABLE_WIDTH = 100
+MIN_TABLE_WIDTH = 60
+
+
+def _table_width() -> int:
+    return max(MIN_TABLE_WIDTH,
+               shutil.get_terminal_size((DEFAULT_TABLE_WIDTH, 24)).columns)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` (long words such as hex cut)."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _table_text(snapshot: Snapshot, width: int | None = None) -> str:
+    """The signal table: a cell longer than :data:`MAX_CELL` wraps within its column,
+    the last column (the error) within ``width`` (the terminal's; the value column
+    narrows to make room), continuation lines indented under their column."""
+    total = _table_width() if width is None else width
     rows = [("DEVICE", "SIGNAL", "OBIS", "VALUE", "UNIT", "STATUS", "ERROR")]
     for s in snapshot.signals:
         rows.append((s.device_alias, s.signal_alias, f"{s.obis}:{s.attribute}",
                      "" if s.value is None else str(s.value), s.unit, s.status.value,
                      s.error or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    widths = [min(MAX_CELL, max(len(r[i]) for r in rows)) for i in range(len(rows[0]) - 1)]
+    room = total - sum(w + 2 for w in widths)
+    if room < MIN_LAST_CELL:  # narrow: the value column gives way first
+        widths[3] = max(MIN_VALUE_CELL, widths[3] - (MIN_LAST_CELL - room))
+    last = max(MIN_LAST_CELL, total - sum(w + 2 for w in widths))
     out = []
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        out.append("  ".join([*cells, row[-1]]).rstrip())
+        cells = [_wrap(cell, w) for cell, w in zip(row, widths, strict=False)]
+        cells.append(_wrap(row[-1], last))
+        for n in range(max(len(c) for c in cells)):
+            parts = [(c[n] if n < len(c) else "").ljust(w)
+                     for c, w in zip(cells, [*widths, last], strict=True)]
+            out.append("  ".join(parts).rstrip())
     out.append("")
     for d in snapshot.devices:
         error = f" ({d.error})" if d.error else ""
-        out.append(f"device {d.device_alias} {d.port}: {d.status.value}{error}")
+        out.extend(textwrap.wrap(f"device {d.device_alias} {d.port}: {d.status.value}{error}",
+                                 total, subsequent_indent="    ", break_on_hyphens=False))
     return "\n".join(out)
 
 
@@ -193,33 +263,37 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        _print_config_error(exc)
+        _print_config_error(exc, log_format)
         sys.exit(EXIT_CONFIG)
-    _print_warnings(config.warnings)
+    _print_warnings(config.warnings, log_format)
     if port is not None:
-        given, port = port, config.port_path(port)  # -p PORT1: the path it stands for
-        ports = sorted({d.port_name for d in config.devices})
-        if not any(port_matches(port, p) for p in ports):
-            shown = repr(given) if port == given else f"{given!r} ({port})"
-            raise click.BadParameter(
-                f"{shown}: no device uses this port (ports: {', '.join(ports) or 'none'})",
-                param_hint="'-p' / '--port'",
-            )
+        port = _check_port(config, port, log_format)
     if check:
         click.echo(_summary(config))
         sys.exit(EXIT_OK)
 
     configure_logging(debug, log_format, port)
-    if once:
-        snapshot = asyncio.run(_run_once(config, trace))
-        if port is not None:
-            snapshot = _filter(snapshot, port)
-        if as_json:
-            click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+    if log_format == "json":
+        logging.captureWarnings(True)  # a Python warning is a log line too
+    try:
+        if once:
+            snapshot = asyncio.run(_run_once(config, trace))
+            if port is not None:
+                snapshot = _filter(snapshot, port)
+            if as_json:
+                click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+            else:
+                click.echo(_table_text(snapshot))
+            code = EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK
         else:
-            click.echo(_table_text(snapshot))
-        sys.exit(EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK)
-    sys.exit(asyncio.run(_run_daemon(config_path, config, trace)))
+            code = asyncio.run(_run_daemon(config_path, config, trace))
+    except KeyboardInterrupt:
+        notice(get_logger(), "dlms_interrupted")
+        code = EXIT_INTERRUPTED
+    except Exception:  # logged in the chosen format rather than a bare traceback
+        get_logger().critical("dlms_failed", exc_info=True)
+        code = EXIT_NOT_OK
+    sys.exit(code)
 
 
 def _filter(snapshot: Snapshot, port: str) -> Snapshot:

@@ -8,14 +8,21 @@ starting, stopping and reloading. Every line from a device is bound with ``devic
 ``port=``; with ``-p PORT`` only lines of that port (and daemon-wide lines that name
 no port) are printed. The last processor masks every registered secret (see
 :mod:`dlmsd.secret`) in the rendered line, whatever route it took to get there.
+
+Timestamps are local time with their offset (``2024-06-01T12:00:00.123+02:00``), in
+text and JSON. Records of the standard :mod:`logging` module (asyncio's "Task exception
+was never retrieved", a library's warning) go through the same processors, so with
+``--log-format json`` they are JSON lines too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
+from datetime import datetime
 from typing import Any, TextIO
 
 import structlog
@@ -28,6 +35,7 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "get_trace_logger",
+    "json_line",
     "notice",
     "port_matches",
 ]
@@ -162,9 +170,60 @@ class _SafePrintLogger(structlog.PrintLogger):
     fatal = failure = msg
 
 
+def now_iso() -> str:
+    """Now, local time with its UTC offset, to the millisecond."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _timestamp(logger: Any, method: str, event: MutableMapping[str, Any]
+               ) -> MutableMapping[str, Any]:
+    event["timestamp"] = now_iso()
+    return event
+
+
+def json_line(level: str, event: str, **fields: Any) -> str:
+    """One log line as JSON (``timestamp``, ``level``, ``event`` and ``fields``), secrets
+    masked: for what is said before or outside structlog (configuration errors)."""
+    doc = {"event": event, **fields, "level": level, "timestamp": now_iso()}
+    return mask_secrets(json.dumps(doc, default=str))
+
+
+def _structlog_method(levelno: int) -> str:
+    for level, name in sorted(_LEVEL_METHODS.items(), reverse=True):
+        if levelno >= level:
+            return name
+    return "debug"
+
+
+class _StdlibBridge(logging.Handler):
+    """Hands records of the standard logging module to structlog (same format, level
+    filter, port filter and masking as the daemon's own lines)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            log = structlog.get_logger("dlmsd")
+            getattr(log, _structlog_method(record.levelno))(message, **fields)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def _bridge_stdlib_logging(min_level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibBridge):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibBridge())
+    root.setLevel(min_level)
+
+
 def configure_logging(debug: int = 5, fmt: str = "text", port: str | None = None,
                       stream: TextIO | None = None) -> None:
-    """Configure structlog for the whole process."""
+    """Configure structlog for the whole process (and route the standard logging
+    module's records through it)."""
     out = stream if stream is not None else sys.stderr
     renderer: Any
     if fmt == "json":
@@ -178,7 +237,7 @@ def configure_logging(debug: int = 5, fmt: str = "text", port: str | None = None
             structlog.processors.add_log_level,
             _level_name,
             _PortFilter(port),
-            structlog.processors.TimeStamper(fmt="iso", utc=False),
+            _timestamp,
             structlog.processors.format_exc_info if fmt == "json" else _identity,
             _MaskingRenderer(renderer),
         ],
@@ -186,6 +245,7 @@ def configure_logging(debug: int = 5, fmt: str = "text", port: str | None = None
         logger_factory=lambda *args: _SafePrintLogger(out),
         cache_logger_on_first_use=False,
     )
+    _bridge_stdlib_logging(SYSLOG_LEVELS[debug])
 
 
 def _identity(logger: Any, method: str, event: MutableMapping[str, Any]

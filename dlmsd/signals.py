@@ -70,6 +70,7 @@ class SignalState:
             "obis": self.obis,
             "attribute": self.attribute,
             "value": value,
+            "raw": self.raw,
             "unit": self.unit,
             "status": self.status.value,
             "error": self.error,

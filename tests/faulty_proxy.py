@@ -79,21 +79,29 @@ class FaultyProxy:
         me = asyncio.current_task()
         if me is not None:
             self._tasks.add(me)
-        meter_r, meter_w = await asyncio.open_connection("127.0.0.1", self.meter_port)
+        try:
+            meter_r, meter_w = await asyncio.open_connection("127.0.0.1", self.meter_port)
+        except BaseException:
+            client_w.close()  # no unclosed transport (ResourceWarning)
+            raise
         up = asyncio.create_task(self._pump(client_r, meter_w, to_meter=True))
         down = asyncio.create_task(self._pump(meter_r, client_w, to_meter=False))
         self._tasks |= {up, down}
         try:
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for writer in (client_w, meter_w):
+                writer.close()
             for task in (up, down):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await task
                 self._tasks.discard(task)
+            # close both before waiting (a cancel while waiting must not leave one open)
             for writer in (client_w, meter_w):
                 writer.close()
-                with contextlib.suppress(OSError):
+            for writer in (client_w, meter_w):
+                with contextlib.suppress(OSError, asyncio.CancelledError):
                     await writer.wait_closed()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,

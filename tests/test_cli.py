@@ -123,7 +123,7 @@ def test_once_json(write_config: Writer, fake_meters: dict[str, FakeMeter]) -> N
         1234.56, "Wh", "ok", "1.0.1.8.0.255", 2)
     assert s2["status"] == "disabled"
     assert set(s1) >= {"device_alias", "signal_alias", "signal_name", "obis", "attribute",
-                       "value", "unit", "status", "error", "timestamp"}
+                       "value", "raw", "unit", "status", "error", "timestamp"}
     assert set(doc["devices"][0]) >= {"device_alias", "port", "status", "error", "last_ok"}
 
 

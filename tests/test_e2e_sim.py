@@ -56,15 +56,15 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     "0.128.128.0.18.255": (3.141592653589793, ""),
     # local time 12:00 at UTC+2 (DST): deviation -120 (minutes from local to UTC),
     # clock status 0x80 (daylight saving active)
-    "0.0.1.0.0.255": ("2024-06-01 12:00:00 dev=-120 status=0x80", ""),
-    "0.128.128.0.19.255": ("2024-03-31 03:00:00 dev=-120 status=0x80", ""),
+    "0.0.1.0.0.255": ("2024-06-01T12:00:00+02:00", ""),
+    "0.128.128.0.19.255": ("2024-03-31T03:00:00+02:00", ""),
     "0.128.128.0.20.255": ("2024-12-24", ""),
     "0.128.128.0.21.255": ("23:59:58.50", ""),
     "0.128.128.0.22.255": ("array{long-unsigned 1, long-unsigned 2, long-unsigned 3}", ""),
     "0.128.128.0.23.255": ("structure{octet-string 0100010800ff, integer -1, structure{boolean "
                            "false, visible-string 'nested'}, array{}}", ""),
     # a date-time with wildcards: every year, March, last Sunday, 02:00
-    "0.128.128.0.24.255": ("*-03-last Sun 02:00:00", ""),
+    "0.128.128.0.24.255": ("*-03-lastT02:00:00 Sun", ""),
     "1.0.1.4.0.255": (1180, "W"),  # demand register current_average_value, scaler_unit attr 4
 }
 
@@ -86,6 +86,9 @@ def sim_process(*args: str, stderr: int = subprocess.DEVNULL) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        for stream in (proc.stdout, proc.stderr):  # no unclosed pipe (ResourceWarning)
+            if stream is not None:
+                stream.close()
 
 
 @contextmanager

@@ -38,6 +38,7 @@ from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import reader as reader_module
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.actions import Send, SetLine, Trace
+from dlmsd.protocol.axdr import DateTime
 from dlmsd.protocol.link import HdlcLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
@@ -75,6 +76,11 @@ TEMPERATURE = req("temp", "0.0.96.9.0.255", 3)
 SERIAL = req("serial", "0.0.96.1.0.255", 1)
 CLOCK = req("clock", "0.0.1.0.0.255", 8)
 MISSING = req("missing", "1.0.99.99.0.255", 3)
+# date-times in octet-strings: extended register capture_time (class from the object
+# list), demand register capture_time and start_time_current
+CAPTURE = req("capture", "1.0.1.6.0.255", None, 5)
+DEMAND_CAPTURE = req("demand_capture", "1.0.1.4.0.255", 5, 6)
+DEMAND_START = req("demand_start", "1.0.1.4.0.255", 5, 7)
 REGISTERS = (ENERGY, req("voltage", "1.0.32.7.0.255", 3), POWER_FACTOR, TEMPERATURE)
 
 #: key -> (value, unit) from the bundled model
@@ -84,7 +90,10 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     "pf": (Decimal("0.982"), ""),
     "temp": (Decimal("21.5"), "°C"),
     "serial": ("12345678", ""),
-    "clock": ("2024-06-01 12:00:00 dev=-120 status=0x80", ""),
+    "clock": ("2024-06-01T12:00:00+02:00", ""),
+    "capture": ("2024-05-28T18:15:00+02:00", ""),
+    "demand_capture": ("2024-06-01T11:45:00+02:00", ""),
+    "demand_start": ("2024-06-01T11:45:00+02:00", ""),
 }
 
 KINDS = ["hdlc", "wrapper"]
@@ -192,8 +201,13 @@ def test_open_read_and_close(kind: str, referencing: str) -> None:
     session = Session(kind, referencing)
     session.open()
     results = session.read(ENERGY, VOLTAGE, MISSING, POWER_FACTOR, TEMPERATURE, SERIAL,
-                           CLOCK)
-    check(results, "energy", "voltage", "pf", "temp", "serial", "clock")
+                           CLOCK, CAPTURE, DEMAND_CAPTURE, DEMAND_START)
+    check(results, "energy", "voltage", "pf", "temp", "serial", "clock", "capture",
+          "demand_capture", "demand_start")
+    # the raw value stays available beside the rendered one
+    raw = results["capture"].raw
+    assert isinstance(raw, str) and len(raw) == 24  # the octet-string in hex
+    assert DateTime.from_bytes(bytes.fromhex(raw)).isoformat() == results["capture"].value
     missing = results["missing"]
     assert missing.value is None and missing.error is not None
     assert "1.0.99.99.0.255" in missing.error

@@ -343,6 +343,15 @@ class ClockStatus(IntFlag):
     DAYLIGHT_SAVING_ACTIVE = 0x80
 
 
+#: The clock status bits :meth:`DateTime.isoformat` names (bits 4..6 are reserved).
+_STATUS_WORDS = {
+    int(ClockStatus.INVALID_VALUE): "invalid value",
+    int(ClockStatus.DOUBTFUL_VALUE): "doubtful value",
+    int(ClockStatus.DIFFERENT_CLOCK_BASE): "different clock base",
+    int(ClockStatus.INVALID_CLOCK_STATUS): "invalid clock status",
+}
+
+
 def _check_byte(name: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= 0xFE:
         raise ValueError(f"{name} {value} outside 0..254 (use None for not specified)")
@@ -605,6 +614,40 @@ class DateTime:
                 return None
             tz = timezone(timedelta(minutes=-self.deviation))
         return _py_datetime.combine(day, clock, tz)
+
+    def isoformat(self) -> str:
+        """ISO 8601 text: ``2024-06-01T12:00:00+02:00`` (deviation -120).
+
+        The offset is given only when the deviation is specified (without it the time
+        is the meter's local time, as ISO 8601 reads a time without offset). An
+        unspecified field is ``*`` (``*-*-*T06:30:00`` is 06:30 every day), the DST
+        month and day wildcards are words (``dst-begin``, ``last``), a weekday is added
+        to a wildcard date (``*-*-*T02:00:00 Sun``); hundredths show when not zero.
+        Clock status bits other than "daylight saving active" (which the offset already
+        reflects) follow in parentheses: ``(invalid value, doubtful value)``.
+        """
+        if self == DateTime():
+            return "not specified"
+        text = f"{_fmt(self.year, 4)}-{_month_str(self.month)}-{_day_str(self.day)}"
+        text += f"T{_fmt(self.hour, 2)}:{_fmt(self.minute, 2)}:{_fmt(self.second, 2)}"
+        if self.hundredths:
+            text += f".{self.hundredths:02d}"
+        if self.deviation is not None and not -1440 < self.deviation < 1440:
+            text += f" (deviation {self.deviation} min, out of range)"
+        elif self.deviation is not None:
+            offset = -self.deviation
+            sign = "+" if offset >= 0 else "-"
+            hours, minutes = divmod(abs(offset), 60)
+            text += f"{sign}{hours:02d}:{minutes:02d}"
+        if self.day_of_week is not None and None in (self.year, self.month, self.day):
+            text += " " + _weekday_str(self.day_of_week)
+        if self.clock_status:
+            flags = [_STATUS_WORDS.get(bit, f"status bit 0x{bit:02X}")
+                     for bit in (1 << n for n in range(7))
+                     if int(self.clock_status) & bit]
+            if flags:
+                text += f" ({', '.join(flags)})"
+        return text
 
     def __str__(self) -> str:
         text = f"{self.date} {self.time}"

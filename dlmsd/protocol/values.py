@@ -5,7 +5,9 @@ Registers (class 3), extended registers (4) and demand registers (5) carry a
 is published as value x 10^scaler, computed exactly in decimal (raw 123456 with scaler
 -2 is 1234.56, never 1234.5600000000001). Everything else is published as it is:
 numbers as numbers, strings as text, octet strings as text when printable and as hex
-otherwise, date-times as readable text.
+otherwise, date-times (typed, or the octet-strings of 12 the Blue Book defines as one:
+see :data:`DATE_TIME_ATTRIBUTES`) as ISO 8601 text with the offset the deviation gives
+(:meth:`DateTime.isoformat`); the raw value is kept beside (the reader's ``raw``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from dlmsd.errors import DecodeError
 from dlmsd.protocol.axdr import BitString, Data, DataType, Date, DateTime, Time, describe
 
 __all__ = [
+    "DATE_TIME_ATTRIBUTES",
     "NUMERIC_TYPES",
     "Value",
+    "is_date_time_attribute",
     "parse_scaler_unit",
     "render",
     "scale",
@@ -42,6 +46,20 @@ _SCALED: dict[int, dict[int, int]] = {
     5: {2: 4, 3: 4},
 }
 CLOCK_CLASS = 8
+
+# class_id -> the attributes the Blue Book defines as a date-time in an octet-string(12):
+# clock time, daylight_savings_begin/end (4.5.1), extended register capture_time
+# (4.3.3), demand register capture_time and start_time_current (4.3.4).
+DATE_TIME_ATTRIBUTES: dict[int, frozenset[int]] = {
+    CLOCK_CLASS: frozenset({2, 5, 6}),
+    4: frozenset({5}),
+    5: frozenset({6, 7}),
+}
+
+
+def is_date_time_attribute(class_id: int | None, attribute: int) -> bool:
+    """Whether ``attribute`` of ``class_id`` is a date-time (an octet-string of 12)."""
+    return class_id is not None and attribute in DATE_TIME_ATTRIBUTES.get(class_id, ())
 
 
 def scaler_unit_attribute(class_id: int | None, attribute: int) -> int | None:
@@ -80,6 +98,26 @@ def scale(data: Data, scaler: int) -> Decimal:
     return result
 
 
+# field -> its allowed specified values (Blue Book 4.1.6.1; 0xFD/0xFE of month and day
+# are the DST and last-day wildcards)
+_FIELD_RANGES = {
+    "month": (*range(1, 13), 0xFD, 0xFE),
+    "day": (*range(1, 32), 0xFD, 0xFE),
+    "day_of_week": range(1, 8),
+    "hour": range(24),
+    "minute": range(60),
+    "second": range(60),
+    "hundredths": range(100),
+}
+
+
+def _plausible(stamp: DateTime) -> bool:
+    """Whether every specified field of an octet-string date-time is in its range: 12
+    octets that are no date-time (month 0, hour 99) stay hex rather than a false date."""
+    return all(getattr(stamp, name) is None or getattr(stamp, name) in allowed
+               for name, allowed in _FIELD_RANGES.items())
+
+
 def _octets(raw: bytes) -> str:
     if raw and all(0x20 <= b < 0x7F for b in raw):
         return raw.decode("ascii")
@@ -97,12 +135,15 @@ def render(data: Data, class_id: int | None = None, attribute: int = 2
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
-        if class_id == CLOCK_CLASS and attribute == 2 and len(value) == 12:
+        if is_date_time_attribute(class_id, attribute) and len(value) == 12:
             try:
-                return str(DateTime.from_bytes(value))
-            except DecodeError:
+                stamp = DateTime.from_bytes(value)
+            except (DecodeError, ValueError):
                 return value.hex().upper()
+            return stamp.isoformat() if _plausible(stamp) else value.hex().upper()
         return _octets(value)
-    if isinstance(value, DateTime | Date | Time | BitString):
+    if isinstance(value, DateTime):
+        return value.isoformat()
+    if isinstance(value, Date | Time | BitString):
         return str(value)
     return describe(data, limit=32)

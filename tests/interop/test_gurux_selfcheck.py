@@ -312,4 +312,7 @@ def test_subprocess_entry_points() -> None:
         assert (got[1]["scaler"], got[1]["unit"]) == (-1, 35)
     finally:
         meter.terminate()
-        assert meter.wait(timeout=5) == 0
+        code = meter.wait(timeout=5)
+        if meter.stdout is not None:
+            meter.stdout.close()
+        assert code == 0
