@@ -481,6 +481,24 @@ def _client_address(raw: int | str) -> int:
     return int(text, 16)
 
 
+def _client_sap(raw: Any, where: str, mode: Mode, check_range: bool,
+                problems: list[str], default: int = 0) -> int:
+    """A client address setting (hex text or an integer), in the range of ``mode``
+    (an HDLC SAP: 0..0x7F; a wrapper wPort: 0..0xFFFF) when ``check_range``; a problem
+    is added for a bad one and ``default`` returned."""
+    try:
+        value = _client_address(raw)
+    except ValueError as exc:
+        problems.append(f"{where}: {_show(raw, None)} {exc}: write hex as a string "
+                        "(\"10\", \"0x10\") or a decimal integer")
+        return default
+    limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
+    if check_range and not 0 <= value <= limit:
+        problems.append(f"{where}: {value} is not allowed: must be from 0 to {limit} for "
+                        f"mode {mode.value}")
+    return value
+
+
 
 def _server_address(at: str, item: Mapping[str, Any], mode: Mode, serial_number: int,
                     formula: str | None, problems: list[str],
@@ -533,17 +551,8 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     auth: Auth = _choice(Auth, str(_get(item, props, "auth")))
     referencing: Referencing = _choice(Referencing, str(_get(item, props, "type")))
 
-    client = 0
-    try:
-        client = _client_address(item["client_address"]) if "client_address" in item else 0
-    except ValueError as exc:
-        problems.append(f"{at}.client_address: {_show(item['client_address'], None)} {exc}: "
-                        "write hex as a string (\"10\", \"0x10\") or a decimal integer")
-    else:
-        limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
-        if mode_known and not 0 <= client <= limit:
-            problems.append(f"{at}.client_address: {client} is not allowed: must be from 0 "
-                            f"to {limit} for mode {mode.value}")
+    client = (_client_sap(item["client_address"], f"{at}.client_address", mode, mode_known,
+                          problems) if "client_address" in item else 0)
 
     ip, port, device = item.get("ip"), item.get("port"), item.get("device")
     port_alias = None
@@ -683,18 +692,8 @@ def _ciphered_options(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
         obis = Obis.parse(text)
     except ValueError as exc:
         problems.append(f"{at}.invocation_counter_obis: {exc}")
-    raw = _get(item, props, "public_client_address")
-    public = 16
-    try:
-        public = _client_address(raw)
-    except ValueError as exc:
-        problems.append(f"{at}.public_client_address: {_show(raw, None)} {exc}: write hex "
-                        "as a string (\"10\", \"0x10\") or a decimal integer")
-    else:
-        limit = 0xFFFF if mode is Mode.WRAPPER else 0x7F
-        if sure and not 0 <= public <= limit:
-            problems.append(f"{at}.public_client_address: {public} is not allowed: must be "
-                            f"from 0 to {limit} for mode {mode.value}")
+    public = _client_sap(_get(item, props, "public_client_address"),
+                         f"{at}.public_client_address", mode, sure, problems, default=16)
     ciphered = ciphers_every_apdu(auth, security, "block_cipher_key" in item)
     if not sure:
         return read, obis, public
