@@ -5,7 +5,8 @@ decoded in the same process (speed targets are ratios in the same run):
 
 * null bomb: an LnClient's GET answered in Get-Response-With-Datablock blocks that
   reassemble to ``--size`` bytes of one A-XDR array of nulls (2+N bytes for N nulls),
-  until the client refuses it or returns it.  Reference: the same number of bytes of
+  until the client refuses it or returns it; and a nested one, a structure of two
+  arrays of nulls (its header alone does not give it away).  Reference: the same number of bytes of
   healthy 10-register GET-with-list responses, and a healthy load profile of the same
   size sent in blocks.
 * flag flood: ``--size`` bytes of repeated ``7E A0`` fed to the HDLC deframer in 512-byte
@@ -66,6 +67,15 @@ def null_bomb(size: int) -> bytes:
     """One array of nulls whose encoding is ``size`` octets."""
     n = size - 1 - len(encode_length(size))
     return bytes([1]) + encode_length(n) + bytes(n)
+
+
+def nested_null_bomb(size: int) -> bytes:
+    """A structure of two arrays of nulls, ``size`` octets: the first as long as the
+    decoder's node budget lets it be, so that all of it is decoded before the refusal."""
+    first = min(size // 2, size - 16) - 8
+    second = size - 16 - first
+    return (bytes([2, 2, 1]) + encode_length(first) + bytes(first)
+            + bytes([1]) + encode_length(second) + bytes(second))
 
 
 def healthy_profile(size: int) -> bytes:
@@ -150,18 +160,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1 << 20, help="octets of each input")
     size = parser.parse_args().size
 
-    bomb, profile = null_bomb(size), healthy_profile(size)
+    bomb, nested, profile = null_bomb(size), nested_null_bomb(size), healthy_profile(size)
     ref_lists = measure("healthy 10-register lists", lambda: healthy_lists(size))
     ref_profile = measure("healthy profile in blocks", lambda: feed_blocks(profile))
     cpu_bomb = measure("null bomb in blocks", lambda: feed_blocks(bomb))
-    print(f"null bomb / healthy lists   {cpu_bomb / ref_lists:6.2f}")
-    print(f"null bomb / healthy profile {cpu_bomb / ref_profile:6.2f}")
+    cpu_nested = measure("nested null bomb in blocks", lambda: feed_blocks(nested))
+    print(f"null bomb / healthy lists          {cpu_bomb / ref_lists:6.3f}")
+    print(f"null bomb / healthy profile        {cpu_bomb / ref_profile:6.3f}")
+    print(f"nested null bomb / healthy profile {cpu_nested / ref_profile:6.3f}")
 
     flood = (b"\x7e\xa0" * (size // 2 + 1))[:size]
     good = frames_stream(size)[:size]
     ref_frames = measure("valid I frames", lambda: deframe(good))
     cpu_flood = measure("7E A0 flood", lambda: deframe(flood))
-    print(f"7E A0 flood / valid frames  {cpu_flood / ref_frames:6.2f}")
+    print(f"7E A0 flood / valid frames         {cpu_flood / ref_frames:6.3f}")
 
 
 if __name__ == "__main__":
