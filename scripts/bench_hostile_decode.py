@@ -10,7 +10,9 @@ decoded in the same process (speed targets are ratios in the same run):
   healthy 10-register GET-with-list responses, and a healthy load profile of the same
   size sent in blocks.
 * flag flood: ``--size`` bytes of repeated ``7E A0`` fed to the HDLC deframer in 512-byte
-  chunks.  Reference: the same bytes of valid I frames.
+  chunks; and a flood of false starts with well-formed addresses (``7E A0 1E 03 21 10``
+  and a wrong header check sequence), which each need a close look.  Reference: the
+  same bytes of valid I frames.
 
 CPU is ``time.process_time`` of a run without tracing; memory is the tracemalloc
 peak of a second run.
@@ -174,6 +176,10 @@ def main() -> None:
     ref_frames = measure("valid I frames", lambda: deframe(good))
     cpu_flood = measure("7E A0 flood", lambda: deframe(flood))
     print(f"7E A0 flood / valid frames         {cpu_flood / ref_frames:6.3f}")
+    # false starts with well-formed addresses: each needs its header check sequence
+    fakes = (bytes.fromhex("7EA01E032110") + bytes(2)) * (size // 8 + 1)
+    cpu_fakes = measure("plausible false starts", lambda: deframe(fakes[:size]))
+    print(f"plausible starts / valid frames    {cpu_fakes / ref_frames:6.3f}")
 
 
 if __name__ == "__main__":
