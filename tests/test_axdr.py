@@ -602,6 +602,50 @@ def test_node_budget(monkeypatch: pytest.MonkeyPatch) -> None:
         decode_data(raw)
 
 
+def test_null_bomb_refused_before_any_element_is_built() -> None:
+    # issue 12: an array of N nulls is 2+N octets but N objects; 1 MiB of them is
+    # refused by its count alone, naming the limit, with one node decoded.
+    size = 1 << 20
+    raw = b"\x01" + encode_length(size - 6) + bytes(size - 6)
+    reader = axdr.AxdrReader(raw, 0, "A-XDR")
+    assert reader.max_nodes == axdr.node_budget(size) == size // axdr.NODE_BYTES
+    with pytest.raises(DecodeError, match=f"array of {size - 6} values exceeds the limit "
+                       f"of {size // 2} values for {size} bytes"):
+        reader.data("Data")
+    assert reader.nodes == 1
+
+
+def test_nested_null_bomb_stops_at_the_budget() -> None:
+    # Two arrays whose counts each fit: the second is refused once the first has
+    # spent the budget, so the work done is bounded by the input's size.
+    half = 40_000
+    raw = h("02 02 01 82") + half.to_bytes(2) + bytes(half) + h("01 82") + half.to_bytes(2)
+    raw += bytes(half)
+    reader = axdr.AxdrReader(raw, 0, "A-XDR", max_nodes=half + 10)
+    with pytest.raises(DecodeError, match=f"array of {half} values exceeds the limit of "
+                       f"{half + 10} values"):
+        reader.data("Data")
+    assert reader.nodes <= half + 10
+
+
+def test_node_budget_follows_the_input_size() -> None:
+    assert axdr.node_budget(10) == axdr.MIN_NODE_BUDGET
+    assert axdr.node_budget(1 << 20) == 1 << 19
+    assert axdr.node_budget(1 << 30) == axdr.MAX_NODES
+    # a healthy load profile of 1 MiB decodes (4-6 octets a node)
+    row = encode_data(Data.structure(Data.octets(bytes(12)), Data.uint8(0),
+                                     *(Data.uint32(k) for k in range(4))))
+    rows = (1 << 20) // len(row)
+    value = decode_data_all(b"\x01" + encode_length(rows) + row * rows)
+    assert len(value.as_items()) == rows
+
+
+def test_nulls_are_one_object() -> None:
+    items = decode_data_all(h("01 03 00 00 FF")).as_items()
+    assert items[0] is items[1] is Data.null() and items[2] is Data.dont_care()
+    assert items[0] == Data(DataType.NULL_DATA, None)
+
+
 @pytest.mark.parametrize("raw", ["", "07", "08 00", "0B", "0E", "1C", "FE", "C0"])
 def test_unknown_or_missing_tag(raw: str) -> None:
     with pytest.raises(DecodeError):

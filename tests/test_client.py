@@ -149,6 +149,42 @@ def test_block_transfer_reassembles_and_checks_numbers() -> None:
     assert client.state is ClientState.ASSOCIATED  # ready for the next request
 
 
+@pytest.mark.parametrize("header", ["01 83 0FFFFA", "02 84 7FFFFFFF"])
+def test_block_transfer_null_bomb_refused_at_the_first_block(header: str) -> None:
+    # issue 12: an array whose count the response cannot hold (or the decoder would
+    # refuse) is refused as soon as the count arrives, not after 1 MiB of blocks.
+    client = associated()
+    iid = GetRequestNormal.from_bytes(client.get([ENERGY])).invoke_id_and_priority
+    first = bytes.fromhex(header) + bytes(990)
+    with pytest.raises(RemoteProtocolError, match=r"long GET of (array|structure) of \d+ "
+                       r"values exceeds the limit of \d+ values for a response of at most "
+                       r"1048576 bytes, at block 1"):
+        client.receive_apdu(GetResponseWithDatablock(False, 1, first, iid).to_bytes())
+    assert client.state is ClientState.ASSOCIATED
+
+
+def test_block_transfer_count_split_over_blocks_is_checked() -> None:
+    client = LnClient(max_response_size=4096)
+    client.associate()
+    client.receive_apdu(accepted())
+    iid = GetRequestNormal.from_bytes(client.get([ENERGY])).invoke_id_and_priority
+    assert isinstance(client.receive_apdu(
+        GetResponseWithDatablock(False, 1, bytes.fromhex("01 82"), iid).to_bytes()), SendApdu)
+    with pytest.raises(RemoteProtocolError, match="array of 5000 values exceeds"):
+        client.receive_apdu(GetResponseWithDatablock(
+            False, 2, (5000).to_bytes(2) + bytes(100), iid).to_bytes())
+
+
+def test_block_transfer_of_nulls_within_the_limit_decodes() -> None:
+    client = associated()
+    iid = GetRequestNormal.from_bytes(client.get([ENERGY])).invoke_id_and_priority
+    raw = encode_data(Data.array(*[Data.null()] * 3000))
+    client.receive_apdu(GetResponseWithDatablock(False, 1, raw[:1000], iid).to_bytes())
+    client.receive_apdu(GetResponseWithDatablock(False, 2, raw[1000:2000], iid).to_bytes())
+    done = client.receive_apdu(GetResponseWithDatablock(True, 3, raw[2000:], iid).to_bytes())
+    assert done == GetComplete((Data.array(*[Data.null()] * 3000),))
+
+
 def test_block_transfer_aborted_by_data_access_result() -> None:
     client = associated()
     iid = GetRequestNormal.from_bytes(client.get([ENERGY])).invoke_id_and_priority

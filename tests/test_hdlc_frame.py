@@ -903,3 +903,55 @@ def test_ua_with_zero_group_length_from_gurux_is_tolerated() -> None:
     assert (params.max_info_tx, params.max_info_rx, params.window_tx) == (128, 128, 1)
     with pytest.raises(DecodeError, match="group length 7 but 6 octets follow"):
         HdlcParameters.from_bytes(bytes.fromhex("818007050180060180"))
+
+
+# --------------------------------------------------------------------------- hostile floods
+def _counters(deframer: HdlcDeframer) -> tuple[int, ...]:
+    return (deframer.garbage_bytes, deframer.format_errors, deframer.crc_errors,
+            deframer.overflows, deframer.frames, deframer.buffered)
+
+
+def test_flag_flood_is_skipped_in_bulk_with_bounded_buffer() -> None:
+    # issue 12: 1 MB of "7E A0" (each pair a false frame start) is consumed in 512-octet
+    # chunks with a bounded buffer, counted, and a frame after it is still found.
+    flood = b"\x7e\xa0" * (1 << 19)
+    deframer = HdlcDeframer()
+    peak = 0
+    for k in range(0, len(flood), 512):
+        deframer.receive_data(flood[k : k + 512])
+        peak = max(peak, deframer.buffered)
+    assert peak <= 512 + 16
+    # every 7E a refused start, every A0 garbage, but for the last few still undecided
+    assert deframer.buffered <= 12
+    assert deframer.garbage_bytes == deframer.format_errors == (len(flood) - deframer.buffered) // 2
+    assert _deframe([b"\x7e" + SNRM.raw], deframer) == [SNRM.frame]
+
+
+def _noisy(octets: list[int]) -> bytes:
+    return bytes(octets)
+
+
+noise = st.lists(st.sampled_from([0x7E, 0xA0, 0xA7, 0xA8, 0xFF, 0x00, 0x01, 0x03, 0x21,
+                                  0x02, 0x93, 0x10, 0x41]), max_size=60).map(_noisy)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(noise, frames.map(lambda f: f.to_bytes())), max_size=8),
+       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.sampled_from([2047, 40]))
+def test_bulk_skip_counts_as_the_scan_one_start_at_a_time(
+    parts: list[bytes], cuts: list[int], max_frame_length: int
+) -> None:
+    # A deframer with a trace looks at every false start one by one; without one it
+    # skips them in bulk. Both must find the same frames and count the same.
+    stream = b"".join(parts)
+    chunks, k = [], 0
+    for size in itertools.cycle(cuts):
+        if k >= len(stream):
+            break
+        chunks.append(stream[k : k + size])
+        k += size
+    slow = HdlcDeframer(trace=lambda _t: None)
+    fast = HdlcDeframer()
+    slow.max_frame_length = fast.max_frame_length = max_frame_length
+    assert _deframe(chunks, fast) == _deframe(chunks, slow)
+    assert _counters(fast) == _counters(slow)

@@ -51,6 +51,8 @@ from dlmsd.errors import DecodeError, LocalProtocolError
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
+    "MIN_NODE_BUDGET",
+    "NODE_BYTES",
     "AxdrReader",
     "BitString",
     "ClockStatus",
@@ -69,6 +71,7 @@ __all__ = [
     "describe",
     "encode_data",
     "encode_length",
+    "node_budget",
     "to_python",
 ]
 
@@ -81,6 +84,24 @@ MAX_DEPTH: Final = 32
 #: one byte per node, but a compact-array repeats its type description per
 #: element, so a short description can multiply the output; this caps that.
 MAX_NODES: Final = 1_000_000
+
+#: Most ``Data`` nodes per input octet beyond :data:`MIN_NODE_BUDGET`: one
+#: :class:`AxdrReader` produces at most ``max(MIN_NODE_BUDGET, octets // 2)`` nodes
+#: (and never more than :data:`MAX_NODES`).  Every tagged value but null-data and
+#: dont-care spends at least two octets (tag and content, or tag and count), so
+#: healthy answers stay far below it (a load profile row spends 4-6 octets a node),
+#: while a hostile array of nulls (one octet a node, ~100 octets of memory and a
+#: microsecond or two each) is refused before any of it is built.
+NODE_BYTES: Final = 2
+
+#: Nodes any input may produce whatever its size (a compact-array of short elements
+#: inside one PDU spends less than :data:`NODE_BYTES` octets a node).
+MIN_NODE_BUDGET: Final = 65_536
+
+
+def node_budget(octets: int) -> int:
+    """The most ``Data`` nodes decoded from ``octets`` of A-XDR input."""
+    return min(MAX_NODES, max(MIN_NODE_BUDGET, octets // NODE_BYTES))
 
 
 # --------------------------------------------------------------------------- enums
@@ -688,11 +709,11 @@ class Data:
 
     @classmethod
     def null(cls) -> Data:
-        return cls(DataType.NULL_DATA, None)
+        return _NULL
 
     @classmethod
     def dont_care(cls) -> Data:
-        return cls(DataType.DONT_CARE, None)
+        return _DONT_CARE
 
     @classmethod
     def boolean(cls, value: bool) -> Data:
@@ -831,6 +852,12 @@ class Data:
 
     def __str__(self) -> str:
         return describe(self)
+
+
+# Data is frozen, so every null-data (and dont-care) is the one object: an array of
+# nulls costs a reference per element, not a Data each.
+_NULL: Final = Data(DataType.NULL_DATA, None)
+_DONT_CARE: Final = Data(DataType.DONT_CARE, None)
 
 
 # --------------------------------------------------------------------------- encode
@@ -976,11 +1003,18 @@ class AxdrReader:
     escapes.  Reads never go past ``end``, and every count or length read off the
     wire is checked against the bytes that remain before anything is built from it.
     ``data()`` also bounds the nesting (:data:`MAX_DEPTH`) and the number of values
-    (:data:`MAX_NODES`) of each Data it decodes.
+    of all the Data it decodes: ``max_nodes``, by default :func:`node_budget` of the
+    input's size.  An array or structure whose count alone exceeds what is left of
+    that budget is refused before any element is decoded.
     """
 
     def __init__(
-        self, buf: bytes, pos: int = 0, what: str = "APDU", end: int | None = None
+        self,
+        buf: bytes,
+        pos: int = 0,
+        what: str = "APDU",
+        end: int | None = None,
+        max_nodes: int | None = None,
     ) -> None:
         limit = len(buf) if end is None else end
         if not 0 <= pos <= limit <= len(buf):
@@ -992,6 +1026,7 @@ class AxdrReader:
         self.pos = pos
         self.what = what
         self.nodes = 0
+        self.max_nodes = node_budget(limit - pos) if max_nodes is None else max_nodes
 
     @property
     def remaining(self) -> int:
@@ -1090,10 +1125,9 @@ class AxdrReader:
 
     # ---- Data
     def data(self, field_name: str) -> Data:
-        """One tagged ``Data`` value (at most :data:`MAX_NODES` values in it)."""
+        """One tagged ``Data`` value (all of them together within ``max_nodes``)."""
         if self.pos >= self.end:
             raise DecodeError(f"{self.what}: truncated at offset {self.pos} reading {field_name}")
-        self.nodes = 0
         try:
             return self._data(0)
         except RecursionError:  # defensive: MAX_DEPTH keeps us far below the limit
@@ -1102,10 +1136,22 @@ class AxdrReader:
     def _fail(self, message: str) -> DecodeError:
         return DecodeError(f"{self.what}: {message} (offset {self.pos})")
 
+    def _over_budget(self, count: int) -> DecodeError:
+        return self._fail(
+            f"{count} values exceed the limit of {self.max_nodes} values for "
+            f"{self.end} bytes of input")
+
     def _node(self) -> None:
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self._fail(f"more than {MAX_NODES} values in one decode")
+        if self.nodes > self.max_nodes:
+            raise self._over_budget(self.nodes)
+
+    def _reserve(self, count: int, field_name: str) -> None:
+        """Refuse ``count`` elements to come at once when they cannot fit the budget."""
+        if self.nodes + count > self.max_nodes:
+            raise self._fail(
+                f"{field_name} of {count} values exceeds the limit of {self.max_nodes} "
+                f"values for {self.end} bytes of input ({self.nodes} decoded)")
 
     def _data(self, depth: int) -> Data:
         if self.pos >= self.end:
@@ -1119,6 +1165,7 @@ class AxdrReader:
                 raise self._fail(f"Data nested deeper than {MAX_DEPTH} levels")
             n = self.sequence_count(_NAMES[type_], 1)  # every element has at least its tag
             self._node()
+            self._reserve(n, _NAMES[type_])
             return Data(type_, tuple(self._data(depth + 1) for _ in range(n)))
         if type_ == DataType.COMPACT_ARRAY:
             return self._compact_array(depth)
@@ -1134,8 +1181,10 @@ class AxdrReader:
             value = self._unpack(int_codec[0], name)
         elif type_ in _FLOATS:
             value = self._unpack(_FLOATS[type_], name)
-        elif type_ in (DataType.NULL_DATA, DataType.DONT_CARE):
-            value = None
+        elif type_ is DataType.NULL_DATA:
+            return _NULL
+        elif type_ is DataType.DONT_CARE:
+            return _DONT_CARE
         elif type_ == DataType.BOOLEAN:
             value = self.boolean(name)
         elif type_ == DataType.BIT_STRING:
@@ -1206,6 +1255,7 @@ class AxdrReader:
             element = desc.items[0]
             self.fits(desc.count, element.min_size, "compact-array element array")
             self._node()
+            self._reserve(desc.count, "compact-array element array")
             return Data(
                 DataType.ARRAY, tuple(self._compact_value(element) for _ in range(desc.count))
             )

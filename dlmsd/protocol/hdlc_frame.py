@@ -15,6 +15,7 @@ Nothing here does I/O, reads a clock or logs.
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -484,6 +485,25 @@ _FORMAT_TYPE_3: Final = 0xA
 _SEGMENTATION_BIT: Final = 0x0800
 _FORMAT = struct.Struct(">H")
 _MIN_FRAME_LENGTH: Final = 7  # format 2 + dst 1 + src 1 + control 1 + FCS 2
+
+
+def _byte_class(values: range) -> bytes:
+    return b"[" + b"".join(re.escape(bytes([v])) for v in values) + b"]"
+
+
+_ODD: Final = _byte_class(range(1, 256, 2))
+_EVEN: Final = _byte_class(range(0, 256, 2))
+_ADDRESS: Final = b"(?:" + _ODD + b"|" + _EVEN + _ODD + b"|" + _EVEN * 3 + _ODD + b")"
+#: A frame start the deframer has to look at closely: flag, format type 3 (its length
+#: octets) and two well-formed addresses.  Anything before the next one is skipped
+#: in bulk, counted as the octet-by-octet scan would count it.
+_PLAUSIBLE_START: Final = re.compile(rb"\x7e[\xa0-\xaf]." + _ADDRESS * 2, re.DOTALL)
+#: Flag and format type 3: a frame start the scan would have refused (or waited on).
+_TYPE_3_START: Final = re.compile(rb"\x7e(?=[\xa0-\xaf].)", re.DOTALL)
+#: Octets from a flag that decide whether ``_PLAUSIBLE_START`` matches there.
+_START_OCTETS: Final = 1 + 2 + 2 * _MAX_ADDRESS_OCTETS
+#: Fewer octets than this before the next plausible start are left to the scan.
+_BULK_MIN: Final = 16
 _HEADER_OVERHEAD: Final = 15  # format 2 + dst 4 + src 4 + control 1 + HCS 2 + FCS 2
 
 
@@ -659,11 +679,42 @@ class HdlcDeframer:
         if self.trace is not None:
             self.trace(FrameTrace("rx", bytes(raw), None, error))
 
+    def _skip(self, buf: bytearray, i: int, stop: int) -> None:
+        """Count ``buf[i:stop]``, which holds no plausible frame start, as the scan
+        below would have: its flags are not garbage, every other octet is; each flag
+        with format type 3 is an overflow when its length field is too large, else
+        a format error (a length too small, or addresses that are not well formed)."""
+        self.garbage_bytes += stop - i - buf.count(FLAG, i, stop)
+        # (the look-ahead of the pattern cannot see past ``stop + 2``: every start
+        # found is before ``stop``)
+        if self.max_frame_length >= MAX_FRAME_LENGTH:  # no length field exceeds it
+            self.format_errors += len(_TYPE_3_START.findall(buf, i, stop + 2))
+            return
+        starts = [m.start() for m in _TYPE_3_START.finditer(buf, i, stop + 2)]
+        limit = self.max_frame_length
+        over = sum(
+            1 for k in starts if _FORMAT.unpack_from(buf, k + 1)[0] & MAX_FRAME_LENGTH > limit)
+        self.overflows += over
+        self.format_errors += len(starts) - over
+
     def _scan(self) -> None:
         buf = self._buf
         n = len(buf)
         i = 0
+        bulk = self.trace is None  # a trace wants every refused start, one by one
+        plausible = -1  # the next plausible start found, or -1
         while i < n:
+            if bulk and i > plausible:
+                # Skip in C up to the next start worth a close look (or up to the
+                # octets that cannot decide yet): linear in the garbage, however many
+                # false starts ("7E A0 7E A0 ...") it holds.  A few octets are left to
+                # the scan below, which is cheaper for them.
+                match = _PLAUSIBLE_START.search(buf, i)
+                plausible = match.start() if match else n
+                stop = plausible if match else max(i, n - _START_OCTETS)
+                if stop - i >= _BULK_MIN:
+                    self._skip(buf, i, stop)
+                    i = stop
             start = buf.find(FLAG, i)
             if start < 0:
                 self.garbage_bytes += n - i
@@ -687,12 +738,14 @@ class HdlcDeframer:
             length = fmt & MAX_FRAME_LENGTH
             if length < _MIN_FRAME_LENGTH:
                 self.format_errors += 1
-                self._drop(buf[i : i + 3], f"frame length {length} too small")
+                if not bulk:
+                    self._drop(buf[i : i + 3], f"frame length {length} too small")
                 i += 1
                 continue
             if length > self.max_frame_length:
                 self.overflows += 1
-                self._drop(buf[i : i + 3], f"frame length {length} > {self.max_frame_length}")
+                if not bulk:
+                    self._drop(buf[i : i + 3], f"frame length {length} > {self.max_frame_length}")
                 i += 1
                 continue
             verdict = self._check_header(buf, i, n, length)
@@ -701,7 +754,8 @@ class HdlcDeframer:
             if verdict != "ok":
                 # The header itself is broken, so its length cannot be trusted:
                 # resynchronise on the next flag after this one.
-                self._drop(buf[i : min(n, i + length + 2)], verdict)
+                if not bulk:
+                    self._drop(buf[i : min(n, i + length + 2)], verdict)
                 i += 1
                 continue
             end = i + length + 1  # index of the closing flag
@@ -709,7 +763,8 @@ class HdlcDeframer:
                 break
             if buf[end] != FLAG:
                 self.format_errors += 1
-                self._drop(buf[i : end + 1], "no closing flag at the frame length")
+                if not bulk:
+                    self._drop(buf[i : end + 1], "no closing flag at the frame length")
                 i += 1
                 continue
             raw = bytes(buf[i : end + 1])

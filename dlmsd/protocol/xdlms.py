@@ -51,6 +51,7 @@ from dlmsd.errors import (
 from dlmsd.protocol.axdr import (
     AxdrReader,
     Data,
+    DataType,
     LabelledEnum,
     WireEnum,
     check_range,
@@ -58,6 +59,7 @@ from dlmsd.protocol.axdr import (
     describe,
     encode_data,
     encode_length,
+    node_budget,
 )
 from dlmsd.protocol.obis import Obis
 
@@ -1303,9 +1305,36 @@ class BlockReassembler(Reassembler):
     _TRANSFER = "long GET"
     _MAX_BLOCK_NUMBER = 0xFFFFFFFF  # block-number Unsigned32
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+    def __init__(
+        self, *, max_size: int = 1 << 20, max_blocks: int = 10_000, data_value: bool = False
+    ) -> None:
         super().__init__(max_size=max_size, max_blocks=max_blocks)
         self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
+        # The raw data is one Data (a GET normal): its array or structure count, in
+        # the first octets, is checked as soon as it has arrived.
+        self._check_header = data_value
+
+    def _check_count(self, block_number: int) -> None:
+        """Refuse at once an array or structure that the whole transfer could not
+        hold or that decoding it would refuse (the node budget of ``max_size``)."""
+        parts = self._parts
+        if len(parts) < 2:
+            return
+        self._check_header = False
+        if parts[0] not in (DataType.ARRAY, DataType.STRUCTURE):
+            return
+        first = parts[1]
+        header = 2 + (first & 0x7F if first & 0x80 else 0)
+        if len(parts) < header:
+            self._check_header = True  # the count is not all here yet
+            return
+        count = int.from_bytes(parts[2:header]) if first & 0x80 else first
+        budget = node_budget(self.max_size) - 1
+        if header + count > self.max_size or count > budget:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} of {DataType(parts[0]).asn1_name} of {count} values "
+                f"exceeds the limit of {min(budget, self.max_size - header)} values for a "
+                f"response of at most {self.max_size} bytes, at block {block_number}")
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
@@ -1316,6 +1345,8 @@ class BlockReassembler(Reassembler):
                 int(block.raw_data),
             )
         self._append(block.block_number, block.raw_data)
+        if self._check_header:
+            self._check_count(block.block_number)
         self._invoke_id_and_priority = block.invoke_id_and_priority
         return self._finish(block.block_number, block.last_block)
 
