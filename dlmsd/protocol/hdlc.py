@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypedDict, Unpack
 
 from dlmsd.errors import LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc_frame import (
@@ -67,6 +67,7 @@ __all__ = [
     "HdlcClientConnection",
     "HdlcClientState",
     "HdlcServerConnection",
+    "LinkOptions",
     "PeerBusy",
     "ServerState",
 ]
@@ -260,6 +261,19 @@ def _check_info_limit(name: str, value: int) -> None:
         raise LocalProtocolError(f"{name}={value} outside {MIN_INFO_LIMIT}..{MAX_INFO_LIMIT}")
 
 
+class LinkOptions(TypedDict, total=False):
+    """The keyword settings both stations take."""
+
+    #: Largest information field this station sends / receives (what it states in
+    #: SNRM or UA; default :data:`DEFAULT_MAX_INFO`).
+    max_info_tx: int
+    max_info_rx: int
+    #: Bound on a reassembled APDU (default :data:`MAX_APDU_SIZE`).
+    max_apdu_size: int
+    #: Called with every frame sent and received (and every received one dropped).
+    trace: TraceHook | None
+
+
 def _settings(server_address: bytes, max_info_tx: int,
               max_info_rx: int) -> tuple[HdlcAddress, HdlcParameters]:
     """A station's own settings, checked: the server address, and the parameters the
@@ -284,18 +298,20 @@ class _Link:
     """What both stations share: framing, sequence variables, reassembly,
     output queue and counters."""
 
-    def __init__(
-        self,
-        local: HdlcAddress,
-        remote: HdlcAddress,
-        *,
-        max_apdu_size: int,
-        trace: TraceHook | None,
-    ) -> None:
-        self._local = local
-        self._remote = remote
-        self.max_apdu_size = max_apdu_size
-        self.trace = trace
+    def __init__(self, server_address: bytes, client: HdlcAddress | None,
+                 **options: Unpack[LinkOptions]) -> None:
+        """The server's end when ``client`` is None (the client is whoever sends
+        SNRM; until then a placeholder), the client's end otherwise."""
+        unknown = set(options) - set(LinkOptions.__annotations__)
+        if unknown:  # the TypedDict is for the type checker: say it at run time too
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        server, self._stated = _settings(server_address,
+                                         options.get("max_info_tx", DEFAULT_MAX_INFO),
+                                         options.get("max_info_rx", DEFAULT_MAX_INFO))
+        self._local, self._remote = ((server, HdlcAddress(0, None, 1)) if client is None
+                                     else (client, server))
+        self.max_apdu_size = options.get("max_apdu_size", MAX_APDU_SIZE)
+        trace = self.trace = options.get("trace")
         self.deframer = HdlcDeframer(trace=trace)
         self.params: HdlcParameters | None = None
         self._vs = 0  # V(S): N(S) of our next I frame
@@ -439,23 +455,10 @@ class HdlcClientConnection(_Link):
     sent and received, and for every received frame that was dropped.
     """
 
-    def __init__(
-        self,
-        client_address: int,
-        server_address: bytes,
-        *,
-        max_info_tx: int = DEFAULT_MAX_INFO,
-        max_info_rx: int = DEFAULT_MAX_INFO,
-        max_apdu_size: int = MAX_APDU_SIZE,
-        trace: TraceHook | None = None,
-    ) -> None:
-        server, self.proposed = _settings(server_address, max_info_tx, max_info_rx)
-        super().__init__(
-            HdlcAddress(client_address, None, 1),
-            server,
-            max_apdu_size=max_apdu_size,
-            trace=trace,
-        )
+    def __init__(self, client_address: int, server_address: bytes,
+                 **options: Unpack[LinkOptions]) -> None:
+        super().__init__(server_address, HdlcAddress(client_address, None, 1), **options)
+        self.proposed = self._stated
         self.state = HdlcClientState.DISCONNECTED
         self.peer_busy = False
         self._last_command: Frame | None = None  # SNRM or DISC awaiting its answer
@@ -823,18 +826,9 @@ class HdlcServerConnection(_Link):
     counted in ``ignored_frames`` (answered with RR where the client waits).
     """
 
-    def __init__(
-        self,
-        server_address: bytes,
-        *,
-        max_info_tx: int = DEFAULT_MAX_INFO,
-        max_info_rx: int = DEFAULT_MAX_INFO,
-        max_apdu_size: int = MAX_APDU_SIZE,
-        trace: TraceHook | None = None,
-    ) -> None:
-        local, self.capabilities = _settings(server_address, max_info_tx, max_info_rx)
-        # The client is whoever sends SNRM; until then a placeholder.
-        super().__init__(local, HdlcAddress(0, None, 1), max_apdu_size=max_apdu_size, trace=trace)
+    def __init__(self, server_address: bytes, **options: Unpack[LinkOptions]) -> None:
+        super().__init__(server_address, None, **options)
+        self.capabilities = self._stated
         self.state = ServerState.DISCONNECTED
         #: Segmented answers dropped because the client asked anew before their end.
         self.abandoned_answers = 0
