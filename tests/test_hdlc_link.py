@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc import (
+    MAX_ASK_ANEW,
     ApduReceived,
     Connected,
     Disconnected,
@@ -755,3 +756,56 @@ def test_trace_sees_every_frame_with_raw_octets() -> None:
     assert len(dropped) == 1 and "FCS" in (dropped[0].error or "")
     assert tx[0].summary() == "SNRM(P) seg=0 info=9B dst=1/17 src=16"
     assert all(t.summary() for t in seen)
+
+
+def test_a_spoilt_answer_is_bounded_like_any_other() -> None:
+    """An answer whose segment went missing is read to its end and dropped, but not
+    without limit: past max_apdu_size it is a protocol error, not an endless RR loop."""
+    client = HdlcClientConnection(16, SERVER, max_apdu_size=200)
+    client.connect()
+    client.receive_data(server_frame(Control(FrameType.UA, True)))
+    assert isinstance(drain(client)[0], Connected)
+    client.send_apdu(b"\xc0\x01")
+    client.receive_data(server_frame(Control(FrameType.I, True, 0, 1), b"\xe6\xe7\x00\xc4",
+                                     segmented=True))
+    drain(client)
+    client.data_to_send()
+    with pytest.raises(RemoteProtocolError, match="max_apdu_size"):
+        for ns in range(2, 40):  # N(S)=1 lost; the rest keeps coming
+            client.receive_data(server_frame(Control(FrameType.I, True, ns % 8, 1),
+                                             bytes(100), segmented=True))
+            drain(client)
+            client.data_to_send()
+
+
+def test_answers_out_of_step_again_and_again_end_the_exchange() -> None:
+    """A meter whose every answer skips a frame: the request goes anew at most
+    MAX_ASK_ANEW times, then the exchange fails instead of going on for ever."""
+    client = connected_client()
+    client.send_apdu(b"\xc0\x01")
+    vr = 0
+    with pytest.raises(RemoteProtocolError, match="out of step"):
+        for cycle in range(50):
+            nr = (1 + cycle) % 8  # each request asked anew is one more frame of ours
+            client.receive_data(server_frame(Control(FrameType.I, True, vr % 8, nr),
+                                             b"\x00", segmented=True))
+            client.receive_data(server_frame(Control(FrameType.I, True, (vr + 2) % 8, nr),
+                                             b"\x00"))
+            drain(client)
+            out = client.data_to_send()
+            vr += 3  # in step, one skipped, then the next answer
+            del out
+    assert client.resyncs >= MAX_ASK_ANEW
+
+
+def test_a_replayed_frame_gets_one_rr_per_timeout() -> None:
+    client = connected_client()
+    client.send_apdu(b"\xc0\x01")
+    seg0 = server_frame(Control(FrameType.I, True, 0, 1), b"\xe6\xe7\x00\xc4", segmented=True)
+    client.receive_data(seg0)
+    drain(client)
+    client.data_to_send()  # RR for the next segment
+    client.receive_data(seg0 * 5)  # the meter replays it, again and again
+    drain(client)
+    assert client.duplicates == 5
+    assert len(split_frames(client.data_to_send())) == 1

@@ -33,7 +33,7 @@ from memory_meter import HDLC_LOGICAL, HDLC_PHYSICAL, Clock, MemoryMeter, Serial
 
 from dlmsd.config import DeviceConfig, parse_config
 from dlmsd.errors import AssociationRejected, DlmsTimeout, RemoteProtocolError, TransportError
-from dlmsd.protocol import hdlc_frame
+from dlmsd.protocol import hdlc, hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol import reader as reader_module
 from dlmsd.protocol.acse import MechanismName
@@ -839,3 +839,33 @@ def test_a_failure_drops_what_was_queued_for_the_failed_exchange() -> None:
     assert not [a for a in actions if isinstance(a, Send)]
     assert [a.direction for a in actions if isinstance(a, Trace) and a.data is None] == [
         "rx", "tx", "rx"]  # the answer, the GET that was dropped, the bad APDU
+
+
+@pytest.mark.parametrize("name", ["None", "High", "HighGmac-both"])
+def test_only_plain_repeatable_requests_may_be_asked_anew(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader tells the HDLC link which requests the meter may be given again as a
+    new frame: plain GETs and the AARQ, not HLS pass 3 (an ACTION) and nothing ciphered
+    (its invocation counter would repeat)."""
+    seen: list[tuple[int, bool]] = []
+    real = hdlc.HdlcClientConnection.send_apdu
+
+    def record(self: hdlc.HdlcClientConnection, apdu: bytes, *, confirmed: bool = True,
+               repeatable: bool = True) -> bytes:
+        seen.append((apdu[0], repeatable))
+        return real(self, apdu, confirmed=confirmed, repeatable=repeatable)
+
+    monkeypatch.setattr(hdlc.HdlcClientConnection, "send_apdu", record)
+    keys, security = _security(name, tmp_path)
+    session = Session("hdlc", options=ServerOptions(security=security), base=tmp_path, **keys)
+    session.open()
+    check(session.read(ENERGY), "energy")
+    ciphered = name.startswith("HighGmac")
+    for tag, repeatable in seen:
+        if tag == 0x60:  # AARQ: the InitiateRequest is ciphered inside, the AARQ is not
+            assert repeatable is not ciphered
+        elif tag in (0xC3, 0xCB):  # reply_to_HLS_authentication
+            assert repeatable is False
+        else:
+            assert repeatable is not ciphered, hex(tag)
+    assert any(tag in (0xC3, 0xCB) for tag, _ in seen) is bool(security.hls)

@@ -283,6 +283,11 @@ class ClientBase:
         raise NotImplementedError
 
     @property
+    def ciphered(self) -> bool:
+        """Every APDU of the association is ciphered (each with a fresh counter)."""
+        return self._cipher is not None
+
+    @property
     def context(self) -> ApplicationContextName:
         """The application context proposed (ciphered when the APDUs are)."""
         return self.CONTEXTS[self._cipher is not None]

@@ -77,6 +77,8 @@ __all__ = [
 MAX_INFO_LIMIT: Final = 2030
 #: Smallest maximum information field length we accept as a setting.
 MIN_INFO_LIMIT: Final = 32
+#: Times one request may go again as a new frame after its answer was lost for good.
+MAX_ASK_ANEW: Final = 8
 #: Default bound on a reassembled APDU (octets, LLC header excluded).
 MAX_APDU_SIZE: Final = 65535
 
@@ -466,6 +468,7 @@ class HdlcClientConnection(_Link):
         #: response comes: sent again, or anew, when the response does not come.
         self._request_frame: Frame | None = None
         self._resends = 0  # of the request under way, after timeouts
+        self._asked_anew = 0  # times the request under way went again as a new frame
         self._repeatable = True  # the request under way may be asked anew
         self._resync = False  # the next I frame's N(S) is taken as it comes
         self._discarding = False  # the rest of an answer a lost segment spoiled
@@ -525,6 +528,7 @@ class HdlcClientConnection(_Link):
         self._repeatable = repeatable
         self._rr_resend = True
         self._resends = 0
+        self._asked_anew = 0
         self._resync = self._discarding = False
         self._confirmed = confirmed
         return self._encode(frame)
@@ -581,6 +585,7 @@ class HdlcClientConnection(_Link):
         meter's that we never saw; the next I frame's N(S) is then taken as it comes."""
         assert self._request_frame is not None
         old = self._request_frame
+        self._ask_anew_counted()
         self.resyncs += 1
         self._resync = True
         self._before_anew = (old, self._vr)
@@ -589,6 +594,14 @@ class HdlcClientConnection(_Link):
         self._vs = (self._vs + 1) % _MOD
         self._unacked = self._request_frame = frame
         return frame
+
+    def _ask_anew_counted(self) -> None:
+        """A request is asked anew at most :data:`MAX_ASK_ANEW` times: a meter whose
+        answers keep coming out of step must not keep the exchange alive."""
+        self._asked_anew += 1
+        if self._asked_anew > MAX_ASK_ANEW:
+            raise RemoteProtocolError(f"the meter's answers came out of step "
+                                      f"{self._asked_anew} times for one request")
 
     def _again(self, frame: Frame) -> Frame:
         """``frame`` once more, with N(R) = V(R): a meter that has it already answers
@@ -722,7 +735,8 @@ class HdlcClientConnection(_Link):
             # A frame we already have: do not deliver it twice. If the server
             # is waiting for us, acknowledge (and poll) again.
             self.duplicates += 1
-            if self.state is not HdlcClientState.IDLE:
+            if self.state is not HdlcClientState.IDLE and self._rr_resend:
+                self._rr_resend = False  # once per timeout: a replaying meter cannot
                 self._queue(self._frame(Control(FrameType.RR, True, 0, self._vr)))
             return
         trigger = _T.SEGMENT if frame.segmented else _T.LAST
@@ -765,8 +779,8 @@ class HdlcClientConnection(_Link):
         self.peer_busy = False
         self._resends = 0  # progress
         self._vr = (self._vr + 1) % _MOD
-        if not self._discarding:
-            self._add_part(frame.information)
+        # A spoilt answer is counted as well: it is bounded like any other.
+        self._add_part(frame.information)
         self._transition(trigger)
         if frame.segmented:
             # IEC 62056-46 (paraphrase): the receiver of a segment answers RR
@@ -775,7 +789,10 @@ class HdlcClientConnection(_Link):
         elif self._discarding:
             # The end of a spoilt answer: ask again with the request as a new frame.
             self._discarding = False
+            self._rx_parts.clear()
+            self._rx_size = 0
             if self._request_frame is not None:
+                self._ask_anew_counted()
                 if self.state is HdlcClientState.IDLE:
                     self._transition(_T.SEND_LAST)
                 old = self._request_frame

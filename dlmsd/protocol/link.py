@@ -176,8 +176,13 @@ class HdlcLink:
                 return True
             self.ignored_frames += 1
 
-    def send_apdu(self, apdu: bytes) -> bytes:
-        return self.connection.send_apdu(apdu)
+    def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
+        """``repeatable`` (client role): the meter may be given the request again as a
+        new frame when its answer is lost for good (see ``HdlcClientConnection``)."""
+        connection = self.connection
+        if isinstance(connection, hdlc.HdlcClientConnection):
+            return connection.send_apdu(apdu, repeatable=repeatable)
+        return connection.send_apdu(apdu)
 
     def data_to_send(self) -> bytes:
         return self.connection.data_to_send()
@@ -324,7 +329,8 @@ class WrapperLink:
                 event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
         return ApduReceived(event.apdu)
 
-    def send_apdu(self, apdu: bytes) -> bytes:
+    def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
+        """(``repeatable`` is for the HDLC link: the wrapper resends nothing itself.)"""
         assert self.connection is not None  # meter role: an ApduReceived came first
         self._last = self._traced("tx", self.connection.send_apdu(apdu))
         return self._last

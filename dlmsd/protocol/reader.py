@@ -490,12 +490,15 @@ class MeterReader:
         return wait
 
     def _request(self, apdu: bytes, what: str, now: float,
-                 then: Callable[[ClientEvent, float], None], *, attempts: int | None = None,
+                 then: Callable[[ClientEvent, float], None], *, repeatable: bool = True,
+                 attempts: int | None = None,
                  timeout: float | None = None,
                  on_timeout: Callable[[float], None] | None = None) -> None:
         """Send one APDU; ``then`` gets the client's event for the answer."""
         self._apdu("tx", apdu)
-        frame = self.link.send_apdu(apdu)
+        # Asked anew as a new frame, a ciphered request would repeat its invocation
+        # counter (refused as a replay), and HLS pass 3 must not run twice.
+        frame = self.link.send_apdu(apdu, repeatable=repeatable and not self._client.ciphered)
 
         def answered(event: ApduReceived, at: float) -> None:
             try:
@@ -660,7 +663,7 @@ class MeterReader:
     def _on_association(self, event: ClientEvent, now: float) -> None:
         if isinstance(event, Authenticate):
             self._request(event.apdu, "reply_to_HLS_authentication", now,
-                          self._on_association)
+                          self._on_association, repeatable=False)
             return
         if not isinstance(event, Associated):
             raise RemoteProtocolError(f"unexpected answer to the AARQ: {event}")
