@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc import (
-    MAX_ASK_ANEW,
     ApduReceived,
     Connected,
     Disconnected,
@@ -795,7 +794,7 @@ def test_answers_out_of_step_again_and_again_end_the_exchange() -> None:
             out = client.data_to_send()
             vr += 3  # in step, one skipped, then the next answer
             del out
-    assert client.resyncs >= MAX_ASK_ANEW
+    assert client.resyncs >= HdlcClientConnection.MAX_ASK_ANEW
 
 
 def test_a_replayed_frame_gets_one_rr_per_timeout() -> None:

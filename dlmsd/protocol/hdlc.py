@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
-from typing import Final, TypedDict, Unpack
+from typing import ClassVar, Final, TypedDict, Unpack
 
 from dlmsd.errors import LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc_frame import (
@@ -77,8 +77,6 @@ __all__ = [
 MAX_INFO_LIMIT: Final = 2030
 #: Smallest maximum information field length we accept as a setting.
 MIN_INFO_LIMIT: Final = 32
-#: Times one request may go again as a new frame after its answer was lost for good.
-MAX_ASK_ANEW: Final = 8
 #: Default bound on a reassembled APDU (octets, LLC header excluded).
 MAX_APDU_SIZE: Final = 65535
 
@@ -457,6 +455,9 @@ class HdlcClientConnection(_Link):
     sent and received, and for every received frame that was dropped.
     """
 
+    #: Times one request may go again as a new frame after its answer was lost for good.
+    MAX_ASK_ANEW: ClassVar[int] = 8
+
     def __init__(self, client_address: int, server_address: bytes,
                  **options: Unpack[LinkOptions]) -> None:
         super().__init__(server_address, HdlcAddress(client_address, None, 1), **options)
@@ -596,10 +597,10 @@ class HdlcClientConnection(_Link):
         return frame
 
     def _ask_anew_counted(self) -> None:
-        """A request is asked anew at most :data:`MAX_ASK_ANEW` times: a meter whose
+        """A request is asked anew at most ``MAX_ASK_ANEW`` times: a meter whose
         answers keep coming out of step must not keep the exchange alive."""
         self._asked_anew += 1
-        if self._asked_anew > MAX_ASK_ANEW:
+        if self._asked_anew > self.MAX_ASK_ANEW:
             raise RemoteProtocolError(f"the meter's answers came out of step "
                                       f"{self._asked_anew} times for one request")
 
