@@ -591,7 +591,12 @@ class HdlcClientConnection(_Link):
         self._resync = True
         self._before_anew = (old, self._vr)
         self._vr = (self._vr + 1) % _MOD
-        frame = self._frame(Control(FrameType.I, True, self._vs, self._vr), old.information)
+        return self._as_new(old)
+
+    def _as_new(self, request: Frame) -> Frame:
+        """``request``'s information in a new I frame (N(S) = V(S), N(R) = V(R)),
+        from now on the request under way."""
+        frame = self._frame(Control(FrameType.I, True, self._vs, self._vr), request.information)
         self._vs = (self._vs + 1) % _MOD
         self._unacked = self._request_frame = frame
         return frame
@@ -694,12 +699,8 @@ class HdlcClientConnection(_Link):
             self._before_anew = None
             self._vs, self._vr = original.control.ns, vr
             self.resyncs -= 1
-            frame_again = self._frame(Control(FrameType.I, True, self._vs, self._vr),
-                                      original.information)
-            self._vs = (self._vs + 1) % _MOD
-            self._unacked = self._request_frame = frame_again
             self.retransmissions += 1
-            self._queue(frame_again)
+            self._queue(self._as_new(original))
             return
         if acked is None:
             raise RemoteProtocolError(
@@ -796,12 +797,7 @@ class HdlcClientConnection(_Link):
                 self._ask_anew_counted()
                 if self.state is HdlcClientState.IDLE:
                     self._transition(_T.SEND_LAST)
-                old = self._request_frame
-                frame = self._frame(Control(FrameType.I, True, self._vs, self._vr),
-                                    old.information)
-                self._vs = (self._vs + 1) % _MOD
-                self._unacked = self._request_frame = frame
-                self._queue(frame)
+                self._queue(self._as_new(self._request_frame))
         else:
             self._request_frame = None
             self._events.append(ApduReceived(self._take_apdu(response=True)))
