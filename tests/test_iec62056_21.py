@@ -194,6 +194,14 @@ def test_option_select_from_bytes_rejects_garbage() -> None:
             OptionSelectMessage.from_bytes(raw)
 
 
+def test_option_select_baud_character_must_be_printable() -> None:
+    # found by scripts/fuzz: ACK '0' 0x80 '0' CR LF decoded to a message whose
+    # to_bytes() raised UnicodeEncodeError
+    for raw in (b"\x060\x800\r\n", b"\x062\x002\r\n", b"\x062\x7f2\r\n"):
+        with pytest.raises(DecodeError, match="baud rate character"):
+            OptionSelectMessage.from_bytes(raw)
+
+
 @pytest.mark.parametrize(
     ("raw", "match"),
     [

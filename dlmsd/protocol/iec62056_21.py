@@ -379,6 +379,9 @@ class OptionSelectMessage:
             mode = ModeControl(chr(data[3]))
         except ValueError as exc:
             raise DecodeError(f"option select: unknown V or Y in {data!r}") from exc
+        if not 0x20 <= data[2] <= 0x7E:  # Z is an ISO 646 character, as in the identification
+            raise DecodeError(f"option select: baud rate character 0x{data[2]:02x} is not a "
+                              f"printable ISO 646 character in {data!r}")
         return cls(chr(data[2]), protocol, mode)
 
 
