@@ -61,6 +61,7 @@ from dlmsd.protocol.hdlc_frame import Frame, FrameType, HdlcDeframer, HdlcParame
 from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
 from dlmsd.protocol.security import (
     GENERAL_GLO_CIPHERING,
+    AuthenticationFailure,
     SecurityControl,
     is_ciphered,
     protect,
@@ -70,6 +71,7 @@ from dlmsd.protocol.security import describe as security_describe
 from dlmsd.protocol.sn import decode_sn_apdu, describe_sn_apdu
 from dlmsd.protocol.wrapper import HEADER_SIZE, WrapperConnection
 from dlmsd.protocol.xdlms import GetResponseNormal
+from dlmsd.sim.auth import DEFAULT_SYSTEM_TITLE
 from dlmsd.sim.model import Meter
 from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
 
@@ -172,11 +174,6 @@ def acse_seeds() -> list[bytes]:
     live = [a for r in _recordings() for a in r.requests + r.responses if a[:1] in
             (b"\x60", b"\x61", b"\x62", b"\x63")]
     return [a for a in _static("apdu") if a[:1] in (b"\x60", b"\x61", b"\x62", b"\x63")] + live
-
-
-@cache
-def ciphered_seeds() -> list[bytes]:
-    return _static("ciphered")
 
 
 @cache
@@ -356,13 +353,33 @@ def run_iec_meter(data: bytes) -> object:
     return events
 
 
+#: (system title, EK, AK): the Green Book example's, and the HighGmac session's
+#: (the meter's answers, then the client's requests)
+KEY_SETS = ((GB_SYSTEM_TITLE, GB_EK, GB_AK),
+            (DEFAULT_SYSTEM_TITLE, fuzz_seeds.GMAC_EK, fuzz_seeds.GMAC_AK),
+            (bytes.fromhex(fuzz_seeds.CLIENT_TITLE), fuzz_seeds.GMAC_EK, fuzz_seeds.GMAC_AK))
+
+
+@cache
+def ciphered_seeds() -> list[bytes]:
+    live = [a for r in _recordings() if r.spec.gmac for a in r.requests + r.responses
+            if is_ciphered(a)]
+    return _static("ciphered") + live
+
+
 def run_security(data: bytes) -> object:
+    """unprotect() under each key set until one verifies (a mutated APDU: none)."""
     security_describe(data)
-    plain, _header = unprotect(data, system_title=GB_SYSTEM_TITLE, block_cipher_key=GB_EK,
-                               authentication_key=GB_AK)
-    with contextlib.suppress(DecodeError):
-        decode_apdu(plain)
-    return plain
+    for system_title, ek, ak in KEY_SETS:
+        try:
+            plain, _header = unprotect(data, system_title=system_title, block_cipher_key=ek,
+                                       authentication_key=ak)
+        except AuthenticationFailure:
+            continue
+        with contextlib.suppress(DecodeError):
+            decode_apdu(plain)
+        return plain
+    raise AuthenticationFailure("no key set verifies")
 
 
 def run_security_round_trip(data: bytes) -> object:
@@ -426,6 +443,20 @@ def run_hdlc_meter(data: bytes) -> object:
             else:
                 server.reset()
     return link.dropped
+
+
+def run_wrapper_meter(data: bytes) -> object:
+    """dlms-sim's wrapper meter end and MeterServer fed a client's side of a session."""
+    link = WrapperLink.meter(1, 16, max_apdu_size=2048)
+    server = MeterServer(Meter(fuzz_seeds._MODEL))
+    for start in range(0, len(data), 29):
+        link.receive_data(data[start:start + 29])
+        while (event := link.next_event()) is not hdlc_frame.NEED_DATA:
+            if isinstance(event, ApduReceived):
+                response = server.handle(event.apdu, fuzz_seeds.SIM_NOW)
+                if response:
+                    link.send_apdu(response)
+    return link.ignored_frames
 
 
 def run_meter_server(data: bytes) -> object:
@@ -492,7 +523,8 @@ TARGETS: list[Target] = [
            iec_stream_seeds, run_iec_opening, allowed=(RemoteProtocolError,)),
     Target("iec-meter", "iec62056_21.ModeEServer (the simulator's meter side)",
            iec_stream_seeds, run_iec_meter, allowed=()),
-    Target("security", "security.unprotect with the Green Book keys (then decode_apdu)",
+    Target("security", "security.unprotect with known keys (Green Book, the HighGmac "
+           "session), then decode_apdu",
            ciphered_seeds, run_security, allowed=(RemoteProtocolError,)),
     Target("security-round-trip", "security.protect/unprotect of a plain APDU",
            lambda: apdu_seeds("LN") + apdu_seeds("SN"), run_security_round_trip, allowed=()),
@@ -501,6 +533,9 @@ TARGETS: list[Target] = [
            allowed=(RemoteProtocolError,), framing="hdlc"),
     Target("hdlc-meter", "link.HdlcLink.meter + sim MeterServer fed a client's stream",
            lambda: hdlc_streams("to_meter"), run_hdlc_meter, allowed=(), framing="hdlc"),
+    Target("wrapper-meter", "link.WrapperLink.meter + sim MeterServer fed a client's stream",
+           lambda: [b"".join(r.to_meter) for r in _recordings() if r.spec.kind == "wrapper"],
+           run_wrapper_meter, framing="wrapper"),
     Target("meter-server", "sim.server.MeterServer.handle, LN and SN, after an AARQ",
            lambda: apdu_seeds("LN") + apdu_seeds("SN"), run_meter_server, allowed=()),
     *(_reader_target(spec) for spec in SESSIONS),
