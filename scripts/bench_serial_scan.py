@@ -65,6 +65,8 @@ def dlms_sim_on_a_pty(pace: bool) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()  # no unclosed pipe (ResourceWarning)
 
 
 class Counted:
