@@ -16,8 +16,9 @@ Two kinds of seeds:
   :mod:`dlmsd.protocol.link`), in memory: every frame both ways of a normal read, LN
   and SN, over HDLC (segmented: 32-octet information fields) and the wrapper (GET and
   READ blocks: a 64-octet meter PDU), and one HighGmac session whose APDUs are all
-  glo-ciphered.  :class:`Session` also replays a recorded session with one answer
-  replaced (the MeterReader targets).
+  glo-ciphered, and one on a serial line that opens with IEC 62056-21 mode E
+  (:class:`dlmsd.sim.line.SerialLine`).  :class:`Session` also replays a recorded
+  session with one answer replaced (the MeterReader targets).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 from dlmsd.config import DeviceConfig, parse_config
 from dlmsd.protocol import hdlc_frame
+from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.actions import Send
 from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
@@ -46,6 +48,7 @@ from dlmsd.protocol.reader import (
 from dlmsd.readers import build_reader
 from dlmsd.secret import Secret
 from dlmsd.sim.auth import SimSecurity
+from dlmsd.sim.line import SerialLine
 from dlmsd.sim.model import Meter, bundled_model_path, load_model
 from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
 
@@ -677,6 +680,7 @@ class SessionSpec:
     max_info: int = 128
     gmac: bool = False
     max_list_size: int = 10
+    mode_e: bool = False  # a serial line opened with IEC 62056-21 mode E (then HDLC)
 
     @cache  # noqa: B019 - a handful of frozen specs, kept for the run
     def device(self) -> DeviceConfig:
@@ -684,12 +688,15 @@ class SessionSpec:
                                 if self.kind == "wrapper" else
                                 {"address_size": 2, "logical_address": HDLC_LOGICAL,
                                  "physical_address": HDLC_PHYSICAL})
+        line: dict[str, Any] = {"ip": "127.0.0.1", "port": 4059}
+        if self.mode_e:  # the reader does no I/O: the path is never opened
+            line = {"device": "/dev/ttyS0", "baudrate": 9600, "mode": "IEC"}
         keys: dict[str, Any] = {}
         if self.gmac:
             keys = {"auth": "HighGmac", "system_title": CLIENT_TITLE, "security": "both",
                     "block_cipher_key": GMAC_EK.hex(), "authentication_key": GMAC_AK.hex()}
         device = {"name": "fuzz", "device_alias": "fuzz", "protocol": "DLMS",
-                  "client_address": 16, "ip": "127.0.0.1", "port": 4059,
+                  "client_address": 16, **line,
                   "type": self.referencing, "timeout_ms": 1000, "retry_counter": 2,
                   "max_list_size": self.max_list_size,
                   **link, **keys}
@@ -715,7 +722,10 @@ SESSIONS: Final = (
     SessionSpec("ln-wrapper-blocks", "wrapper", "LN", max_pdu=64, max_list_size=3),
     SessionSpec("sn-wrapper-blocks", "wrapper", "SN", max_pdu=64, max_list_size=3),
     SessionSpec("ln-hdlc-gmac", "hdlc", "LN", gmac=True),
+    SessionSpec("ln-mode-e", "hdlc", "LN", mode_e=True),
 )
+#: The identification of the simulated serial line (9600 Bd, HDLC).
+IDENTIFICATION: Final = iec.IdentificationMessage("SIM", "5", "dlms-sim", "2")
 
 _MODEL = load_model(bundled_model_path())
 
@@ -781,6 +791,10 @@ class Session:
                                                 counters=_Counters)
         self.server = MeterServer(Meter(_MODEL), spec.options())
         self.link: HdlcLink | WrapperLink
+        self.line: SerialLine | None = None
+        if spec.mode_e:  # answers come at once: the reaction times are not waited for
+            self.line = SerialLine({HDLC_PHYSICAL: self.server}, logical=HDLC_LOGICAL,
+                                   identification=IDENTIFICATION)
         if spec.kind == "hdlc":
             address = hdlc_frame.encode_server_address(HDLC_LOGICAL, HDLC_PHYSICAL, 2)
             self.link = HdlcLink.meter(address, 16, max_info=spec.max_info,
@@ -793,6 +807,9 @@ class Session:
 
     def _feed(self, data: bytes) -> bytes:
         """What dlms-sim's I/O loop does with one chunk from the line."""
+        if self.line is not None:
+            return b"".join(a.data for a in self.line.receive_data(data, SIM_NOW)
+                            if isinstance(a, Send))
         link = self.link
         link.receive_data(data)
         out = bytearray()
@@ -844,8 +861,8 @@ class Session:
         reader = self.reader
         try:
             reader.open(self.now, bytes(range(reader.settings.challenge_size)))
-            self._until(lambda: reader.state is not ReaderState.ASSOCIATING
-                        and reader.state is not ReaderState.CONNECTING)
+            self._until(lambda: reader.state not in (
+                ReaderState.OPENING_LINE, ReaderState.CONNECTING, ReaderState.ASSOCIATING))
             if reader.state is ReaderState.READY:
                 reader.submit(ReadAttributes(REQUESTS), self.now)
                 self._until(lambda: reader.state is not ReaderState.BUSY)

@@ -472,11 +472,12 @@ def run_meter_server(data: bytes) -> object:
     return answers
 
 
-def _reader_mutator(rng: random.Random, data: bytes, seeds: Sequence[bytes]) -> bytes:
-    """Reader inputs are ``[answer number] + answer``: mutate the answer only."""
-    framing = "hdlc" if data[1:2] == b"\x7e" else "wrapper"
-    body = mutate(rng, data[1:], [s[1:] for s in seeds], framing)
-    return data[:1] + body
+def _reader_mutator(framing: str) -> Callable[[random.Random, bytes, Sequence[bytes]], bytes]:
+    def mutator(rng: random.Random, data: bytes, seeds: Sequence[bytes]) -> bytes:
+        """Reader inputs are ``[answer number] + answer``: mutate the answer only."""
+        return data[:1] + mutate(rng, data[1:], [s[1:] for s in seeds], framing)
+
+    return mutator
 
 
 def _reader_target(spec: fuzz_seeds.SessionSpec) -> Target:
@@ -492,10 +493,11 @@ def _reader_target(spec: fuzz_seeds.SessionSpec) -> Target:
     return Target(
         f"reader-{spec.name}",
         f"the whole MeterReader ({spec.referencing}, {spec.kind}"
-        f"{', HighGmac ciphered' if spec.gmac else ''}) reading the simulator's meter; "
+        f"{', HighGmac ciphered' if spec.gmac else ''}"
+        f"{', serial line with mode E' if spec.mode_e else ''}) reading the simulator's meter; "
         "input: answer number (1 octet) + the octets the reader gets instead of it",
         seeds, run, allowed=(DlmsdError,), time_bound=1.0, memory_bound=64 << 20,
-        mutator=_reader_mutator)
+        mutator=_reader_mutator(spec.kind))
 
 
 TARGETS: list[Target] = [
@@ -868,7 +870,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = list(TARGETS) + (_load_plugin(args.plugin) if args.plugin else [])
     if args.list:
         for target in targets:
-            print(f"{target.name:28} {len(target.seeds()):4} seeds  {target.doc}")
+            allowed = ", ".join(e.__name__ for e in target.allowed) or "nothing"
+            print(f"{target.name:28} {len(target.seeds()):4} seeds  {target.doc}; "
+                  f"may raise: {allowed}")
         return 0
     if args.target:
         known = {t.name for t in targets}

@@ -43,7 +43,7 @@ def test_list_names_every_decoder() -> None:
                      "apdu-sn", "axdr", "acse", "iec-lines", "iec-opening", "security",
                      "hdlc-client", "hdlc-meter", "wrapper-meter", "reader-ln-hdlc",
                      "reader-sn-hdlc", "reader-ln-wrapper-blocks", "reader-sn-wrapper-blocks",
-                     "reader-ln-hdlc-gmac"):
+                     "reader-ln-hdlc-gmac", "reader-ln-mode-e"):
         assert expected in names
     assert len(names) == len(set(names))
 
