@@ -35,7 +35,7 @@ from dlmsd.config import DeviceConfig, parse_config
 from dlmsd.protocol import hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
-from dlmsd.protocol.actions import Send
+from dlmsd.protocol.actions import Note, Send, Trace
 from dlmsd.protocol.link import ApduReceived, Connected, Disconnected, HdlcLink, WrapperLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
@@ -771,6 +771,7 @@ class Recording:
     to_client: list[bytes] = field(default_factory=list)
     requests: list[bytes] = field(default_factory=list)  # APDUs the meter received
     responses: list[bytes] = field(default_factory=list)  # APDUs the meter sent
+    texts: list[str] = field(default_factory=list)  # the reader's traces and notes
     state: str = ""
 
 
@@ -827,6 +828,10 @@ class Session:
 
     def _act(self) -> None:
         for action in self.reader.actions():
+            if isinstance(action, Trace):
+                self.recording.texts.append(action.summary)
+            elif isinstance(action, Note):
+                self.recording.texts.append(f"{action.event} {action.fields}")
             if not isinstance(action, Send):
                 continue
             self.recording.to_meter.append(action.data)

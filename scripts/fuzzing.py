@@ -19,11 +19,12 @@ HCS/FCS and length, wrapper length) so that mutations reach the layers beneath.
 A *failure* is an exception outside the target's documented errors (the dlmsd.errors
 tree: DecodeError, RemoteProtocolError, ...), a broken invariant of the target (a
 round trip that does not come back, two chunkings of one stream that cut it
-differently), an input taking longer than the time bound (100 ms for an input under
-4 KiB, in proportion above; 1 s for a whole MeterReader session; measured three
-times before it counts), or more memory than the memory bound (traced with
-tracemalloc on every 16th input and on every slow one).  A decode still running
-after ten times its bound is interrupted (SIGALRM) and reported as a hang.
+differently, a HighGmac key in a reader's trace, note or error), an input taking
+longer than the time bound (100 ms for an input under 4 KiB, in proportion above;
+1 s for a whole MeterReader session; measured three times before it counts), or
+more memory than the memory bound (traced with tracemalloc on every 16th input and
+on every slow one).  A decode still running after ten times its bound is
+interrupted (SIGALRM) and reported as a hang.
 
 Everything is deterministic for a given ``--seed``: each target draws from its own
 ``random.Random(f"{seed}:{name}")``; only how many inputs fit the time varies.
@@ -480,6 +481,19 @@ def _reader_mutator(framing: str) -> Callable[[random.Random, bytes, Sequence[by
     return mutator
 
 
+#: The keys of the HighGmac session, as they could show in a text (hex, both cases)
+SECRETS = tuple(form for key in (fuzz_seeds.GMAC_EK, fuzz_seeds.GMAC_AK)
+                for form in (key.hex(), key.hex().upper(), key.hex(" "), key.hex(" ").upper(),
+                             repr(key)[2:-1]))
+
+
+def _no_secret(texts: Sequence[str]) -> None:
+    """Secrets never appear in the reader's traces, notes or errors."""
+    for text in texts:
+        for secret in SECRETS:
+            check(secret not in text, f"a key in a trace, note or error: {text!r}")
+
+
 def _reader_target(spec: fuzz_seeds.SessionSpec) -> Target:
     def seeds() -> list[bytes]:
         answers = record(spec.name).to_client
@@ -488,7 +502,14 @@ def _reader_target(spec: fuzz_seeds.SessionSpec) -> Target:
     def run(data: bytes) -> object:
         if not data:
             raise DecodeError("no answer number")
-        return Session(spec, {data[0]: data[1:]}).run()
+        session = Session(spec, {data[0]: data[1:]})
+        try:
+            return session.run()
+        except DlmsdError as exc:
+            session.recording.texts.append(str(exc))
+            raise
+        finally:
+            _no_secret(session.recording.texts)
 
     return Target(
         f"reader-{spec.name}",
