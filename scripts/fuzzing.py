@@ -879,7 +879,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="scripts/fuzz", description="Fuzz every decoder of dlmsd over mutated real "
         "frames; exit 1 on any failure.")
     parser.add_argument("--seconds", type=float, default=60.0,
-                        help="total time, shared by the targets (default 60)")
+                        help="total time, shared by the targets (default 60); every "
+                        "seed runs once first and every target has one turn, even past it")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--target", nargs="+", action="extend", default=[], metavar="NAME",
                         help="fuzz only these targets (see --list)")
