@@ -337,7 +337,8 @@ class MeterReader:
         self._size = 1
         # SN has no invoke-id: on the wrapper a resent request could be answered twice
         # and the late answer taken for the next one, so it is not resent there (a
-        # timeout ends the association instead; HDLC sequence numbers prevent this).
+        # timeout ends the session with AnswerLost: the poller associates again on a
+        # new connection; HDLC sequence numbers prevent this).
         self._resend = client.HAS_INVOKE_ID or isinstance(link, HdlcLink)
 
     # -- JobContext ----------------------------------------------------------------
