@@ -152,9 +152,10 @@ class Poller:
                     self.log.info("reconnect_now", reason=str(error))
                     continue
                 if isinstance(error, LinkOutOfStep | AnswerLost) and (scans or not redone):
-                    # The meter's link rejected a frame (FRMR) or is out of step: a new
-                    # connection and association redo the scan at once, without going
-                    # offline; once per scan, so it cannot loop.
+                    # The meter's HDLC link rejected a frame (FRMR) or is out of step, or
+                    # an SN answer over the wrapper was lost: a new connection and
+                    # association redo the scan at once, without going offline; once
+                    # per scan, so it cannot loop.
                     redone = True
                     self.log.info("reconnect_now", reason=str(error))
                     continue
