@@ -375,6 +375,12 @@ class MeterReader:
         return self._deadline
 
     @property
+    def pending_octets(self) -> int:
+        """Octets of an answer under way held by the link and the block reassembler:
+        what the next :meth:`receive_data` may have to decode at once (cheap)."""
+        return self.link.pending_octets + self._client.pending_octets
+
+    @property
     def result(self) -> Any:
         """The return value of the last job that finished."""
         return self._result
