@@ -18,6 +18,7 @@ each call before the next, also when it is cancelled.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +55,22 @@ DECODE_THREAD: Final = "dlmsd-decode"
 OFFLOAD_WAIT_S: Final = 5.0
 
 _executor: ThreadPoolExecutor | None = None
+
+
+def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
+    """``reader.receive_data`` in the decode thread, with the cyclic garbage collector
+    paused: a collection holds the GIL throughout, and over the objects of a large
+    answer being decoded it takes tens of milliseconds, which the event loop would wait
+    for (the GIL's switch interval does not cut it).  The decode thread is the only one
+    that pauses it, and the answer's objects are freed by reference counting."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        reader.receive_data(data, now)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _decode_executor() -> ThreadPoolExecutor:
@@ -161,7 +178,7 @@ class DlmsSession:
             reader.receive_data(data, self._now())
             return
         self.offloaded += 1
-        job = _decode_executor().submit(reader.receive_data, data, self._now())
+        job = _decode_executor().submit(_receive_in_thread, reader, data, self._now())
         done = asyncio.wrap_future(job)
         try:
             # shielded: a cancellation of this task must not cancel ``done``, which

@@ -686,6 +686,9 @@ class MeterReader:
             op = self._job.send(value) if value is not None else next(self._job)
         except StopIteration as done:
             self._job = None
+            # the decoded answers go now, not at the next job: freeing a large one's
+            # objects belongs to the call that decoded them (off the event loop)
+            self._fetch, self._fetched = None, []
             self._result = done.value
             self.state = ReaderState.READY
             return
