@@ -294,11 +294,15 @@ def main() -> None:
     parser.add_argument("--link", choices=("wrapper", "hdlc"), default="wrapper")
     parser.add_argument("--max-pdu", type=int, default=1024,
                         help="the meters' PDU size: the block size of the long GET")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for the daemon's process (default 5 ms)")
     parser.add_argument("--serve", choices=("big", "healthy"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(args.serve, args.size, args.max_pdu))
         return
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     children = []
     try:
         healthy, ports = start_child("healthy", args.size, args.max_pdu)
