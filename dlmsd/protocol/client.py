@@ -74,6 +74,7 @@ from dlmsd.protocol.xdlms import (
     GetResponseWithDatablock,
     InitiateRequest,
     InitiateResponse,
+    Reassembler,
     decode_get_data_result_list,
 )
 
@@ -281,6 +282,12 @@ class ClientBase:
 
     def _reset_requests(self) -> None:
         raise NotImplementedError
+
+    @property
+    def pending_octets(self) -> int:
+        """Raw data octets of a long GET or READ collected so far (0 without one)."""
+        blocks = self._blocks
+        return blocks.size if isinstance(blocks, Reassembler) else 0
 
     @property
     def ciphered(self) -> bool:

@@ -336,6 +336,12 @@ class _Link:
         """Feed octets from the line (any chunking)."""
         self.deframer.receive_data(data)
 
+    @property
+    def pending_octets(self) -> int:
+        """Octets held of what has not become an event yet: the segments of an answer
+        under way and the deframer's unparsed buffer (cheap: for the I/O layer)."""
+        return self._rx_size + self.deframer.buffered
+
     def data_to_send(self) -> bytes:
         """Frames produced while processing received data; empties the queue."""
         out = bytes(self._out)

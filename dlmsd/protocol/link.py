@@ -177,6 +177,12 @@ class HdlcLink:
                 return True
             self.ignored_frames += 1
 
+    @property
+    def pending_octets(self) -> int:
+        """Octets received that are not an event yet (segments, unparsed frames)."""
+        outer = self._frames.buffered if self._frames is not None else 0
+        return outer + self.connection.pending_octets
+
     def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
         """``repeatable`` (client role): the meter may be given the request again as a
         new frame when its answer is lost for good (see ``HdlcClientConnection``)."""
@@ -334,6 +340,12 @@ class WrapperLink:
             self._traced("rx", wrapper.WrapperHeader(
                 event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
         return ApduReceived(event.apdu)
+
+    @property
+    def pending_octets(self) -> int:
+        """Octets received that are not an event yet (a frame not complete)."""
+        held = self.connection.buffered if self.connection is not None else 0
+        return len(self._early) + held
 
     def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
         """(``repeatable`` is for the HDLC link: the wrapper resends nothing itself.)"""

@@ -379,6 +379,12 @@ class MeterReader:
         return self._deadline
 
     @property
+    def pending_octets(self) -> int:
+        """Octets of an answer under way held by the link and the block reassembler:
+        what the next :meth:`receive_data` may have to decode at once (cheap)."""
+        return self.link.pending_octets + self._client.pending_octets
+
+    @property
     def result(self) -> Any:
         """The return value of the last job that finished."""
         return self._result
@@ -700,6 +706,9 @@ class MeterReader:
             op = self._job.send(value) if value is not None else next(self._job)
         except StopIteration as done:
             self._job = None
+            # the decoded answers go now, not at the next job: freeing a large one's
+            # objects belongs to the call that decoded them (off the event loop)
+            self._fetch, self._fetched = None, []
             self._result = done.value
             self.state = ReaderState.READY
             return
