@@ -39,6 +39,7 @@ from dlmsd.protocol import reader as reader_module
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.actions import Send, SetLine, Trace
 from dlmsd.protocol.axdr import DateTime
+from dlmsd.protocol.client import CounterStart
 from dlmsd.protocol.link import HdlcLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
@@ -116,15 +117,19 @@ class FakeCounters:
         self._next = itertools.count(1)
         self.issued: list[int] = []
         self.received: list[int] = []
+        self.meters: set[tuple[bytes, str]] = set()
 
     def next(self, device: str) -> int:
         value = next(self._next)
         self.issued.append(value)
         return value
 
-    def check_received(self, device: str, counter: int) -> None:
+    def check_received(self, device: str, counter: int, *, meter: bytes,
+                       key: str) -> CounterStart | None:
         assert not self.received or counter > self.received[-1], "a replayed counter"
         self.received.append(counter)
+        self.meters.add((meter, key))
+        return None
 
 
 def device(kind: str, referencing: str = "LN", base: Path | None = None,
