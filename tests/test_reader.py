@@ -44,6 +44,7 @@ from dlmsd.protocol.link import HdlcLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
     AttributeRequest,
+    MeterCache,
     MeterQuirks,
     MeterReader,
     ReadAttributes,
@@ -148,6 +149,7 @@ class Session:
 
     def __init__(self, kind: str, referencing: str = "LN", *,
                  options: ServerOptions | None = None, quirks: MeterQuirks | None = None,
+                 cache: MeterCache | None = None,
                  counters: FakeCounters | None = None, clock: Clock | None = None,
                  base: Path | None = None, refuse_with_list: bool = False,
                  max_info: int = 128, **over: Any) -> None:
@@ -157,7 +159,7 @@ class Session:
         self.quirks = quirks if quirks is not None else MeterQuirks()
         self.reader: MeterReader = build_reader(
             device(kind, referencing, base, **over), quirks=self.quirks,
-            counters=lambda: self.counters)
+            counters=lambda: self.counters, cache=cache)
         self.meter = MemoryMeter(kind, options, refuse_with_list=refuse_with_list,
                                  max_info=max_info)
         self.wire = Wire(self.reader, self.meter, clock if clock is not None else Clock())
@@ -422,7 +424,8 @@ def test_meter_without_multiple_references_is_read_one_by_one() -> None:
 @pytest.mark.parametrize("referencing", REFERENCINGS)
 def test_scaler_unit_is_read_once_per_association(referencing: str) -> None:
     """The second ReadAttributes of an association does not read scaler_unit again
-    (the meter sees only the value attributes); a new association reads it again."""
+    (the meter sees only the value attributes); a new association without the meter's
+    cache (tests/test_meter_change.py has the one with it) reads it again."""
     session = Session("hdlc", referencing)
     session.open()
     check(session.read(*REGISTERS), "energy", "voltage", "pf", "temp")

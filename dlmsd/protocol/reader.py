@@ -213,23 +213,22 @@ class ReadAttributes:
     def run(self, context: JobContext) -> JobRun[list[ReadResult]]:
         results, stale = yield from self._read(context, self.requests)
         if stale:
-            client = context.client
-            suspects = [r for r in self.requests if r.key in stale]
+            suspects = tuple(r for r in self.requests if r.key in stale)
             if context.suspect(
                     "; ".join(f"{r.key}: {stale[r.key][0]}" for r in suspects),
-                    directory=any(client.needs_object_list(r.class_id, r.short_name)
-                                  for r in suspects if stale[r.key][1] is None),
-                    scalers=[key for _why, key in stale.values() if key is not None]):
-                again, _ = yield from self._read(context, tuple(suspects))
+                    directory=any(address for _why, address, _su in stale.values()),
+                    scalers=[su for _why, _address, su in stale.values() if su is not None]):
+                again, _ = yield from self._read(context, suspects)
                 results.update(again)
         return [results[r.key] for r in self.requests]
 
     @staticmethod
     def _read(context: JobContext, requests: tuple[AttributeRequest, ...],
               ) -> JobRun[tuple[dict[str, ReadResult],
-                                dict[str, tuple[str, ScalerKey | None]]]]:
+                                dict[str, tuple[str, bool, ScalerKey | None]]]]:
         """The results, and the failures that may come of a stale cache: key -> (what
-        the meter said, the scaler_unit at fault, or None for the object list)."""
+        the meter said, whether the address came from the object list, the signal's
+        scaler_unit)."""
         client = context.client
         directory: Directory = {}
         if any(client.needs_object_list(r.class_id, r.short_name) for r in requests):
@@ -256,19 +255,19 @@ class ReadAttributes:
             for key, value in zip(wanted, values, strict=True):
                 context.remember_scaler(key, _scaler_of(value))
         values = (yield Fetch(tuple(targets[r.key][1] for r in todo))) if todo else []
-        stale: dict[str, tuple[str, ScalerKey | None]] = {}
+        stale: dict[str, tuple[str, bool, ScalerKey | None]] = {}
         for req, value in zip(todo, values, strict=True):
             class_id = targets[req.key][0]
             result = results[req.key] = _convert(req, class_id, value, context.scalers)
+            su = scaler_unit_attribute(class_id, req.attribute)
+            scaler = (req.obis, su) if su is not None else None
             if isinstance(value, DataAccessResult):
                 if value in _STALE_ADDRESS and client.needs_object_list(req.class_id,
                                                                         req.short_name):
-                    stale[req.key] = (value.describe(), None)
-            elif result.error is not None:
-                su = scaler_unit_attribute(class_id, req.attribute)
-                if su is not None and not isinstance(context.scalers.get((req.obis, su)),
-                                                     str):
-                    stale[req.key] = (result.error, (req.obis, su))
+                    stale[req.key] = (value.describe(), True, scaler)
+            elif (result.error is not None and scaler is not None
+                  and not isinstance(context.scalers.get(scaler), str)):
+                stale[req.key] = (result.error, False, scaler)  # the value did not scale
         return results, stale
 
 
@@ -478,8 +477,8 @@ class MeterReader:
         cache = self.cache
         dropped: list[str] = []
         if directory and not self._fresh_directory and cache.directory is not None:
-            cache.clear()  # the classes, and so the scaler_units, came with the list
-            dropped.append("the object list and the scaler_units")
+            cache.directory = None
+            dropped.append("the object list")
         carried = [key for key in scalers
                    if key not in self._fresh_scalers and key in cache.scalers]
         for key in carried:
