@@ -318,3 +318,112 @@ async def _dropping_proxy(meter_port: int, answers: int,
                     await writer.wait_closed()
 
     return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def _probe_answers() -> int:
+    """How many answers an association of dlms-sim's bundled meter gives before the
+    values of SIGNALS (wrapper: the AARE, the object list in its blocks, the
+    scaler_units), measured in memory on the same model and PDU size."""
+    probe = Session("wrapper")
+    probe.open()
+    probe.read(*SIGNALS)
+    return len(probe.meter.reads())  # AARE + every data request but the values'
+
+
+def _poll_through(meter_port: int, answers: int, *, keep_cache: bool,
+                  tries: int) -> tuple[int | None, list[int], list[Any]]:
+    """Run a poller (real sessions over TCP) through a proxy that drops each connection
+    after ``answers`` answers, until the signals are ok or ``tries`` connections were
+    made; returns (the round trips of the association that read them, or None; the
+    answers of each connection up to that one; the sessions)."""
+    from conftest import signal, tcp_device
+
+    from dlmsd.config import parse_config
+    from dlmsd.poller import Poller, SessionContext
+    from dlmsd.session import make_session
+    from dlmsd.signals import SignalTable
+    from dlmsd.trace import FrameTracer
+
+    class Log:  # structlog's interface, quiet
+        def bind(self, **_: Any) -> Log:
+            return self
+
+        def __getattr__(self, name: str) -> Callable[..., None]:
+            return lambda *args, **kwargs: None
+
+    sessions: list[Any] = []
+    first_read: list[int] = []  # the connection (1-based) that read every value, and
+    # its round trips until then
+
+    def factory(device: Any, context: SessionContext) -> Any:
+        if not keep_cache:
+            context.cache = MeterCache()
+        session = make_session(device, context)
+        sessions.append(session)
+        number, read = len(sessions), session.read
+
+        async def reading(requests: Any) -> Any:
+            results = await read(requests)
+            if not first_read and all(r.error is None for r in results):
+                first_read.extend((number, session.round_trips))
+            return results
+
+        session.read = reading
+        return session
+
+    async def scenario() -> tuple[int | None, list[int]]:
+        connections: list[int] = []
+        server = await _dropping_proxy(meter_port, answers, connections)
+        port = server.sockets[0].getsockname()[1]
+        config = parse_config({
+            "devices": [tcp_device("m", port=port, mode="DLMS-WRAPPER", logical_address=1,
+                                   timeout_ms=2000, retry_counter=0, reconnect_time=100)],
+            "signals": [signal(r.key, "m", str(r.obis), **(
+                {"class_id": r.class_id} if r.class_id else {})) for r in SIGNALS]})
+        table = SignalTable.from_config(config)
+        log = Log()
+
+        async def no_wait(_seconds: float) -> None:
+            await asyncio.sleep(0)
+
+        poller = Poller(config.devices[0], config.signals, table, log,
+                        FrameTracer(log, False), factory, sleep=no_wait)
+        task = asyncio.ensure_future(poller.run())
+        try:
+            async with asyncio.timeout(30):
+                while len(connections) <= tries and not first_read:
+                    await asyncio.sleep(0.005)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            server.close()
+            await server.wait_closed()
+        if not first_read:
+            return None, connections
+        return first_read[1], connections[:first_read[0]]
+
+    read, connections = asyncio.run(scenario())
+    return read, connections, sessions
+
+
+def test_end_to_end_a_meter_that_drops_the_connection_after_a_few_answers() -> None:
+    """dlms-sim behind a proxy that closes each connection after the meter's N-th
+    answer, N enough for the AARE, the object list and the scaler_units: the poller
+    reads the values on its second connection, which costs 2 round trips before the
+    values (AARQ and the values' GET; no object list, no scaler_unit).  With the cache
+    thrown away at each association (as before), it never gets to the values."""
+    from test_e2e_sim import simulator
+
+    answers = _probe_answers()
+    with simulator("--wrapper-port", "0") as ports:
+        round_trips, connections, _ = _poll_through(ports["wrapper"], answers,
+                                                    keep_cache=True, tries=4)
+        # the first connection: the AARE, the object list, the scaler_units, then closed;
+        # the second: the AARE and the values, read
+        assert connections[0] == answers and len(connections) == 2, connections
+        assert round_trips == 2  # AARQ, the values' GET: no object list, no scaler_unit
+
+        round_trips, connections, _ = _poll_through(ports["wrapper"], answers,
+                                                    keep_cache=False, tries=4)
+        assert round_trips is None and len(connections) > 4, connections
