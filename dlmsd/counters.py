@@ -32,13 +32,22 @@ Meters that change.  The meter's counters are kept per (system title, key): the 
 is the one its APDUs are deciphered with (the AARE's responding-AP-title, or the one a
 general-glo-ciphering APDU carries), and the key is named by a fingerprint, never
 stored (:func:`dlmsd.readers.key_fingerprint`: the first 8 octets of SHA-256 over a
-fixed label and the block cipher and authentication keys).  A meter replaced under the
+fixed label and the block cipher and authentication keys).  Why that one: a hash is
+one-way, the label keeps it apart from any other digest of the same keys, and 8
+octets of a key of 16 or 32 leave 2**64 or more keys behind every fingerprint, so the
+file cannot name the key even to a search of the whole key space, while two key pairs
+of one device collide with odds of 2**-64 (and a collision only keeps the older
+sequence: a refusal, never an accepted replay).  Both keys count, because a verified
+APDU proves the pair (under the encryption-only policy no tag is checked, and replay
+protection means little anyway).  A meter replaced under the
 same device (a new system title, its counter back at 1) or given new keys starts a new
 sequence at once, and :meth:`~CounterStore.check_received` says so (the reader logs
 it, naming the device and the new title); the same meter under the same key must still
 rise.  Only counters of APDUs whose tag verified reach the store, so a new sequence
 needs the keys.  At most :data:`MAX_METERS` sequences are kept per device, the least
-recently used dropped first (the meter in use is never the one dropped).
+recently used dropped first (the meter in use is never the one dropped); a sequence
+dropped so would start afresh if its meter came back, which needs more than 8 meters
+sharing one device's keys.
 
 Files are JSON, one per device, ``ic-<quoted alias>.json``, format
 ``dlmsd-invocation-counters/2``: ``reserved_up_to`` and ``meters``, a list of
