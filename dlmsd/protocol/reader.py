@@ -72,6 +72,7 @@ from dlmsd.protocol.client import (
     ClientBase,
     ClientEvent,
     ClientState,
+    CounterStart,
     Directory,
     GetComplete,
     Released,
@@ -635,7 +636,9 @@ class MeterReader:
             finally:
                 self._apdu("rx", event.apdu)
             for title, start in self._client.take_counter_starts():
-                self._note("invocation_counter_new_sequence", "notice",
+                # a meter swapped or re-keyed is worth a notice; a first one is not
+                self._note("invocation_counter_new_sequence",
+                           "info" if start is CounterStart.FIRST else "notice",
                            system_title=_title(title), reason=start.value)
             if isinstance(result, StaleResponse):
                 # Not the answer: the same exchange goes on, with its own deadline. A
