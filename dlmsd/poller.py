@@ -22,10 +22,12 @@ from typing import Any, Protocol
 from dlmsd.config import DeviceConfig, SignalConfig
 from dlmsd.counters import CounterStore
 from dlmsd.errors import (
+    AnswerLost,
     AssociationRejected,
     ConfigError,
     DlmsdError,
     DlmsTimeout,
+    LinkOutOfStep,
     TransportError,
 )
 from dlmsd.protocol.reader import AttributeRequest, MeterCache, MeterQuirks, ReadResult
@@ -141,6 +143,7 @@ class Poller:
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
+        redone = False  # the last round was an association made again at once
         try:
             while True:
                 error, scans = await self._session_round(once)
@@ -150,6 +153,15 @@ class Poller:
                     # offline. Needs a good scan in between, so it cannot loop.
                     self.log.info("reconnect_now", reason=str(error))
                     continue
+                if isinstance(error, LinkOutOfStep | AnswerLost) and (scans or not redone):
+                    # The meter's HDLC link rejected a frame (FRMR) or is out of step, or
+                    # an SN answer over the wrapper was lost: a new connection and
+                    # association redo the scan at once, without going offline; once
+                    # per scan, so it cannot loop.
+                    redone = True
+                    self.log.info("reconnect_now", reason=str(error))
+                    continue
+                redone = False
                 if error is not None:
                     self._offline(error)
                 if once:

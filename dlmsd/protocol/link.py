@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dlmsd.errors import RemoteProtocolError
+from dlmsd.errors import LinkOutOfStep
 from dlmsd.protocol import hdlc, wrapper
 from dlmsd.protocol.hdlc import ApduReceived, Connected, Disconnected
 from dlmsd.protocol.hdlc_frame import (
@@ -147,14 +147,15 @@ class HdlcLink:
             self.connection.receive_data(data)
 
     def next_event(self) -> LinkEvent | NeedData:
-        """The next event; the client role raises :class:`RemoteProtocolError` when
-        the meter rejects a frame (FRMR) or breaks the protocol."""
+        """The next event; the client role raises :class:`~dlmsd.errors.LinkOutOfStep`
+        when the meter rejects a frame (FRMR: the link must be set up again) and
+        :class:`~dlmsd.errors.RemoteProtocolError` when it breaks the protocol."""
         while True:
             event = self.connection.next_event()
             if isinstance(event, ApduReceived | Connected | Disconnected):
                 return event
             if isinstance(event, hdlc.FrameRejected):
-                raise RemoteProtocolError(f"meter rejected a frame (FRMR): "
+                raise LinkOutOfStep(f"meter rejected a frame (FRMR): "
                                           f"{', '.join(event.reasons) or 'no reason given'}")
             if event is not NEED_DATA:
                 continue  # PeerBusy: keep waiting; the caller's timeout polls with RR
@@ -201,6 +202,11 @@ class HdlcLink:
     @property
     def params(self) -> HdlcParameters | None:
         return self.connection.params
+
+    @property
+    def frames_heard(self) -> int:
+        """Frames the meter sent us so far (any kind, good FCS): it is there."""
+        return self._client_connection().frames_heard
 
     def opening(self) -> bytes | None:
         """SNRM."""

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from dlmsd.errors import (
+    AnswerLost,
     DataAccessError,
     DecodeError,
     DlmsdError,
@@ -402,6 +403,8 @@ class _Wait:
     attempt: int = 1
     on_timeout: Callable[[float], None] | None = None  # None: raise DlmsTimeout
     stale: int = 0  # answers set aside as stale
+    heard: int | None = None  # HDLC: the meter's frames heard before the exchange began
+    once: bool = False  # not sent again on this connection (SN over the wrapper)
 
 
 class MeterReader:
@@ -441,7 +444,8 @@ class MeterReader:
         self._size = 1
         # SN has no invoke-id: on the wrapper a resent request could be answered twice
         # and the late answer taken for the next one, so it is not resent there (a
-        # timeout ends the association instead; HDLC sequence numbers prevent this).
+        # timeout ends the session with AnswerLost: the poller associates again on a
+        # new connection; HDLC sequence numbers prevent this).
         self._resend = client.HAS_INVOKE_ID or isinstance(link, HdlcLink)
 
     # -- JobContext ----------------------------------------------------------------
@@ -613,8 +617,10 @@ class MeterReader:
         """Send ``frame`` and wait for a link event of type ``accept``."""
         timeout = self.settings.timeout if timeout is None else timeout
         attempts = self.settings.retries + 1 if attempts is None else attempts
+        link = self.link
         wait = self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
-                                  on_timeout=on_timeout)
+                                  on_timeout=on_timeout, heard=link.frames_heard if isinstance(
+                                      link, HdlcLink) and link.params is not None else None)
         self.round_trips += 1
         self._send(frame)
         return wait
@@ -652,10 +658,11 @@ class MeterReader:
                 return
             then(result, at)
 
-        if attempts is None and not self._resend:
-            attempts = 1
-        wait = self._expect(frame, what, ApduReceived, answered, now, attempts=attempts,
-                            timeout=timeout, on_timeout=on_timeout)
+        once = attempts is None and not self._resend
+        wait = self._expect(frame, what, ApduReceived, answered, now,
+                            attempts=1 if once else attempts, timeout=timeout,
+                            on_timeout=on_timeout)
+        wait.once = once
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
         self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
@@ -725,9 +732,22 @@ class MeterReader:
             wait.on_timeout(now)
             return
         stale = f", {wait.stale} stale answers set aside" if wait.stale else ""
-        raise DlmsTimeout(f"no answer to {wait.what} from {self.settings.port_name} "
-                          f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
-                          f"{round(wait.timeout * 1000)} ms{stale})")
+        message = (f"no answer to {wait.what} from {self.settings.port_name} "
+                   f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
+                   f"{round(wait.timeout * 1000)} ms{stale})")
+        link = self.link
+        if wait.once:
+            # SN over the wrapper: a request sent again here could be answered twice
+            # and the late answer taken for the next one; a new connection cannot
+            # get it (the poller associates again at once).
+            raise AnswerLost(message + "; SN over the wrapper is not sent again on the "
+                            "same connection")
+        if isinstance(link, HdlcLink) and wait.heard is not None and (
+                link.frames_heard > wait.heard):
+            # The meter is there but its answer never came whole (it moved past a
+            # segment we lost): the link is out of step, a new one is not.
+            raise AnswerLost(message + "; the meter answered out of step")
+        raise DlmsTimeout(message)
 
     # -- mode E ------------------------------------------------------------------------
 
