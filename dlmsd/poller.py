@@ -30,7 +30,7 @@ from dlmsd.errors import (
     LinkOutOfStep,
     TransportError,
 )
-from dlmsd.protocol.reader import AttributeRequest, MeterQuirks, ReadResult
+from dlmsd.protocol.reader import AttributeRequest, MeterCache, MeterQuirks, ReadResult
 from dlmsd.signals import SignalTable
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
@@ -75,15 +75,17 @@ def _no_counter_store() -> CounterStore:
 @dataclass
 class SessionContext:
     """What a device's sessions get from its poller and the supervisor: the trace and
-    log bound to the device, the quirks learnt across associations, the serial bus the
-    device shares (None for TCP) and the invocation counter store (opened on first
-    use: only ciphered devices need it)."""
+    log bound to the device, the quirks learnt and the meter's object list and
+    scaler_units read across associations, the serial bus the device shares (None for
+    TCP) and the invocation counter store (opened on first use: only ciphered devices
+    need it)."""
 
     tracer: FrameTracer
     log: Any
     quirks: MeterQuirks = field(default_factory=MeterQuirks)
     bus: SerialBus | None = None
     counters: Callable[[], CounterStore] = field(default=_no_counter_store)
+    cache: MeterCache = field(default_factory=MeterCache)
 
 
 SessionFactory = Callable[[DeviceConfig, SessionContext], MeterSession]

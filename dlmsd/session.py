@@ -117,7 +117,7 @@ class DlmsSession:
         if device.read_invocation_counter and device.ciphered:
             await self._read_invocation_counter()
         self.reader = build_reader(device, quirks=self.context.quirks,
-                                   counters=self.context.counters)
+                                   counters=self.context.counters, cache=self.context.cache)
         await self.transport.open(device.timeout_ms / 1000)
         reader = self.reader
         reader.open(self._now(), os.urandom(reader.settings.challenge_size))
@@ -219,7 +219,9 @@ class DlmsSession:
                 else:
                     self.context.tracer.frame(action.direction, action.data, action.summary)
             elif isinstance(action, Note):
-                getattr(self.log, action.level)(action.event, **action.fields)
+                # "notice" falls back to info on a logger without it (logsetup.notice)
+                (getattr(self.log, action.level, None) or self.log.info)(action.event,
+                                                                         **action.fields)
             else:  # SetLine: IEC 62056-21 mode E
                 port = self.transport.port if isinstance(self.transport,
                                                          BusTransport) else None
