@@ -59,6 +59,7 @@ from dlmsd.sim.fault import (
     Close,
     Fault,
     FaultPlan,
+    FaultyServer,
     Flood,
     Hold,
     Kind,
@@ -376,7 +377,10 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     assert settings.serial is not None
     trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
     describe = describe_sn_apdu if settings.referencing is Referencing.SN else describe_apdu
-    servers = {p: MeterServer(meter, settings.options) for p in settings.physicals}
+    plan = FaultPlan(settings.faults, "hdlc", random.Random(0))
+    servers: dict[int, MeterServer] = {
+        p: FaultyServer(plan, meter, settings.options) if plan.active
+        else MeterServer(meter, settings.options) for p in settings.physicals}
     holder: list[SerialSimulator] = []
     line = SerialLine(
         servers, logical=settings.logical, address_size=settings.address_size,
@@ -388,7 +392,7 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     device = None if settings.serial == "pty" else settings.serial
     simulator = SerialSimulator(line, open_port(device, line.initial_settings,
                                                 pace=settings.pace),
-                                trace_log=trace_log, describe=describe)
+                                trace_log=trace_log, describe=describe, plan=plan)
     holder.append(simulator)
     return simulator
 
