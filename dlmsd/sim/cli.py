@@ -275,7 +275,7 @@ class Simulator:
                 dropped = plan.dropped_requests()
                 link.receive_data(plan.incoming(data))
                 if plan.dropped_requests() != dropped:
-                    log.debug("fault", fault="drop-request", action="request dropped",
+                    log.debug("fault", fault=_names(plan), action="request dropped",
                               count=plan.dropped_requests())
                 out = bytearray()
                 while (event := link.next_event()) is not NEED_DATA:
