@@ -12,6 +12,11 @@ With ``--serial DEVICE`` or ``--pty`` it also (or only) serves HDLC on a serial 
 one meter per ``--physical`` address, optionally after the IEC 62056-21 mode E opening
 (``--mode-e``); see :mod:`dlmsd.sim.line` and :mod:`dlmsd.sim.serve_serial`.
 
+``--fault SPEC`` makes the meter misbehave (a noisy line, or a hostile meter): the
+decisions are :mod:`dlmsd.sim.fault`'s pure plan, one per connection; this module
+carries them out (holds, trickles, floods, closes) in a reply task per connection, so
+that reading goes on meanwhile.
+
 When it listens it prints exactly one line on stdout (then flushes), e.g.
 ``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059 serial=/dev/pts/5``
 with the real ports (also for port 0) and line; SIGTERM and SIGINT stop it cleanly

@@ -355,12 +355,13 @@ def _first_result(response: bytes) -> bytes:
     return b"\x01\x03"  # data-access-error, scope-of-access-violated (any error)
 
 
-def _raw_nulls(first: bool, size: int) -> bytes:
+def _raw_nulls(first: bool, size: int, sn: bool = False) -> bytes:
     """Raw block data of a null bomb: an array claiming NULL_BOMB_SIZE nulls, then
-    nulls (A-XDR null-data is the single tag 0x00)."""
+    nulls (A-XDR null-data is the single tag 0x00).  SN: the raw data is the encoded
+    result list, so it starts with one result, of choice data."""
     if not first:
         return bytes(size)
-    head = b"\x01" + encode_length(NULL_BOMB_SIZE)
+    head = (b"\x01\x00" if sn else b"") + b"\x01" + encode_length(NULL_BOMB_SIZE)
     return head + bytes(max(size - len(head), 0))
 
 
@@ -474,7 +475,7 @@ class FaultPlan:
         header = (6 if sn else 9) + len(encode_length(limit))
         size = max(limit - header, 8)
         self._bomb_block += 1
-        raw = _raw_nulls(self._bomb_block == 1, size)
+        raw = _raw_nulls(self._bomb_block == 1, size, sn)
         self._bomb_sent += len(raw)
         last = self._bomb_sent >= NULL_BOMB_SIZE
         if sn:
