@@ -213,7 +213,11 @@ class SerialSimulator:
                     if self.plan.dropped_requests() != dropped:
                         self.log.debug("fault", action="request dropped",
                                        count=self.plan.dropped_requests())
-                await self._act(line.receive_data(data, datetime.now(UTC)))
+                actions = line.receive_data(data, datetime.now(UTC))
+                if self.plan is not None and self.plan.note:
+                    self.log.debug("fault", action=self.plan.note)
+                    self.plan.note = ""
+                await self._act(actions)
         except TransportError as exc:
             self.error = str(exc)
             self.log.error("line_failed", error=str(exc))
