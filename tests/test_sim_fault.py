@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import serial_device, tcp_device
-from test_e2e_sim import check_values, once, signals_for, sim_process
+from test_e2e_sim import EXPECTED, check_values, once, signals_for, sim_process
 
 from dlmsd.errors import ConfigError
 from dlmsd.protocol.hdlc_frame import NEED_DATA, HdlcDeframer
@@ -252,15 +252,22 @@ def faulty_sim(tmp_path: Path, *args: str) -> Iterator[tuple[dict[str, int], Pat
 def _device(kind: str, port: int, **over: Any) -> dict[str, Any]:
     mode = {"mode": "DLMS-WRAPPER"} if kind == "wrapper" else {
         "address_size": 2, "physical_address": 1}
-    return tcp_device("m", port=port, logical_address=1, **mode, **over)
+    return tcp_device(kind, port=port, logical_address=1, **mode, **over)
 
 
-def _run(tmp_path: Path, write_config: Writer, kind: str, spec: str, *, timeout_ms: int,
+KINDS = ("hdlc", "wrapper")
+
+
+def _run(tmp_path: Path, write_config: Writer, spec: str, *, timeout_ms: int,
          retries: int) -> tuple[int, dict[str, Any], str, str, float]:
-    with faulty_sim(tmp_path, f"--{kind}-port", "0", "--fault", spec) as (ports, log, proc):
-        config = write_config(devices=[_device(kind, ports[kind], timeout_ms=timeout_ms,
-                                               retry_counter=retries)],
-                              signals=signals_for("m", CODES))
+    """One simulator with ``--fault spec`` on both TCP links, read by one ``dlms --once``
+    through two devices (``hdlc`` and ``wrapper``, polled side by side)."""
+    with faulty_sim(tmp_path, "--hdlc-port", "0", "--wrapper-port", "0",
+                    "--fault", spec) as (ports, log, proc):
+        config = write_config(
+            devices=[_device(kind, ports[kind], timeout_ms=timeout_ms,
+                             retry_counter=retries) for kind in KINDS],
+            signals=[s for kind in KINDS for s in signals_for(kind, CODES)])
         started = time.monotonic()
         code, doc, err = once(config)
         elapsed = time.monotonic() - started
@@ -268,19 +275,20 @@ def _run(tmp_path: Path, write_config: Writer, kind: str, spec: str, *, timeout_
     return code, doc, err, log.read_text(encoding="utf-8"), elapsed
 
 
-KINDS = ["hdlc", "wrapper"]
+def _values(doc: dict[str, Any], device: str) -> dict[str, Any]:
+    return {s["obis"]: (s["value"], s["unit"]) for s in doc["signals"]
+            if s["device_alias"] == device and s["status"] == "ok"}
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", ["drop-request:4", "drop-reply:5", "corrupt:5",
                                   "delay:200:2"])
-def test_noisy_line_is_read_through(tmp_path: Path, write_config: Writer, kind: str,
-                                    spec: str) -> None:
-    code, doc, err, sim_log, _elapsed = _run(tmp_path, write_config, kind, spec,
+def test_noisy_line_is_read_through(tmp_path: Path, write_config: Writer, spec: str) -> None:
+    code, doc, err, sim_log, _elapsed = _run(tmp_path, write_config, spec,
                                              timeout_ms=500, retries=3)
     assert code == 0, err
-    check_values(doc, CODES)
-    assert "fault" in sim_log and f"fault={spec}" in sim_log  # the fault did act
+    for kind in KINDS:
+        assert _values(doc, kind) == {code: EXPECTED[code] for code in CODES}
+        assert f"fault={spec} link={kind}" in sim_log  # the fault did act on both links
 
 
 # What the device error must say (a part of it), by fault and link.
@@ -304,31 +312,50 @@ HOSTILE_ERRORS: dict[tuple[str, str], str] = {
 }
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", sorted({name for name, _ in HOSTILE_ERRORS}))
 def test_hostile_meter_ends_in_a_device_error(tmp_path: Path, write_config: Writer,
-                                              kind: str, spec: str) -> None:
+                                              spec: str) -> None:
     timeout_ms, retries = 400, 1
-    code, doc, err, sim_log, elapsed = _run(tmp_path, write_config, kind, spec,
+    code, doc, err, sim_log, elapsed = _run(tmp_path, write_config, spec,
                                             timeout_ms=timeout_ms, retries=retries)
     assert code == 1, err
     assert "Traceback" not in err
-    (device,) = doc["devices"]
-    assert device["status"] == "offline"
-    assert HOSTILE_ERRORS[spec, kind] in device["error"]
-    assert all(s["status"] != "ok" for s in doc["signals"])
+    devices = {d["device_alias"]: d for d in doc["devices"]}
+    for kind in KINDS:
+        assert devices[kind]["status"] == "offline"
+        assert HOSTILE_ERRORS[spec, kind] in devices[kind]["error"], devices[kind]
+        assert not _values(doc, kind)
+        assert f"fault={spec}" in sim_log and f"link={kind}" in sim_log
     # bounded: the attempts of one request, the release and the process's own start
     assert elapsed < timeout_ms / 1000 * (retries + 1) * 3 + 5
-    assert "fault" in sim_log
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("stale-flood", "2 results for 1 variables"),  # SN's stale answer: one result more
+    ("null-bomb", "exceeds"),
+    ("huge-length", "no answer to READ"),
+])
+def test_hostile_sn_meter_on_the_wrapper(tmp_path: Path, write_config: Writer, spec: str,
+                                         message: str) -> None:
+    with faulty_sim(tmp_path, "--wrapper-port", "0", "--referencing", "SN",
+                    "--fault", spec) as (ports, log, _proc):
+        config = write_config(devices=[_device("wrapper", ports["wrapper"], type="SN",
+                                               timeout_ms=400, retry_counter=1)],
+                              signals=signals_for("wrapper", CODES))
+        code, doc, err = once(config)
+    assert code == 1, err
+    assert message in doc["devices"][0]["error"]
+    assert f"fault={spec}" in log.read_text(encoding="utf-8")
 
 
 def test_disconnect_ends_the_read_with_a_device_error(tmp_path: Path,
                                                       write_config: Writer) -> None:
-    code, doc, _err, sim_log, _elapsed = _run(tmp_path, write_config, "wrapper",
-                                             "disconnect:2", timeout_ms=500, retries=1)
+    code, doc, _err, sim_log, _elapsed = _run(tmp_path, write_config, "disconnect:2",
+                                              timeout_ms=500, retries=1)
     assert code == 1
-    assert "TCP 127.0.0.1:" in doc["devices"][0]["error"]
-    assert "closed after reply 2" in sim_log
+    for device in doc["devices"]:
+        assert "TCP 127.0.0.1:" in device["error"]
+    assert sim_log.count("closed after reply 2") == 2
 
 
 @pytest.mark.parametrize(("args", "message"), [
