@@ -638,7 +638,7 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
               help="Log level 0..7, syslog style; a level shows its lines and all more "
               "severe ones: 0 emerg, 1 alert, 2 crit (0..2: critical lines only), 3 err "
               "(a serial line failing), 4 warning (a broken stream), 5 notice (stopping), "
-              "6 info (connections), 7 debug (every APDU).")
+              "6 info (connections), 7 debug (every APDU, every --fault action).")
 @click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_version, help="Show the version and exit.")
