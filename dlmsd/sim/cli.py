@@ -12,6 +12,11 @@ With ``--serial DEVICE`` or ``--pty`` it also (or only) serves HDLC on a serial 
 one meter per ``--physical`` address, optionally after the IEC 62056-21 mode E opening
 (``--mode-e``); see :mod:`dlmsd.sim.line` and :mod:`dlmsd.sim.serve_serial`.
 
+``--fault SPEC`` makes the meter misbehave (a noisy line, or a hostile meter): the
+decisions are :mod:`dlmsd.sim.fault`'s pure plan, one per connection; this module
+carries them out (holds, trickles, floods, closes) in a reply task per connection, so
+that reading goes on meanwhile.
+
 When it listens it prints exactly one line on stdout (then flushes), e.g.
 ``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059 serial=/dev/pts/5``
 with the real ports (also for port 0) and line; SIGTERM and SIGINT stop it cleanly
@@ -59,6 +64,7 @@ from dlmsd.sim.fault import (
     Close,
     Fault,
     FaultPlan,
+    FaultyServer,
     Flood,
     Hold,
     Kind,
@@ -274,7 +280,7 @@ class Simulator:
                 dropped = plan.dropped_requests()
                 link.receive_data(plan.incoming(data))
                 if plan.dropped_requests() != dropped:
-                    log.debug("fault", fault="drop-request", action="request dropped",
+                    log.debug("fault", fault=_names(plan), action="request dropped",
                               count=plan.dropped_requests())
                 out = bytearray()
                 while (event := link.next_event()) is not NEED_DATA:
@@ -376,7 +382,10 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     assert settings.serial is not None
     trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
     describe = describe_sn_apdu if settings.referencing is Referencing.SN else describe_apdu
-    servers = {p: MeterServer(meter, settings.options) for p in settings.physicals}
+    plan = FaultPlan(settings.faults, "hdlc", random.Random(0))
+    servers: dict[int, MeterServer] = {
+        p: FaultyServer(plan, meter, settings.options) if plan.active
+        else MeterServer(meter, settings.options) for p in settings.physicals}
     holder: list[SerialSimulator] = []
     line = SerialLine(
         servers, logical=settings.logical, address_size=settings.address_size,
@@ -388,7 +397,7 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     device = None if settings.serial == "pty" else settings.serial
     simulator = SerialSimulator(line, open_port(device, line.initial_settings,
                                                 pace=settings.pace),
-                                trace_log=trace_log, describe=describe)
+                                trace_log=trace_log, describe=describe, plan=plan)
     holder.append(simulator)
     return simulator
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass, field
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
 from dlmsd.errors import ConfigError
 from dlmsd.protocol.axdr import encode_length
 from dlmsd.protocol.sn import DataBlockResult, ReadResponse
 from dlmsd.protocol.xdlms import GetResponseWithDatablock
+from dlmsd.sim.server import MeterServer
 
 __all__ = [
     "FAULT_HELP",
@@ -44,6 +46,7 @@ __all__ = [
     "Close",
     "Fault",
     "FaultPlan",
+    "FaultyServer",
     "Flood",
     "Hold",
     "Silence",
@@ -80,6 +83,8 @@ _AARE: Final = 0x61
 _GET_REQUEST, _GET_RESPONSE = 0xC0, 0xC4
 _READ_REQUEST, _READ_RESPONSE = 0x05, 0x0C
 _NORMAL, _NEXT, _WITH_LIST = 1, 2, 3
+# GET, SET and ACTION responses: tag, choice, invoke-id-and-priority.
+_INVOKE_ID_ANSWERS: Final = frozenset({0xC4, 0xC5, 0xC7})
 _WITH_DATABLOCK: Final = 2
 # SN: the read result choice data-block-result (Green Book, ReadResponse).
 _SN_DATA_BLOCK: Final = 2
@@ -110,9 +115,10 @@ HOSTILE: Final = frozenset(set(Kind) - NOISY)
 #: One line per spelling, for ``dlms-sim --help``.
 FAULT_HELP: Final = (
     "drop-request:N (drop every Nth frame the client sends), drop-reply:N (drop every "
-    "Nth frame the meter sends), corrupt:N (HDLC: a bad FCS; wrapper: a wrong header "
-    "version), delay:MS[:N] (hold every [Nth] reply MS ms), disconnect:N (close after "
-    "the Nth reply); hostile meters: garbage, stale-flood, huge-length, null-bomb, "
+    "Nth frame the meter sends), corrupt:N (HDLC: a bad FCS; wrapper: a wrong "
+    "invoke-id or APDU tag), delay:MS[:N] (hold every [Nth] reply MS ms), "
+    "disconnect:N (close after the Nth reply); hostile meters: garbage, stale-flood, "
+    "huge-length, null-bomb, "
     "slow-loris[:MS], stall-mid-block, close-after-aare, flag-flood. Counts are frames "
     "per direction per connection, from 1. See dlmsd/sim/README.md."
 )
@@ -293,13 +299,17 @@ def _is_frame(kind: str, frame: bytes) -> bool:
 
 
 def corrupt_frame(kind: str, frame: bytes) -> bytes:
-    """HDLC: flip the last FCS octet (the one before the closing flag); wrapper: spoil
-    the header's version (the client must resynchronise by reconnecting)."""
+    """HDLC: flip the last FCS octet (the one before the closing flag).  Wrapper (TCP
+    checks its own octets, so the fault is one the peer's software made): the answer
+    of a GET, SET or ACTION gets a wrong invoke-id (its lowest bit flipped), any other
+    APDU an unknown tag (its first octet flipped)."""
     spoilt = bytearray(frame)
     if kind == "hdlc":
         spoilt[-2] ^= 0xFF
-    else:
-        spoilt[0] ^= 0xFF
+    elif len(spoilt) > _WRAPPER_HEADER + 2 and spoilt[_WRAPPER_HEADER] in _INVOKE_ID_ANSWERS:
+        spoilt[_WRAPPER_HEADER + 2] ^= 0x01
+    elif len(spoilt) > _WRAPPER_HEADER:
+        spoilt[_WRAPPER_HEADER] ^= 0xFF
     return bytes(spoilt)
 
 
@@ -345,12 +355,13 @@ def _first_result(response: bytes) -> bytes:
     return b"\x01\x03"  # data-access-error, scope-of-access-violated (any error)
 
 
-def _raw_nulls(first: bool, size: int) -> bytes:
+def _raw_nulls(first: bool, size: int, sn: bool = False) -> bytes:
     """Raw block data of a null bomb: an array claiming NULL_BOMB_SIZE nulls, then
-    nulls (A-XDR null-data is the single tag 0x00)."""
+    nulls (A-XDR null-data is the single tag 0x00).  SN: the raw data is the encoded
+    result list, so it starts with one result, of choice data."""
     if not first:
         return bytes(size)
-    head = b"\x01" + encode_length(NULL_BOMB_SIZE)
+    head = (b"\x01\x00" if sn else b"") + b"\x01" + encode_length(NULL_BOMB_SIZE)
     return head + bytes(max(size - len(head), 0))
 
 
@@ -464,7 +475,7 @@ class FaultPlan:
         header = (6 if sn else 9) + len(encode_length(limit))
         size = max(limit - header, 8)
         self._bomb_block += 1
-        raw = _raw_nulls(self._bomb_block == 1, size)
+        raw = _raw_nulls(self._bomb_block == 1, size, sn)
         self._bomb_sent += len(raw)
         last = self._bomb_sent >= NULL_BOMB_SIZE
         if sn:
@@ -556,3 +567,15 @@ class FaultPlan:
                 return actions
         flush()
         return actions
+
+
+class FaultyServer(MeterServer):
+    """A :class:`MeterServer` whose answers go through ``plan.on_apdu`` (for the
+    serial line, whose links are inside :class:`~dlmsd.sim.line.SerialLine`)."""
+
+    def __init__(self, plan: FaultPlan, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plan = plan
+
+    def handle(self, apdu: bytes, now: datetime) -> bytes:
+        return self.plan.on_apdu(apdu, super().handle(apdu, now), self.response_limit)
