@@ -58,19 +58,10 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
-    """``reader.receive_data`` in the decode thread, with the cyclic garbage collector
-    paused: a collection holds the GIL throughout, and over the objects of a large
-    answer being decoded it takes tens of milliseconds, which the event loop would wait
-    for (the GIL's switch interval does not cut it).  The decode thread is the only one
-    that pauses it, and the answer's objects are freed by reference counting."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        reader.receive_data(data, now)
-    finally:
-        if paused:
-            gc.enable()
+    """``reader.receive_data`` in the decode thread.  The cyclic garbage collector is
+    left as it is: pausing it is process-wide, and with a decode thread that is often
+    busy (a flooding meter) it let the whole daemon's garbage pile up."""
+    reader.receive_data(data, now)
 
 
 def _decode_executor() -> ThreadPoolExecutor:
