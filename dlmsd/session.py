@@ -18,7 +18,6 @@ each call before the next, also when it is cancelled.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,8 +58,8 @@ _executor: ThreadPoolExecutor | None = None
 
 def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
     """``reader.receive_data`` in the decode thread.  The cyclic garbage collector is
-    left as it is: pausing it is process-wide, and with a decode thread that is often
-    busy (a flooding meter) it let the whole daemon's garbage pile up."""
+    left as it is: pausing it is process-wide, so while a meter kept the thread busy no
+    collection would run for any device."""
     reader.receive_data(data, now)
 
 
