@@ -6,8 +6,9 @@ key must never repeat, across crashes and restarts included.  This module owns
 
 * the client's outgoing counter per device: :meth:`CounterStore.next` hands out
   strictly increasing values, each one *below a reservation already on disk*;
-* the meter's last accepted counter per device: :meth:`CounterStore.check_received`
-  rejects a counter that is not strictly greater (replay protection).
+* the meter's last accepted counter per (meter system title, key) of each device:
+  :meth:`CounterStore.check_received` rejects a counter that is not strictly greater
+  than the last one accepted from that meter under that key (replay protection).
 
 Why no value is ever reused.  The file of a device holds ``reserved_up_to``.  Values
 are handed out only while they are below the value on disk; when the next value
@@ -19,10 +20,49 @@ After a restart, counting resumes *at* the reservation on disk, above every valu
 ever used.  The price is at most ``block - 1`` skipped values per restart, which is
 fine: counters must increase, not be contiguous.
 
+The outgoing counter stays one strictly increasing sequence per device, whatever the
+keys or the meter: its IV is *our* system title || counter, and after a re-keying we
+cannot know when the meter took the new key (a configuration edit may come before
+the meter's key change, or be undone), so starting again at 0 could repeat an IV under
+a key already used.  A meter given a new key accepts any counter above the (reset)
+last it saw, so going on upwards costs nothing but reaching 2**32 sooner (136 years at
+one APDU a second).  Nothing read of the Green Book here asks for a reset.
+
+Meters that change.  The meter's counters are kept per (system title, key): the title
+is the one its APDUs are deciphered with (the AARE's responding-AP-title, or the one a
+general-glo-ciphering APDU carries), and the key is named by a fingerprint, never
+stored (:func:`dlmsd.readers.key_fingerprint`: the first 8 octets of SHA-256 over a
+fixed label and the block cipher and authentication keys).  Why that one: a hash is
+one-way, the label keeps it apart from any other digest of the same keys, and 8
+octets of a key of 16 or 32 leave 2**64 or more keys behind every fingerprint, so the
+file cannot name the key even to a search of the whole key space, while two key pairs
+of one device collide with odds of 2**-64 (and a collision only keeps the older
+sequence: a refusal, never an accepted replay).  Both keys count, because a verified
+APDU proves the pair (under the encryption-only policy no tag is checked, and replay
+protection means little anyway).  A meter replaced under the
+same device (a new system title, its counter back at 1) or given new keys starts a new
+sequence at once, and :meth:`~CounterStore.check_received` says so (the reader logs
+it, naming the device and the new title); the same meter under the same key must still
+rise.  Only counters of APDUs whose tag verified reach the store, so a new sequence
+needs the keys.  At most :data:`MAX_METERS` sequences are kept per device, the least
+recently used dropped first (the meter in use is never the one dropped); a sequence
+dropped so would start afresh if its meter came back, which needs more than 8 meters
+sharing one device's keys.
+
+Files are JSON, one per device, ``ic-<quoted alias>.json``, format
+``dlmsd-invocation-counters/2``: ``reserved_up_to`` and ``meters``, a list of
+``{"system_title": hex, "key": fingerprint, "last_received": n}``, least recently used
+first.  Files of format 1 (one ``last_received`` per device) still load and are
+rewritten as format 2 by the next write (atomically, as every write).  Their
+``last_received`` stays the floor of every meter of the device until one is accepted
+above it, and then belongs to that meter: the meter read before the upgrade is almost
+surely the one read after it, and replay protection is never weaker than before.
+A meter swapped at the moment of the upgrade is refused as it was before.
+
 One directory belongs to one process: an exclusive lock (``.lock``, flock) is taken
 when the store opens, because two processes sharing the files would hand out the
-same values.  Files are JSON, one per device, ``ic-<quoted alias>.json``.
-A corrupt or unreadable file is an error, never a reason to start again from zero.
+same values.  A corrupt or unreadable file is an error, never a reason to start again
+from zero.
 """
 
 from __future__ import annotations
@@ -34,18 +74,21 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
 from dlmsd.errors import ConfigError, LocalProtocolError, RemoteProtocolError
-from dlmsd.protocol.security import MAX_COUNTER
+from dlmsd.protocol.client import CounterStart
+from dlmsd.protocol.security import MAX_COUNTER, SYSTEM_TITLE_SIZE
 
 __all__ = [
     "DEFAULT_BLOCK",
     "MAX_COUNTER",
+    "MAX_METERS",
+    "CounterStart",
     "CounterStore",
     "CounterStoreError",
     "open_counter_store",
@@ -53,7 +96,11 @@ __all__ = [
 
 #: Values reserved per write: at most one write per 100 APDUs sent.
 DEFAULT_BLOCK: Final = 100
-_FORMAT: Final = "dlmsd-invocation-counters/1"
+#: (system title, key) sequences of the meter's counters kept per device.
+MAX_METERS: Final = 8
+_FORMAT: Final = "dlmsd-invocation-counters/2"
+_FORMAT_1: Final = "dlmsd-invocation-counters/1"
+_FINGERPRINT_SIZE: Final = 16  # hex digits: 8 octets
 _LOCK_NAME: Final = ".lock"
 _MAX_NAME: Final = 200  # below every file system's 255-byte name limit
 
@@ -64,11 +111,22 @@ class CounterStoreError(ConfigError):
 
 
 @dataclass
+class _Meter:
+    """The last counter accepted from one meter (system title) under one key."""
+
+    system_title: bytes
+    key: str  # the keys' fingerprint, never a key
+    last_received: int
+
+
+@dataclass
 class _Device:
     next_value: int
     reserved_up_to: int  # as on disk: every value handed out is below it
-    last_received: int | None
-    dirty: bool = False  # last_received not yet on disk (sync_received=False)
+    meters: list[_Meter]  # least recently used first, at most MAX_METERS
+    #: format 1's last_received, the floor of every meter until one is accepted above it
+    legacy: int | None = None
+    dirty: bool = False  # meters not yet on disk (sync_received=False)
 
 
 class CounterStore:
@@ -162,7 +220,7 @@ class CounterStore:
     def _flush_locked(self) -> None:
         for alias, device in self._devices.items():
             if device.dirty:
-                self._write(alias, device.reserved_up_to, device.last_received)
+                self._write(alias, device, device.reserved_up_to)
                 device.dirty = False
 
     def _check_open(self) -> None:
@@ -184,7 +242,7 @@ class CounterStore:
                     "the keys must be renewed before ciphering again")
             if value >= state.reserved_up_to:
                 reserve = min(value + self.block, MAX_COUNTER + 1)
-                self._write(device, reserve, state.last_received)  # raises: nothing handed out
+                self._write(device, state, reserve)  # raises: nothing handed out
                 state.reserved_up_to = reserve
                 state.dirty = False
             state.next_value = value + 1
@@ -208,29 +266,64 @@ class CounterStore:
             # the reservation on disk.
             state.next_value = max(state.next_value, value)
 
-    def check_received(self, device: str, counter: int) -> None:
+    def check_received(self, device: str, counter: int, *, meter: bytes,
+                       key: str) -> CounterStart | None:
         """Accept the meter's invocation counter only if strictly greater than the last
-        accepted one; call it after the APDU's tag verified, never before."""
+        one accepted from ``meter`` (its system title) under ``key`` (the keys'
+        fingerprint); call it after the APDU's tag verified, never before.
+
+        Returns None when the counter goes on a known sequence, or why a new one starts
+        (a first meter, a new system title, a new key) for the caller to log."""
         if isinstance(counter, bool) or not 0 <= counter <= MAX_COUNTER:
             raise RemoteProtocolError(f"invocation counter {counter!r} outside 0..2**32-1")
+        title = _check_title(meter)
+        _check_fingerprint(key)
         with self._lock:
             self._check_open()
             state = self._device(device)
-            last = state.last_received
+            entry = next((m for m in state.meters
+                          if m.system_title == title and m.key == key), None)
+            last = entry.last_received if entry is not None else state.legacy
             if last is not None and counter <= last:
                 raise RemoteProtocolError(
                     f"device {device!r} sent invocation counter {counter}, not above the last "
-                    f"accepted {last}: replayed or stale APDU rejected", code=counter)
+                    f"accepted {last} from system title {title.hex().upper()} under these "
+                    "keys: replayed or stale APDU rejected", code=counter)
+            start: CounterStart | None = None
+            if entry is None and state.legacy is None:
+                start = (CounterStart.FIRST if not state.meters
+                         else CounterStart.NEW_KEY
+                         if any(m.system_title == title for m in state.meters)
+                         else CounterStart.NEW_METER)
+            meters = [m for m in state.meters if m is not entry]
+            meters.append(_Meter(title, key, counter))
+            meters = meters[-MAX_METERS:]
             if self.sync_received:
-                self._write(device, state.reserved_up_to, counter)
+                self._write(device, replace(state, meters=meters, legacy=None),
+                            state.reserved_up_to)
             else:
                 state.dirty = True
-            state.last_received = counter
+            state.meters, state.legacy = meters, None
+            return start
 
-    def last_received(self, device: str) -> int | None:
+    def last_received(self, device: str, *, meter: bytes, key: str) -> int | None:
+        """The last counter accepted from ``meter`` under ``key`` (a format 1 file's
+        counter, while no meter took it over), or None."""
+        title = _check_title(meter)
         with self._lock:
             self._check_open()
-            return self._device(device).last_received
+            state = self._device(device)
+            entry = next((m for m in state.meters
+                          if m.system_title == title and m.key == key), None)
+            return entry.last_received if entry is not None else state.legacy
+
+    def meters(self, device: str) -> list[tuple[bytes, str, int]]:
+        """(system title, key fingerprint, last accepted counter) of each sequence kept
+        for ``device``, least recently used first."""
+        with self._lock:
+            self._check_open()
+            return [(m.system_title, m.key, m.last_received)
+                    for m in self._device(device).meters]
 
     # ------------------------------------------------------------------ files
 
@@ -255,7 +348,7 @@ class CounterStore:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return _Device(self.first, self.first, None)
+            return _Device(self.first, self.first, [])
         except UnicodeDecodeError:
             raise self._corrupt(path, "not UTF-8 text") from None
         except OSError as exc:
@@ -265,17 +358,24 @@ class CounterStore:
             doc = json.loads(text)
         except ValueError:
             raise self._corrupt(path, "not valid JSON") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise self._corrupt(path, f"not a {_FORMAT} document")
+        if not isinstance(doc, dict) or doc.get("format") not in (_FORMAT, _FORMAT_1):
+            raise self._corrupt(path, f"not a {_FORMAT} (or {_FORMAT_1}) document")
         if doc.get("device") != alias:
             raise self._corrupt(path, f"holds device {doc.get('device')!r}, not {alias!r}")
         if doc.get("reserved_up_to") is None:
             raise self._corrupt(path, "reserved_up_to is missing")
         reserved = _counter_field(doc, "reserved_up_to", MAX_COUNTER + 1, path)
-        last = None
+        # format 1's counter of the device (in format 2: while no meter has taken it)
+        legacy = None
         if doc.get("last_received") is not None:
-            last = _counter_field(doc, "last_received", MAX_COUNTER, path)
-        return _Device(reserved, reserved, last)
+            legacy = _counter_field(doc, "last_received", MAX_COUNTER, path)
+        if doc["format"] == _FORMAT_1:
+            return _Device(reserved, reserved, [], legacy)
+        items = doc.get("meters")
+        if not isinstance(items, list) or len(items) > MAX_METERS:
+            raise self._corrupt(path, f"meters is not a list of at most {MAX_METERS}")
+        return _Device(reserved, reserved, [_meter_of(item, index, path)
+                                            for index, item in enumerate(items)], legacy)
 
     @staticmethod
     def _corrupt(path: Path, what: str) -> CounterStoreError:
@@ -284,10 +384,14 @@ class CounterStore:
             "counter, as reusing one breaks AES-GCM: restore the file, or renew the keys "
             "and delete it")
 
-    def _write(self, alias: str, reserved_up_to: int, last_received: int | None) -> None:
+    def _write(self, alias: str, device: _Device, reserved_up_to: int) -> None:
         path = self.path_for(alias)
-        doc = {"format": _FORMAT, "device": alias, "reserved_up_to": reserved_up_to,
-               "last_received": last_received}
+        doc: dict[str, Any] = {
+            "format": _FORMAT, "device": alias, "reserved_up_to": reserved_up_to,
+            "meters": [{"system_title": m.system_title.hex().upper(), "key": m.key,
+                        "last_received": m.last_received} for m in device.meters]}
+        if device.legacy is not None:  # format 1's counter, no meter has taken it yet
+            doc["last_received"] = device.legacy
         data = (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
         temp = path.with_name(path.name + ".tmp")
         try:
@@ -309,12 +413,44 @@ class CounterStore:
                 f"{exc.strerror or exc}") from None
 
 
-def _counter_field(doc: dict[str, Any], name: str, maximum: int, path: Path) -> int:
+def _counter_field(doc: dict[str, Any], name: str, maximum: int, path: Path,
+                   where: str = "") -> int:
     value = doc[name]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise CounterStore._corrupt(path, f"{name} is {value!r}, expected an integer "
+        raise CounterStore._corrupt(path, f"{where}{name} is {value!r}, expected an integer "
                                           f"0..{maximum}")
     return value
+
+
+def _meter_of(item: object, index: int, path: Path) -> _Meter:
+    where = f"meters[{index}]."
+    if not isinstance(item, dict) or "last_received" not in item:
+        raise CounterStore._corrupt(path, f"meters[{index}] is not an object with "
+                                          "system_title, key and last_received")
+    try:
+        title = _check_title(bytes.fromhex(item.get("system_title", "")))
+        key = _check_fingerprint(item.get("key"))
+    except (TypeError, ValueError, LocalProtocolError):
+        raise CounterStore._corrupt(path, f"{where}system_title or {where}key is not "
+                                          "what this store writes") from None
+    return _Meter(title, key, _counter_field(item, "last_received", MAX_COUNTER, path, where))
+
+
+def _check_title(meter: object) -> bytes:
+    if not isinstance(meter, bytes | bytearray) or len(meter) != SYSTEM_TITLE_SIZE:
+        raise LocalProtocolError(f"a meter's system title is {SYSTEM_TITLE_SIZE} octets, "
+                                 f"not {meter!r}")
+    return bytes(meter)
+
+
+def _check_fingerprint(key: object) -> str:
+    if (not isinstance(key, str) or len(key) != _FINGERPRINT_SIZE
+            or key.strip("0123456789abcdef")):
+        # Not the key's text either way: a fingerprint is 16 lower-case hex digits, and
+        # something else given here is not repeated in the message.
+        raise LocalProtocolError(f"a key fingerprint is {_FINGERPRINT_SIZE} lower-case hex "
+                                 "digits (dlmsd.readers.key_fingerprint), never the key")
+    return key
 
 
 def _fsync_directory(directory: Path) -> None:

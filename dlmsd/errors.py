@@ -18,11 +18,19 @@
     │       ├── AuthenticationFailure  GCM tag or HLS reply does not verify
     │       │                          (dlmsd.protocol.security)
     │       ├── ServiceError        ExceptionResponse / confirmed-service-error
+    │       ├── LinkOutOfStep       the HDLC link must be set up again: the meter
+    │       │                       rejected a frame (FRMR) or its N(S)/N(R) do not fit
+    │       │                       (dlmsd.protocol.hdlc raises it); the poller
+    │       │                       associates again at once, once per scan
     │       └── CipherError         dlms-sim: a ciphered request the simulated meter
     │                               refuses (.service_error, .counter) (dlmsd.sim.auth)
     ├── DataAccessError             a GET/read answered with a DataAccessResult != success
     └── TransportError              the line or socket failed
         └── DlmsTimeout             no answer in time (also a TimeoutError)
+            └── AnswerLost          the meter is there, the answer is lost for good (an
+                                    HDLC meter heard but out of step; SN over the
+                                    wrapper): the poller associates again at once,
+                                    once per scan
 
 Every exception class defined in the package is drawn here, under its parent, with
 its module when it is not defined in this one (``tests/test_errors.py`` checks it).
@@ -49,6 +57,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 __all__ = [
+    "AnswerLost",
     "AssociationRejected",
     "ConfigError",
     "ConfigValueError",
@@ -56,6 +65,7 @@ __all__ = [
     "DecodeError",
     "DlmsTimeout",
     "DlmsdError",
+    "LinkOutOfStep",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -138,6 +148,13 @@ class ServiceError(RemoteProtocolError):
     """The meter answered with an ExceptionResponse or a confirmed-service-error."""
 
 
+class LinkOutOfStep(RemoteProtocolError):
+    """The HDLC link is out of step and must be set up again (IEC 62056-46 / ISO/IEC
+    13239: the primary resets the link with SNRM, or disconnects): the meter rejected
+    one of our frames (FRMR), or its N(S)/N(R) do not fit ours.  The poller associates
+    again at once (a new link and association), once per scan, without going offline."""
+
+
 class DataAccessError(DlmsdError):
     """The meter refused one attribute with a DataAccessResult other than success."""
 
@@ -152,6 +169,14 @@ class TransportError(DlmsdError):
 
 class DlmsTimeout(TransportError, TimeoutError):
     """No (complete) answer arrived within the timeout."""
+
+
+class AnswerLost(DlmsTimeout):
+    """The meter is there but its answer is lost for good: an HDLC meter was heard during
+    the exchange yet its answer never came whole (it moved past a lost segment), or an SN
+    request over the wrapper went unanswered (without an invoke-id it cannot be sent
+    again on the same connection).  The poller associates again at once (a new
+    connection: a late answer cannot cross it), once per scan, without going offline."""
 
 
 _E = TypeVar("_E", bound=DlmsdError)

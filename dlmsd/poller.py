@@ -22,13 +22,15 @@ from typing import Any, Protocol
 from dlmsd.config import DeviceConfig, SignalConfig
 from dlmsd.counters import CounterStore
 from dlmsd.errors import (
+    AnswerLost,
     AssociationRejected,
     ConfigError,
     DlmsdError,
     DlmsTimeout,
+    LinkOutOfStep,
     TransportError,
 )
-from dlmsd.protocol.reader import AttributeRequest, MeterQuirks, ReadResult
+from dlmsd.protocol.reader import AttributeRequest, MeterCache, MeterQuirks, ReadResult
 from dlmsd.signals import SignalTable
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
@@ -73,15 +75,17 @@ def _no_counter_store() -> CounterStore:
 @dataclass
 class SessionContext:
     """What a device's sessions get from its poller and the supervisor: the trace and
-    log bound to the device, the quirks learnt across associations, the serial bus the
-    device shares (None for TCP) and the invocation counter store (opened on first
-    use: only ciphered devices need it)."""
+    log bound to the device, the quirks learnt and the meter's object list and
+    scaler_units read across associations, the serial bus the device shares (None for
+    TCP) and the invocation counter store (opened on first use: only ciphered devices
+    need it)."""
 
     tracer: FrameTracer
     log: Any
     quirks: MeterQuirks = field(default_factory=MeterQuirks)
     bus: SerialBus | None = None
     counters: Callable[[], CounterStore] = field(default=_no_counter_store)
+    cache: MeterCache = field(default_factory=MeterCache)
 
 
 SessionFactory = Callable[[DeviceConfig, SessionContext], MeterSession]
@@ -139,6 +143,7 @@ class Poller:
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""
+        redone = False  # the last round was an association made again at once
         try:
             while True:
                 error, scans = await self._session_round(once)
@@ -148,6 +153,15 @@ class Poller:
                     # offline. Needs a good scan in between, so it cannot loop.
                     self.log.info("reconnect_now", reason=str(error))
                     continue
+                if isinstance(error, LinkOutOfStep | AnswerLost) and (scans or not redone):
+                    # The meter's HDLC link rejected a frame (FRMR) or is out of step, or
+                    # an SN answer over the wrapper was lost: a new connection and
+                    # association redo the scan at once, without going offline; once
+                    # per scan, so it cannot loop.
+                    redone = True
+                    self.log.info("reconnect_now", reason=str(error))
+                    continue
+                redone = False
                 if error is not None:
                     self._offline(error)
                 if once:
@@ -194,6 +208,8 @@ class Poller:
                 async with self._turn():
                     await self._scan(session)
                 scans += 1
+                # One line per scan (debug: free at the default level), for scripts/soak.
+                self.log.debug("scan_done", ms=round((monotonic() - next_scan) * 1000, 1))
                 if once:
                     return None, scans
                 next_scan += period

@@ -6,11 +6,13 @@ invocation counters) and the IEC 62056-21 mode E opening for one association, an
 hands them to a :class:`~dlmsd.protocol.reader.MeterReader`.  The counter store is
 reached through the :class:`CounterBook` interface the ciphering calls: the store
 (``counters``, opened on first use) writes its files, the reader itself never touches
-one.  Nothing else here does I/O.
+one.  The store learns which keys a counter was accepted under only by
+:func:`key_fingerprint`, never the keys.  Nothing else here does I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -18,9 +20,9 @@ from typing import Protocol
 from dlmsd.config import Auth, DeviceConfig, Mode, Referencing
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
-from dlmsd.protocol.client import Ciphering, ClientBase, LnClient
+from dlmsd.protocol.client import Ciphering, ClientBase, CounterStart, LnClient
 from dlmsd.protocol.link import HdlcLink, WrapperLink
-from dlmsd.protocol.reader import MeterQuirks, MeterReader, ReaderSettings
+from dlmsd.protocol.reader import MeterCache, MeterQuirks, MeterReader, ReaderSettings
 from dlmsd.protocol.security import (
     AUTHENTICATED_ENCRYPTION,
     AUTHENTICATION_ONLY,
@@ -35,6 +37,7 @@ __all__ = [
     "HLS_CHALLENGE_SIZE",
     "CounterBook",
     "build_reader",
+    "key_fingerprint",
     "public_device",
 ]
 
@@ -60,11 +63,32 @@ _SECURITY_CONTROL = {"authentication": AUTHENTICATION_ONLY, "encryption": ENCRYP
 
 class CounterBook(Protocol):
     """What ciphering needs of the persistent invocation counters
-    (:class:`dlmsd.counters.CounterStore`)."""
+    (:class:`dlmsd.counters.CounterStore`): ours per device, the meter's per device,
+    meter system title and keys (named by :func:`key_fingerprint`)."""
 
     def next(self, device: str) -> int: ...
 
-    def check_received(self, device: str, counter: int) -> None: ...
+    def check_received(self, device: str, counter: int, *, meter: bytes,
+                       key: str) -> CounterStart | None: ...
+
+
+#: Domain separation: this digest of the keys is good for nothing but telling keys apart.
+_FINGERPRINT_LABEL = b"dlmsd invocation counter keys v1\0"
+
+
+def key_fingerprint(block_cipher_key: bytes, authentication_key: bytes) -> str:
+    """Which keys a meter's counters were accepted under, for the counter files: the
+    first 8 octets of SHA-256(label || block cipher key || authentication key), in hex.
+
+    One-way, so the state directory holds no key: the fixed label keeps the digest
+    apart from any other hash of the same keys, and with 8 octets of a 16 (or 32)
+    octet key every fingerprint fits 2**64 (or more) keys, so not even a search of the
+    whole key space could name the key.  Both keys count: a verified APDU proves the
+    pair, and a re-keyed meter restarts its counter.  A collision (2**-64 between two
+    sequences) would only keep the older sequence: a refusal, never a replay."""
+    digest = hashlib.sha256(_FINGERPRINT_LABEL + bytes(block_cipher_key)
+                            + bytes(authentication_key)).digest()
+    return digest[:8].hex()
 
 
 def public_device(device: DeviceConfig) -> DeviceConfig:
@@ -76,8 +100,10 @@ def public_device(device: DeviceConfig) -> DeviceConfig:
 
 
 def build_reader(device: DeviceConfig, *, quirks: MeterQuirks,
-                 counters: Callable[[], CounterBook]) -> MeterReader:
-    """A fresh reader for one association with ``device``."""
+                 counters: Callable[[], CounterBook],
+                 cache: MeterCache | None = None) -> MeterReader:
+    """A fresh reader for one association with ``device``; ``quirks`` and ``cache``
+    (the object list and scaler_units) are kept across its associations."""
     link: HdlcLink | WrapperLink
     if device.mode is Mode.WRAPPER:
         link = WrapperLink.client(device.client_address, device.server.logical)
@@ -89,9 +115,19 @@ def build_reader(device: DeviceConfig, *, quirks: MeterQuirks,
         timeout=device.timeout_ms / 1000, retries=device.retry_counter,
         max_list_size=device.max_list_size, port_name=device.port_name,
         challenge_size=(ECDSA_CHALLENGE_SIZE if device.auth is Auth.HIGH_ECDSA
-                        else HLS_CHALLENGE_SIZE))
+                        else HLS_CHALLENGE_SIZE),
+        connection=_connection(device))
     return MeterReader(link, _client(device, counters), settings, quirks=quirks,
-                       opening=opening)
+                       cache=cache, opening=opening)
+
+
+def _connection(device: DeviceConfig) -> str:
+    """How the device reaches its meter, for the cache's identity: port, link and
+    addresses, referencing and mechanism (no secret)."""
+    server = (f"wPort {device.server.logical}" if device.mode is Mode.WRAPPER
+              else f"server {device.server.to_bytes().hex()}")
+    return (f"{device.port_name} {device.mode.value} client {device.client_address} "
+            f"{server} {device.referencing.value} {device.auth.value}")
 
 
 def _client(device: DeviceConfig, counters: Callable[[], CounterBook]) -> ClientBase:
@@ -129,6 +165,12 @@ def _ciphering(device: DeviceConfig, suite: int, store: CounterBook) -> Cipherin
     assert (device.system_title is not None and device.block_cipher_key is not None
             and device.authentication_key is not None)  # the configuration checks it
     alias = device.device_alias
+    keys = key_fingerprint(device.block_cipher_key.reveal(),
+                           device.authentication_key.reveal())
+
+    def accept(counter: int, *, meter: bytes, key: str) -> CounterStart | None:
+        return store.check_received(alias, counter, meter=meter, key=key)
+
     return Ciphering(
         security_control=replace(_SECURITY_CONTROL[device.security], suite=suite),
         system_title=device.system_title,
@@ -137,4 +179,4 @@ def _ciphering(device: DeviceConfig, suite: int, store: CounterBook) -> Cipherin
         dedicated_key=(device.dedicated_key.reveal() if device.dedicated_key is not None
                        else None),
         next_counter=lambda: store.next(alias),
-        accept_counter=lambda counter: store.check_received(alias, counter))
+        accept_counter=accept, key_id=keys)

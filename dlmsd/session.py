@@ -6,6 +6,13 @@ between the transport (TCP, or a serial line shared as a bus) and the reader, ar
 reader's one timer on the event loop's clock, carries out its actions (send, switch the
 serial line, trace, log), draws the HLS challenge, and reads the meter's invocation counter
 through the public client first when the device asks for it.
+
+A call of the reader that may decode a large answer at once (the last block of a long
+GET, the last segment of a large APDU: :attr:`MeterReader.pending_octets` plus the new
+octets reach ``offload_octets``) runs in the one decode thread, so that the event loop,
+and the other meters on it, go on meanwhile (see docs/architecture.md, "The session
+loop").  The reader is not thread-safe: one call at a time, and the session awaits
+each call before the next, also when it is cancelled.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final, Protocol
 
 from dlmsd.config import DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
@@ -34,7 +42,34 @@ from dlmsd.transport.bus import BusTransport
 from dlmsd.transport.serial import SerialTransport
 from dlmsd.transport.tcp import TcpTransport
 
-__all__ = ["DlmsSession", "Transport", "make_session"]
+__all__ = ["DECODE_THREAD", "OFFLOAD_OCTETS", "DlmsSession", "Transport", "make_session"]
+
+#: A reader call that may decode this many octets at once runs in the decode thread
+#: (A-XDR decodes about 2 MB/s here: some 15 ms of CPU at most stay on the loop).
+OFFLOAD_OCTETS: Final = 32 * 1024
+#: The decode thread's name (a prefix: ``dlmsd-decode_0``).
+DECODE_THREAD: Final = "dlmsd-decode"
+#: How long a cancelled session waits for its reader call in the decode thread to end
+#: before it gives the reader up (a decode is bounded by max_response_size: ~0.5 s).
+OFFLOAD_WAIT_S: Final = 5.0
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
+    """``reader.receive_data`` in the decode thread.  The cyclic garbage collector is
+    left as it is: pausing it is process-wide, so while a meter kept the thread busy no
+    collection would run for any device."""
+    reader.receive_data(data, now)
+
+
+def _decode_executor() -> ThreadPoolExecutor:
+    """One thread for every session of the process: decodes hold the GIL, so more
+    threads would not decode faster, only take more turns from the event loop."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=DECODE_THREAD)
+    return _executor
 
 
 class Transport(Protocol):
@@ -48,11 +83,17 @@ class DlmsSession:
     """One association with one meter (a :class:`dlmsd.poller.MeterSession`)."""
 
     def __init__(self, device: DeviceConfig, transport: Transport,
-                 context: SessionContext) -> None:
+                 context: SessionContext, *,
+                 offload_octets: int | None = OFFLOAD_OCTETS) -> None:
+        """``offload_octets``: see :data:`OFFLOAD_OCTETS`; None decodes everything on
+        the event loop."""
         self.device = device
         self.transport = transport
         self.context = context
         self.log = context.log
+        self.offload_octets = offload_octets
+        #: Reader calls run in the decode thread (for tests and benchmarks).
+        self.offloaded = 0
         self._round_trips = 0  # of readers done with
         self.reader: MeterReader | None = None
 
@@ -66,7 +107,7 @@ class DlmsSession:
         if device.read_invocation_counter and device.ciphered:
             await self._read_invocation_counter()
         self.reader = build_reader(device, quirks=self.context.quirks,
-                                   counters=self.context.counters)
+                                   counters=self.context.counters, cache=self.context.cache)
         await self.transport.open(device.timeout_ms / 1000)
         reader = self.reader
         reader.open(self._now(), os.urandom(reader.settings.challenge_size))
@@ -118,7 +159,45 @@ class DlmsSession:
             except DlmsTimeout:
                 reader.handle_timer(self._now())
                 continue
+            await self._receive(reader, data)
+
+    async def _receive(self, reader: MeterReader, data: bytes) -> None:
+        """``reader.receive_data``: in the decode thread when it may decode a lot."""
+        limit = self.offload_octets
+        if limit is None or reader.pending_octets + len(data) < limit:
             reader.receive_data(data, self._now())
+            return
+        self.offloaded += 1
+        job = _decode_executor().submit(_receive_in_thread, reader, data, self._now())
+        done = asyncio.wrap_future(job)
+        try:
+            # shielded: a cancellation of this task must not cancel ``done``, which
+            # says when the thread has let go of the reader
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await self._settle(job, done, reader)
+            raise
+
+    async def _settle(self, job: Future[None], done: asyncio.Future[None],
+                      reader: MeterReader) -> None:
+        """Cancelled while ``job`` may be running the reader in the decode thread: wait
+        for it (bounded), so that nothing (close()) calls the reader meanwhile; a job
+        still running after that keeps the reader, and the session lets go of it."""
+        if job.cancel():  # still queued behind another session's decode: never ran
+            return
+        deadline = self._now() + OFFLOAD_WAIT_S
+        while not job.done() and (left := deadline - self._now()) > 0:
+            try:
+                await asyncio.wait({done}, timeout=left)
+            except asyncio.CancelledError:
+                continue  # cancelled again: the caller re-raises the first one
+        if done.done() and not done.cancelled():
+            done.exception()  # retrieved: the session is cancelled, not failed
+        if not job.done() and self.reader is reader:
+            self.log.warning("decode_abandoned", waited_s=OFFLOAD_WAIT_S,
+                             state=reader.state.value)
+            self._round_trips += reader.round_trips
+            self.reader = None  # close() closes the transport only
 
     async def _act(self, actions: list[Action]) -> None:
         for action in actions:
@@ -130,7 +209,9 @@ class DlmsSession:
                 else:
                     self.context.tracer.frame(action.direction, action.data, action.summary)
             elif isinstance(action, Note):
-                getattr(self.log, action.level)(action.event, **action.fields)
+                # "notice" falls back to info on a logger without it (logsetup.notice)
+                (getattr(self.log, action.level, None) or self.log.info)(action.event,
+                                                                         **action.fields)
             else:  # SetLine: IEC 62056-21 mode E
                 port = self.transport.port if isinstance(self.transport,
                                                          BusTransport) else None

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-__all__ = ["FaultyProxy", "split_frames"]
+__all__ = ["Faults", "FaultyProxy", "split_frames"]
 
 
 def split_frames(kind: str, buffer: bytearray) -> list[bytes]:
@@ -42,10 +42,11 @@ def split_frames(kind: str, buffer: bytearray) -> list[bytes]:
     return frames
 
 
-@dataclass
-class FaultyProxy:
-    kind: str  # "hdlc" or "wrapper"
-    meter_port: int
+@dataclass(kw_only=True)
+class Faults:
+    """Which frames to lose, corrupt or hold, per direction, and what was done (``log``);
+    the relays (this TCP proxy, ``pty_faults.PtyFaults``) apply it to whole frames."""
+
     drop_to_meter: Container[int] = field(default_factory=set)
     drop_to_client: Container[int] = field(default_factory=set)
     corrupt_to_meter: Container[int] = field(default_factory=set)
@@ -54,6 +55,34 @@ class FaultyProxy:
     to_meter: int = 0
     to_client: int = 0
     log: list[str] = field(default_factory=list)
+
+    def apply(self, frame: bytes, *, to_meter: bool) -> tuple[bytes | None, float]:
+        """Count ``frame``; what to forward (None: lost) and how long to hold it."""
+        if to_meter:
+            self.to_meter += 1
+            number, drop, corrupt = self.to_meter, self.drop_to_meter, self.corrupt_to_meter
+            delay = 0.0
+        else:
+            self.to_client += 1
+            number, drop, corrupt = self.to_client, self.drop_to_client, \
+                self.corrupt_to_client
+            delay = self.delay_to_client.get(number, 0.0)
+        where = "meter" if to_meter else "client"
+        if number in drop:
+            self.log.append(f"dropped frame {number} to the {where}")
+            return None, 0.0
+        if number in corrupt:
+            frame = frame[:-2] + bytes([frame[-2] ^ 0xFF]) + frame[-1:]
+            self.log.append(f"corrupted frame {number} to the {where}")
+        if delay:
+            self.log.append(f"frame {number} to the {where} held {delay:.2f} s")
+        return frame, delay
+
+
+@dataclass
+class FaultyProxy(Faults):
+    kind: str  # "hdlc" or "wrapper"
+    meter_port: int
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -111,28 +140,12 @@ class FaultyProxy:
         free_at = loop.time()  # a delayed frame holds back what comes after it
         while data := await reader.read(4096):
             buffer += data
-            for frame in split_frames(self.kind, buffer):
-                if to_meter:
-                    self.to_meter += 1
-                    number, drop, corrupt = self.to_meter, self.drop_to_meter, \
-                        self.corrupt_to_meter
-                    delay = 0.0
-                else:
-                    self.to_client += 1
-                    number, drop, corrupt = self.to_client, self.drop_to_client, \
-                        self.corrupt_to_client
-                    delay = self.delay_to_client.get(number, 0.0)
-                where = "meter" if to_meter else "client"
-                if number in drop:
-                    self.log.append(f"dropped frame {number} to the {where}")
+            for whole in split_frames(self.kind, buffer):
+                frame, delay = self.apply(whole, to_meter=to_meter)
+                if frame is None:
                     continue
-                if number in corrupt:
-                    frame = frame[:-2] + bytes([frame[-2] ^ 0xFF]) + frame[-1:]
-                    self.log.append(f"corrupted frame {number} to the {where}")
                 free_at = max(free_at, loop.time() + delay)
                 if free_at > loop.time():
-                    self.log.append(f"frame {number} to the {where} held "
-                                    f"{free_at - loop.time():.2f} s")
                     await asyncio.sleep(free_at - loop.time())
                 writer.write(frame)
                 await writer.drain()

@@ -224,7 +224,7 @@ def _gmac_client(ek: bytes, counters: list[int]) -> LnClient:
                     authentication_key=ak),
         ciphering=Ciphering(AUTHENTICATED_ENCRYPTION, title, ek, ak,
                             next_counter=lambda: next(issued),
-                            accept_counter=counters.append))
+                            accept_counter=lambda counter, **_: counters.append(counter)))
 
 
 def test_ciphered_aare_with_wrong_keys_is_a_rejection() -> None:

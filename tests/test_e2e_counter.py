@@ -13,6 +13,7 @@ reads 0.0.43.1.0.255, and goes on above it: the association succeeds.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +144,70 @@ def test_state_dir_comes_from_the_configuration_unless_the_environment_overrides
         assert (overridden / "counters" / "ic-h.json").exists()
         assert {p.name: p.read_bytes()
                 for p in (configured / "counters").glob("ic-*")} == before
+
+
+# --------------------------------------------------------------- meters that change
+
+OTHER_EK = "A1A2A3A4A5A6A7A8A9AAABACADAEAFB0"
+OTHER_AK = "C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0"
+
+
+def swap(write_config: Writer, monkeypatch: pytest.MonkeyPatch, state: Path, title: str,
+         counter: int, ek: str = GREEN_BOOK_EK,
+         ak: str = GREEN_BOOK_AK) -> tuple[int, dict[str, Any], str]:
+    """One --once run of the daemon (state directory ``state``) against a dlms-sim over
+    the wrapper with system title ``title``, its invocation counter starting at
+    ``counter``, and the keys ``ek``/``ak`` (the daemon configured with the same)."""
+    with simulator("--wrapper-port", "0", "--client-address", "1", "--auth", "highgmac",
+                   "--system-title", title, "--invocation-counter", str(counter),
+                   "--block-cipher-key", ek, "--authentication-key", ak) as ports:
+        monkeypatch.setenv("DLMS_STATE_DIR", str(state))
+        device = tcp_device("w", port=ports["wrapper"], mode="DLMS-WRAPPER", type="LN",
+                            logical_address=1, timeout_ms=3000, retry_counter=1,
+                            client_address=1, auth="HighGmac", system_title=TITLES["w"],
+                            block_cipher_key=ek, authentication_key=ak)
+        path = write_config(devices=[device], signals=signals_for("w", CODES))
+        return once(path, "-d7")
+
+
+def test_a_swapped_meter_is_read_at_once_a_replay_is_refused_new_keys_start_afresh(
+        write_config: Writer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The device's meter is replaced by one with another system title whose counter is
+    back at 1: read at once, with a notice naming the device and the new title.  The
+    same meter starting again at 1 (a replay of what it sent) is refused.  Given new
+    keys (meter and configuration), it starts afresh again.  No key is on disk."""
+    state = tmp_path / "state"
+    good = [("w", c, EXPECTED[c][0], "ok") for c in CODES]
+    first, second = "4D4D4D00000000A1", "4D4D4D00000000B2"
+
+    code, doc, log = swap(write_config, monkeypatch, state, first, 1000)
+    assert code == 0, log[-3000:]
+    assert values(doc) == good
+
+    code, doc, log = swap(write_config, monkeypatch, state, second, 1)
+    assert code == 0, log[-3000:]  # before: "not above the last accepted", offline
+    assert values(doc) == good
+    fresh = [line for line in log.splitlines() if "invocation_counter_new_sequence" in line]
+    assert len(fresh) == 1, log[-3000:]
+    assert "device=w" in fresh[0] and f"system_title={second}" in fresh[0]
+    assert "a new meter system title" in fresh[0]
+
+    code, doc, log = swap(write_config, monkeypatch, state, second, 1)  # a replay
+    assert code == 1, log[-3000:]
+    error = doc["devices"][0]["error"]
+    assert "replayed or stale" in error and f"system title {second}" in error, error
+    assert "invocation_counter_new_sequence" not in log
+
+    code, doc, log = swap(write_config, monkeypatch, state, second, 1, OTHER_EK, OTHER_AK)
+    assert code == 0, log[-3000:]
+    assert values(doc) == good
+    assert re.search(rf"invocation_counter_new_sequence.*reason='?new keys for this meter"
+                     rf".*system_title={second}|system_title={second}.*new keys", log), \
+        log[-3000:]
+
+    text = (state / "counters" / "ic-w.json").read_text(encoding="utf-8")
+    saved = json.loads(text)
+    assert saved["format"] == "dlmsd-invocation-counters/2"
+    assert [m["system_title"] for m in saved["meters"]] == [first, second, second]
+    for key in (GREEN_BOOK_EK, GREEN_BOOK_AK, OTHER_EK, OTHER_AK):
+        assert key.lower() not in text.lower()

@@ -927,6 +927,23 @@ def test_flag_flood_is_skipped_in_bulk_with_bounded_buffer() -> None:
     assert _deframe([b"\x7e" + SNRM.raw], deframer) == [SNRM.frame]
 
 
+def test_a_traced_deframer_skips_a_flood_in_bulk_too() -> None:
+    # issue 12: the daemon's deframer is always traced (the flight recorder); a flood
+    # costs it one dropped-run trace per chunk, not one per false start, and counts the
+    # same as the untraced one.
+    flood = b"\x7e\xa0" * (1 << 14)
+    seen: list[FrameTrace] = []
+    traced, plain = HdlcDeframer(trace=seen.append), HdlcDeframer()
+    for k in range(0, len(flood), 4096):
+        traced.receive_data(flood[k : k + 4096])
+        plain.receive_data(flood[k : k + 4096])
+    assert _counters(traced) == _counters(plain)
+    # (the few octets at a chunk's end that cannot decide yet are looked at one by one)
+    assert 0 < len(seen) <= 4 * (len(flood) // 4096)
+    assert seen[0].summary().startswith("dropped: ") and "octets without a frame start" in (
+        seen[0].summary())
+
+
 def _noisy(octets: list[int]) -> bytes:
     return bytes(octets)
 
@@ -941,8 +958,8 @@ noise = st.lists(st.sampled_from([0x7E, 0xA0, 0xA7, 0xA8, 0xFF, 0x00, 0x01, 0x03
 def test_bulk_skip_counts_as_the_scan_one_start_at_a_time(
     parts: list[bytes], cuts: list[int], max_frame_length: int
 ) -> None:
-    # A deframer with a trace looks at every false start one by one; without one it
-    # skips them in bulk. Both must find the same frames and count the same.
+    # A deframer with bulk_skip=False looks at every false start one by one; by default
+    # it skips them in bulk. Both must find the same frames and count the same.
     stream = b"".join(parts)
     chunks, k = [], 0
     for size in itertools.cycle(cuts):
@@ -950,7 +967,7 @@ def test_bulk_skip_counts_as_the_scan_one_start_at_a_time(
             break
         chunks.append(stream[k : k + size])
         k += size
-    slow = HdlcDeframer(trace=lambda _t: None)
+    slow = HdlcDeframer(bulk_skip=False)
     fast = HdlcDeframer()
     slow.max_frame_length = fast.max_frame_length = max_frame_length
     assert _deframe(chunks, fast) == _deframe(chunks, slow)

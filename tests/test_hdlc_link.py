@@ -10,8 +10,16 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reader import VOLTAGE, Session
 
-from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from dlmsd.errors import (
+    AnswerLost,
+    DecodeError,
+    DlmsTimeout,
+    LinkOutOfStep,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from dlmsd.protocol.hdlc import (
     ApduReceived,
     Connected,
@@ -34,6 +42,7 @@ from dlmsd.protocol.hdlc_frame import (
     HdlcParameters,
     encode_server_address,
 )
+from dlmsd.protocol.link import HdlcLink
 
 SERVER = encode_server_address(1, 17, 2)
 SERVER_ADDR = HdlcAddress(1, 17, 2)
@@ -808,3 +817,80 @@ def test_a_replayed_frame_gets_one_rr_per_timeout() -> None:
     drain(client)
     assert client.duplicates == 5
     assert len(split_frames(client.data_to_send())) == 1
+
+
+# ---------------------------------------------------------------------------
+# A link out of step: set up again (LinkOutOfStep / AnswerLost, the poller's redo)
+# ---------------------------------------------------------------------------
+
+
+def test_frmr_through_the_link_adapter_is_link_out_of_step() -> None:
+    """IEC 62056-46 / ISO/IEC 13239: after FRMR the primary sets the link up again;
+    the adapter says so with LinkOutOfStep (the poller associates again at once)."""
+    link = HdlcLink.client(16, SERVER)
+    link.opening()
+    link.receive_data(server_frame(Control(FrameType.UA, True)))
+    assert isinstance(link.next_event(), Connected)
+    link.send_apdu(b"\xc0\x01")
+    heard = link.frames_heard
+    link.receive_data(server_frame(Control(FrameType.FRMR, True), bytes([0x10, 0x00, 0x04])))
+    with pytest.raises(LinkOutOfStep, match=r"FRMR.*Y"):
+        link.next_event()
+    assert link.frames_heard == heard + 1
+
+
+def test_numbers_out_of_step_are_link_out_of_step() -> None:
+    client = connected_client()
+    client.send_apdu(b"\xc0\x01")
+    client.receive_data(server_frame(Control(FrameType.RR, True, 0, 5)))
+    with pytest.raises(LinkOutOfStep, match="N\\(R\\) must be 1"):
+        drain(client)
+    client = connected_client()
+    client.send_apdu(b"\xc0\x01")
+    client.receive_data(server_frame(Control(FrameType.I, True, 4, 1), b"\xe6\xe7\x00\xc4"))
+    with pytest.raises(LinkOutOfStep, match="expected N\\(S\\)=0"):
+        drain(client)
+
+
+def test_frames_heard_counts_only_the_meters_frames() -> None:
+    client = connected_client()
+    assert client.frames_heard == 1  # the UA
+    other = Frame(CLIENT_ADDR, HdlcAddress(1, 18, 2), Control(FrameType.RR, True, 0, 0))
+    client.receive_data(other.to_bytes())  # another meter on the bus
+    bad = bytearray(server_frame(Control(FrameType.RR, True, 0, 0)))
+    bad[-2] ^= 0x01  # a bad FCS
+    client.receive_data(bytes(bad))
+    assert drain(client) == []
+    assert client.frames_heard == 1
+
+
+def test_an_answer_lost_after_the_meter_was_heard_is_answer_lost() -> None:
+    """The meter sent the first segment of its answer, then nothing came: it is there
+    but out of step (AnswerLost: associate again at once). A meter heard of nothing
+    during the exchange times out plainly (DlmsTimeout: offline)."""
+    session = Session("hdlc", max_info=32)
+    session.open()
+    first = session.wire.sent_to_client + 1
+    session.wire.drop_to_client = set(range(first + 1, first + 100))
+    with pytest.raises(AnswerLost, match="out of step"):
+        session.read(VOLTAGE)
+    silent = Session("hdlc", max_info=32)
+    silent.open()
+    first = silent.wire.sent_to_client + 1
+    silent.wire.drop_to_client = set(range(first, first + 100))
+    with pytest.raises(DlmsTimeout) as info:
+        silent.read(VOLTAGE)
+    assert not isinstance(info.value, AnswerLost)
+
+
+@pytest.mark.parametrize("kind", ["wrapper", "hdlc"])
+def test_sn_is_not_sent_again_over_the_wrapper_but_is_over_hdlc(kind: str) -> None:
+    session = Session(kind, "SN")
+    session.open()
+    session.wire.drop_to_client = {session.wire.sent_to_client + 1}
+    if kind == "hdlc":  # HDLC numbers tell a late answer: sent again on the same link
+        assert session.read(VOLTAGE)["voltage"].error is None
+        return
+    with pytest.raises(AnswerLost, match="SN over the wrapper is not sent again") as info:
+        session.read(VOLTAGE)
+    assert "(1 attempt of" in str(info.value)

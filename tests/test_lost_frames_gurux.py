@@ -10,8 +10,10 @@ or a corrupted reply ended the association with "nothing to retransmit in state 
 gurux_dlms 1.0.203's meter does not follow ISO/IEC 13239 checkpointing: it counts an RR
 poll as a received frame, does not resend on a poll and ignores a repeated I frame
 (tests/interop/NOTES.md).  The client resends the request itself, and when a meter stays
-silent asks anew past the lost answer; what it still cannot recover from gurux's meter
-is listed below as strict xfails.
+silent asks anew past the lost answer. What cannot be recovered on the same link (an
+FRMR, a lost segment gurux's meter moves past) ends the session with
+``LinkOutOfStep``/``AnswerLost``, and the poller associates again at once and redoes
+the scan (once per scan).
 """
 
 from __future__ import annotations
@@ -67,9 +69,16 @@ RECOVERED = (
 )
 # The first or the last segment of a segmented answer lost: gurux's meter takes our poll
 # for the next segment as the acknowledgement of the lost one, and ignores the request
-# asked anew while its answer is under way; the scan fails after retry_counter.
-NOT_RECOVERED = [(fault, n) for fault in ("drop_to_client", "corrupt_to_client")
-                 for n in (3, 7)]
+# asked anew while its answer is under way. The link is out of step (LinkOutOfStep, or
+# AnswerLost: the meter was heard, the answer never came whole), and the poller
+# associates again at once and redoes the scan.
+OUT_OF_STEP = [(fault, n) for fault in ("drop_to_client", "corrupt_to_client")
+               for n in (3, 7)]
+# A corrupted frame to the meter: gurux's meter answers FRMR (its link rejected the
+# frame); IEC 62056-46 / ISO/IEC 13239 have the primary set the link up again. The
+# poller associates again at once and redoes the scan. 1 SNRM, 2 AARQ, 3 GET object
+# list, 5 RR for a segment of it.
+FRAME_REJECTED = [("corrupt_to_meter", n) for n in (1, 2, 3, 5)]
 
 
 @pytest.mark.parametrize(("fault", "frame"), RECOVERED)
@@ -80,13 +89,23 @@ async def test_one_lost_or_corrupted_frame_is_recovered(fault: str, frame: int) 
     assert values == EXPECTED
 
 
-@pytest.mark.parametrize(("fault", "frame"), NOT_RECOVERED)
-@pytest.mark.xfail(strict=True, reason="gurux's meter moves past a lost segment (see "
-                   "NOT_RECOVERED); the device fails after retry_counter, as it should")
-async def test_a_lost_answer_segment_is_not_recovered_from_gurux(fault: str,
-                                                                  frame: int) -> None:
-    error, _values, log = await read_through("hdlc", **{fault: {frame}})
-    assert log and error is None, error
+@pytest.mark.parametrize(("fault", "frame"), OUT_OF_STEP + FRAME_REJECTED)
+async def test_an_out_of_step_link_is_associated_again_at_once(fault: str,
+                                                                frame: int) -> None:
+    error, values, log = await read_through("hdlc", **{fault: {frame}})
+    assert log, "the fault was not applied"
+    assert error is None, error
+    assert values == EXPECTED
+
+
+async def test_a_meter_that_rejects_every_frame_goes_offline() -> None:
+    """The redo is once per scan: with a frame of every association corrupted (the
+    AARQ of the first, the SNRM of the second, ...) the device fails after one
+    association made again, with the FRMR named."""
+    error, _values, log = await read_through("hdlc", corrupt_to_meter={2, 4, 6, 8})
+    assert error is not None and "FRMR" in error, error
+    # two associations: SNRM and AARQ each, and a DISC after each; nothing more
+    assert log == ["corrupted frame 2 to the meter", "corrupted frame 4 to the meter"], log
 
 
 async def test_a_late_reply_over_the_wrapper_is_stale_not_fatal() -> None:

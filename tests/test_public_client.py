@@ -473,7 +473,7 @@ def gmac_client(start: int, title: bytes = TITLE_A) -> tuple[LnClient, list[int]
         return used[-1]
 
     ciphering = Ciphering(SecurityControl.of(0x30), title, DEFAULT_BLOCK_CIPHER_KEY,
-                          DEFAULT_AUTHENTICATION_KEY, next_counter, lambda _counter: None)
+                          DEFAULT_AUTHENTICATION_KEY, next_counter, lambda _counter, **_: None)
     hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=title,
                   block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
                   authentication_key=DEFAULT_AUTHENTICATION_KEY)

@@ -39,10 +39,12 @@ from dlmsd.protocol import reader as reader_module
 from dlmsd.protocol.acse import MechanismName
 from dlmsd.protocol.actions import Send, SetLine, Trace
 from dlmsd.protocol.axdr import DateTime
+from dlmsd.protocol.client import CounterStart
 from dlmsd.protocol.link import HdlcLink
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.reader import (
     AttributeRequest,
+    MeterCache,
     MeterQuirks,
     MeterReader,
     ReadAttributes,
@@ -116,15 +118,19 @@ class FakeCounters:
         self._next = itertools.count(1)
         self.issued: list[int] = []
         self.received: list[int] = []
+        self.meters: set[tuple[bytes, str]] = set()
 
     def next(self, device: str) -> int:
         value = next(self._next)
         self.issued.append(value)
         return value
 
-    def check_received(self, device: str, counter: int) -> None:
+    def check_received(self, device: str, counter: int, *, meter: bytes,
+                       key: str) -> CounterStart | None:
         assert not self.received or counter > self.received[-1], "a replayed counter"
         self.received.append(counter)
+        self.meters.add((meter, key))
+        return None
 
 
 def device(kind: str, referencing: str = "LN", base: Path | None = None,
@@ -143,6 +149,7 @@ class Session:
 
     def __init__(self, kind: str, referencing: str = "LN", *,
                  options: ServerOptions | None = None, quirks: MeterQuirks | None = None,
+                 cache: MeterCache | None = None,
                  counters: FakeCounters | None = None, clock: Clock | None = None,
                  base: Path | None = None, refuse_with_list: bool = False,
                  max_info: int = 128, **over: Any) -> None:
@@ -152,7 +159,7 @@ class Session:
         self.quirks = quirks if quirks is not None else MeterQuirks()
         self.reader: MeterReader = build_reader(
             device(kind, referencing, base, **over), quirks=self.quirks,
-            counters=lambda: self.counters)
+            counters=lambda: self.counters, cache=cache)
         self.meter = MemoryMeter(kind, options, refuse_with_list=refuse_with_list,
                                  max_info=max_info)
         self.wire = Wire(self.reader, self.meter, clock if clock is not None else Clock())
@@ -417,7 +424,8 @@ def test_meter_without_multiple_references_is_read_one_by_one() -> None:
 @pytest.mark.parametrize("referencing", REFERENCINGS)
 def test_scaler_unit_is_read_once_per_association(referencing: str) -> None:
     """The second ReadAttributes of an association does not read scaler_unit again
-    (the meter sees only the value attributes); a new association reads it again."""
+    (the meter sees only the value attributes); a new association without the meter's
+    cache (tests/test_meter_change.py has the one with it) reads it again."""
     session = Session("hdlc", referencing)
     session.open()
     check(session.read(*REGISTERS), "energy", "voltage", "pf", "temp")

@@ -27,3 +27,19 @@ def test_bench_serial_scan_paced() -> None:
     assert "paced at 9600 Bd" in result.stdout
     ratio = float(result.stdout.split("measured / floor:")[1].split()[0])
     assert ratio >= 0.99, result.stdout
+
+
+def test_bench_loop_latency_runs_and_reports() -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts/bench_loop_latency.py"),
+                             "--healthy", "2", "--size", "100000", "--seconds", "1",
+                             "--repeats", "1"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for mode in ("healthy only", "inline", "off-load"):
+        assert f"run 1 {mode:12}: loop worst stall" in out, out
+        assert f"\n{mode:12}: loop worst stall max" in out, out
+    assert "ratio inline / off-load (worst of the runs): loop stall" in out, out
+    offloaded = [int(line.rsplit(" ", 1)[1]) for line in out.splitlines()
+                 if line.startswith("run 1 off-load")]
+    assert offloaded and offloaded[0] > 0, out  # the off-load run did off-load

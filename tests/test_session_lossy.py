@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import tcp_device
+from fakes import FakeMeter, factory_for
 from test_e2e_sim import signals_for, simulator
 
 from dlmsd.config import load_config
+from dlmsd.errors import AnswerLost, DlmsTimeout, LinkOutOfStep
 from dlmsd.signals import DeviceStatus
 from dlmsd.supervisor import Supervisor
 
@@ -119,4 +121,79 @@ async def test_silent_meter_goes_offline_in_bounded_time(write_config: Writer) -
     assert "no answer to GET 15/0.0.40.0.0.255/2" in (device.error or "")
     assert "(3 attempts of 200 ms)" in (device.error or "")
     # 3 x 200 ms for the GET, then one short try of DISC
+    assert elapsed < 5.0
+
+
+# -- associating again at once (LinkOutOfStep / AnswerLost), once per scan -------------
+
+
+@pytest.mark.parametrize("error", [LinkOutOfStep("meter rejected a frame (FRMR)"),
+                                   AnswerLost("no answer to READ 0xFA08")])
+@pytest.mark.parametrize("where", ["open", "read"])
+async def test_associating_again_at_once_is_once_per_scan(write_config: Writer,
+                                                          error: Exception,
+                                                          where: str) -> None:
+    """The first failure is redone at once on a new association; when that one fails
+    the same way before a scan completes, the device goes offline (no loop)."""
+    failures = [error, error, None]
+    meter = FakeMeter({"s0": 1})
+    if where == "open":
+        meter.open_error = lambda: failures.pop(0)
+    else:
+        meter.read_error = lambda: failures.pop(0)
+    config = load_config(write_config(devices=[tcp_device("m")],
+                                      signals=signals_for("m", CODES[:1])))
+    snapshot = await Supervisor(config, session_factory=factory_for({"m": meter})).run_once()
+    device = snapshot.devices[0]
+    assert device.status is DeviceStatus.OFFLINE and device.error == str(error)
+    assert failures == [None]  # two sessions, not a third
+    # one failure only: the redo reads the meter, no outage
+    failures[:] = [error, None]
+    snapshot = await Supervisor(config, session_factory=factory_for({"m": meter})).run_once()
+    assert snapshot.devices[0].status is DeviceStatus.ONLINE, snapshot.devices[0].error
+    assert failures == []
+
+
+async def test_a_plain_timeout_is_not_redone(write_config: Writer) -> None:
+    """A silent meter (DlmsTimeout, not AnswerLost) goes offline at the first failure."""
+    failures: list[Exception | None] = [DlmsTimeout("no answer"), None]
+    meter = FakeMeter({"s0": 1}, read_error=lambda: failures.pop(0))
+    config = load_config(write_config(devices=[tcp_device("m")],
+                                      signals=signals_for("m", CODES[:1])))
+    snapshot = await Supervisor(config, session_factory=factory_for({"m": meter})).run_once()
+    assert snapshot.devices[0].status is DeviceStatus.OFFLINE
+    assert failures == [None]
+
+
+@pytest.mark.parametrize("lost", [{1}, {2}, {3}], ids=["AARE", "first-READ", "second-READ"])
+async def test_sn_over_the_wrapper_reads_through_a_lost_answer(write_config: Writer,
+                                                               lost: set[int]) -> None:
+    """SN has no invoke-id: a lost answer is not asked for again on the same
+    connection; a new connection and association redo the scan at once."""
+    with simulator("--wrapper-port", "0", "--referencing", "SN") as ports:
+        async with proxy(ports["wrapper"], drop(lost)) as proxied:
+            config = load_config(write_config(devices=[tcp_device(
+                "m", port=proxied, mode="DLMS-WRAPPER", logical_address=1, type="SN",
+                timeout_ms=300, retry_counter=2)], signals=signals_for("m", CODES)))
+            snapshot = await Supervisor(config).run_once()
+    assert snapshot.devices[0].status is DeviceStatus.ONLINE, snapshot.devices[0].error
+    assert {s.obis: s.value for s in snapshot.signals}["1.0.1.8.0.255"] == Decimal(1234560)
+
+
+async def test_sn_over_the_wrapper_with_every_answer_lost_goes_offline(
+        write_config: Writer) -> None:
+    with simulator("--wrapper-port", "0", "--referencing", "SN") as ports:
+        async with proxy(ports["wrapper"], drop(set(range(1000)))) as proxied:
+            config = load_config(write_config(devices=[tcp_device(
+                "m", port=proxied, mode="DLMS-WRAPPER", logical_address=1, type="SN",
+                timeout_ms=200, retry_counter=2)], signals=signals_for("m", CODES)))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            snapshot = await Supervisor(config).run_once()
+            elapsed = loop.time() - started
+    device = snapshot.devices[0]
+    assert device.status is DeviceStatus.OFFLINE
+    assert "no answer to AARQ" in (device.error or "")
+    assert "SN over the wrapper" in (device.error or "")
+    # two associations of one 200 ms try each, and their short releases
     assert elapsed < 5.0

@@ -248,7 +248,8 @@ def gmac_client(security: int = 0x30, *, title: bytes = CLIENT_TITLE,
     counters = itertools.count(1)
     received: list[int] = []
     ciphering = Ciphering(SecurityControl.of(security), title, key,
-                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), received.append)
+                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters),
+                          lambda counter, **_: received.append(counter))
     hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=title, block_cipher_key=key,
                   authentication_key=DEFAULT_AUTHENTICATION_KEY)
     return LnClient(hls=hls, ciphering=ciphering), received
@@ -390,7 +391,8 @@ def test_snclient_gmac_ciphers_every_apdu(sc: int) -> None:
     counters = itertools.count(1)
     received: list[int] = []
     ciphering = Ciphering(SecurityControl.of(sc), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
-                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), received.append)
+                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters),
+                          lambda counter, **_: received.append(counter))
     hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
                   block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
                   authentication_key=DEFAULT_AUTHENTICATION_KEY)
@@ -423,7 +425,7 @@ def test_dedicated_key_travels_encrypted_and_ciphers_after_pass_4() -> None:
     server = server_with(MechanismName.HIGH_GMAC, secret=None)
     counters = itertools.count(1)
     ciphering = Ciphering(SecurityControl.of(0x30), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
-                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), lambda _: None,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: next(counters), lambda _, **__: None,
                           dedicated_key=DEDICATED_KEY)
     hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
                   block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
@@ -465,7 +467,7 @@ def test_dedicated_key_needs_an_encrypting_policy() -> None:
                   block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,
                   authentication_key=DEFAULT_AUTHENTICATION_KEY)
     ciphering = Ciphering(SecurityControl.of(0x10), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
-                          DEFAULT_AUTHENTICATION_KEY, lambda: 1, lambda _: None,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: 1, lambda _, **__: None,
                           dedicated_key=DEDICATED_KEY)
     with pytest.raises(LocalProtocolError, match="the security policy must encrypt"):
         LnClient(hls=hls, ciphering=ciphering)
@@ -476,7 +478,7 @@ def test_ded_ciphering_only_after_the_authentication() -> None:
     and the meter refuses a ded- request (it deciphers nothing with that key yet)."""
     server = server_with(MechanismName.HIGH_GMAC, secret=None)
     ciphering = Ciphering(SecurityControl.of(0x30), CLIENT_TITLE, DEFAULT_BLOCK_CIPHER_KEY,
-                          DEFAULT_AUTHENTICATION_KEY, lambda: 7, lambda _: None,
+                          DEFAULT_AUTHENTICATION_KEY, lambda: 7, lambda _, **__: None,
                           dedicated_key=DEDICATED_KEY)
     hls = HlsKeys(MechanismName.HIGH_GMAC, system_title=CLIENT_TITLE,
                   block_cipher_key=DEFAULT_BLOCK_CIPHER_KEY,

@@ -99,7 +99,8 @@ class Pair:
             counters = itertools.count(1)
             sc = {"authentication": 0x10, "encryption": 0x20, "both": 0x30}[policy] | suite
             ciphering = Ciphering(SecurityControl.of(sc), CLIENT_TITLE, EK[suite], AK[suite],
-                                  lambda: next(counters), self.received.append)
+                                  lambda: next(counters),
+                                  lambda counter, **_: self.received.append(counter))
         client_class = SnClient if referencing is Referencing.SN else LnClient
         self.client = client_class(hls=hls, ciphering=ciphering)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from dlmsd.errors import (
     AssociationRejected,
@@ -74,6 +74,7 @@ from dlmsd.protocol.xdlms import (
     GetResponseWithDatablock,
     InitiateRequest,
     InitiateResponse,
+    Reassembler,
     decode_get_data_result_list,
 )
 
@@ -87,6 +88,8 @@ __all__ = [
     "ClientBase",
     "ClientEvent",
     "ClientState",
+    "CounterCheck",
+    "CounterStart",
     "Directory",
     "GetComplete",
     "LnClient",
@@ -117,6 +120,23 @@ CLIENT_CONFORMANCE = (
 )
 
 
+class CounterStart(enum.Enum):
+    """Why the meter's invocation counters start a new sequence (for a log line)."""
+
+    FIRST = "no counter known for the device yet"
+    NEW_METER = "a new meter system title"
+    NEW_KEY = "new keys for this meter"
+
+
+class CounterCheck(Protocol):
+    """The replay check of the meter's counters: ``counter`` of an APDU whose tag
+    verified, from the meter of system title ``meter``, under the keys ``key`` names
+    (a fingerprint, never a key).  Raises if the counter does not rise; returns why a
+    new sequence starts, or None."""
+
+    def __call__(self, counter: int, *, meter: bytes, key: str) -> CounterStart | None: ...
+
+
 @dataclass(frozen=True)
 class Ciphering:
     """Ciphering of every xDLMS APDU (glo-ciphering; ded-ciphering with a dedicated key),
@@ -124,7 +144,9 @@ class Ciphering:
 
     The counters are the caller's (they persist): ``next_counter`` gives a fresh
     invocation counter for each APDU we protect; ``accept_counter`` sees the meter's
-    counter of each APDU whose tag verified and raises if it does not increase.
+    counter of each APDU whose tag verified, with the system title it was deciphered
+    with and ``key_id`` (which keys: a one-way fingerprint the caller made, so that
+    the counter book never sees a key), and raises if it does not increase.
     """
 
     security_control: SecurityControl
@@ -132,10 +154,12 @@ class Ciphering:
     block_cipher_key: bytes = field(repr=False)
     authentication_key: bytes = field(repr=False)
     next_counter: Callable[[], int] = field(repr=False)
-    accept_counter: Callable[[int], None] = field(repr=False)
+    accept_counter: CounterCheck = field(repr=False)
     #: Sent in the (encrypted) InitiateRequest; once the association is established
     #: (after HLS pass 4) every APDU is ded-ciphered with it (Green Book 9.2.7.2.2).
     dedicated_key: bytes | None = field(default=None, repr=False)
+    #: Names the keys for the counter book (dlmsd.readers.key_fingerprint).
+    key_id: str = ""
 
 
 class ClientState(enum.Enum):
@@ -269,6 +293,9 @@ class ClientBase:
         self._server_title: bytes | None = None
         self._aare: Aare | None = None
         self._dedicated = False  # ded-ciphering: the association is established
+        #: new sequences of the meter's counters, (system title, why), for the caller's
+        #: log (taken by :meth:`take_counter_starts`)
+        self._counter_starts: list[tuple[bytes, CounterStart]] = []
         if ciphering is not None and ciphering.dedicated_key is not None and not (
                 SecurityControl.of(ciphering.security_control).encryption):
             raise LocalProtocolError("a dedicated key is sent in the encrypted "
@@ -281,6 +308,12 @@ class ClientBase:
 
     def _reset_requests(self) -> None:
         raise NotImplementedError
+
+    @property
+    def pending_octets(self) -> int:
+        """Raw data octets of a long GET or READ collected so far (0 without one)."""
+        blocks = self._blocks
+        return blocks.size if isinstance(blocks, Reassembler) else 0
 
     @property
     def ciphered(self) -> bool:
@@ -605,9 +638,18 @@ class ClientBase:
                                   dedicated_key=cipher.dedicated_key if self._dedicated
                                   else None,
                                   require=cipher.security_control)
-        cipher.accept_counter(header.invocation_counter)
+        start = cipher.accept_counter(header.invocation_counter, meter=header.system_title,
+                                      key=cipher.key_id)
+        if start is not None:
+            self._counter_starts.append((header.system_title, start))
         self.last_plain_rx = plain
         return plain
+
+    def take_counter_starts(self) -> list[tuple[bytes, CounterStart]]:
+        """The meter's counters that started a new sequence since the last call: (its
+        system title, why)."""
+        starts, self._counter_starts = self._counter_starts, []
+        return starts
 
 
 class LnClient(ClientBase):

@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar, Final, TypedDict, Unpack
 
-from dlmsd.errors import LocalProtocolError, RemoteProtocolError
+from dlmsd.errors import LinkOutOfStep, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.hdlc_frame import (
     DEFAULT_MAX_INFO,
     DEFAULT_WINDOW,
@@ -336,6 +336,12 @@ class _Link:
         """Feed octets from the line (any chunking)."""
         self.deframer.receive_data(data)
 
+    @property
+    def pending_octets(self) -> int:
+        """Octets held of what has not become an event yet: the segments of an answer
+        under way and the deframer's unparsed buffer (cheap: for the I/O layer)."""
+        return self._rx_size + self.deframer.buffered
+
     def data_to_send(self) -> bytes:
         """Frames produced while processing received data; empties the queue."""
         out = bytes(self._out)
@@ -482,6 +488,8 @@ class HdlcClientConnection(_Link):
         #: frame lost for good): the request was sent again as a new I frame.
         self.resyncs = 0
         self._confirmed = True  # the request under way expects a response
+        #: Frames of the meter's (to us, good FCS), of any kind: it is on the line.
+        self.frames_heard = 0
 
     # -- state machine ------------------------------------------------------
     def _transition(self, trigger: _Trigger) -> None:
@@ -635,6 +643,7 @@ class HdlcClientConnection(_Link):
             self.ignored_frames += 1
             return
         self._heard = True
+        self.frames_heard += 1
         kind = frame.control.type
         if kind is FrameType.UA:
             self._on_ua(frame)
@@ -703,7 +712,7 @@ class HdlcClientConnection(_Link):
             self._queue(self._as_new(original))
             return
         if acked is None:
-            raise RemoteProtocolError(
+            raise LinkOutOfStep(
                 f"{frame.control} from the server: N(R) must be {self._vs}"
                 f" in state {self.state.name}"
             )
@@ -762,7 +771,7 @@ class HdlcClientConnection(_Link):
                 self._rx_parts.clear()
                 self._rx_size = 0
         if ctrl.ns != self._vr:
-            raise RemoteProtocolError(f"{ctrl} from the server: expected N(S)={self._vr}")
+            raise LinkOutOfStep(f"{ctrl} from the server: expected N(S)={self._vr}")
         if ctrl.nr != self._vs and (self._resync or self._discarding) and (
                 ctrl.nr == (self._vs - 1) % _MOD):
             # The meter did not take the request we asked anew (it was still sending
@@ -774,7 +783,7 @@ class HdlcClientConnection(_Link):
                 self._rx_parts.clear()
                 self._rx_size = 0
         if ctrl.nr != self._vs:
-            raise RemoteProtocolError(
+            raise LinkOutOfStep(
                 f"{ctrl} from the server: N(R) must acknowledge our I frame (N(R)={self._vs})"
             )
         self._unacked = None

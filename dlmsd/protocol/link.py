@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dlmsd.errors import RemoteProtocolError
+from dlmsd.errors import LinkOutOfStep
 from dlmsd.protocol import hdlc, wrapper
 from dlmsd.protocol.hdlc import ApduReceived, Connected, Disconnected
 from dlmsd.protocol.hdlc_frame import (
@@ -147,14 +147,15 @@ class HdlcLink:
             self.connection.receive_data(data)
 
     def next_event(self) -> LinkEvent | NeedData:
-        """The next event; the client role raises :class:`RemoteProtocolError` when
-        the meter rejects a frame (FRMR) or breaks the protocol."""
+        """The next event; the client role raises :class:`~dlmsd.errors.LinkOutOfStep`
+        when the meter rejects a frame (FRMR: the link must be set up again) and
+        :class:`~dlmsd.errors.RemoteProtocolError` when it breaks the protocol."""
         while True:
             event = self.connection.next_event()
             if isinstance(event, ApduReceived | Connected | Disconnected):
                 return event
             if isinstance(event, hdlc.FrameRejected):
-                raise RemoteProtocolError(f"meter rejected a frame (FRMR): "
+                raise LinkOutOfStep(f"meter rejected a frame (FRMR): "
                                           f"{', '.join(event.reasons) or 'no reason given'}")
             if event is not NEED_DATA:
                 continue  # PeerBusy: keep waiting; the caller's timeout polls with RR
@@ -175,6 +176,12 @@ class HdlcLink:
                 self.connection.receive_data(frame.to_bytes())
                 return True
             self.ignored_frames += 1
+
+    @property
+    def pending_octets(self) -> int:
+        """Octets received that are not an event yet (segments, unparsed frames)."""
+        outer = self._frames.buffered if self._frames is not None else 0
+        return outer + self.connection.pending_octets
 
     def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
         """``repeatable`` (client role): the meter may be given the request again as a
@@ -201,6 +208,11 @@ class HdlcLink:
     @property
     def params(self) -> HdlcParameters | None:
         return self.connection.params
+
+    @property
+    def frames_heard(self) -> int:
+        """Frames the meter sent us so far (any kind, good FCS): it is there."""
+        return self._client_connection().frames_heard
 
     def opening(self) -> bytes | None:
         """SNRM."""
@@ -328,6 +340,12 @@ class WrapperLink:
             self._traced("rx", wrapper.WrapperHeader(
                 event.source, event.destination, len(event.apdu)).to_bytes() + event.apdu)
         return ApduReceived(event.apdu)
+
+    @property
+    def pending_octets(self) -> int:
+        """Octets received that are not an event yet (a frame not complete)."""
+        held = self.connection.buffered if self.connection is not None else 0
+        return len(self._early) + held
 
     def send_apdu(self, apdu: bytes, *, repeatable: bool = True) -> bytes:
         """(``repeatable`` is for the HDLC link: the wrapper resends nothing itself.)"""

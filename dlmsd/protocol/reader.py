@@ -3,7 +3,8 @@
 :class:`MeterReader` decides everything that happens in a session with one meter: the
 IEC 62056-21 mode E opening of a serial line, the data link (HDLC SNRM/DISC, or the
 wrapper), the association (every authentication mechanism, through the LN or SN
-client), the object list and scaler_unit caches of the association, GET-with-list
+client), the object list and scaler_unit caches (kept across the associations of one
+meter in a :class:`MeterCache`, see below), GET-with-list
 chunking and the fall-back to single requests, block transfer, resends after a
 timeout, stale answers, and release.  It takes bytes and the time; it gives actions
 (:mod:`dlmsd.protocol.actions`: bytes to send, line settings, traces, log notes) and one
@@ -26,17 +27,36 @@ The reader never asks which referencing a meter uses: the client
 addresses attributes, parses the object list and describes its APDUs.  Frame and APDU
 traces are actions too (:class:`~dlmsd.protocol.actions.Trace`), queued in order with the
 bytes they describe and the notes.  The invocation counters are
-behind the client's :class:`~dlmsd.protocol.client.Ciphering` callables: no file here.
+behind the client's :class:`~dlmsd.protocol.client.Ciphering` callables: no file here;
+when the meter's counters start a new sequence (a new meter or new keys) the reader
+notes ``invocation_counter_new_sequence``.
+
+The object list and the scaler_units belong to the meter, not to one association: the
+caller keeps a :class:`MeterCache` across associations (the poller, in its
+``SessionContext``), so a reconnect reads neither again and a meter that drops the
+connection after a few answers gets further each time.  The cache holds for a
+:class:`MeterIdentity`: the device's connection (port, link, addresses, referencing,
+mechanism) and what the AARE tells of the meter (the responding-AP-title, the
+application context, the negotiated conformance and max PDU, where the object list is,
+which for SN is the vaa-name).  A change of any of them (a swapped meter, a firmware
+update that changes what it negotiates) empties the cache.  So does, for what was
+carried over from an earlier association, a read error that suggests it is stale: an
+object-undefined, object-unavailable or object-class-inconsistent answer for a signal
+addressed through the cached object list, or a value that the cached scaler_unit no
+longer scales; the job then reads what it dropped again, once (what was read in this
+association is not suspected again).  Errors (an unreadable scaler_unit) are kept for
+the association only.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from dlmsd.errors import (
+    AnswerLost,
     DataAccessError,
     DecodeError,
     DlmsdError,
@@ -53,6 +73,7 @@ from dlmsd.protocol.client import (
     ClientBase,
     ClientEvent,
     ClientState,
+    CounterStart,
     Directory,
     GetComplete,
     Released,
@@ -88,6 +109,8 @@ __all__ = [
     "Fetch",
     "Job",
     "JobContext",
+    "MeterCache",
+    "MeterIdentity",
     "MeterQuirks",
     "MeterReader",
     "ReadAttributes",
@@ -146,32 +169,69 @@ FetchResults = list[GetDataResult]
 JobRun = Generator[Fetch, FetchResults, T]
 
 
+ScalerKey = tuple[Obis, int]
+Scaler = tuple[int, int] | str  # (scaler, unit), or why there is none
+
+
 class JobContext(Protocol):
-    """What a job sees of the reader: the client of this association and its caches."""
+    """What a job sees of the reader: the client of this association and the meter's
+    caches (see :class:`MeterCache`)."""
 
     @property
     def client(self) -> ClientBase: ...
 
     @property
-    def scalers(self) -> dict[tuple[Obis, int], tuple[int, int] | str]: ...
+    def scalers(self) -> Mapping[ScalerKey, Scaler]: ...
+
+    def remember_scaler(self, key: ScalerKey, value: Scaler) -> None: ...
 
     def directory(self) -> JobRun[Directory]: ...
+
+    def suspect(self, reason: str, *, directory: bool, scalers: Iterable[ScalerKey]) -> bool:
+        """A read error suggests that the cache is stale: drop the object list (if
+        ``directory``) and these scaler_units, where they were carried over from an
+        earlier association; True if anything was dropped (then read again)."""
+        ...
 
 
 class Job(Protocol[T_co]):
     def run(self, context: JobContext) -> Generator[Fetch, FetchResults, T_co]: ...
 
 
+#: What a meter answers for an address it no longer has (a stale object list).
+_STALE_ADDRESS = frozenset({DataAccessResult.OBJECT_UNDEFINED,
+                            DataAccessResult.OBJECT_UNAVAILABLE,
+                            DataAccessResult.OBJECT_CLASS_INCONSISTENT})
+
+
 @dataclass(frozen=True)
 class ReadAttributes:
     """Read attributes for signals: registers scaled by their scaler_unit (read once
-    per association), everything else rendered as it is.  A failure of one attribute
-    is an error in its result; a failure of the exchange raises."""
+    per meter, see :class:`MeterCache`), everything else rendered as it is.  A failure
+    of one attribute is an error in its result; a failure of the exchange raises."""
 
     requests: tuple[AttributeRequest, ...]
 
     def run(self, context: JobContext) -> JobRun[list[ReadResult]]:
-        client, requests = context.client, self.requests
+        results, stale = yield from self._read(context, self.requests)
+        if stale:
+            suspects = tuple(r for r in self.requests if r.key in stale)
+            if context.suspect(
+                    "; ".join(f"{r.key}: {stale[r.key][0]}" for r in suspects),
+                    directory=any(address for _why, address, _su in stale.values()),
+                    scalers=[su for _why, _address, su in stale.values() if su is not None]):
+                again, _ = yield from self._read(context, suspects)
+                results.update(again)
+        return [results[r.key] for r in self.requests]
+
+    @staticmethod
+    def _read(context: JobContext, requests: tuple[AttributeRequest, ...],
+              ) -> JobRun[tuple[dict[str, ReadResult],
+                                dict[str, tuple[str, bool, ScalerKey | None]]]]:
+        """The results, and the failures that may come of a stale cache: key -> (what
+        the meter said, whether the address came from the object list, the signal's
+        scaler_unit)."""
+        client = context.client
         directory: Directory = {}
         if any(client.needs_object_list(r.class_id, r.short_name) for r in requests):
             directory = yield from context.directory()
@@ -185,8 +245,8 @@ class ReadAttributes:
             else:
                 targets[req.key] = outcome
         todo = [r for r in requests if r.key in targets]
-        # scaler_unit of every register attribute not known yet (once per association)
-        wanted: dict[tuple[Obis, int], Target] = {}
+        # scaler_unit of every register attribute not known yet (once per meter)
+        wanted: dict[ScalerKey, Target] = {}
         for req in todo:
             class_id, target = targets[req.key]
             su = scaler_unit_attribute(class_id, req.attribute)
@@ -195,11 +255,22 @@ class ReadAttributes:
         if wanted:
             values = yield Fetch(tuple(wanted.values()))
             for key, value in zip(wanted, values, strict=True):
-                context.scalers[key] = _scaler_of(value)
+                context.remember_scaler(key, _scaler_of(value))
         values = (yield Fetch(tuple(targets[r.key][1] for r in todo))) if todo else []
+        stale: dict[str, tuple[str, bool, ScalerKey | None]] = {}
         for req, value in zip(todo, values, strict=True):
-            results[req.key] = _convert(req, targets[req.key][0], value, context.scalers)
-        return [results[r.key] for r in requests]
+            class_id = targets[req.key][0]
+            result = results[req.key] = _convert(req, class_id, value, context.scalers)
+            su = scaler_unit_attribute(class_id, req.attribute)
+            scaler = (req.obis, su) if su is not None else None
+            if isinstance(value, DataAccessResult):
+                if value in _STALE_ADDRESS and client.needs_object_list(req.class_id,
+                                                                        req.short_name):
+                    stale[req.key] = (value.describe(), True, scaler)
+            elif (result.error is not None and scaler is not None
+                  and not isinstance(context.scalers.get(scaler), str)):
+                stale[req.key] = (result.error, False, scaler)  # the value did not scale
+        return results, stale
 
 
 def _scaler_of(value: GetDataResult) -> tuple[int, int] | str:
@@ -212,7 +283,7 @@ def _scaler_of(value: GetDataResult) -> tuple[int, int] | str:
 
 
 def _convert(req: AttributeRequest, class_id: int, value: GetDataResult,
-             scalers: dict[tuple[Obis, int], tuple[int, int] | str]) -> ReadResult:
+             scalers: Mapping[ScalerKey, Scaler]) -> ReadResult:
     if isinstance(value, DataAccessResult):
         return ReadResult(req.key, error=f"{req.obis}:{req.attribute}: {value.describe()}")
     su_attr = scaler_unit_attribute(class_id, req.attribute)
@@ -262,12 +333,48 @@ class MeterQuirks:
 
 
 @dataclass(frozen=True)
+class MeterIdentity:
+    """What tells a meter from another, as cheaply as an association shows it: the
+    device's connection and what the AARE and InitiateResponse tell (see the module
+    text).  No secret: none of it is a key or a password."""
+
+    connection: str
+    system_title: bytes | None
+    context: str  # the application context's short name (LN/SN, ciphered or not)
+    conformance: int
+    max_pdu: int
+    object_list: str  # where the object list is (SN: the vaa-name's short name)
+
+    def differences(self, other: MeterIdentity) -> list[str]:
+        """The names of the fields that differ (for a log line)."""
+        return [name for name in ("connection", "system_title", "context", "conformance",
+                                  "max_pdu", "object_list")
+                if getattr(self, name) != getattr(other, name)]
+
+
+@dataclass
+class MeterCache:
+    """The object list and the scaler_units of one meter, kept across its associations
+    by the caller (like :class:`MeterQuirks`), valid for ``identity``."""
+
+    identity: MeterIdentity | None = None
+    directory: Directory | None = None
+    scalers: dict[ScalerKey, Scaler] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.directory = None
+        self.scalers.clear()
+
+
+@dataclass(frozen=True)
 class ReaderSettings:
     timeout: float  # seconds for each answer
     retries: int  # resends after a timeout
     max_list_size: int  # attributes per request
     port_name: str  # for messages
     challenge_size: int = 16  # HLS CtoS octets
+    #: how the device reaches its meter (part of the MeterIdentity; no secret)
+    connection: str = ""
 
 
 class ReaderState(enum.Enum):
@@ -296,6 +403,8 @@ class _Wait:
     attempt: int = 1
     on_timeout: Callable[[float], None] | None = None  # None: raise DlmsTimeout
     stale: int = 0  # answers set aside as stale
+    heard: int | None = None  # HDLC: the meter's frames heard before the exchange began
+    once: bool = False  # not sent again on this connection (SN over the wrapper)
 
 
 class MeterReader:
@@ -306,12 +415,13 @@ class MeterReader:
     """
 
     def __init__(self, link: Link, client: ClientBase, settings: ReaderSettings, *,
-                 quirks: MeterQuirks | None = None,
+                 quirks: MeterQuirks | None = None, cache: MeterCache | None = None,
                  opening: iec.ModeEOpening | None = None) -> None:
         self.link = link
         self._client = client
         self.settings = settings
         self.quirks = quirks if quirks is not None else MeterQuirks()
+        self.cache = cache if cache is not None else MeterCache()
         self.opening = opening
         link.trace = self._trace_frame  # frame traces queue up in order with the rest
         self.state = ReaderState.IDLE
@@ -322,9 +432,9 @@ class MeterReader:
         self._reacting = False  # mode E: the reaction time before the ACK
         self._challenge = b""
         self._link_up = False
-        # per association
-        self._directory: Directory | None = None
-        self._scalers: dict[tuple[Obis, int], tuple[int, int] | str] = {}
+        # per association: what of the cache was read in it (never suspected stale)
+        self._fresh_directory = False
+        self._fresh_scalers: set[ScalerKey] = set()
         # the job under way
         self._job: JobRun[Any] | None = None
         self._result: Any = None
@@ -334,7 +444,8 @@ class MeterReader:
         self._size = 1
         # SN has no invoke-id: on the wrapper a resent request could be answered twice
         # and the late answer taken for the next one, so it is not resent there (a
-        # timeout ends the association instead; HDLC sequence numbers prevent this).
+        # timeout ends the session with AnswerLost: the poller associates again on a
+        # new connection; HDLC sequence numbers prevent this).
         self._resend = client.HAS_INVOKE_ID or isinstance(link, HdlcLink)
 
     # -- JobContext ----------------------------------------------------------------
@@ -344,12 +455,17 @@ class MeterReader:
         return self._client
 
     @property
-    def scalers(self) -> dict[tuple[Obis, int], tuple[int, int] | str]:
-        return self._scalers
+    def scalers(self) -> Mapping[ScalerKey, Scaler]:
+        return self.cache.scalers
+
+    def remember_scaler(self, key: ScalerKey, value: Scaler) -> None:
+        self.cache.scalers[key] = value
+        self._fresh_scalers.add(key)
 
     def directory(self) -> JobRun[Directory]:
-        """The association's object list (read once per association)."""
-        if self._directory is None:
+        """The meter's object list (read once per meter, see :class:`MeterCache`)."""
+        directory = self.cache.directory
+        if directory is None:
             client = self._client
             target = client.object_list_target()
             value = (yield Fetch((target,)))[0]
@@ -357,9 +473,27 @@ class MeterReader:
                 raise DataAccessError(f"cannot read the object list ({client.name_of(target)}):"
                                       f" {value.describe()}; {client.OBJECT_LIST_HINT}",
                                       int(value))
-            self._directory = client.parse_object_list(value)
-            self._note("object_list", objects=len(self._directory))
-        return self._directory
+            directory = self.cache.directory = client.parse_object_list(value)
+            self._fresh_directory = True
+            self._note("object_list", objects=len(directory))
+        return directory
+
+    def suspect(self, reason: str, *, directory: bool, scalers: Iterable[ScalerKey]) -> bool:
+        cache = self.cache
+        dropped: list[str] = []
+        if directory and not self._fresh_directory and cache.directory is not None:
+            cache.directory = None
+            dropped.append("the object list")
+        carried = [key for key in scalers
+                   if key not in self._fresh_scalers and key in cache.scalers]
+        for key in carried:
+            del cache.scalers[key]
+        if carried:
+            dropped.append(f"{len(carried)} scaler_unit(s)")
+        if dropped:
+            self._note("meter_cache_stale", "info", reason=reason, dropped=", ".join(dropped),
+                       action="reading again once")
+        return bool(dropped)
 
     # -- the I/O layer's calls -----------------------------------------------------------
 
@@ -373,6 +507,12 @@ class MeterReader:
         if self._wait is not None:
             return self._wait.deadline
         return self._deadline
+
+    @property
+    def pending_octets(self) -> int:
+        """Octets of an answer under way held by the link and the block reassembler:
+        what the next :meth:`receive_data` may have to decode at once (cheap)."""
+        return self.link.pending_octets + self._client.pending_octets
 
     @property
     def result(self) -> Any:
@@ -483,8 +623,10 @@ class MeterReader:
         """Send ``frame`` and wait for a link event of type ``accept``."""
         timeout = self.settings.timeout if timeout is None else timeout
         attempts = self.settings.retries + 1 if attempts is None else attempts
+        link = self.link
         wait = self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
-                                  on_timeout=on_timeout)
+                                  on_timeout=on_timeout, heard=link.frames_heard if isinstance(
+                                      link, HdlcLink) and link.params is not None else None)
         self.round_trips += 1
         self._send(frame)
         return wait
@@ -505,6 +647,11 @@ class MeterReader:
                 result = self._client.receive_apdu(event.apdu)
             finally:
                 self._apdu("rx", event.apdu)
+            for title, start in self._client.take_counter_starts():
+                # a meter swapped or re-keyed is worth a notice; a first one is not
+                self._note("invocation_counter_new_sequence",
+                           "info" if start is CounterStart.FIRST else "notice",
+                           system_title=_title(title), reason=start.value)
             if isinstance(result, StaleResponse):
                 # Not the answer: the same exchange goes on, with its own deadline. A
                 # meter that floods them gets a few lines, not one per answer.
@@ -517,10 +664,11 @@ class MeterReader:
                 return
             then(result, at)
 
-        if attempts is None and not self._resend:
-            attempts = 1
-        wait = self._expect(frame, what, ApduReceived, answered, now, attempts=attempts,
-                            timeout=timeout, on_timeout=on_timeout)
+        once = attempts is None and not self._resend
+        wait = self._expect(frame, what, ApduReceived, answered, now,
+                            attempts=1 if once else attempts, timeout=timeout,
+                            on_timeout=on_timeout)
+        wait.once = once
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
         self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
@@ -590,9 +738,22 @@ class MeterReader:
             wait.on_timeout(now)
             return
         stale = f", {wait.stale} stale answers set aside" if wait.stale else ""
-        raise DlmsTimeout(f"no answer to {wait.what} from {self.settings.port_name} "
-                          f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
-                          f"{round(wait.timeout * 1000)} ms{stale})")
+        message = (f"no answer to {wait.what} from {self.settings.port_name} "
+                   f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
+                   f"{round(wait.timeout * 1000)} ms{stale})")
+        link = self.link
+        if wait.once:
+            # SN over the wrapper: a request sent again here could be answered twice
+            # and the late answer taken for the next one; a new connection cannot
+            # get it (the poller associates again at once).
+            raise AnswerLost(message + "; SN over the wrapper is not sent again on the "
+                            "same connection")
+        if isinstance(link, HdlcLink) and wait.heard is not None and (
+                link.frames_heard > wait.heard):
+            # The meter is there but its answer never came whole (it moved past a
+            # segment we lost): the link is out of step, a new one is not.
+            raise AnswerLost(message + "; the meter answered out of step")
+        raise DlmsTimeout(message)
 
     # -- mode E ------------------------------------------------------------------------
 
@@ -656,7 +817,7 @@ class MeterReader:
 
     def _associate(self, now: float) -> None:
         self.state = ReaderState.ASSOCIATING
-        self._directory, self._scalers = None, {}
+        self._fresh_directory, self._fresh_scalers = False, set()
         self._request(self._client.associate(self._challenge), "AARQ", now,
                       self._on_association)
 
@@ -670,6 +831,31 @@ class MeterReader:
         self.state = ReaderState.READY
         self._note("associated", "info", conformance=event.conformance.describe(),
                    server_max_pdu=event.server_max_receive_pdu_size)
+        self._check_cache(event)
+
+    def _check_cache(self, event: Associated) -> None:
+        """Keep the meter's cache if the association shows the same meter."""
+        client, cache = self._client, self.cache
+        identity = MeterIdentity(
+            self.settings.connection, event.aare.responding_ap_title,
+            event.aare.application_context_name.short, int(event.conformance),
+            event.server_max_receive_pdu_size, client.name_of(client.object_list_target()))
+        before = cache.identity
+        if before != identity:
+            if before is not None and (cache.directory is not None or cache.scalers):
+                self._note("meter_changed", "info",
+                           changed=", ".join(identity.differences(before)),
+                           system_title=_title(identity.system_title),
+                           action="object list and scaler_units read again")
+            cache.clear()
+            cache.identity = identity
+            return
+        # errors (an unreadable scaler_unit) are the last association's only
+        for key in [k for k, v in cache.scalers.items() if isinstance(v, str)]:
+            del cache.scalers[key]
+        if cache.directory is not None or cache.scalers:
+            self._note("meter_cache_kept", objects=len(cache.directory or ()),
+                       scaler_units=len(cache.scalers))
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -680,6 +866,9 @@ class MeterReader:
             op = self._job.send(value) if value is not None else next(self._job)
         except StopIteration as done:
             self._job = None
+            # the decoded answers go now, not at the next job: freeing a large one's
+            # objects belongs to the call that decoded them (off the event loop)
+            self._fetch, self._fetched = None, []
             self._result = done.value
             self.state = ReaderState.READY
             return
@@ -759,6 +948,10 @@ class MeterReader:
         self._link_up = False
         self._client.abort()
 
+
+
+def _title(title: bytes | None) -> str:
+    return title.hex().upper() if title is not None else "none"
 
 
 def _event_name(event: LinkEvent) -> str:

@@ -12,6 +12,11 @@ With ``--serial DEVICE`` or ``--pty`` it also (or only) serves HDLC on a serial 
 one meter per ``--physical`` address, optionally after the IEC 62056-21 mode E opening
 (``--mode-e``); see :mod:`dlmsd.sim.line` and :mod:`dlmsd.sim.serve_serial`.
 
+``--fault SPEC`` makes the meter misbehave (a noisy line, or a hostile meter): the
+decisions are :mod:`dlmsd.sim.fault`'s pure plan, one per connection; this module
+carries them out (holds, trickles, floods, closes) in a reply task per connection, so
+that reading goes on meanwhile.
+
 When it listens it prints exactly one line on stdout (then flushes), e.g.
 ``dlms-sim listening hdlc=127.0.0.1:4061 wrapper=127.0.0.1:4059 serial=/dev/pts/5``
 with the real ports (also for port 0) and line; SIGTERM and SIGINT stop it cleanly
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import random
 import signal
 import sys
 from collections.abc import Callable
@@ -51,6 +57,23 @@ from dlmsd.sim.auth import (
     SECURITY_POLICIES,
     SimSecurity,
 )
+from dlmsd.sim.fault import (
+    FAULT_HELP,
+    STALL_MAX_INFO,
+    STALL_MAX_PDU,
+    Close,
+    Fault,
+    FaultPlan,
+    FaultyServer,
+    Flood,
+    Hold,
+    Kind,
+    Trickle,
+    Write,
+    check_faults,
+    parse_fault,
+)
+from dlmsd.sim.fault import Action as FaultAction
 from dlmsd.sim.line import SerialLine
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
 from dlmsd.sim.serve_serial import SerialSimulator, open_port
@@ -95,6 +118,8 @@ class SimSettings:
     pace: bool = False
     #: The authentication the meter requires (default none).
     security: SimSecurity = field(default_factory=SimSecurity)
+    #: ``--fault``: how the meter misbehaves (see :mod:`dlmsd.sim.fault`).
+    faults: tuple[Fault, ...] = ()
 
     @property
     def physicals(self) -> tuple[int, ...]:
@@ -213,6 +238,9 @@ class Simulator:
                                  max_apdu_size=max_apdu, trace=trace,
                                  public_sap=settings.public_sap)
 
+    def _plan(self, kind: str) -> FaultPlan:
+        return FaultPlan(self.settings.faults, kind, random.Random(self.connections))
+
     async def _serve(self, kind: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -226,6 +254,13 @@ class Simulator:
         log.info("client_connected")
         link = self._make_link(kind, peer)
         servers: dict[int, MeterServer] = {}  # by client SAP: the link serves one
+        plan = self._plan(kind)
+        # With faults, the replies go through a queue to their own task, so that a
+        # delay, a trickle or a flood never stops this loop from seeing the client go.
+        queue: asyncio.Queue[list[FaultAction]] = asyncio.Queue()
+        sender = (asyncio.create_task(_send_faulty(queue, writer, plan, log),
+                                      name=f"dlms-sim fault {peer}")
+                  if plan.active else None)
 
         def server_for(sap: int) -> MeterServer:
             if sap not in servers:
@@ -240,7 +275,13 @@ class Simulator:
                 if not data:
                     log.info("client_closed", ignored_frames=link.ignored_frames)
                     break
-                link.receive_data(data)
+                if sender is not None and sender.done():
+                    break  # the fault closed the connection
+                dropped = plan.dropped_requests()
+                link.receive_data(plan.incoming(data))
+                if plan.dropped_requests() != dropped:
+                    log.debug("fault", fault=_names(plan), action="request dropped",
+                              count=plan.dropped_requests())
                 out = bytearray()
                 while (event := link.next_event()) is not NEED_DATA:
                     out += link.data_to_send()
@@ -249,6 +290,11 @@ class Simulator:
                         response = server.handle(event.apdu, datetime.now(UTC))
                         log.debug("apdu", request=describe(event.apdu),
                                   response=describe(response) if response else "none")
+                        if plan.active:
+                            response = plan.on_apdu(event.apdu, response,
+                                                    server.response_limit)
+                            if plan.note:
+                                log.debug("fault", fault=_names(plan), action=plan.note)
                         # b"": an unconfirmed service, answered by the link alone
                         out += link.send_apdu(response) if response else link.acknowledge()
                     else:
@@ -257,7 +303,9 @@ class Simulator:
                         log.debug("link_up" if isinstance(event, Connected) else "link_down",
                                   detail=str(event))
                 out += link.data_to_send()
-                if out:
+                if out and sender is not None:
+                    queue.put_nowait(plan.outgoing(bytes(out)))
+                elif out:
                     writer.write(bytes(out))
                     await writer.drain()
         except DecodeError as exc:
@@ -267,12 +315,63 @@ class Simulator:
         except Exception:  # a bug must cost one connection, never the simulator
             log.exception("connection_failed")
         finally:
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
             if task is not None:
                 self._tasks.discard(task)
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+async def _send_faulty(queue: asyncio.Queue[list[FaultAction]], writer: asyncio.StreamWriter,
+                       plan: FaultPlan, log: Any) -> None:
+    """Carry out the fault plan's actions in order (the connection's reply task)."""
+    try:
+        while True:
+            for action in await queue.get():
+                if isinstance(action, Close):
+                    log.debug("fault", fault=_names(plan), action=action.note)
+                    writer.close()
+                    return
+                await _act(action, writer, plan, log)
+    except (ConnectionError, OSError) as exc:
+        log.info("connection_lost", error=str(exc) or type(exc).__name__)
+
+
+def _names(plan: FaultPlan) -> str:
+    return ",".join(str(fault) for fault in plan.faults)
+
+
+async def _act(action: FaultAction, writer: asyncio.StreamWriter, plan: FaultPlan,
+               log: Any) -> None:
+    if action.note:
+        log.debug("fault", fault=_names(plan), action=action.note)
+    if isinstance(action, Write):
+        if action.data:
+            writer.write(action.data)
+            await writer.drain()
+    elif isinstance(action, Hold):
+        await asyncio.sleep(action.seconds)
+    elif isinstance(action, Trickle):
+        for octet in action.data:
+            writer.write(bytes([octet]))
+            await writer.drain()
+            await asyncio.sleep(action.interval)
+    elif isinstance(action, Flood):
+        sent = 0
+        try:
+            while not writer.is_closing():
+                writer.write(action.unit)
+                await writer.drain()  # the client's back-pressure bounds the flood
+                sent += 1
+                low, high = action.interval
+                await asyncio.sleep(plan.rng.uniform(low, high))
+        finally:
+            log.debug("fault_flood_end", units=sent, octets=sent * len(action.unit))
 
 
 # ====================================================================== serial line
@@ -283,7 +382,10 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     assert settings.serial is not None
     trace_log = get_trace_logger(component="dlms-sim") if settings.trace else None
     describe = describe_sn_apdu if settings.referencing is Referencing.SN else describe_apdu
-    servers = {p: MeterServer(meter, settings.options) for p in settings.physicals}
+    plan = FaultPlan(settings.faults, "hdlc", random.Random(0))
+    servers: dict[int, MeterServer] = {
+        p: FaultyServer(plan, meter, settings.options) if plan.active
+        else MeterServer(meter, settings.options) for p in settings.physicals}
     holder: list[SerialSimulator] = []
     line = SerialLine(
         servers, logical=settings.logical, address_size=settings.address_size,
@@ -295,7 +397,7 @@ def serial_simulator(meter: Meter, settings: SimSettings) -> SerialSimulator:
     device = None if settings.serial == "pty" else settings.serial
     simulator = SerialSimulator(line, open_port(device, line.initial_settings,
                                                 pace=settings.pace),
-                                trace_log=trace_log, describe=describe)
+                                trace_log=trace_log, describe=describe, plan=plan)
     holder.append(simulator)
     return simulator
 
@@ -438,6 +540,16 @@ def sim_security(auth: str, password: str | None, system_title: bytes,
         raise click.UsageError(f"--auth {auth}: {exc}") from None
 
 
+def _faults(ctx: click.Context, param: click.Parameter,
+            value: tuple[str, ...]) -> tuple[Fault, ...]:
+    try:
+        faults = tuple(parse_fault(spec) for spec in value)
+        check_faults(faults)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return faults
+
+
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         click.echo(f"dlms-sim (dlmsd) {__version__}")
@@ -517,13 +629,16 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 @click.option("--invocation-counter", type=click.IntRange(0, 0xFFFFFFFF), default=None,
               help="HighGmac: the meter's first invocation counter (default: 10 per "
                    "second since 2024, so a restart continues above the last one).")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC",
+              callback=_faults,
+              help="Misbehave (repeatable; at most one hostile meter): " + FAULT_HELP)
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
               help="Log level 0..7, syslog style; a level shows its lines and all more "
               "severe ones: 0 emerg, 1 alert, 2 crit (0..2: critical lines only), 3 err "
               "(a serial line failing), 4 warning (a broken stream), 5 notice (stopping), "
-              "6 info (connections), 7 debug (every APDU).")
+              "6 info (connections), 7 debug (every APDU, every --fault action).")
 @click.option("--trace", is_flag=True, help="Hex trace of every frame on stderr.")
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_version, help="Show the version and exit.")
@@ -534,7 +649,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
          manufacturer: str, auth: str, password: str | None, system_title: bytes,
          block_cipher_key: bytes, authentication_key: bytes, security: str,
          signing_key: Secret | None, client_public_key: bytes | None, ecdsa_ciphering: bool,
-         invocation_counter: int | None, live: bool, debug: int, trace: bool) -> None:
+         invocation_counter: int | None, fault_specs: tuple[Fault, ...], live: bool,
+         debug: int, trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
     if serial_device is not None and pty:
@@ -556,6 +672,15 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         raise click.UsageError("--mode-e needs a serial line (--serial or --pty)")
     if not (len(manufacturer) == 3 and manufacturer.isascii() and manufacturer.isalpha()):
         raise click.UsageError(f"--manufacturer {manufacturer!r}: three letters")
+    faults = fault_specs
+    if serial is not None:
+        try:
+            check_faults(faults, serial=True)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+    if any(fault.kind is Kind.STALL_MID_BLOCK for fault in faults):
+        # answers long enough to come in blocks, and in HDLC segments
+        max_pdu, max_info = min(max_pdu, STALL_MAX_PDU), min(max_info, STALL_MAX_INFO)
     now = datetime.now(UTC)
     if invocation_counter is None:
         elapsed = int((now - _COUNTER_EPOCH).total_seconds())
@@ -570,7 +695,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
         max_pdu=max_pdu, max_info=max_info, get_with_list=not no_get_with_list,
         referencing=Referencing(referencing.upper()), live=live, trace=trace,
         serial=serial, baudrate=int(baudrate), pace=pace, mode_e=mode_e,
-        manufacturer=manufacturer, security=meter_security)
+        manufacturer=manufacturer, security=meter_security, faults=faults)
     if hdlc_port is not None or serial is not None:
         try:
             settings.server_address  # noqa: B018 - validates the address

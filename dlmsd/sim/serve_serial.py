@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from dlmsd.errors import DlmsTimeout, TransportError
 from dlmsd.logsetup import get_logger
+from dlmsd.sim.fault import FaultPlan, Hold, Trickle, Write
 from dlmsd.sim.line import Note, Send, SerialLine, SetLine
 from dlmsd.transport.serial import MAX_READ, SerialSettings, SerialTransport
 
@@ -160,8 +161,11 @@ class SerialSimulator:
     """Serve ``line`` on ``port`` until ``stop()`` (or the port fails)."""
 
     def __init__(self, line: SerialLine, port: LinePort, log: Any | None = None,
-                 trace_log: Any | None = None, describe: Any | None = None) -> None:
+                 trace_log: Any | None = None, describe: Any | None = None,
+                 plan: FaultPlan | None = None) -> None:
         self.line = line
+        #: ``--fault``: applied to the HDLC frames (not to the mode E opening).
+        self.plan = plan if plan is not None and plan.active else None
         self.port = port
         self.log = (log if log is not None else get_logger(component="dlms-sim")).bind(
             line=port.peer)
@@ -203,13 +207,40 @@ class SerialSimulator:
                 if self._trace_log is not None and line.in_opening:
                     self._trace_log.info("frame_rx", hex=data.hex(" ").upper(),
                                          summary=f"IEC 62056-21 {data!r}")
-                await self._act(line.receive_data(data, datetime.now(UTC)))
+                if self.plan is not None and not line.in_opening:
+                    dropped = self.plan.dropped_requests()
+                    data = self.plan.incoming(data)
+                    if self.plan.dropped_requests() != dropped:
+                        self.log.debug("fault", action="request dropped",
+                                       count=self.plan.dropped_requests())
+                actions = line.receive_data(data, datetime.now(UTC))
+                if self.plan is not None and self.plan.note:
+                    self.log.debug("fault", action=self.plan.note)
+                    self.plan.note = ""
+                await self._act(actions)
         except TransportError as exc:
             self.error = str(exc)
             self.log.error("line_failed", error=str(exc))
         except Exception:  # a bug must be visible, and must not hang the caller
             self.error = "internal error"
             self.log.exception("line_failed")
+
+    async def _faulty(self, data: bytes) -> None:
+        """Send ``data`` as the fault plan says (the faults a line can carry)."""
+        assert self.plan is not None
+        for step in self.plan.outgoing(data):
+            if step.note:
+                self.log.debug("fault", action=step.note)
+            if isinstance(step, Write):
+                if step.data:
+                    await self.port.write(step.data)
+            elif isinstance(step, Hold):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Trickle):
+                for octet in step.data:
+                    await self.port.write(bytes([octet]))
+                    await asyncio.sleep(step.interval)
+            # Silence: nothing; Flood and Close are refused on a line (check_faults).
 
     async def _act(self, actions: list[Any]) -> None:
         for action in actions:
@@ -219,7 +250,10 @@ class SerialSimulator:
                 if self._trace_log is not None and self.line.in_opening:
                     self._trace_log.info("frame_tx", hex=action.data.hex(" ").upper(),
                                          summary=f"IEC 62056-21 {action.data!r}")
-                await self.port.write(action.data)
+                if self.plan is not None and not self.line.in_opening:
+                    await self._faulty(action.data)
+                else:
+                    await self.port.write(action.data)
             elif isinstance(action, SetLine):
                 await self.port.reconfigure(*action.settings)
                 self.log.debug("line_settings", settings=action.settings)
