@@ -32,6 +32,7 @@ from functools import cache
 from typing import Any, Final
 
 from dlmsd.config import DeviceConfig, parse_config
+from dlmsd.errors import RemoteProtocolError
 from dlmsd.protocol import hdlc_frame
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
@@ -732,7 +733,8 @@ _MODEL = load_model(bundled_model_path())
 
 class _Counters:
     """The counter store's interface (dlmsd.readers.CounterBook) in memory: ours
-    count up from 1; the meter's must rise, as dlmsd.counters.CounterStore checks."""
+    count up from 1; the meter's must rise, as dlmsd.counters.CounterStore checks (one
+    meter and key per session: no new counter sequence to start)."""
 
     def __init__(self) -> None:
         self._next = itertools.count(1)
@@ -741,8 +743,8 @@ class _Counters:
     def next(self, device: str) -> int:
         return next(self._next)
 
-    def check_received(self, device: str, counter: int) -> None:
-        from dlmsd.errors import RemoteProtocolError
+    def check_received(self, device: str, counter: int, *, meter: bytes,
+                       key: str) -> None:
         if counter <= self._last:
             raise RemoteProtocolError(f"invocation counter {counter} replayed")
         self._last = counter

@@ -230,23 +230,34 @@ def run_hdlc_frame(data: bytes) -> object:
     return frame
 
 
-def _deframe(data: bytes, chunk: int, traced: bool) -> list[Frame]:
-    deframer = HdlcDeframer(trace=(lambda item: item.summary()) if traced else None)
+def _deframe(data: bytes, chunk: int, *, traced: bool, bulk: bool = True,
+             max_frame_length: int = hdlc_frame.MAX_FRAME_LENGTH
+             ) -> tuple[list[Frame], tuple[int, ...]]:
+    deframer = HdlcDeframer(trace=(lambda item: item.summary()) if traced else None,
+                            bulk_skip=bulk, max_frame_length=max_frame_length)
     frames: list[Frame] = []
     for start in range(0, len(data), chunk):
         deframer.receive_data(data[start:start + chunk])
         while (frame := deframer.next_frame()) is not hdlc_frame.NEED_DATA:
             frames.append(frame)
     check(deframer.buffered <= deframer.max_frame_length + 2, "deframer buffer unbounded")
-    return frames
+    counters = (deframer.crc_errors, deframer.format_errors, deframer.garbage_bytes,
+                deframer.overflows, deframer.frames)
+    return frames, counters
 
 
 def run_deframer(data: bytes) -> object:
-    whole = _deframe(data, max(1, len(data)), traced=False)
-    check(_deframe(data, 7, traced=False) == whole, "7-octet chunks cut the stream otherwise")
-    check(_deframe(data, max(1, len(data)), traced=True) == whole,
-          "the traced (octet by octet) scan cuts the stream otherwise than the bulk one")
-    return whole
+    """The same frames and counters whether false starts are skipped in bulk or one by
+    one (the tests' reference), traced or not; the same frames in 7-octet chunks.  Odd
+    lengths are cut with a 32-octet information field (frames of at most 47 octets)."""
+    limit = 47 if len(data) % 2 else hdlc_frame.MAX_FRAME_LENGTH
+    whole = max(1, len(data))
+    bulk = _deframe(data, whole, traced=False, max_frame_length=limit)
+    check(_deframe(data, whole, traced=True, bulk=False, max_frame_length=limit) == bulk,
+          "one start at a time (traced) cuts or counts otherwise than the bulk skip")
+    check(_deframe(data, 7, traced=True, max_frame_length=limit)[0] == bulk[0],
+          "7-octet chunks cut the stream otherwise")
+    return bulk
 
 
 def run_hdlc_parameters(data: bytes) -> object:
@@ -524,8 +535,8 @@ def _reader_target(spec: fuzz_seeds.SessionSpec) -> Target:
 TARGETS: list[Target] = [
     Target("hdlc-frame", "hdlc_frame.Frame.from_bytes (+ summary, round trip, LLC)",
            hdlc_seeds, run_hdlc_frame, framing="hdlc"),
-    Target("hdlc-deframer", "hdlc_frame.HdlcDeframer over a stream (whole, in 7-octet "
-           "chunks, traced: the same frames; never raises)",
+    Target("hdlc-deframer", "hdlc_frame.HdlcDeframer over a stream (bulk skip or one "
+           "start at a time, whole or in 7-octet chunks: the same frames; never raises)",
            lambda: hdlc_seeds() + hdlc_streams("to_client") + hdlc_streams("to_meter"),
            run_deframer, allowed=(), framing="hdlc"),
     Target("hdlc-parameters", "hdlc_frame.HdlcParameters.from_bytes (SNRM/UA information)",
