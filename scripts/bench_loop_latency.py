@@ -321,6 +321,8 @@ def main() -> None:
             assert child.stdin is not None
             child.stdin.close()
             child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()  # no unclosed pipe (ResourceWarning)
 
 
 if __name__ == "__main__":
