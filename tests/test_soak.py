@@ -166,6 +166,9 @@ def test_interrupted_soak_leaves_nothing_behind(signum: int, tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for stream in (proc.stdout, proc.stderr):  # also after a failure: no unclosed pipe
+            if stream is not None:
+                stream.close()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     assert [pid for pid in started if alive(pid)] == []
