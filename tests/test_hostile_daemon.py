@@ -5,32 +5,20 @@ A real ``dlms --once`` subprocess against a real simulator, as there."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_e2e_sim import signals_for
-from test_sim_fault import CODES, Writer, _device, faulty_sim, once
-
-KINDS = ("hdlc", "wrapper")
+from test_sim_fault import KINDS, Writer, _run
 
 
 def _sn_run(tmp_path: Path, write_config: Writer, spec: str, *, timeout_ms: int,
             retries: int) -> tuple[dict[str, dict[str, Any]], float]:
     """One SN simulator with ``--fault spec`` on both TCP links, one ``dlms --once``
     reading it through both: the device documents by alias, and how long it took."""
-    with faulty_sim(tmp_path, "--hdlc-port", "0", "--wrapper-port", "0",
-                    "--referencing", "SN", "--fault", spec) as (ports, log, proc):
-        config = write_config(
-            devices=[_device(kind, ports[kind], type="SN", timeout_ms=timeout_ms,
-                             retry_counter=retries) for kind in KINDS],
-            signals=[s for kind in KINDS for s in signals_for(kind, CODES)])
-        started = time.monotonic()
-        code, doc, err = once(config)
-        elapsed = time.monotonic() - started
-        assert proc.poll() is None, "the simulator died"
-        sim_log = log.read_text(encoding="utf-8")
+    code, doc, err, sim_log, elapsed = _run(
+        tmp_path, write_config, spec, timeout_ms=timeout_ms, retries=retries,
+        sim_args=("--referencing", "SN"), type="SN")
     assert code == 1, err
     assert "Traceback" not in err
     for kind in KINDS:

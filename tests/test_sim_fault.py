@@ -259,14 +259,16 @@ KINDS = ("hdlc", "wrapper")
 
 
 def _run(tmp_path: Path, write_config: Writer, spec: str, *, timeout_ms: int,
-         retries: int) -> tuple[int, dict[str, Any], str, str, float]:
-    """One simulator with ``--fault spec`` on both TCP links, read by one ``dlms --once``
-    through two devices (``hdlc`` and ``wrapper``, polled side by side)."""
-    with faulty_sim(tmp_path, "--hdlc-port", "0", "--wrapper-port", "0",
+         retries: int, sim_args: tuple[str, ...] = (),
+         **device: Any) -> tuple[int, dict[str, Any], str, str, float]:
+    """One simulator with ``--fault spec`` (and ``sim_args``) on both TCP links, read by
+    one ``dlms --once`` through two devices (``hdlc`` and ``wrapper``, polled side by
+    side, with the settings ``device`` besides)."""
+    with faulty_sim(tmp_path, "--hdlc-port", "0", "--wrapper-port", "0", *sim_args,
                     "--fault", spec) as (ports, log, proc):
         config = write_config(
             devices=[_device(kind, ports[kind], timeout_ms=timeout_ms,
-                             retry_counter=retries) for kind in KINDS],
+                             retry_counter=retries, **device) for kind in KINDS],
             signals=[s for kind in KINDS for s in signals_for(kind, CODES)])
         started = time.monotonic()
         code, doc, err = once(config)
