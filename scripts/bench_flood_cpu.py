@@ -1,23 +1,25 @@
 """CPU the daemon spends against a flag-flooding meter, as a ratio to a silent one.
 
-Two runs of ``dlms --once`` (a real subprocess) reading three registers from one
-HDLC device over TCP, each against its own ``dlms-sim``:
+``dlms --once`` (a real subprocess) reads three registers from one HDLC device over
+TCP, ``timeout_ms`` (default 5000) and ``retry_counter`` 0, against:
 
-* flood: ``--fault flag-flood``: after the association the meter answers the first GET
-  with an endless stream of ``7E A0`` octets (each pair reads as a frame start claiming
-  126 octets), until the daemon gives up on the GET and closes the connection;
-* silent (the reference): ``--fault stall-mid-block``: the same association, then a
-  GET answered with one block and nothing more; the daemon waits just as long.
+* silent (the reference): a TCP listener that takes every octet and answers none;
+  the daemon waits one timeout for the UA of its SNRM and gives up;
+* flood: ``dlms-sim --fault flag-flood``: after the association the meter answers the
+  first GET with an endless stream of ``7E A0`` octets (each pair reads as a frame start
+  claiming 126 octets) until the daemon closes the connection;
+* flood, unbounded (``--unbounded``): the same with the reader's MAX_NOISE_OCTETS
+  raised out of reach, so that the flood lasts the whole timeout: the cost of the
+  deframer's work per octet alone.
 
-Both with ``timeout_ms`` (default 5000) and ``retry_counter`` 0, so both wait one
-timeout for the GET and then release.  Figures: the daemon process's user and system
-CPU (``os.wait4``), its wall time, and how long the release took (the ``dlms --once``
-log: from the GET given up on to the link closed), for each run, and the ratio of the
-CPU of the flood run to that of the silent run (the same process start, association
-and waiting; only the octets differ).  With ``--profile`` the flood run goes under
-cProfile and its top functions are printed.
+Figures per run: the daemon process's user and system CPU (``os.wait4``), wall time,
+max RSS, how long its release took (the reader's ``closing`` note to its last log
+line), the device error; then each flood's CPU as a ratio to the silent run's (the
+same process start; only what the line brings differs).  ``--profile`` also runs the
+unbounded flood under cProfile and prints its top 25 functions.
 
-    .venv/bin/python scripts/bench_flood_cpu.py [--timeout-ms 5000] [--runs 1] [--profile]
+    .venv/bin/python scripts/bench_flood_cpu.py [--timeout-ms 5000] [--runs 1]
+        [--unbounded] [--profile]
 
 Prints one line per figure; nothing is judged against a fixed threshold.
 """
@@ -29,30 +31,78 @@ import json
 import os
 import pstats
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CODES = ["1.0.1.8.0.255", "1.0.32.7.0.255", "0.0.96.1.1.255"]
+# The daemon, with the reader's flood bound out of reach when asked (--unbounded).
+DAEMON = ("import sys, dlmsd.protocol.reader as reader\n"
+          "if sys.argv.pop(1) == 'unbounded': reader.MAX_NOISE_OCTETS = 1 << 62\n"
+          "from dlmsd.cli import main\n"
+          "main(prog_name='dlms')\n")
 
 
-def start_sim(fault: str) -> tuple[subprocess.Popen[str], int]:
+@contextmanager
+def silent_meter() -> Iterator[int]:
+    """A TCP listener that reads everything and answers nothing; yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        if not conn.recv(4096):
+                            break
+                    except TimeoutError:
+                        continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@contextmanager
+def flooding_meter() -> Iterator[int]:
+    """``dlms-sim --fault flag-flood`` on an HDLC TCP port; yields the port."""
     sim = subprocess.Popen(
         [sys.executable, "-c", "from dlmsd.sim.cli import main; main()", "--host",
-         "127.0.0.1", "--hdlc-port", "0", "--fault", fault],
+         "127.0.0.1", "--hdlc-port", "0", "--fault", "flag-flood"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert sim.stdout is not None
-    line = sim.stdout.readline()
-    match = re.search(r"hdlc=[\d.]+:(\d+)", line)
-    if not match:
-        sim.kill()
-        raise SystemExit(f"dlms-sim did not start: {line!r}")
-    return sim, int(match.group(1))
+    try:
+        assert sim.stdout is not None
+        line = sim.stdout.readline()
+        match = re.search(r"hdlc=[\d.]+:(\d+)", line)
+        if not match:
+            raise SystemExit(f"dlms-sim did not start: {line!r}")
+        yield int(match.group(1))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+        if sim.stdout is not None:
+            sim.stdout.close()
 
 
 def config(port: int, timeout_ms: int) -> dict[str, Any]:
@@ -65,104 +115,93 @@ def config(port: int, timeout_ms: int) -> dict[str, Any]:
     return {"devices": [device], "signals": signals}
 
 
-_STAMP = re.compile(r"^(\S+T\S+?)\s")
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)\s")
 
 
-def _release_seconds(log: str) -> float | None:
-    """From the first line naming the unanswered GET to the last line of the device
-    (the link closed): how long the release took, from the daemon's own log."""
-    stamps = []
-    start = None
+def release_seconds(log: str) -> float | None:
+    """From the reader's ``closing`` note to the last line of the log."""
+    start = last = None
     for line in log.splitlines():
         match = _STAMP.match(line)
         if not match:
             continue
-        try:
-            at = datetime.fromisoformat(match.group(1))
-        except ValueError:
-            continue
-        stamps.append(at)
-        if start is None and "no answer to GET" in line:
+        at = datetime.fromisoformat(match.group(1))
+        last = at
+        if start is None and " closing " in line:
             start = at
-    if start is None or not stamps:
-        return None
-    return (stamps[-1] - start).total_seconds()
+    return None if start is None or last is None else (last - start).total_seconds()
 
 
-def run_profiled(fault: str, timeout_ms: int, stats: Path) -> None:
-    """One run of the daemon under cProfile, its statistics written to ``stats``."""
-    sim, port = start_sim(fault)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "dlms.json"
-            path.write_text(json.dumps(config(port, timeout_ms)), encoding="utf-8")
-            subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m",
-                            "dlmsd", "-c", str(path), "--once", "--json"],
-                           capture_output=True, timeout=120, check=False)
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
-        if sim.stdout is not None:
-            sim.stdout.close()
+def daemon_args(path: Path, unbounded: bool) -> list[str]:
+    """The daemon's command line for the configuration at ``path``; its starter script
+    is written next to it."""
+    starter = path.with_name("daemon.py")
+    starter.write_text(DAEMON, encoding="utf-8")
+    return [sys.executable, str(starter), "unbounded" if unbounded else "bounded",
+            "-c", str(path), "--once", "--json", "-d", "7"]
 
 
-def run_measured(fault: str, timeout_ms: int) -> dict[str, Any]:
-    """One run, its CPU taken with os.wait4 (Popen would reap the child first)."""
-    sim, port = start_sim(fault)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "dlms.json"
-            path.write_text(json.dumps(config(port, timeout_ms)), encoding="utf-8")
-            log = Path(tmp) / "err.log"
-            with log.open("w") as sink, open(os.devnull, "w") as null:
-                started = time.monotonic()
-                pid = os.posix_spawn(sys.executable, [
-                    sys.executable, "-m", "dlmsd", "-c", str(path), "--once", "--json",
-                    "-d", "7"], os.environ,
-                    file_actions=[(os.POSIX_SPAWN_DUP2, null.fileno(), 1),
-                                  (os.POSIX_SPAWN_DUP2, sink.fileno(), 2)])
-                _pid, status, usage = os.wait4(pid, 0)
-                wall = time.monotonic() - started
-            text = log.read_text(encoding="utf-8")
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
-        if sim.stdout is not None:
-            sim.stdout.close()
-    errors = re.findall(r"no answer to GET[^\n]*", text)
+def measure(port: int, timeout_ms: int, unbounded: bool) -> dict[str, Any]:
+    """One ``dlms --once`` run; its CPU taken with os.wait4."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dlms.json"
+        path.write_text(json.dumps(config(port, timeout_ms)), encoding="utf-8")
+        log = Path(tmp) / "err.log"
+        with log.open("w") as sink, open(os.devnull, "w") as null:
+            started = time.monotonic()
+            pid = os.posix_spawn(sys.executable, daemon_args(path, unbounded), os.environ,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, null.fileno(), 1),
+                                               (os.POSIX_SPAWN_DUP2, sink.fileno(), 2)])
+            _pid, status, usage = os.wait4(pid, 0)
+            wall = time.monotonic() - started
+        text = log.read_text(encoding="utf-8")
+    errors = re.findall(r"device_offline device=m error=(.*?) kind=", text)
     return {"user": usage.ru_utime, "sys": usage.ru_stime, "wall": wall,
             "rss_kib": usage.ru_maxrss, "status": os.waitstatus_to_exitcode(status),
-            "release": _release_seconds(text), "error": errors[0][:100] if errors else "-"}
+            "release": release_seconds(text), "error": errors[0] if errors else "-"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--timeout-ms", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=1, help="runs of each, the least CPU kept")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each; the least CPU kept")
+    parser.add_argument("--unbounded", action="store_true",
+                        help="also a flood run without the reader's noise bound")
     parser.add_argument("--profile", action="store_true",
-                        help="also run the flood under cProfile and print its top 25")
+                        help="run the unbounded flood under cProfile, print its top 25")
     options = parser.parse_args()
     os.chdir(ROOT)
+    kinds = [("silent", False), ("flood", False)]
+    if options.unbounded:
+        kinds.append(("flood-unbounded", True))
     best: dict[str, dict[str, Any]] = {}
     for _ in range(options.runs):
-        for name, fault in (("silent", "stall-mid-block"), ("flood", "flag-flood")):
-            figures = run_measured(fault, options.timeout_ms)
+        for name, unbounded in kinds:
+            meter = silent_meter() if name == "silent" else flooding_meter()
+            with meter as port:
+                figures = measure(port, options.timeout_ms, unbounded)
             cpu = figures["user"] + figures["sys"]
             if name not in best or cpu < best[name]["user"] + best[name]["sys"]:
                 best[name] = figures
     for name, f in best.items():
-        release = "?" if f["release"] is None else f"{f['release']:.2f}"
-        print(f"{name:6} user {f['user']:.2f} s  sys {f['sys']:.2f} s  wall {f['wall']:.2f} s"
-              f"  release {release} s  max RSS {f['rss_kib'] / 1024:.0f} MiB  exit"
-              f" {f['status']}  error: {f['error']}")
+        release = "-" if f["release"] is None else f"{f['release']:.2f} s"
+        print(f"{name:15} user {f['user']:.2f} s  sys {f['sys']:.2f} s  wall {f['wall']:.2f} s"
+              f"  release {release}  max RSS {f['rss_kib'] / 1024:.0f} MiB  exit {f['status']}"
+              f"\n{'':15} error: {f['error']}")
     cpu = {name: f["user"] + f["sys"] for name, f in best.items()}
-    print(f"flood/silent CPU ratio {cpu['flood'] / cpu['silent']:.2f} "
-          f"(timeout_ms {options.timeout_ms}, retry_counter 0, best of {options.runs})")
+    for name in cpu:
+        if name != "silent":
+            print(f"{name}/silent CPU ratio {cpu[name] / cpu['silent']:.2f}")
+    print(f"(timeout_ms {options.timeout_ms}, retry_counter 0, least CPU of {options.runs})")
     if options.profile:
-        with tempfile.TemporaryDirectory() as tmp:
-            stats_path = Path(tmp) / "flood.prof"
-            run_profiled("flag-flood", options.timeout_ms, stats_path)
-            pstats.Stats(str(stats_path)).sort_stats("tottime").print_stats(25)
+        with tempfile.TemporaryDirectory() as tmp, flooding_meter() as port:
+            path = Path(tmp) / "dlms.json"
+            path.write_text(json.dumps(config(port, options.timeout_ms)), encoding="utf-8")
+            stats = Path(tmp) / "flood.prof"
+            args = daemon_args(path, True)
+            subprocess.run([args[0], "-m", "cProfile", "-o", str(stats), *args[1:]],
+                           capture_output=True, timeout=120, check=False)
+            pstats.Stats(str(stats)).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -987,7 +987,9 @@ def test_over_limit_starts_are_those_whose_length_field_exceeds_the_limit(limit:
     for first in range(0xA0, 0xB0):
         for second in range(256):
             length = ((first << 8) | second) & MAX_FRAME_LENGTH
-            assert bool(pattern.match(bytes((FLAG, first, second)))) == (length > limit)
+            match = pattern.match(bytes((FLAG, first, second)))
+            assert match is not None and bool(match.group(1)) == (length > limit)
+    assert pattern.match(bytes((FLAG, 0x90, 0xFF))) is None  # not format type 3
 
 
 def test_a_flood_within_the_negotiated_length_counts_as_the_reference() -> None:

@@ -505,9 +505,10 @@ _TYPE_3_START: Final = re.compile(rb"\x7e(?=[\xa0-\xaf].)", re.DOTALL)
 
 @functools.lru_cache(maxsize=8)
 def _over_limit_start(limit: int) -> re.Pattern[bytes]:
-    """Flag and format type 3 whose length field (IEC 62056-46, 6.4.3: the low 11 bits
-    of the two format octets) exceeds ``limit`` (< MAX_FRAME_LENGTH): the starts the
-    scan counts as overflows, found in C rather than one unpack per start."""
+    """Flag and format type 3 (``_TYPE_3_START``), its group 1 the two format octets
+    when their length field (IEC 62056-46, 6.4.3: the low 11 bits) exceeds ``limit``
+    (< MAX_FRAME_LENGTH), else empty: the starts the scan counts as overflows and as
+    format errors, told apart in one pass in C rather than one unpack per start."""
     high, low = divmod(limit, 256)
     firsts = range(0xA0, 0xB0)  # format type 3, either value of the segmentation bit
     above = [v for v in firsts if v & 0x07 > high]  # any second octet
@@ -515,7 +516,8 @@ def _over_limit_start(limit: int) -> re.Pattern[bytes]:
     alternatives = [_byte_class(above) + b"."] if above else []
     if low < 0xFF:
         alternatives.append(_byte_class(equal) + _byte_class(range(low + 1, 256)))
-    return re.compile(rb"\x7e(?=(?:" + b"|".join(alternatives) + b"))", re.DOTALL)
+    return re.compile(rb"\x7e(?=(" + b"|".join(alternatives) + rb")|[\xa0-\xaf].)",
+                      re.DOTALL)
 
 
 #: Octets from a flag that decide whether ``_PLAUSIBLE_START`` matches there.
@@ -711,10 +713,10 @@ class HdlcDeframer:
         if self.max_frame_length >= MAX_FRAME_LENGTH:  # no length field exceeds it
             self.format_errors += len(_TYPE_3_START.findall(buf, i, stop + 2))
             return
-        starts = len(_TYPE_3_START.findall(buf, i, stop + 2))
-        over = len(_over_limit_start(self.max_frame_length).findall(buf, i, stop + 2))
-        self.overflows += over
-        self.format_errors += starts - over
+        found = _over_limit_start(self.max_frame_length).findall(buf, i, stop + 2)
+        within = found.count(b"")
+        self.overflows += len(found) - within
+        self.format_errors += within
 
     def _scan(self) -> None:
         buf = self._buf
