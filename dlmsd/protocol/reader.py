@@ -46,6 +46,12 @@ addressed through the cached object list, or a value that the cached scaler_unit
 longer scales; the job then reads what it dropped again, once (what was read in this
 association is not suspected again).  Errors (an unreadable scaler_unit) are kept for
 the association only.
+
+A hostile line is bounded: an attempt ends at its timeout, or at once when
+:data:`MAX_NOISE_OCTETS` of noise (octets that are no part of any frame: a flag flood)
+came since it began; the release (RLRQ, DISC) has one attempt of at most
+:data:`RELEASE_TIMEOUT_S`.  What an exchange set aside while it waited (stale answers,
+replayed HDLC frames, noise) is named in its error.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ from dlmsd.protocol.values import (
 from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult
 
 __all__ = [
+    "MAX_NOISE_OCTETS",
     "RELEASE_TIMEOUT_S",
     "AttributeRequest",
     "Fetch",
