@@ -13,13 +13,23 @@ TCP, ``timeout_ms`` (default 5000) and ``retry_counter`` 0, against:
   deframer's work per octet alone.
 
 Figures per run: the daemon process's user and system CPU (``os.wait4``), wall time,
-max RSS, how long its release took (the reader's ``closing`` note to its last log
-line), the device error; then each flood's CPU as a ratio to the silent run's (the
-same process start; only what the line brings differs).  ``--profile`` also runs the
-unbounded flood under cProfile and prints its top 25 functions.
+max RSS, how long its longest release took (from the reader's ``closing`` note to
+the end of its session in the log), the device error; then each flood's CPU as a
+ratio to the silent run's (the same process start; only what the line brings
+differs).  ``--profile`` also runs the unbounded flood under cProfile and prints its
+top 25 functions.
+
+``--every-kind`` instead runs every hostile meter of ``dlms-sim --fault`` (garbage,
+stale-flood, huge-length, null-bomb, slow-loris, stall-mid-block, close-after-aare,
+flag-flood) against one device, HDLC and wrapper, LN and SN, with ``--timeout-ms``
+(here 500 unless given) and ``--retries`` (3): one line per run with the same figures
+and the device error, so that a run that takes more time, CPU or memory than the
+others shows.
 
     .venv/bin/python scripts/bench_flood_cpu.py [--timeout-ms 5000] [--runs 1]
         [--unbounded] [--profile]
+    .venv/bin/python scripts/bench_flood_cpu.py --every-kind [--timeout-ms 500]
+        [--retries 3]
 
 Prints one line per figure; nothing is judged against a fixed threshold.
 """
@@ -85,16 +95,18 @@ def silent_meter() -> Iterator[int]:
 
 
 @contextmanager
-def flooding_meter() -> Iterator[int]:
-    """``dlms-sim --fault flag-flood`` on an HDLC TCP port; yields the port."""
+def flooding_meter(fault: str = "flag-flood", link: str = "hdlc",
+                   referencing: str = "LN") -> Iterator[int]:
+    """``dlms-sim --fault fault`` on a TCP port of ``link``; yields the port."""
     sim = subprocess.Popen(
         [sys.executable, "-c", "from dlmsd.sim.cli import main; main()", "--host",
-         "127.0.0.1", "--hdlc-port", "0", "--fault", "flag-flood"],
+         "127.0.0.1", f"--{link}-port", "0", "--referencing", referencing,
+         "--fault", fault],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert sim.stdout is not None
         line = sim.stdout.readline()
-        match = re.search(r"hdlc=[\d.]+:(\d+)", line)
+        match = re.search(link + r"=[\d.]+:(\d+)", line)
         if not match:
             raise SystemExit(f"dlms-sim did not start: {line!r}")
         yield int(match.group(1))
@@ -105,11 +117,16 @@ def flooding_meter() -> Iterator[int]:
             sim.stdout.close()
 
 
-def config(port: int, timeout_ms: int) -> dict[str, Any]:
-    device = {"name": "m", "device_alias": "m", "protocol": "DLMS", "client_address": 16,
-              "ip": "127.0.0.1", "port": port, "mode": "DLMS-HDLC", "address_size": 2,
-              "logical_address": 1, "physical_address": 1, "timeout_ms": timeout_ms,
-              "retry_counter": 0}
+def config(port: int, timeout_ms: int, link: str = "hdlc", referencing: str = "LN",
+           retries: int = 0) -> dict[str, Any]:
+    device: dict[str, Any] = {
+        "name": "m", "device_alias": "m", "protocol": "DLMS", "client_address": 16,
+        "ip": "127.0.0.1", "port": port, "logical_address": 1, "timeout_ms": timeout_ms,
+        "retry_counter": retries, "type": referencing}
+    if link == "hdlc":
+        device.update(mode="DLMS-HDLC", address_size=2, physical_address=1)
+    else:
+        device.update(mode="DLMS-WRAPPER")
     signals = [{"signal_name": o, "device_alias": "m", "signal_alias": f"s{i}", "obis": o}
                for i, o in enumerate(CODES)]
     return {"devices": [device], "signals": signals}
@@ -118,18 +135,26 @@ def config(port: int, timeout_ms: int) -> dict[str, Any]:
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)\s")
 
 
+_SESSION_END = re.compile(r"\] (reconnect_now|device_offline|device_online) ")
+
+
 def release_seconds(log: str) -> float | None:
-    """From the reader's ``closing`` note to the last line of the log."""
-    start = last = None
+    """The longest release: from a ``closing`` note of the reader to the line of the
+    poller that follows the session's end (or the log's last line)."""
+    longest = start = last = None
     for line in log.splitlines():
         match = _STAMP.match(line)
         if not match:
             continue
-        at = datetime.fromisoformat(match.group(1))
-        last = at
-        if start is None and " closing " in line:
-            start = at
-    return None if start is None or last is None else (last - start).total_seconds()
+        last = datetime.fromisoformat(match.group(1))
+        if start is None and "] closing " in line:
+            start = last
+        elif start is not None and _SESSION_END.search(line):
+            took = (last - start).total_seconds()
+            longest, start = max(longest or 0.0, took), None
+    if start is not None and last is not None:
+        longest = max(longest or 0.0, (last - start).total_seconds())
+    return longest
 
 
 def daemon_args(path: Path, unbounded: bool) -> list[str]:
@@ -141,11 +166,12 @@ def daemon_args(path: Path, unbounded: bool) -> list[str]:
             "-c", str(path), "--once", "--json", "-d", "7"]
 
 
-def measure(port: int, timeout_ms: int, unbounded: bool) -> dict[str, Any]:
-    """One ``dlms --once`` run; its CPU taken with os.wait4."""
+def measure(device: dict[str, Any], unbounded: bool = False) -> dict[str, Any]:
+    """One ``dlms --once`` run with the configuration ``device``; its CPU taken with
+    os.wait4."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dlms.json"
-        path.write_text(json.dumps(config(port, timeout_ms)), encoding="utf-8")
+        path.write_text(json.dumps(device), encoding="utf-8")
         log = Path(tmp) / "err.log"
         with log.open("w") as sink, open(os.devnull, "w") as null:
             started = time.monotonic()
@@ -161,9 +187,32 @@ def measure(port: int, timeout_ms: int, unbounded: bool) -> dict[str, Any]:
             "release": release_seconds(text), "error": errors[0] if errors else "-"}
 
 
+HOSTILE = ("garbage", "stale-flood", "huge-length", "null-bomb", "slow-loris",
+           "stall-mid-block", "close-after-aare", "flag-flood")
+
+
+def every_kind(timeout_ms: int, retries: int) -> None:
+    """Every hostile meter, HDLC and wrapper, LN and SN: one line each."""
+    print(f"timeout_ms {timeout_ms}, retry_counter {retries}")
+    for fault in HOSTILE:
+        for referencing in ("LN", "SN"):
+            for link in ("hdlc", "wrapper"):
+                with flooding_meter(fault, link, referencing) as port:
+                    f = measure(config(port, timeout_ms, link, referencing, retries))
+                release = "-" if f["release"] is None else f"{f['release']:.2f}"
+                print(f"{fault:16} {referencing} {link:7} wall {f['wall']:5.2f} s  cpu "
+                      f"{f['user'] + f['sys']:4.2f} s  release {release:>4} s  rss "
+                      f"{f['rss_kib'] / 1024:3.0f} MiB  exit {f['status']}  {f['error']}",
+                      flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--timeout-ms", type=int, default=5000)
+    parser.add_argument("--timeout-ms", type=int, default=None,
+                        help="5000 (500 with --every-kind)")
+    parser.add_argument("--retries", type=int, default=3, help="with --every-kind")
+    parser.add_argument("--every-kind", action="store_true",
+                        help="every hostile meter, HDLC and wrapper, LN and SN")
     parser.add_argument("--runs", type=int, default=1, help="runs of each; the least CPU kept")
     parser.add_argument("--unbounded", action="store_true",
                         help="also a flood run without the reader's noise bound")
@@ -171,6 +220,10 @@ def main() -> None:
                         help="run the unbounded flood under cProfile, print its top 25")
     options = parser.parse_args()
     os.chdir(ROOT)
+    if options.every_kind:
+        every_kind(options.timeout_ms or 500, options.retries)
+        return
+    options.timeout_ms = options.timeout_ms or 5000
     kinds = [("silent", False), ("flood", False)]
     if options.unbounded:
         kinds.append(("flood-unbounded", True))
@@ -179,7 +232,7 @@ def main() -> None:
         for name, unbounded in kinds:
             meter = silent_meter() if name == "silent" else flooding_meter()
             with meter as port:
-                figures = measure(port, options.timeout_ms, unbounded)
+                figures = measure(config(port, options.timeout_ms), unbounded)
             cpu = figures["user"] + figures["sys"]
             if name not in best or cpu < best[name]["user"] + best[name]["sys"]:
                 best[name] = figures
