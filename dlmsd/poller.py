@@ -208,6 +208,8 @@ class Poller:
                 async with self._turn():
                     await self._scan(session)
                 scans += 1
+                # One line per scan (debug: free at the default level), for scripts/soak.
+                self.log.debug("scan_done", ms=round((monotonic() - next_scan) * 1000, 1))
                 if once:
                     return None, scans
                 next_scan += period

@@ -18,7 +18,6 @@ each call before the next, also when it is cancelled.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,19 +57,10 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
-    """``reader.receive_data`` in the decode thread, with the cyclic garbage collector
-    paused: a collection holds the GIL throughout, and over the objects of a large
-    answer being decoded it takes tens of milliseconds, which the event loop would wait
-    for (the GIL's switch interval does not cut it).  The decode thread is the only one
-    that pauses it, and the answer's objects are freed by reference counting."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        reader.receive_data(data, now)
-    finally:
-        if paused:
-            gc.enable()
+    """``reader.receive_data`` in the decode thread.  The cyclic garbage collector is
+    left as it is: pausing it is process-wide, so while a meter kept the thread busy no
+    collection would run for any device."""
+    reader.receive_data(data, now)
 
 
 def _decode_executor() -> ThreadPoolExecutor:

@@ -222,6 +222,20 @@ def test_stall_mid_block_sends_the_first_block_only() -> None:
     assert plan.outgoing(HDLC_A) == []
 
 
+def test_stall_mid_block_stalls_a_segmented_hdlc_answer_after_its_first_segment() -> None:
+    """An answer short enough for one GET response but longer than max_info goes out
+    in HDLC segments (frame format 0xA8: the S bit): the first one only, then nothing."""
+    plan = _associated("stall-mid-block", "hdlc")
+    segment = bytes([0x7E, 0xA8]) + HDLC_A[2:]
+    assert plan.on_apdu(GET, ANSWER, 128) == ANSWER  # not a block answer
+    (write,) = plan.outgoing(segment + HDLC_A)
+    assert isinstance(write, Write) and write.data == segment
+    assert plan.outgoing(HDLC_A) == []
+    whole = _associated("stall-mid-block", "hdlc")
+    whole.on_apdu(GET, ANSWER, 128)
+    assert whole.outgoing(HDLC_A) == [Write(HDLC_A)]  # an unsegmented answer goes out
+
+
 def test_close_after_aare_and_flag_flood_and_slow_loris() -> None:
     close = _associated("close-after-aare")
     assert [type(a) for a in close.outgoing(AARE)] == [Write, Close]

@@ -298,6 +298,14 @@ def _is_frame(kind: str, frame: bytes) -> bool:
     return len(frame) >= _WRAPPER_HEADER
 
 
+def _first_segment(data: bytes) -> bool:
+    """HDLC: the first frame of ``data`` is a segment with more to follow (IEC 62056-46
+    frame format field: type 0xA, then the segmentation bit S, 0x08 of its first
+    octet), so an answer split over several frames is stalled after its first one."""
+    frames = [f for f in split_frames("hdlc", bytearray(data)) if _is_frame("hdlc", f)]
+    return bool(frames) and frames[0][1] & 0x08 != 0
+
+
 def corrupt_frame(kind: str, frame: bytes) -> bytes:
     """HDLC: flip the last FCS octet (the one before the closing flag).  Wrapper (TCP
     checks its own octets, so the fault is one the peer's software made): the answer
@@ -523,7 +531,8 @@ class FaultPlan:
         if self.has(Kind.SLOW_LORIS):
             fault = self._by_kind[Kind.SLOW_LORIS]
             return [Trickle(data, fault.ms / 1000, f"one octet every {fault.ms} ms")]
-        if self.has(Kind.STALL_MID_BLOCK) and self._stall:
+        if self.has(Kind.STALL_MID_BLOCK) and (self._stall or (
+                self.associated and self.kind == "hdlc" and _first_segment(data))):
             self._silent = True
             frames = split_frames(self.kind, bytearray(data))
             real = [f for f in frames if _is_frame(self.kind, f)]
