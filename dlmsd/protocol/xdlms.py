@@ -755,12 +755,13 @@ class CosemAttributeDescriptorWithSelection:
 # Green Book: Get-Data-Result ::= CHOICE { data [0] Data,
 #   data-access-result [1] IMPLICIT Data-Access-Result }
 GetDataResult = Data | DataAccessResult
+_GET_DATA: Final = 0  # the CHOICE data [0] of a Get-Data-Result
 
 
 def _encode_get_data_result(result: GetDataResult) -> bytes:
     if isinstance(result, DataAccessResult):
         return bytes((1, int(result)))
-    return b"\x00" + encode_data(result)
+    return bytes((_GET_DATA,)) + encode_data(result)
 
 
 def _decode_get_data_result(r: AxdrReader, field_name: str) -> GetDataResult:
@@ -1343,10 +1344,36 @@ class BlockReassembler(Reassembler):
     _MAX_BLOCK_NUMBER = 0xFFFFFFFF  # block-number Unsigned32
 
     def __init__(
-        self, *, max_size: int = 1 << 20, max_blocks: int = 10_000, data_value: bool = False
+        self, *, max_size: int = 1 << 20, max_blocks: int = 10_000, data_value: bool = False,
+        results: int = 0,
     ) -> None:
-        super().__init__(max_size=max_size, max_blocks=max_blocks, data_value=data_value)
+        super().__init__(max_size=max_size, max_blocks=max_blocks,
+                         data_value=data_value or results > 0)
         self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
+        # GET-with-list of ``results`` attributes: the raw data is the list of results
+        # (Green Book, Get-Response-With-List in blocks: its quantity, then each
+        # Get-Data-Result, CHOICE data [0] or data-access-result [1]).
+        self._results = results
+
+    def _data_start(self) -> int | None:
+        """A GET-with-list's quantity must be the number of attributes asked for
+        (checked at the block that brings it); the count checked is that of the first
+        result's Data."""
+        if not self._results:
+            return 0
+        parts = self._parts
+        if not parts:
+            return None
+        first = parts[0]
+        at = 1 + (first & 0x7F if first & 0x80 else 0)
+        if len(parts) <= at:
+            return None
+        quantity = int.from_bytes(parts[1:at]) if first & 0x80 else first
+        if quantity != self._results:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} with-list: {quantity} results for {self._results} "
+                f"attributes, at block {self.expected_block}")
+        return at + 1 if parts[at] == _GET_DATA else -1
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
