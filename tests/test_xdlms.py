@@ -425,8 +425,8 @@ def test_with_list_in_blocks_refuses_a_wrong_quantity_at_its_first_block() -> No
 def test_with_list_in_blocks_refuses_a_null_bomb_in_its_first_result() -> None:
     # quantity 2, result 1: data [0], an array claiming 2**24 values; 1 MiB at most.
     raw = bytes.fromhex("0200018401000000") + bytes(32)
-    with pytest.raises(RemoteProtocolError, match="array of 16777216 values exceeds the "
-                       "limit .* at block 1"):
+    with pytest.raises(RemoteProtocolError, match=r"array of 16777216 values exceeds the "
+                       r"limit .* at block 1"):
         BlockReassembler(results=2).add(GetResponseWithDatablock(False, 1, raw))
     # the same count in a data-access-result list is not looked at
     fine = BlockReassembler(results=2)
