@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 from dlmsd.protocol.hdlc_frame import (
+    FLAG,
     LLC_COMMAND,
     LLC_RESPONSE,
     NEED_DATA,
@@ -954,7 +955,8 @@ noise = st.lists(st.sampled_from([0x7E, 0xA0, 0xA7, 0xA8, 0xFF, 0x00, 0x01, 0x03
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(noise, frames.map(lambda f: f.to_bytes())), max_size=8),
-       st.lists(st.integers(1, 40), min_size=1, max_size=8), st.sampled_from([2047, 40]))
+       st.lists(st.integers(1, 40), min_size=1, max_size=8),
+       st.sampled_from([2047, 40, 143, 300]))
 def test_bulk_skip_counts_as_the_scan_one_start_at_a_time(
     parts: list[bytes], cuts: list[int], max_frame_length: int
 ) -> None:
@@ -972,3 +974,32 @@ def test_bulk_skip_counts_as_the_scan_one_start_at_a_time(
     slow.max_frame_length = fast.max_frame_length = max_frame_length
     assert _deframe(chunks, fast) == _deframe(chunks, slow)
     assert _counters(fast) == _counters(slow)
+
+
+@pytest.mark.parametrize("limit", [7, 40, 143, 255, 256, 300, 2046])
+def test_bulk_skip_tells_overflows_by_the_length_field(limit: int) -> None:
+    # The bulk skip counts overflows with octet classes (in C), not one unpack per
+    # false start: it must agree with the length field (IEC 62056-46, 6.4.3: the low
+    # 11 bits of the format octets) for every format-type-3 start, as the reference
+    # that looks at each start does.
+    stream = b"".join(bytes((FLAG, first, second)) for first in range(0xA0, 0xB0)
+                      for second in range(256))
+    slow, fast = HdlcDeframer(bulk_skip=False), HdlcDeframer()
+    for deframer in (slow, fast):
+        deframer.max_frame_length = limit
+        deframer.receive_data(stream)
+    assert _counters(fast) == _counters(slow)
+    assert fast.overflows > 0 and fast.format_errors > 0
+
+
+def test_a_flood_within_the_negotiated_length_counts_as_the_reference() -> None:
+    # The daemon's deframer is bounded to the negotiated max info (set_max_info), the
+    # case where the skip looks at each start's length field: "7E A0 7E" claims 126.
+    flood = b"\x7e\xa0" * (1 << 13) + b"\x7e\xa7\xff" * 100 + b"\x7e\xa0" * 50
+    slow, fast = HdlcDeframer(bulk_skip=False), HdlcDeframer()
+    for deframer in (slow, fast):
+        deframer.set_max_info(128)
+        for k in range(0, len(flood), 4096):
+            deframer.receive_data(flood[k : k + 4096])
+    assert _counters(fast) == _counters(slow)
+    assert fast.overflows >= 100 and fast.format_errors > 8000

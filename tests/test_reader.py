@@ -639,6 +639,78 @@ def test_stale_answers_do_not_extend_the_deadline() -> None:
     assert len(wire.named("retry")) == 2
 
 
+def test_replayed_hdlc_frames_are_named_in_the_error() -> None:
+    """HDLC, LN: a meter that replays an I frame we already have (its N(S) unchanged,
+    as dlms-sim --fault stale-flood does) every 0.35 s and never answers: the link
+    sets the replays aside (not delivered twice) and the error says how many, as it
+    says the stale answers over the wrapper."""
+    session = _opened("hdlc")
+    wire = session.wire
+    check(session.read(SERIAL), "serial")
+    old = wire.answers[-1]  # the last I frame of the meter's, received already
+    link = session.reader.link
+    assert isinstance(link, HdlcLink)
+    before = link.connection.duplicates
+    wire.drop_to_client = range(wire.sent_to_client + 1, 1000)
+    start = wire.now
+    for tick in range(1, 40):
+        wire.inject(old, start + 0.35 * tick)
+    with pytest.raises(DlmsTimeout) as caught:
+        session.read(ENERGY)
+    replayed = link.connection.duplicates - before
+    assert replayed >= 8
+    assert f"(3 attempts of 1000 ms, {replayed} replayed frames set aside)" in str(
+        caught.value)
+    # (a replay is acknowledged with RR once per attempt, which gives it its time again)
+    assert wire.now <= start + 6 * TIMEOUT
+
+
+FLOOD_CHUNK = b"\x7e\xa0" * 2048  # 4 KiB of false frame starts (dlms-sim flag-flood)
+
+
+def _flooded(session: Session, chunks: int) -> float:
+    """Drop the meter's answers from now on and flood the reader with ``chunks`` of
+    FLOOD_CHUNK, one every millisecond; the time it starts."""
+    wire = session.wire
+    wire.drop_to_client = range(wire.sent_to_client + 1, 10_000)
+    start = wire.now
+    for k in range(chunks):
+        wire.inject(FLOOD_CHUNK, start + 0.001 * (k + 1))
+    return start
+
+
+def test_a_flood_ends_each_attempt_after_max_noise_octets() -> None:
+    """HDLC: noise and no frame (7E A0 ..., as dlms-sim --fault flag-flood sends) ends
+    an attempt when MAX_NOISE_OCTETS of it came, not at its timeout, and the error
+    names the noise; the release under the same flood is as short."""
+    session = _opened("hdlc")
+    per_attempt = reader_module.MAX_NOISE_OCTETS // (len(FLOOD_CHUNK) // 2) + 1
+    start = _flooded(session, 4 * per_attempt)
+    with pytest.raises(DlmsTimeout, match=r"\(3 attempts of 1000 ms, \d+ octets of noise "
+                       r"\(an attempt ends after 65536\) set aside\)"):
+        session.read(ENERGY)
+    wire = session.wire
+    assert wire.now < start + 3 * per_attempt * 0.001 + 1e-6  # no timeout waited for
+    failed = wire.now
+    session.close()  # its DISC goes unanswered, under the rest of the flood
+    assert wire.now < failed + per_attempt * 0.001 + 1e-6 < (
+        failed + reader_module.RELEASE_TIMEOUT_S)
+    assert [n.fields["attempt"] for n in wire.named("flooded")] == [1, 2, 3, 1]
+    assert "disconnect_unanswered" in [n.event for n in wire.notes]
+
+
+def test_noise_below_the_bound_waits_for_the_timeout() -> None:
+    """Less noise than MAX_NOISE_OCTETS in an attempt: the attempt has its timeout, and
+    the answer after the noise is still taken."""
+    session = _opened("hdlc")
+    wire = session.wire
+    start = wire.now
+    wire.inject(FLOOD_CHUNK * 8, start + 0.001)  # 16 KiB of noise before the answer
+    check(session.read(ENERGY), "energy")
+    assert not wire.named("flooded") and not wire.named("retry")
+    assert wire.now < start + TIMEOUT
+
+
 # Known failures (strict: they must keep failing with exactly this error until fixed).
 
 

@@ -357,6 +357,52 @@ def test_block_transfer_forms_and_bounds() -> None:
     assert small.state is ClientState.ASSOCIATED
 
 
+@pytest.mark.parametrize("head", [
+    "01 00 01 84 00100000",  # the result list: one result, data [0], array of 1 Mi
+    "01 84 00100000",  # a gurux_dlms server's bare Data
+    "02 00 02 83 0FFFFA",  # the first of two results, a structure
+])
+def test_block_transfer_null_bomb_refused_at_the_first_block(head: str) -> None:
+    # dlms-sim --fault null-bomb (SN): an array of nulls whose count the response cannot
+    # hold is refused at block 1 by the check a long GET makes, not after 1 MiB.
+    client = associated()
+    client.read([0xC008, 0xC010] if head.startswith("02") else [0xC008])
+    first = bytes.fromhex(head) + bytes(900)
+    with pytest.raises(RemoteProtocolError, match=r"long read of (array|structure) of \d+ "
+                       r"values exceeds the limit of \d+ values for a response of at most "
+                       r"1048576 bytes, at block 1"):
+        client.receive_apdu(ReadResponse((DataBlockResult(False, 1, first),)).to_bytes())
+    assert client.state is ClientState.ASSOCIATED
+
+
+def test_block_transfer_count_split_over_blocks_is_checked() -> None:
+    client = SnClient(max_response_size=4096)
+    client.associate()
+    client.receive_apdu(accepted())
+    client.read([0xC008])
+    for number, part in enumerate(("01", "00 01 82"), start=1):  # the count not yet here
+        event = client.receive_apdu(ReadResponse((DataBlockResult(
+            False, number, bytes.fromhex(part)),)).to_bytes())
+        assert isinstance(event, SendApdu)
+    with pytest.raises(RemoteProtocolError, match="long read of array of 5000 values exceeds"
+                       r" the limit of 4090 values .* at block 3"):
+        client.receive_apdu(ReadResponse((DataBlockResult(
+            False, 3, (5000).to_bytes(2) + bytes(100)),)).to_bytes())
+
+
+def test_block_transfer_of_nulls_within_the_limit_decodes() -> None:
+    # the check refuses nothing a response may hold: either form, a large array
+    nulls = Data.array(*[Data.null()] * 3000)
+    for raw in (ReadResponse((nulls,)).to_bytes()[1:], encode_data(nulls)):
+        client = associated()
+        client.read([0xC008])
+        parts = [raw[i : i + 1000] for i in range(0, len(raw), 1000)]
+        for number, part in enumerate(parts, start=1):
+            event = client.receive_apdu(ReadResponse((DataBlockResult(
+                number == len(parts), number, part),)).to_bytes())
+        assert event == GetComplete((nulls,))
+
+
 # ------------------------------------------------------------------ release and states
 def test_release_accepts_any_rlre() -> None:
     client = associated()

@@ -404,6 +404,35 @@ def test_with_list_answered_in_blocks() -> None:
         decode_get_data_result_list(raw + b"\x00")
 
 
+def test_with_list_in_blocks_is_reassembled_with_its_checks() -> None:
+    # OURS: a healthy with-list of three results in 4-octet blocks still comes whole.
+    results = (Data.array(*[Data.uint32(i) for i in range(5)]),
+               DataAccessResult.OBJECT_UNAVAILABLE, Data.visible("x"))
+    raw = GetResponseWithList(results).to_bytes()[3:]
+    reassembler = BlockReassembler(results=3)
+    out = [reassembler.add(block) for block in _blocks(raw, 4)]
+    assert out[-1] == raw and decode_get_data_result_list(raw) == results
+
+
+def test_with_list_in_blocks_refuses_a_wrong_quantity_at_its_first_block() -> None:
+    # The null bomb of dlms-sim --fault null-bomb answers a with-list of 10 with a bare
+    # array in blocks: the quantity (its first octet, 01) is not 10.
+    with pytest.raises(RemoteProtocolError, match="1 results for 10 attributes, at block 1"):
+        BlockReassembler(results=10).add(
+            GetResponseWithDatablock(False, 1, bytes.fromhex("0184001000000000")))
+
+
+def test_with_list_in_blocks_refuses_a_null_bomb_in_its_first_result() -> None:
+    # quantity 2, result 1: data [0], an array claiming 2**24 values; 1 MiB at most.
+    raw = bytes.fromhex("0200018401000000") + bytes(32)
+    with pytest.raises(RemoteProtocolError, match=r"array of 16777216 values exceeds the "
+                       r"limit .* at block 1"):
+        BlockReassembler(results=2).add(GetResponseWithDatablock(False, 1, raw))
+    # the same count in a data-access-result list is not looked at
+    fine = BlockReassembler(results=2)
+    assert fine.add(GetResponseWithDatablock(False, 1, bytes.fromhex("02010400"))) is None
+
+
 # ------------------------------------------------------------------ properties
 simple_data = st.one_of(
     st.integers(0, 2**32 - 1).map(Data.uint32),

@@ -802,8 +802,9 @@ class LnClient(ClientBase):
 
     def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
         if self._blocks is None:
-            self._blocks = BlockReassembler(max_size=self.max_response_size,
-                                            data_value=not self._pending_with_list)
+            self._blocks = BlockReassembler(
+                max_size=self.max_response_size, data_value=not self._pending_with_list,
+                results=self._pending_count if self._pending_with_list else 0)
         elif self._blocks.last_received and block.block_number == self._blocks.last_received:
             # The block just taken, again: a resent request restarted the meter's long
             # GET (its first answer was late), or the meter resent it. Not an error.

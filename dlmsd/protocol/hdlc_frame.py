@@ -15,10 +15,11 @@ Nothing here does I/O, reads a clock or logs.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import struct
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple, TypeVar
 
@@ -487,7 +488,7 @@ _FORMAT = struct.Struct(">H")
 _MIN_FRAME_LENGTH: Final = 7  # format 2 + dst 1 + src 1 + control 1 + FCS 2
 
 
-def _byte_class(values: range) -> bytes:
+def _byte_class(values: Iterable[int]) -> bytes:
     return b"[" + b"".join(re.escape(bytes([v])) for v in values) + b"]"
 
 
@@ -498,8 +499,35 @@ _ADDRESS: Final = b"(?:" + _ODD + b"|" + _EVEN + _ODD + b"|" + _EVEN * 3 + _ODD 
 #: octets) and two well-formed addresses.  Anything before the next one is skipped
 #: in bulk, counted as the octet-by-octet scan would count it.
 _PLAUSIBLE_START: Final = re.compile(rb"\x7e[\xa0-\xaf]." + _ADDRESS * 2, re.DOTALL)
-#: Flag and format type 3: a frame start the scan would have refused (or waited on).
-_TYPE_3_START: Final = re.compile(rb"\x7e(?=[\xa0-\xaf].)", re.DOTALL)
+def _octet_table(test: Callable[[int], bool]) -> bytes:
+    """A ``bytes.translate`` table: octet -> 1 where ``test`` holds, else 0."""
+    return bytes(1 if test(v) else 0 for v in range(256))
+
+
+#: Octet classes of the bulk skip's counting (see ``HdlcDeframer._skip``).
+_IS_FLAG: Final = _octet_table(lambda v: v == FLAG)
+_IS_TYPE_3: Final = _octet_table(lambda v: v >> 4 == _FORMAT_TYPE_3)
+
+
+@functools.lru_cache(maxsize=8)
+def _length_tables(limit: int) -> tuple[bytes, bytes, bytes]:
+    """For a format-type-3 first format octet and the second one: the length field
+    (IEC 62056-46, 6.4.3: the low 11 bits of the two) exceeds ``limit`` when the first
+    octet's length bits exceed those of ``limit`` (table 1), or equal them (table 2)
+    and the second octet exceeds the low octet of ``limit`` (table 3)."""
+    high, low = divmod(limit, 256)
+    return (_octet_table(lambda v: v >> 4 == _FORMAT_TYPE_3 and v & 0x07 > high),
+            _octet_table(lambda v: v >> 4 == _FORMAT_TYPE_3 and v & 0x07 == high),
+            _octet_table(lambda v: v > low))
+
+
+def _mask(buf: bytearray, start: int, stop: int, table: bytes) -> int:
+    """One bit per octet of ``buf[start:stop]`` (the first the most significant, each
+    octet's bit at the same place in its own octet) that is 1 where ``table`` maps the
+    octet to 1: octet classes ANDed and counted as integers, in C."""
+    return int.from_bytes(buf[start:stop].translate(table).ljust(stop - start, b"\0"))
+
+
 #: Octets from a flag that decide whether ``_PLAUSIBLE_START`` matches there.
 _START_OCTETS: Final = 1 + 2 + 2 * _MAX_ADDRESS_OCTETS
 #: Fewer octets than this before the next plausible start are left to the scan.
@@ -688,17 +716,19 @@ class HdlcDeframer:
         with format type 3 is an overflow when its length field is too large, else
         a format error (a length too small, or addresses that are not well formed)."""
         self.garbage_bytes += stop - i - buf.count(FLAG, i, stop)
-        # (the look-ahead of the pattern cannot see past ``stop + 2``: every start
-        # found is before ``stop``)
-        if self.max_frame_length >= MAX_FRAME_LENGTH:  # no length field exceeds it
-            self.format_errors += len(_TYPE_3_START.findall(buf, i, stop + 2))
+        # A start at k: buf[k] a flag, buf[k + 1] of format type 3 (buf[k + 2], its
+        # length's low octet, is there: the look-ahead is at least a start long).
+        starts = _mask(buf, i, stop, _IS_FLAG) & _mask(buf, i + 1, stop + 1, _IS_TYPE_3)
+        if not starts:
             return
-        starts = [m.start() for m in _TYPE_3_START.finditer(buf, i, stop + 2)]
-        limit = self.max_frame_length
-        over = sum(
-            1 for k in starts if _FORMAT.unpack_from(buf, k + 1)[0] & MAX_FRAME_LENGTH > limit)
-        self.overflows += over
-        self.format_errors += len(starts) - over
+        if self.max_frame_length >= MAX_FRAME_LENGTH:  # no length field exceeds it
+            self.format_errors += starts.bit_count()
+            return
+        above, equal, low = _length_tables(self.max_frame_length)
+        over = starts & (_mask(buf, i + 1, stop + 1, above) | (
+            _mask(buf, i + 1, stop + 1, equal) & _mask(buf, i + 2, stop + 2, low)))
+        self.overflows += over.bit_count()
+        self.format_errors += starts.bit_count() - over.bit_count()
 
     def _scan(self) -> None:
         buf = self._buf

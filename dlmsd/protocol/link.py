@@ -214,6 +214,17 @@ class HdlcLink:
         """Frames the meter sent us so far (any kind, good FCS): it is there."""
         return self._client_connection().frames_heard
 
+    @property
+    def replayed(self) -> int:
+        """I frames the meter sent again that we had already (set aside, not
+        delivered twice: IEC 62056-46 duplicate handling)."""
+        return self.connection.duplicates
+
+    @property
+    def noise_octets(self) -> int:
+        """Octets received that were no part of a frame (flags between frames aside)."""
+        return self.connection.deframer.garbage_bytes
+
     def opening(self) -> bytes | None:
         """SNRM."""
         return self._client_connection().connect()
@@ -360,6 +371,10 @@ class WrapperLink:
 
     idle = True  # every request stands alone on the wrapper
     params = None
+    # A repeated or stale answer reaches the client as an APDU (it sets it aside), and
+    # a stream out of step is refused at once: nothing is set aside here.
+    replayed = 0
+    noise_octets = 0
 
     def opening(self) -> bytes | None:
         return None

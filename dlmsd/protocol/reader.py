@@ -46,6 +46,12 @@ addressed through the cached object list, or a value that the cached scaler_unit
 longer scales; the job then reads what it dropped again, once (what was read in this
 association is not suspected again).  Errors (an unreadable scaler_unit) are kept for
 the association only.
+
+A hostile line is bounded: an attempt ends at its timeout, or at once when
+:data:`MAX_NOISE_OCTETS` of noise (octets that are no part of any frame: a flag flood)
+came since it began; the release (RLRQ, DISC) has one attempt of at most
+:data:`RELEASE_TIMEOUT_S`.  What an exchange set aside while it waited (stale answers,
+replayed HDLC frames, noise) is named in its error.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ from dlmsd.protocol.values import (
 from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult
 
 __all__ = [
+    "MAX_NOISE_OCTETS",
     "RELEASE_TIMEOUT_S",
     "AttributeRequest",
     "Fetch",
@@ -124,6 +131,10 @@ __all__ = [
 STALE_NOTES = 3
 # Release on the way out gets one short try: many meters never answer an RLRQ.
 RELEASE_TIMEOUT_S = 2.0
+#: Octets of noise (no part of any frame) that end an attempt before its timeout: a
+#: flooding meter does not hold the reader for the whole timeout (64 KiB is more than
+#: a minute of a 9600 baud line; no answer is due after that much noise).
+MAX_NOISE_OCTETS = 1 << 16
 #: The invocation counter object is a Data object (Blue Book class 1), value attribute 2.
 DATA_CLASS = 1
 
@@ -404,6 +415,10 @@ class _Wait:
     on_timeout: Callable[[float], None] | None = None  # None: raise DlmsTimeout
     stale: int = 0  # answers set aside as stale
     heard: int | None = None  # HDLC: the meter's frames heard before the exchange began
+    replayed: int = 0  # the link's replayed frames before the exchange began
+    noise: int = 0  # the link's octets of noise before the exchange began
+    attempt_noise: int = 0  # ... before the attempt under way began
+    flooded: bool = False  # an attempt ended on MAX_NOISE_OCTETS, before its deadline
     once: bool = False  # not sent again on this connection (SN over the wrapper)
 
 
@@ -552,6 +567,7 @@ class MeterReader:
         self._wait = self._deadline = None
         client = self._client
         client.cancel_request()
+        self._note("closing", was=self.state.value)
         try:
             if client.state is ClientState.ASSOCIATED and self.link.idle:
                 self.state = ReaderState.RELEASING
@@ -626,7 +642,9 @@ class MeterReader:
         link = self.link
         wait = self._wait = _Wait(what, accept, then, attempts, timeout, now + timeout,
                                   on_timeout=on_timeout, heard=link.frames_heard if isinstance(
-                                      link, HdlcLink) and link.params is not None else None)
+                                      link, HdlcLink) and link.params is not None else None,
+                                  replayed=link.replayed, noise=link.noise_octets,
+                                  attempt_noise=link.noise_octets)
         self.round_trips += 1
         self._send(frame)
         return wait
@@ -696,6 +714,7 @@ class MeterReader:
             raise TransportError(f"HDLC disconnected ({down.reason}) while waiting for {what}")
         for event in events:
             self._link_event(event, now)
+        self._check_flood(now)
 
     def _link_event(self, event: LinkEvent, now: float) -> None:
         wait = self._wait
@@ -732,15 +751,15 @@ class MeterReader:
                        of=wait.attempts, timeout_ms=round(wait.timeout * 1000))
             self._send(self.link.retry())
             wait.deadline = now + wait.timeout
+            wait.attempt_noise = self.link.noise_octets
             return
         self._wait = None
         if wait.on_timeout is not None:
             wait.on_timeout(now)
             return
-        stale = f", {wait.stale} stale answers set aside" if wait.stale else ""
         message = (f"no answer to {wait.what} from {self.settings.port_name} "
                    f"({wait.attempts} attempt{'s' if wait.attempts > 1 else ''} of "
-                   f"{round(wait.timeout * 1000)} ms{stale})")
+                   f"{round(wait.timeout * 1000)} ms{self._set_aside(wait)})")
         link = self.link
         if wait.once:
             # SN over the wrapper: a request sent again here could be answered twice
@@ -754,6 +773,31 @@ class MeterReader:
             # segment we lost): the link is out of step, a new one is not.
             raise AnswerLost(message + "; the meter answered out of step")
         raise DlmsTimeout(message)
+
+    def _set_aside(self, wait: _Wait) -> str:
+        """What the exchange set aside while it waited in vain, for its error (the one
+        place that says it, for both links): answers the client took for stale (an old
+        invoke-id, a repeated block), I frames the HDLC link had already (replays),
+        and octets that were no frame at all."""
+        link = self.link
+        parts = [f"{wait.stale} stale answers"] if wait.stale else []
+        if (replayed := link.replayed - wait.replayed) > 0:
+            parts.append(f"{replayed} replayed frames")
+        if (noise := link.noise_octets - wait.noise) > 0:
+            parts.append(f"{noise} octets of noise" + (
+                f" (an attempt ends after {MAX_NOISE_OCTETS})" if wait.flooded else ""))
+        return f", {' and '.join(parts)} set aside" if parts else ""
+
+    def _check_flood(self, now: float) -> None:
+        """End the attempt under way at once when the line brought MAX_NOISE_OCTETS of
+        noise since it began: bounded work for a flood, whatever the timeout."""
+        wait = self._wait
+        if wait is not None and self.link.noise_octets - wait.attempt_noise >= MAX_NOISE_OCTETS:
+            self._note("flooded", "info", waiting_for=wait.what, attempt=wait.attempt,
+                       noise_octets=self.link.noise_octets - wait.attempt_noise)
+            wait.flooded = True
+            wait.deadline = now
+            self._timer(now)
 
     # -- mode E ------------------------------------------------------------------------
 

@@ -431,6 +431,7 @@ ReadResult = Data | DataAccessResult | DataBlockResult | BlockNumber
 #: One WriteResponse item: success [0] is ``DataAccessResult.SUCCESS``.
 WriteResult = DataAccessResult | BlockNumber
 
+_READ_DATA: Final = 0  # the CHOICE data [0] of a read result
 _READ_BLOCK_NUMBER: Final = 3
 _WRITE_BLOCK_NUMBER: Final = 2
 
@@ -443,14 +444,14 @@ def _encode_read_result(result: ReadResult) -> bytes:
     if isinstance(result, BlockNumber):
         return bytes((_READ_BLOCK_NUMBER,)) + _U16.pack(result.block_number)
     if isinstance(result, Data):
-        return b"\x00" + encode_data(result)
+        return bytes((_READ_DATA,)) + encode_data(result)
     raise LocalProtocolError(f"not a ReadResponse result: {type(result).__name__}")
 
 
 def _decode_read_result(r: AxdrReader, field_name: str, *, blocks: bool = True) -> ReadResult:
     at = r.pos
     choice = r.u8(f"{field_name} choice")
-    if choice == 0:
+    if choice == _READ_DATA:
         return r.data(field_name)
     if choice == 1:
         return DataAccessResult(r.u8(f"{field_name} data-access-error"))
@@ -821,12 +822,33 @@ class SnBlockReassembler(Reassembler):
     Blocks must arrive numbered 1, 2, 3...; a wrong number raises
     :class:`RemoteProtocolError` naming the expected and received numbers, and more
     than ``max_size`` bytes or ``max_blocks`` blocks raise :class:`RemoteProtocolError`.
-    The client sends :meth:`next_request` after each block but the last.
+    The client sends :meth:`next_request` after each block but the last.  The count
+    of the first result's array or structure is checked as soon as it has arrived, as
+    for a long GET (:class:`~dlmsd.protocol.xdlms.Reassembler`).
     """
 
     _SERVICE = "READ"
     _TRANSFER = "long read"
     _MAX_BLOCK_NUMBER = 0xFFFF  # block-number Unsigned16
+
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+        super().__init__(max_size=max_size, max_blocks=max_blocks, data_value=True)
+
+    def _data_start(self) -> int | None:
+        # The raw data is the result list (see decode_read_blocks): its quantity, then
+        # the first result, CHOICE data [0] and its Data.  A gurux_dlms server sends
+        # the bare Data instead, which starts with its tag.  Read either way the count
+        # found is that of a real array or structure, or too small to refuse anything.
+        parts = self._parts
+        if not parts:
+            return None
+        quantity = parts[0]
+        at = 1 + (quantity & 0x7F if quantity & 0x80 else 0)
+        if len(parts) <= at:
+            return None
+        if parts[at] == _READ_DATA:
+            return at + 1
+        return 0 if quantity in (DataType.ARRAY, DataType.STRUCTURE) else -1
 
     def add(self, block: DataBlockResult) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""

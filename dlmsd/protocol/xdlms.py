@@ -755,12 +755,13 @@ class CosemAttributeDescriptorWithSelection:
 # Green Book: Get-Data-Result ::= CHOICE { data [0] Data,
 #   data-access-result [1] IMPLICIT Data-Access-Result }
 GetDataResult = Data | DataAccessResult
+_GET_DATA: Final = 0  # the CHOICE data [0] of a Get-Data-Result
 
 
 def _encode_get_data_result(result: GetDataResult) -> bytes:
     if isinstance(result, DataAccessResult):
         return bytes((1, int(result)))
-    return b"\x00" + encode_data(result)
+    return bytes((_GET_DATA,)) + encode_data(result)
 
 
 def _decode_get_data_result(r: AxdrReader, field_name: str) -> GetDataResult:
@@ -1230,14 +1231,18 @@ class Reassembler:
     Blocks must arrive numbered 1, 2, 3...; a wrong number raises
     :class:`RemoteProtocolError` naming the expected and received numbers, and more
     than ``max_size`` bytes or ``max_blocks`` blocks (or a block number the service
-    cannot count past) raise :class:`RemoteProtocolError`.
+    cannot count past) raise :class:`RemoteProtocolError`.  With ``data_value``, the
+    array or structure count of the Data the raw data holds is checked as soon as it
+    has arrived (usually at block 1): a count that ``max_size`` or the A-XDR node budget
+    cannot hold raises :class:`RemoteProtocolError` at once, not a megabyte later.
     """
 
     _SERVICE: ClassVar[str]  # in the block-number error: "GET", "READ"
     _TRANSFER: ClassVar[str]  # in the limit errors: "long GET", "long read"
     _MAX_BLOCK_NUMBER: ClassVar[int]  # the largest block number the service can carry
 
-    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000) -> None:
+    def __init__(self, *, max_size: int = 1 << 20, max_blocks: int = 10_000,
+                 data_value: bool = False) -> None:
         if max_size < 1 or max_blocks < 1:
             raise LocalProtocolError("max_size and max_blocks must be positive")
         self.max_size = max_size
@@ -1245,6 +1250,9 @@ class Reassembler:
         self.expected_block = 1
         self.complete = False
         self._parts = bytearray()
+        # The raw data holds a Data (at _data_start()): its array or structure count,
+        # in the first octets, is checked as soon as it has arrived.
+        self._check_header = data_value
 
     @property
     def size(self) -> int:
@@ -1271,6 +1279,36 @@ class Reassembler:
             raise RemoteProtocolError(
                 f"{self._TRANSFER} exceeds {self.max_size} bytes at block {block_number}")
         self._parts += raw_data
+        if self._check_header:
+            self._check_count(block_number)
+
+    def _data_start(self) -> int | None:
+        """Where the Data whose count is checked starts in the raw data: None while
+        that is not known yet, -1 when there is none to check.  GET: at once."""
+        return 0
+
+    def _check_count(self, block_number: int) -> None:
+        """Refuse at once an array or structure that the whole transfer could not
+        hold or that decoding it would refuse (the node budget of ``max_size``)."""
+        parts = self._parts
+        at = self._data_start()
+        if at is None or len(parts) < at + 2:
+            return  # not all here yet: checked again after the next block
+        self._check_header = False
+        if at < 0 or parts[at] not in (DataType.ARRAY, DataType.STRUCTURE):
+            return
+        first = parts[at + 1]
+        header = 2 + (first & 0x7F if first & 0x80 else 0)
+        if len(parts) < at + header:
+            self._check_header = True  # the count is not all here yet
+            return
+        count = int.from_bytes(parts[at + 2:at + header]) if first & 0x80 else first
+        budget = node_budget(self.max_size) - 1
+        if at + header + count > self.max_size or count > budget:
+            raise RemoteProtocolError(
+                f"{self._TRANSFER} of {DataType(parts[at]).asn1_name} of {count} values "
+                f"exceeds the limit of {min(budget, self.max_size - at - header)} values "
+                f"for a response of at most {self.max_size} bytes, at block {block_number}")
 
     def _finish(self, block_number: int, last_block: bool) -> bytes | None:
         if last_block:
@@ -1306,35 +1344,36 @@ class BlockReassembler(Reassembler):
     _MAX_BLOCK_NUMBER = 0xFFFFFFFF  # block-number Unsigned32
 
     def __init__(
-        self, *, max_size: int = 1 << 20, max_blocks: int = 10_000, data_value: bool = False
+        self, *, max_size: int = 1 << 20, max_blocks: int = 10_000, data_value: bool = False,
+        results: int = 0,
     ) -> None:
-        super().__init__(max_size=max_size, max_blocks=max_blocks)
+        super().__init__(max_size=max_size, max_blocks=max_blocks,
+                         data_value=data_value or results > 0)
         self._invoke_id_and_priority = DEFAULT_INVOKE_ID_AND_PRIORITY
-        # The raw data is one Data (a GET normal): its array or structure count, in
-        # the first octets, is checked as soon as it has arrived.
-        self._check_header = data_value
+        # GET-with-list of ``results`` attributes: the raw data is the list of results
+        # (Green Book, Get-Response-With-List in blocks: its quantity, then each
+        # Get-Data-Result, CHOICE data [0] or data-access-result [1]).
+        self._results = results
 
-    def _check_count(self, block_number: int) -> None:
-        """Refuse at once an array or structure that the whole transfer could not
-        hold or that decoding it would refuse (the node budget of ``max_size``)."""
+    def _data_start(self) -> int | None:
+        """A GET-with-list's quantity must be the number of attributes asked for
+        (checked at the block that brings it); the count checked is that of the first
+        result's Data."""
+        if not self._results:
+            return 0
         parts = self._parts
-        if len(parts) < 2:
-            return
-        self._check_header = False
-        if parts[0] not in (DataType.ARRAY, DataType.STRUCTURE):
-            return
-        first = parts[1]
-        header = 2 + (first & 0x7F if first & 0x80 else 0)
-        if len(parts) < header:
-            self._check_header = True  # the count is not all here yet
-            return
-        count = int.from_bytes(parts[2:header]) if first & 0x80 else first
-        budget = node_budget(self.max_size) - 1
-        if header + count > self.max_size or count > budget:
+        if not parts:
+            return None
+        first = parts[0]
+        at = 1 + (first & 0x7F if first & 0x80 else 0)
+        if len(parts) <= at:
+            return None
+        quantity = int.from_bytes(parts[1:at]) if first & 0x80 else first
+        if quantity != self._results:
             raise RemoteProtocolError(
-                f"{self._TRANSFER} of {DataType(parts[0]).asn1_name} of {count} values "
-                f"exceeds the limit of {min(budget, self.max_size - header)} values for a "
-                f"response of at most {self.max_size} bytes, at block {block_number}")
+                f"{self._TRANSFER} with-list: {quantity} results for {self._results} "
+                f"attributes, at block {self.expected_block}")
+        return at + 1 if parts[at] == _GET_DATA else -1
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
@@ -1345,8 +1384,6 @@ class BlockReassembler(Reassembler):
                 int(block.raw_data),
             )
         self._append(block.block_number, block.raw_data)
-        if self._check_header:
-            self._check_count(block.block_number)
         self._invoke_id_and_priority = block.invoke_id_and_priority
         return self._finish(block.block_number, block.last_block)
 
