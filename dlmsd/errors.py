@@ -10,6 +10,8 @@
     │   └── CounterStoreError       invocation counter file unusable (dlmsd.counters)
     ├── ProtocolError               a protocol rule was broken (carries .code)
     │   ├── LocalProtocolError      we were asked to do something illegal
+    │   │   └── RequestTooLarge     a request longer than the meter's max PDU (the
+    │   │                           reader then asks for fewer attributes at once)
     │   └── RemoteProtocolError     the peer sent something illegal
     │       ├── DecodeError         bytes that cannot be decoded (malformed frame/APDU)
     │       │   └── ChecksumError   HDLC frame whose HCS or FCS does not match
@@ -69,6 +71,7 @@ __all__ = [
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
+    "RequestTooLarge",
     "ServiceError",
     "TransportError",
     "with_context",
@@ -115,6 +118,10 @@ class ProtocolError(DlmsdError):
 
 class LocalProtocolError(ProtocolError):
     """We were asked to send something the protocol state does not allow."""
+
+
+class RequestTooLarge(LocalProtocolError):
+    """A request would be longer than the meter's max receive PDU size."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -56,6 +56,7 @@ from dlmsd.protocol.xdlms import (
     ExceptionResponse,
     ExceptionServiceError,
     GetRequestNext,
+    GetRequestWithList,
     StateError,
 )
 from dlmsd.readers import build_reader
@@ -572,6 +573,22 @@ def test_ln_with_list_answer_in_get_blocks() -> None:
     assert any(isinstance(r, GetRequestNext) for r in reads)
     assert session.meter.with_list_requests() == 1
     check(session.read(ENERGY, VOLTAGE), "energy", "voltage")  # object list in blocks too
+
+
+def test_ln_with_list_longer_than_the_meter_max_pdu_is_split() -> None:
+    """Found by scripts/fuzz: seven attributes in one GET-with-list (74 octets) do not
+    fit a meter's 64-octet max PDU; the reader halves the list until they do, instead
+    of failing every scan with "exceeds the meter's max PDU"."""
+    session = _opened("hdlc", options=ServerOptions(max_pdu=64), max_info=32)
+    texts = (SERIAL, req("manufacturer", "0.0.96.1.1.255", 1),
+             req("hello", "0.128.128.0.6.255", 1), req("name", "0.0.42.0.0.255", 1),
+             req("firmware", "1.0.0.2.0.255", 1))
+    results = session.read(*texts, ENERGY, VOLTAGE)
+    check(results, "serial", "energy", "voltage")
+    assert results["firmware"].value == "SIM-FW 1.4.2"
+    lists = [r for r in session.meter.reads() if isinstance(r, GetRequestWithList)]
+    assert lists and max(len(r.attributes) for r in lists) < 7
+    assert sum(len(r.attributes) for r in lists) >= 7 - 1  # at most one read alone
 
 
 def test_sn_read_answer_in_read_blocks() -> None:

@@ -32,6 +32,7 @@ from dlmsd.errors import (
     DlmsdError,
     LocalProtocolError,
     RemoteProtocolError,
+    RequestTooLarge,
     ServiceError,
 )
 from dlmsd.protocol.acse import (
@@ -698,7 +699,7 @@ class LnClient(ClientBase):
             request = GetRequestWithList.of(*descriptors, invoke_id_and_priority=iid)
         apdu = self._protect(request.to_bytes())
         if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
-            raise LocalProtocolError(
+            raise RequestTooLarge(
                 f"GET of {len(apdu)} bytes exceeds the meter's max PDU "
                 f"{self.server_max_receive_pdu_size}; request fewer attributes at once")
         self._pending_count = len(descriptors)

@@ -68,6 +68,7 @@ from dlmsd.errors import (
     DlmsdError,
     DlmsTimeout,
     RemoteProtocolError,
+    RequestTooLarge,
     TransportError,
 )
 from dlmsd.protocol import iec62056_21 as iec
@@ -929,8 +930,20 @@ class MeterReader:
             return
         if not self._client.supports_with_list:
             self._size = 1
-        self._chunk = fetch.targets[done:done + self._size]
-        self._fetch_request(self._client.request(self._chunk), now)
+        while True:
+            self._chunk = fetch.targets[done:done + self._size]
+            try:
+                apdu = self._client.request(self._chunk)
+                break
+            except RequestTooLarge as exc:
+                # max_list_size attributes do not fit in the meter's max PDU: halve
+                # the chunk for the rest of this operation (one attribute that does
+                # not fit is an error)
+                if len(self._chunk) == 1:
+                    raise
+                self._size = len(self._chunk) // 2
+                self._note("list_size_reduced", size=self._size, reason=str(exc))
+        self._fetch_request(apdu, now)
 
     def _fetch_request(self, apdu: bytes, now: float, block: int = 0) -> None:
         what = self._client.describe_request(self._chunk)

@@ -45,7 +45,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError, ServiceError
+from dlmsd.errors import (
+    DecodeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RequestTooLarge,
+    ServiceError,
+)
 from dlmsd.protocol.acse import ApplicationContextName
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
@@ -160,7 +166,7 @@ class SnClient(ClientBase):
                 items.append(VariableName(item))
         apdu = self._protect(ReadRequest(tuple(items)).to_bytes())
         if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
-            raise LocalProtocolError(
+            raise RequestTooLarge(
                 f"READ of {len(apdu)} bytes exceeds the meter's max PDU "
                 f"{self.server_max_receive_pdu_size}; request fewer variables at once")
         self._pending_count = len(items)
