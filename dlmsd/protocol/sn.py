@@ -839,16 +839,13 @@ class SnBlockReassembler(Reassembler):
         # the first result, CHOICE data [0] and its Data.  A gurux_dlms server sends
         # the bare Data instead, which starts with its tag.  Read either way the count
         # found is that of a real array or structure, or too small to refuse anything.
-        parts = self._parts
-        if not parts:
+        head = self._list_head()
+        if head is None:
             return None
-        quantity = parts[0]
-        at = 1 + (quantity & 0x7F if quantity & 0x80 else 0)
-        if len(parts) <= at:
-            return None
-        if parts[at] == _READ_DATA:
+        _, at = head
+        if self._parts[at] == _READ_DATA:
             return at + 1
-        return 0 if quantity in (DataType.ARRAY, DataType.STRUCTURE) else -1
+        return 0 if self._parts[0] in (DataType.ARRAY, DataType.STRUCTURE) else -1
 
     def add(self, block: DataBlockResult) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""

@@ -1287,6 +1287,19 @@ class Reassembler:
         that is not known yet, -1 when there is none to check.  GET: at once."""
         return 0
 
+    def _list_head(self) -> tuple[int, int] | None:
+        """For raw data that is a result list (an A-XDR quantity, then the results,
+        each a CHOICE): the quantity and where the first result's choice is, once
+        they have arrived (else None)."""
+        parts = self._parts
+        if not parts:
+            return None
+        first = parts[0]
+        at = 1 + (first & 0x7F if first & 0x80 else 0)
+        if len(parts) <= at:
+            return None
+        return (int.from_bytes(parts[1:at]) if first & 0x80 else first), at
+
     def _check_count(self, block_number: int) -> None:
         """Refuse at once an array or structure that the whole transfer could not
         hold or that decoding it would refuse (the node budget of ``max_size``)."""
@@ -1361,19 +1374,15 @@ class BlockReassembler(Reassembler):
         result's Data."""
         if not self._results:
             return 0
-        parts = self._parts
-        if not parts:
+        head = self._list_head()
+        if head is None:
             return None
-        first = parts[0]
-        at = 1 + (first & 0x7F if first & 0x80 else 0)
-        if len(parts) <= at:
-            return None
-        quantity = int.from_bytes(parts[1:at]) if first & 0x80 else first
+        quantity, at = head
         if quantity != self._results:
             raise RemoteProtocolError(
                 f"{self._TRANSFER} with-list: {quantity} results for {self._results} "
                 f"attributes, at block {self.expected_block}")
-        return at + 1 if parts[at] == _GET_DATA else -1
+        return at + 1 if self._parts[at] == _GET_DATA else -1
 
     def add(self, block: GetResponseWithDatablock) -> bytes | None:
         """Take one block; returns the whole raw data after the last one, else None."""
