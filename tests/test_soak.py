@@ -119,6 +119,24 @@ def test_short_soak_with_the_hostile_meters() -> None:
     assert report["daemon"]["not_json_lines"] == []
 
 
+def test_short_soak_with_noisy_meters_and_one_hostile_kind(tmp_path: Path) -> None:
+    """--noisy SPEC puts --noisy-meters meters behind dlms-sim --fault SPEC, reported
+    as their own group; --hostile-kind starts only that kind; --workdir keeps the
+    configuration and logs; the exit status follows --min-complete."""
+    code, report, stderr = run_soak(
+        "--meters", "1", "--minutes", "0.1", "--noisy", "drop-reply:5", "--noisy-meters",
+        "1", "--hostile-kind", "close-after-aare", "--meters-per-sim", "1",
+        "--report-every", "3", "--min-complete", "1.0", "--workdir", str(tmp_path))
+    groups = {d["group"] for d in report["devices"]}
+    assert groups == {"healthy", "noisy", "hostile"}, report["devices"]
+    noisy = [d for d in report["devices"] if d["group"] == "noisy"]
+    assert len(noisy) == 1 and noisy[0]["done"] > 0, noisy
+    assert [d["kind"] for d in report["devices"] if d["group"] == "hostile"] == [
+        "close-after-aare"]
+    assert (tmp_path / "dlms.json").is_file() and (tmp_path / "dlms.log").is_file()
+    assert report["ok"] == (code == 0), stderr
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
