@@ -26,7 +26,7 @@ from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, por
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
-__all__ = ["main"]
+__all__ = ["main", "table_json"]
 
 DEFAULT_CONFIG = "/etc/dlms/dlms.json"
 EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
@@ -159,6 +159,12 @@ def _table_text(snapshot: Snapshot, width: int | None = None) -> str:
     return "\n".join(out)
 
 
+def table_json(snapshot: Snapshot) -> str:
+    """The signal table as ``--once --json`` prints it (also the HTTP API's
+    /api/v1/signals)."""
+    return json.dumps(snapshot.to_json(), indent=2, default=str)
+
+
 def _all_ok(snapshot: Snapshot) -> bool:
     return all(s.status is not SignalStatus.ERROR for s in snapshot.signals)
 
@@ -170,6 +176,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
     stop = asyncio.Event()
     reloads: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
+    http: Any = None  # the HTTP API (dlmsd.outputs.http), when configured
 
     async def reload() -> None:
         try:
@@ -193,6 +200,15 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         notice(log, "dlms_starting", version=__version__, config=config_path,
                devices=sum(1 for d in config.devices if d.enable))
         await supervisor.start()
+        if config.http is not None:
+            from dlmsd.outputs.http import HttpServer  # aiohttp: loaded only when used
+
+            http = HttpServer(config.http, table, lambda: supervisor.stats, log)
+            try:
+                await http.start()
+            except OSError as exc:
+                log.error("http_failed", error=str(exc))
+                return EXIT_NOT_OK
         await stop.wait()
         notice(log, "dlms_stopping")
     finally:
@@ -201,6 +217,8 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         for task in reloads:
             if not task.done():
                 await task
+        if http is not None:
+            await http.stop()
         await supervisor.stop()
     notice(log, "dlms_stopped")
     return EXIT_OK
@@ -281,7 +299,7 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
             if port is not None:
                 snapshot = _filter(snapshot, port)
             if as_json:
-                click.echo(json.dumps(snapshot.to_json(), indent=2, default=str))
+                click.echo(table_json(snapshot))
             else:
                 click.echo(_table_text(snapshot))
             code = EXIT_OK if _all_ok(snapshot) else EXIT_NOT_OK

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -205,6 +206,54 @@ DEFAULT_STATE_DIR = "/var/lib/dlmsd"
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The ``http`` object: where the HTTP API listens and the bearer token it wants."""
+
+    host: str  # an IPv6 address without its brackets
+    port: int
+    token: Secret | None = field(default=None, repr=False)
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def parse_listen(text: str, at: str = "http.listen") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); ConfigValueError naming ``at``."""
+    match = _LISTEN.match(text)
+    if match is None:
+        raise ConfigValueError(f"{at}: {show_json(text)} is not host:port (e.g. "
+                               "127.0.0.1:8080, or [::1]:8080 for IPv6)")
+    port = int(match.group("port"))
+    if not 1 <= port <= 65535:
+        raise ConfigValueError(f"{at}: port {port} is out of range 1..65535")
+    v6 = match.group("v6")
+    if v6 is not None:
+        try:
+            ipaddress.IPv6Address(v6)
+        except ValueError:
+            raise ConfigValueError(f"{at}: [{v6}] is not an IPv6 address") from None
+        return v6, port
+    return match.group("host"), port
+
+
+def _build_http(doc: Mapping[str, Any], problems: list[str]) -> HttpConfig | None:
+    item = doc.get("http")
+    if not isinstance(item, dict) or not isinstance(item.get("listen"), str):
+        return None  # absent, or the schema said what is wrong
+    try:
+        host, port = parse_listen(item["listen"])
+    except ConfigValueError as exc:
+        problems.append(str(exc))
+        return None
+    token = item.get("token")
+    return HttpConfig(host, port, Secret(token) if isinstance(token, str) and token else None)
+
+
+@dataclass(frozen=True)
 class Config:
     devices: tuple[DeviceConfig, ...]
     signals: tuple[SignalConfig, ...]
@@ -215,6 +264,8 @@ class Config:
     #: The PORTn table in use: :data:`DEFAULT_PORTS` with the configuration's ``ports``.
     ports: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PORTS),
                                      hash=False)
+    #: The HTTP API (``http``); None: no HTTP server.
+    http: HttpConfig | None = None
 
     def port_path(self, name: str) -> str:
         """A ``-p`` name as the devices' ports are named: PORTn resolved through
@@ -238,7 +289,7 @@ class Config:
 
 
 _SECRET_KEYS = frozenset({"password", "block_cipher_key", "authentication_key",
-                          "dedicated_key"})
+                          "dedicated_key", "token"})
 
 
 def load_schema() -> dict[str, Any]:
@@ -905,6 +956,8 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if signal is not None:
             signal_list.append(signal)
 
+    http = _build_http(doc, problems)
+
     # what the schema refused is said once, by the schema
     refused = {parts for parts, _ in schema_found}
     every = in_path_order(list(schema_found) + [
@@ -919,7 +972,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
     assert isinstance(state_dir, str) and ports is not None  # the schema checked them
     return Config(tuple(device_list), tuple(signal_list), tuple(warning_list), source,
-                  state_dir, ports)
+                  state_dir, ports, http)
 
 
 def load_config(path: str | Path) -> Config:

@@ -38,8 +38,10 @@ from dlmsd.transport.bus import SerialBus
 __all__ = [
     "AUTH_BACKOFF_MAX_S",
     "AUTH_BACKOFF_MIN_S",
+    "SCAN_BUCKETS_S",
     "MeterSession",
     "Phase",
+    "PollStats",
     "Poller",
     "SessionContext",
     "SessionFactory",
@@ -66,6 +68,36 @@ class MeterSession(Protocol):
     async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]: ...
 
     async def close(self) -> None: ...
+
+
+#: Upper bounds (seconds) of the scan duration histogram of :class:`PollStats`.
+SCAN_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class PollStats:
+    """What a device's pollers counted (kept by the supervisor across a poller's
+    restarts, read by the HTTP API's /metrics): attribute reads that gave a value or an
+    error, sessions ended by a timeout, scans redone at once on a new association
+    (``reconnect_now``), association attempts after the first, and the scan durations
+    as a cumulative histogram over :data:`SCAN_BUCKETS_S`."""
+
+    reads: int = 0
+    read_errors: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    reconnects: int = 0
+    attempts: int = 0
+    scan_count: int = 0
+    scan_seconds: float = 0.0
+    scan_buckets: list[int] = field(default_factory=lambda: [0] * len(SCAN_BUCKETS_S))
+
+    def scan_done(self, seconds: float) -> None:
+        self.scan_count += 1
+        self.scan_seconds += seconds
+        for n, bound in enumerate(SCAN_BUCKETS_S):
+            if seconds <= bound:
+                self.scan_buckets[n] += 1
 
 
 def _no_counter_store() -> CounterStore:
@@ -121,8 +153,10 @@ class Poller:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         bus: SerialBus | None = None,
         counters: Callable[[], CounterStore] | None = None,
+        stats: PollStats | None = None,
     ) -> None:
         self.device = device
+        self.stats = stats if stats is not None else PollStats()
         self.signals = [s for s in signals if s.enable]
         self.table = table
         self.log = log
@@ -151,6 +185,7 @@ class Poller:
                     # The meter closed a connection that was working (an idle or
                     # inactivity timeout): associate again at once, without going
                     # offline. Needs a good scan in between, so it cannot loop.
+                    self.stats.retries += 1
                     self.log.info("reconnect_now", reason=str(error))
                     continue
                 if isinstance(error, LinkOutOfStep | AnswerLost) and (scans or not redone):
@@ -159,9 +194,12 @@ class Poller:
                     # association redo the scan at once, without going offline; once
                     # per scan, so it cannot loop.
                     redone = True
+                    self.stats.retries += 1
                     self.log.info("reconnect_now", reason=str(error))
                     continue
                 redone = False
+                if isinstance(error, DlmsTimeout):
+                    self.stats.timeouts += 1
                 if error is not None:
                     self._offline(error)
                 if once:
@@ -192,6 +230,9 @@ class Poller:
         scans = 0
         alias = self.device.device_alias
         session: MeterSession | None = None
+        self.stats.attempts += 1
+        if self.stats.attempts > 1:
+            self.stats.reconnects += 1
         try:
             session = self.session_factory(self.device, self.context)
             self.phase = Phase.CONNECTING
@@ -208,8 +249,10 @@ class Poller:
                 async with self._turn():
                     await self._scan(session)
                 scans += 1
+                took = monotonic() - next_scan
+                self.stats.scan_done(took)
                 # One line per scan (debug: free at the default level), for scripts/soak.
-                self.log.debug("scan_done", ms=round((monotonic() - next_scan) * 1000, 1))
+                self.log.debug("scan_done", ms=round(took * 1000, 1))
                 if once:
                     return None, scans
                 next_scan += period
@@ -276,7 +319,9 @@ class Poller:
         if signal is None:
             return
         before = self.table.signal(result.key)
+        self.stats.reads += 1
         if result.error is not None:
+            self.stats.read_errors += 1
             state = self.table.fail_signal(result.key, result.error)
             if before.error != result.error:
                 self.log.warning("signal_error", signal=result.key,

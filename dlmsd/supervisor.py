@@ -21,7 +21,7 @@ from typing import Any
 from dlmsd.config import Config, DeviceConfig, SignalConfig
 from dlmsd.counters import CounterStore, open_counter_store
 from dlmsd.logsetup import get_logger, get_trace_logger, notice
-from dlmsd.poller import Poller, SessionFactory
+from dlmsd.poller import Poller, PollStats, SessionFactory
 from dlmsd.session import make_session
 from dlmsd.signals import SignalTable, Snapshot
 from dlmsd.trace import FrameTracer
@@ -53,6 +53,8 @@ class Supervisor:
         self.log = log if log is not None else get_logger()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._pollers: dict[str, Poller] = {}
+        #: Per device, what its pollers counted (kept across restarts; HTTP /metrics).
+        self.stats: dict[str, PollStats] = {}
         self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...]]] = {}
         self._buses: dict[str, SerialBus] = {}
 
@@ -80,7 +82,8 @@ class Supervisor:
         tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace, dump_log=log)
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
                       tracer, self.session_factory, bus=self._bus(device),
-                      counters=self._counters)
+                      counters=self._counters,
+                      stats=self.stats.setdefault(device.device_alias, PollStats()))
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:
         poller = self._poller(device)
