@@ -97,6 +97,9 @@ def _summary(config: Config) -> str:
             f"{dev.referencing.value} auth={dev.auth.value} client=0x{dev.client_address:02X} "
             f"server={server}, {count} signal(s)"
         )
+    if config.http is not None:
+        token = ", bearer token" if config.http.token is not None else ""
+        lines += ["", f"http: {config.http.listen}{token}"]
     lines += ["", "signals:"]
     for sig in config.signals:
         state = "" if sig.enable else " (disabled)"

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import signal, tcp_device
@@ -411,3 +412,42 @@ def test_no_http_object_no_server(write_config: Writer, tmp_path: Path) -> None:
     code = ("import sys; from dlmsd.cli import main; "
             "assert 'aiohttp' not in sys.modules, 'aiohttp imported'")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_check_summary_shows_http_not_the_token(write_config: Writer) -> None:
+    path = write_config({"devices": [tcp_device()], "signals": [signal()],
+                         "http": {"listen": "[::1]:8080", "token": TOKEN}})
+    result = subprocess.run([sys.executable, "-m", "dlmsd", "-c", str(path), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "\nhttp: [::1]:8080, bearer token\n" in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def _ipv6_port() -> int | None:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    except OSError:
+        return None
+
+
+async def test_listens_on_ipv6_loopback() -> None:
+    port = _ipv6_port()
+    if port is None:
+        pytest.skip("no IPv6 loopback here")
+    table, stats = _table()
+    log = _Log()
+    server = HttpServer(HttpConfig("::1", port, Secret(TOKEN)), table, lambda: stats, log)
+    await server.start()
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://[::1]:{port}/healthz", headers=headers) as answer:
+            assert answer.status == 200
+            assert (await answer.json())["status"] == "ok"
+    finally:
+        await server.stop()
+    assert log.lines == [("http_listening", {"listen": f"[::1]:{port}", "token": True})]
