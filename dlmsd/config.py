@@ -240,7 +240,17 @@ def parse_listen(text: str, at: str = "http.listen") -> tuple[str, int]:
     return match.group("host"), port
 
 
-def _build_http(doc: Mapping[str, Any], problems: list[str]) -> HttpConfig | None:
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well be reachable
+
+
+def _build_http(doc: Mapping[str, Any], problems: list[str],
+                warnings: list[str]) -> HttpConfig | None:
     item = doc.get("http")
     if not isinstance(item, dict) or not isinstance(item.get("listen"), str):
         return None  # absent, or the schema said what is wrong
@@ -250,7 +260,12 @@ def _build_http(doc: Mapping[str, Any], problems: list[str]) -> HttpConfig | Non
         problems.append(str(exc))
         return None
     token = item.get("token")
-    return HttpConfig(host, port, Secret(token) if isinstance(token, str) and token else None)
+    if not isinstance(token, str) or not token:
+        token = None
+        if not _loopback(host):
+            warnings.append(f"http.listen: {item['listen']} is not a loopback address and "
+                            "there is no http.token: anyone who reaches it reads the values")
+    return HttpConfig(host, port, Secret(token) if token else None)
 
 
 @dataclass(frozen=True)
@@ -956,7 +971,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if signal is not None:
             signal_list.append(signal)
 
-    http = _build_http(doc, problems)
+    http = _build_http(doc, problems, warnings)
 
     # what the schema refused is said once, by the schema
     refused = {parts for parts, _ in schema_found}

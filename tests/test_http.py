@@ -8,6 +8,7 @@ answers and the metrics over a hand-made table (aiohttp's test server, loopback)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal as signals
@@ -26,16 +27,18 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import signal, tcp_device
+from fakes import FakeMeter, factory_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_cli import Daemon
 from test_e2e_sim import EXPECTED, once, signals_for, simulator
 
 from dlmsd.config import HttpConfig, parse_config, parse_listen
-from dlmsd.errors import ConfigError
+from dlmsd.errors import ConfigError, DlmsTimeout, TransportError
 from dlmsd.outputs.http import HttpServer, metrics_text
 from dlmsd.poller import SCAN_BUCKETS_S, PollStats
 from dlmsd.secret import Secret
 from dlmsd.signals import SignalTable
+from dlmsd.supervisor import Supervisor
 from dlmsd.top import frame, snapshot_from_json
 
 Writer = Callable[..., Path]
@@ -89,6 +92,20 @@ def test_http_config_token_is_a_secret() -> None:
     assert config.http.token == Secret(TOKEN)
     assert TOKEN not in repr(config) and TOKEN not in str(config.http)
     assert parse_config({"devices": [tcp_device()], "signals": [signal()]}).http is None
+
+
+@pytest.mark.parametrize(("listen", "token", "warned"), [
+    ("0.0.0.0:8080", None, True), ("[::]:8080", None, True), ("gw.example:80", None, True),
+    ("0.0.0.0:8080", TOKEN, False), ("127.0.0.2:8080", None, False),
+    ("[::1]:8080", None, False), ("localhost:8080", None, False),
+])
+def test_open_listen_without_token_is_warned(listen: str, token: str | None,
+                                             warned: bool) -> None:
+    http = {"listen": listen, **({"token": token} if token else {})}
+    config = parse_config({"devices": [tcp_device()], "signals": [signal()], "http": http})
+    found = [w for w in config.warnings if w.startswith("http.listen: ")]
+    assert bool(found) is warned, config.warnings
+    assert all("no http.token" in w for w in found)
 
 
 def test_http_config_errors() -> None:
@@ -172,6 +189,33 @@ def test_poll_stats_histogram_is_cumulative() -> None:
     assert stats.scan_buckets[SCAN_BUCKETS_S.index(0.5)] == 2
     assert stats.scan_buckets[-1] == 2  # 100 s is past the last bound: +Inf only
     assert stats.scan_count == 3
+
+
+async def test_poll_stats_count_what_the_pollers_do() -> None:
+    """The PollStats hook: reads and read errors per attribute, the immediate re-association
+    after a dropped link (a retry), timeouts, and attempts after the first; kept by the
+    supervisor for /metrics."""
+    config = parse_config({
+        "devices": [tcp_device("m1", scan_rate_ms=100, reconnect_time=100)],
+        "signals": [signal("e1", "m1"), signal("x1", "m1", obis="1.0.2.8.0.255")]})
+    errors = iter([None, TransportError("connection closed by the meter"), None,
+                   DlmsTimeout("no answer in 100 ms")])
+    meter = FakeMeter({"e1": 1}, read_error=lambda: next(errors, None))
+    supervisor = Supervisor(config, session_factory=factory_for({"m1": meter}))
+    await supervisor.start()
+    try:
+        async with asyncio.timeout(5):
+            while meter.reads < 4:
+                await asyncio.sleep(0.005)
+        stats = supervisor.stats["m1"]
+        assert stats.retries == 1  # the dropped link: a new association at once
+        assert stats.timeouts == 1  # the timeout: offline, back-off, a new association
+        assert stats.reconnects == stats.attempts - 1 >= 2
+        assert stats.reads == 2 * stats.scan_count and stats.read_errors == stats.scan_count
+        assert meter.reads - 1 <= stats.scan_count <= meter.reads
+        assert stats.scan_buckets[-1] == stats.scan_count  # every fake scan is under 60 s
+    finally:
+        await supervisor.stop()
 
 
 class _Log:
