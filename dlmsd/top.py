@@ -101,7 +101,9 @@ def main(url: str, token: str | None, interval: float, once: bool) -> None:
                 text = frame(url, fetch(url, token))
             except click.ClickException as exc:
                 text = f"dlms-top {url}  {time.strftime('%H:%M:%S')}\n\n{exc.message}"
-            click.echo(CLEAR + text, nl=True)
+            # not click.echo: it drops ANSI codes when stdout is not a terminal
+            sys.stdout.write(CLEAR + text + "\n")
+            sys.stdout.flush()
             time.sleep(interval)
     except KeyboardInterrupt:
         sys.exit(EXIT_OK)

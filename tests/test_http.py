@@ -495,3 +495,24 @@ async def test_listens_on_ipv6_loopback() -> None:
     finally:
         await server.stop()
     assert log.lines == [("http_listening", {"listen": f"[::1]:{port}", "token": True})]
+
+
+def test_top_redraws_until_interrupted() -> None:
+    """Live mode without a daemon: each frame clears the screen and says the API is not
+    there; Ctrl-C (SIGINT) ends it with exit 0."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from dlmsd.top import main; main()",
+                             "--url", f"http://127.0.0.1:{port}", "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    try:
+        time.sleep(1.5)
+        proc.send_signal(signals.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    frames = out.decode().split("\x1b[H\x1b[2J")
+    assert frames[0] == "" and len(frames) >= 3
+    assert all("cannot connect" in f for f in frames[1:])
