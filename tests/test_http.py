@@ -228,6 +228,14 @@ class _Log:
     info = error
 
 
+async def _closed(client: TestClient[Any, Any]) -> None:
+    """Close, then let the loop run the transports' connection_lost callbacks (a closed
+    transport lets go of its socket only there: a loop closed before would leave it to
+    the garbage collector, a ResourceWarning)."""
+    await client.close()
+    await asyncio.sleep(0.05)
+
+
 async def _client(token: str | None, table: SignalTable | None = None,
                   stats: dict[str, PollStats] | None = None,
                   log: _Log | None = None) -> TestClient[Any, Any]:
@@ -254,7 +262,7 @@ async def test_token_is_needed_everywhere(path: str) -> None:
         answer = await client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status == (404 if path == "/nowhere" else 200)
     finally:
-        await client.close()
+        await _closed(client)
 
 
 async def test_endpoints_without_token() -> None:
@@ -283,7 +291,7 @@ async def test_endpoints_without_token() -> None:
         answer = await client.get("/api/v2/signals")
         assert answer.status == 404 and (await answer.json()) == {"error": "Not Found"}
     finally:
-        await client.close()
+        await _closed(client)
 
 
 async def test_a_failing_handler_is_a_500_without_traceback() -> None:
@@ -301,7 +309,7 @@ async def test_a_failing_handler_is_a_500_without_traceback() -> None:
         assert "Traceback" not in body and "secret internals" not in body
         assert log.lines and log.lines[0][0] == "http_error"
     finally:
-        await client.close()
+        await _closed(client)
 
 
 def test_top_frame_renders_the_api_table() -> None:
@@ -488,12 +496,14 @@ async def test_listens_on_ipv6_loopback() -> None:
     await server.start()
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with aiohttp.ClientSession() as session, session.get(
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session, session.get(
                 f"http://[::1]:{port}/healthz", headers=headers) as answer:
             assert answer.status == 200
             assert (await answer.json())["status"] == "ok"
     finally:
         await server.stop()
+        await asyncio.sleep(0.05)  # as _closed
     assert log.lines == [("http_listening", {"listen": f"[::1]:{port}", "token": True})]
 
 
