@@ -35,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from dlmsd import __version__
 from dlmsd.cli import table_json
 from dlmsd.config import HttpConfig
+from dlmsd.logsetup import notice
 from dlmsd.poller import SCAN_BUCKETS_S, PollStats
 from dlmsd.signals import DeviceStatus, SignalStatus, SignalTable
 
@@ -212,8 +213,8 @@ class HttpServer:
             error.errno = exc.errno
             raise error from None
         self._runner = runner
-        self.log.info("http_listening", listen=self.config.listen,
-                      token=self.config.token is not None)
+        notice(self.log, "http_listening", listen=self.config.listen,
+               token=self.config.token is not None)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
