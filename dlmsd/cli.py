@@ -23,6 +23,7 @@ from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
 from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
+from dlmsd.outputs.mqtt import MqttOutput
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -167,6 +168,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
     log = get_logger()
     table = SignalTable.from_config(config)
     supervisor = Supervisor(config, table=table, trace=trace, log=log)
+    mqtt = MqttOutput(table, log)
     stop = asyncio.Event()
     reloads: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
@@ -181,6 +183,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         for warning in new.warnings:
             log.warning("config_warning", warning=warning)
         await supervisor.reload(new)
+        await mqtt.apply(new)  # restarts the publisher if the mqtt section changed
 
     def on_hup() -> None:
         notice(log, "reload_requested", signal="SIGHUP")
@@ -193,6 +196,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         notice(log, "dlms_starting", version=__version__, config=config_path,
                devices=sum(1 for d in config.devices if d.enable))
         await supervisor.start()
+        await mqtt.apply(config)
         await stop.wait()
         notice(log, "dlms_stopping")
     finally:
@@ -201,6 +205,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         for task in reloads:
             if not task.done():
                 await task
+        await mqtt.stop()  # <prefix>/status offline
         await supervisor.stop()
     notice(log, "dlms_stopped")
     return EXIT_OK

@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 import enum
 import json
-import re
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources

@@ -1,0 +1,1 @@
+"""Outputs: where the signal table's values leave the daemon (MQTT in :mod:`.mqtt`)."""
