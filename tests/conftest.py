@@ -88,6 +88,8 @@ class Mosquitto:
     """A mosquitto broker of the test's own on a free loopback port (never the system
     service): ``extra`` lines go into its mosquitto.conf (TLS, password file)."""
 
+    exe = "mosquitto"
+
     def __init__(self, workdir: Path, extra: list[str], persistence: bool) -> None:
         import socket
 
@@ -95,7 +97,10 @@ class Mosquitto:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        lines = [f"listener {self.port} 127.0.0.1", *extra]
+        import getpass
+
+        # as root, mosquitto would drop to the user "mosquitto", who cannot read tmp_path
+        lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}", *extra]
         if not any(line.startswith("password_file") for line in extra):
             lines.append("allow_anonymous true")
         if persistence:
@@ -114,7 +119,7 @@ class Mosquitto:
 
         assert self.proc is None
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
                                          stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -147,8 +152,10 @@ def mosquitto(tmp_path: Path) -> Any:
     :class:`Mosquitto`; every broker made is stopped after the test."""
     import shutil
 
-    if shutil.which("mosquitto") is None:
+    exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    if exe is None:
         pytest.skip("mosquitto is not installed (scripts/test installs it)")
+    Mosquitto.exe = exe
     made: list[Mosquitto] = []
 
     def make(extra: list[str] | None = None, persistence: bool = False,

@@ -281,11 +281,13 @@ class MqttPublisher:
     def _client(self) -> aiomqtt.Client:
         cfg = self.cfg
         password = cfg.password.reveal().decode("utf-8") if cfg.password else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             cfg.host, cfg.port, identifier=cfg.client_id, username=cfg.username,
             password=password, keepalive=cfg.keepalive_s, tls_context=_tls_context(cfg),
             will=aiomqtt.Will(daemon_status_topic(cfg), OFFLINE, qos=1, retain=True),
             timeout=10)
+        client.pending_calls_threshold = self.BATCH + 1  # a full batch is normal
+        return client
 
     async def _run(self) -> None:
         delay = self.backoff
