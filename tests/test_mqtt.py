@@ -399,3 +399,17 @@ async def test_reload_restarts_the_publisher_only_when_mqtt_changed(mosquitto: A
         assert output.publisher is None
     finally:
         await output.stop()
+
+
+def test_outage_script_runs_and_reports() -> None:
+    """scripts/mqtt_outage.py (a short outage, a queue too small for it) reports drops."""
+    script = Path(__file__).resolve().parent.parent / "scripts/mqtt_outage.py"
+    result = subprocess.run([sys.executable, str(script), "--outage", "2", "--before", "2",
+                             "--after", "3", "--rss-s", "2", "--signals", "10",
+                             "--scan-ms", "200", "--queue-size", "20"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    dropped = int(result.stdout.split("dropped ")[1].split(",")[0])
+    assert dropped > 0, result.stdout
+    assert "mqtt_queue_full logged 1 time(s)" in result.stdout
+    assert "RSS without mqtt" in result.stdout
