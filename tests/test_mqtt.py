@@ -413,3 +413,37 @@ def test_outage_script_runs_and_reports() -> None:
     assert dropped > 0, result.stdout
     assert "mqtt_queue_full logged 1 time(s)" in result.stdout
     assert "RSS without mqtt" in result.stdout
+
+
+def test_two_daemons_into_one_broker(mosquitto: Any, subscribers: Callable[..., Subscriber],
+                                     write_config: Callable[..., Path]) -> None:
+    """One client_id and topic_prefix per daemon: a subscriber sees both, apart."""
+    broker = mosquitto()
+    sub = subscribers(broker.port)
+    daemons = []
+    with simulator("--wrapper-port", "0") as ports:
+        try:
+            for site in ("site-a", "site-b"):
+                path = write_config({
+                    "devices": [tcp_device("m", port=ports["wrapper"], mode="DLMS-WRAPPER",
+                                           logical_address=1)],
+                    "signals": [signal("energy", "m", "1.0.1.8.0.255")],
+                    "mqtt": {"host": "127.0.0.1", "port": broker.port,
+                             "client_id": f"dlmsd-{site}", "topic_prefix": site}})
+                daemons.append(subprocess.Popen(
+                    [sys.executable, "-m", "dlmsd", "-c", str(path), "-d3"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_sync(lambda: all(sub.on(f"{s}/m/energy") for s in ("site-a", "site-b")))
+            for proc in daemons:
+                proc.terminate()
+                assert proc.wait(15) == 0
+            wait_sync(lambda: all(sub.on(f"{s}/status") == [b"online", b"offline"]
+                                  for s in ("site-a", "site-b")))
+        finally:
+            for proc in daemons:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    for site in ("site-a", "site-b"):
+        assert json.loads(sub.on(f"{site}/m/energy")[0])["value"] == 1234560
+    assert {t.split("/")[0] for t, _, _ in sub.messages} == {"site-a", "site-b"}
