@@ -4,15 +4,15 @@ Starts a private mosquitto (persistence on, so the subscriber's QoS 1 session su
 the broker's restart), one ``dlms-sim`` (wrapper over TCP) and a real ``dlms`` daemon
 reading ``--signals`` registers every ``--scan-ms`` with ``"publish": "scan"`` (every
 read is a publication), and a paho subscriber on ``dlms/#``.  After ``--before`` s the
-broker is stopped for ``--outage`` s, then started again; ``--after`` s later the
-daemon is stopped with SIGTERM.  Printed: the reads made during the outage (from the
-payloads' ``ts``), what the daemon published, queued at the reconnect and dropped (its
-``mqtt_connected`` / ``mqtt_stopped`` log lines), what the subscriber got, and what it
-never got.
+broker is stopped for ``--outage`` s, then started again; ``--after`` s after the
+daemon's reconnection it is stopped with SIGTERM.  Printed: the reads made during the
+outage (from the payloads' ``ts``), what the daemon published, queued at the reconnect
+and dropped (its ``mqtt_connected`` / ``mqtt_stopped`` log lines), and what the
+subscriber got.
 
-Then the memory: the same daemon and configuration without the ``mqtt`` object, run
-for ``--rss-s`` s, against the daemon with MQTT (VmRSS and VmHWM from /proc, after the
-same time): a ratio in the same run.
+Then the memory, as a ratio in the same run: VmRSS and VmHWM (/proc) of the daemon
+with MQTT at the end of its run (after the outage, its queue drained) against the same
+daemon and configuration without the ``mqtt`` object after ``--rss-s`` s.
 
     python scripts/mqtt_outage.py [--outage 60] [--queue-size 10000] [--signals 20]
         [--scan-ms 500] [--before 5] [--after 10] [--rss-s 10]
@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,14 @@ def events(log: Path, name: str) -> list[dict[str, Any]]:
     return found
 
 
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def epoch(ts: str) -> float:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
 
@@ -183,12 +192,14 @@ def main() -> None:
         config, log = work / "dlms.json", work / "dlms.log"
         write_config(config, sim_port, args, broker.port)
         proc = daemon(config, log)
+        wait_for(lambda: len(events(log, "mqtt_connected")) >= 1, "the daemon's connection")
         time.sleep(args.before)
         broker.stop()
         down = time.time()
         time.sleep(args.outage)
         up = time.time()
         broker.start()
+        wait_for(lambda: len(events(log, "mqtt_connected")) >= 2, "the reconnection")
         time.sleep(args.after)
         rss_mqtt = rss_kib(proc.pid)
         stop(proc)

@@ -404,15 +404,15 @@ async def test_reload_restarts_the_publisher_only_when_mqtt_changed(mosquitto: A
 def test_outage_script_runs_and_reports() -> None:
     """scripts/mqtt_outage.py (a short outage, a queue too small for it) reports drops."""
     script = Path(__file__).resolve().parent.parent / "scripts/mqtt_outage.py"
-    result = subprocess.run([sys.executable, str(script), "--outage", "2", "--before", "2",
-                             "--after", "3", "--rss-s", "2", "--signals", "10",
+    result = subprocess.run([sys.executable, str(script), "--outage", "2", "--before", "1",
+                             "--after", "2", "--rss-s", "2", "--signals", "10",
                              "--scan-ms", "200", "--queue-size", "20"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     dropped = int(result.stdout.split("dropped ")[1].split(",")[0])
     assert dropped > 0, result.stdout
-    assert "mqtt_queue_full logged 1 time(s)" in result.stdout
-    assert "RSS without mqtt" in result.stdout
+    assert "mqtt_queue_full logged 1 time(s)" in result.stdout, result.stdout
+    assert "RSS without mqtt" in result.stdout, result.stdout
 
 
 def test_two_daemons_into_one_broker(mosquitto: Any, subscribers: Callable[..., Subscriber],
@@ -447,3 +447,18 @@ def test_two_daemons_into_one_broker(mosquitto: Any, subscribers: Callable[..., 
     for site in ("site-a", "site-b"):
         assert json.loads(sub.on(f"{site}/m/energy")[0])["value"] == 1234560
     assert {t.split("/")[0] for t, _, _ in sub.messages} == {"site-a", "site-b"}
+
+
+async def test_a_ca_file_gone_after_loading_is_logged_and_retried(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    config, table = setup(1, tls={"ca_file": str(ca)})
+    ca.unlink()
+    log = Log()
+    pub = publisher(config, table, log)
+    await pub.start()
+    try:
+        await until(lambda: len(log.events("mqtt_tls_failed")) >= 2, timeout=5)
+    finally:
+        await pub.stop()
+    assert "No such file" in log.events("mqtt_tls_failed")[0]["error"]

@@ -36,9 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
-
-import aiomqtt
+from typing import TYPE_CHECKING, Any
 
 from dlmsd.config import Config, MqttConfig
 from dlmsd.signals import (
@@ -49,6 +47,9 @@ from dlmsd.signals import (
     SignalStatus,
     SignalTable,
 )
+
+if TYPE_CHECKING:  # imported when a publisher runs: no cost for a daemon without MQTT
+    import aiomqtt
 
 __all__ = [
     "Message",
@@ -191,7 +192,7 @@ class MqttPublisher:
 
     def __init__(self, cfg: MqttConfig, table: SignalTable, log: Any, *,
                  topics: Mapping[str, str] | None = None, backoff: float = 0.5,
-                 max_backoff: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 max_backoff: float = 10.0, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.table = table
         self.log = log.bind(output="mqtt", broker=f"{cfg.host}:{cfg.port}")
@@ -279,6 +280,8 @@ class MqttPublisher:
                       dropped=self.dropped)
 
     def _client(self) -> aiomqtt.Client:
+        import aiomqtt
+
         cfg = self.cfg
         password = cfg.password.reveal().decode("utf-8") if cfg.password else None
         client = aiomqtt.Client(
@@ -290,6 +293,8 @@ class MqttPublisher:
         return client
 
     async def _run(self) -> None:
+        import aiomqtt
+
         delay = self.backoff
         while not self._stopping:
             try:
@@ -310,9 +315,10 @@ class MqttPublisher:
                     return
                 self.log.warning("mqtt_disconnected" if was else "mqtt_connect_failed",
                                  error=str(exc), retry_in_s=delay, queued=len(self.queue))
-            except ssl.SSLError as exc:  # a bad certificate or CA file: retried as well
-                self.connected = False
+            except OSError as exc:  # a TLS file unreadable or bad (ssl.SSLError): retried
                 self.log.error("mqtt_tls_failed", error=str(exc), retry_in_s=delay)
+            except Exception:  # a bug here must not end the output for good
+                self.log.error("mqtt_failed", exc_info=True, retry_in_s=delay)
             finally:
                 self.connected = False
             await asyncio.sleep(delay)
@@ -336,6 +342,8 @@ class MqttPublisher:
 
     @staticmethod
     async def _watch(client: aiomqtt.Client) -> None:
+        import aiomqtt
+
         async for _message in client.messages:  # we subscribe to nothing
             pass
         raise aiomqtt.MqttError("disconnected")
