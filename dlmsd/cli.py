@@ -23,6 +23,7 @@ from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
 from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
+from dlmsd.outputs.mqtt import MqttOutput
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -176,6 +177,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
     log = get_logger()
     table = SignalTable.from_config(config)
     supervisor = Supervisor(config, table=table, trace=trace, log=log)
+    mqtt = MqttOutput(table, log)
     stop = asyncio.Event()
     reloads: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
@@ -191,6 +193,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
         for warning in new.warnings:
             log.warning("config_warning", warning=warning)
         await supervisor.reload(new)
+        await mqtt.apply(new)  # restarts the publisher if the mqtt section changed
 
     def on_hup() -> None:
         notice(log, "reload_requested", signal="SIGHUP")
@@ -212,6 +215,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
             except OSError as exc:
                 log.error("http_failed", error=str(exc))
                 return EXIT_NOT_OK
+        await mqtt.apply(config)
         await stop.wait()
         notice(log, "dlms_stopping")
     finally:
@@ -222,6 +226,7 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
                 await task
         if http is not None:
             await http.stop()
+        await mqtt.stop()  # <prefix>/status offline
         await supervisor.stop()
     notice(log, "dlms_stopped")
     return EXIT_OK

@@ -14,6 +14,7 @@ import difflib
 import enum
 import ipaddress
 import json
+import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ __all__ = [
     "Config",
     "DeviceConfig",
     "Mode",
+    "MqttConfig",
+    "MqttTls",
     "Referencing",
     "SchemaPath",
     "SignalConfig",
@@ -166,6 +169,8 @@ class SignalConfig:
     obis: Obis
     attribute: int
     class_id: int | None
+    #: MQTT: this signal's topic instead of ``<prefix>/<device_alias>/<signal_alias>``.
+    topic: str | None = None
 
 
 #: The WCC Lite's serial port names and the device paths they stand for, unless the
@@ -199,6 +204,35 @@ def _serial_port(at: str, device: str, ports: Mapping[str, str] | None,
                         "\"/dev/...\" to \"ports\" at the top level")
         return device, name
     return path, name
+
+
+@dataclass(frozen=True)
+class MqttTls:
+    """TLS to the broker; file paths are resolved against the configuration's directory."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The top-level ``mqtt`` object (defaults in config_schema.json)."""
+
+    host: str
+    port: int
+    client_id: str
+    username: str | None
+    password: Secret | None = field(repr=False)
+    tls: MqttTls | None
+    keepalive_s: int
+    qos: int
+    retain: bool
+    topic_prefix: str
+    format: str
+    publish: str
+    queue_size: int
 
 
 #: Where state lives across restarts unless ``state_dir`` or DLMS_STATE_DIR says otherwise.
@@ -281,6 +315,8 @@ class Config:
                                      hash=False)
     #: The HTTP API (``http``); None: no HTTP server.
     http: HttpConfig | None = None
+    #: The MQTT output; None when the configuration has no ``mqtt`` object.
+    mqtt: MqttConfig | None = None
 
     def port_path(self, name: str) -> str:
         """A ``-p`` name as the devices' ports are named: PORTn resolved through
@@ -317,6 +353,8 @@ _SCHEMA = load_schema()
 _VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
 _DEVICE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["device"]["properties"]
 _SIGNAL_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["signal"]["properties"]
+_MQTT_PROPS: Mapping[str, Any] = _SCHEMA["properties"]["mqtt"]["properties"]
+_TLS_PROPS: Mapping[str, Any] = _MQTT_PROPS["tls"]["properties"]
 
 
 def json_path(parts: Sequence[str | int], root: str = "") -> str:
@@ -883,6 +921,56 @@ def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, Dev
         obis=obis,
         attribute=attribute,
         class_id=item.get("class_id"),
+        topic=item.get("topic"),
+    )
+
+
+def _default_client_id() -> str:
+    return f"dlmsd-{platform.node() or 'localhost'}"
+
+
+def _build_mqtt(item: Mapping[str, Any], base: Path, problems: list[str]) -> MqttConfig | None:
+    """The ``mqtt`` object (the schema has checked its keys and types); None on a problem."""
+    before = len(problems)
+    props = _MQTT_PROPS
+    username, password = item.get("username"), item.get("password")
+    if password is not None and username is None:
+        problems.append("mqtt.password: set without mqtt.username: the broker takes a "
+                        "password only with a user name")
+    tls: MqttTls | None = None
+    raw_tls = item.get("tls")
+    if isinstance(raw_tls, dict):
+        files: dict[str, str | None] = {}
+        for key in ("ca_file", "cert_file", "key_file"):
+            given = raw_tls.get(key)
+            if given is None:
+                files[key] = None
+                continue
+            path = base / given
+            if not path.is_file():
+                problems.append(f"mqtt.tls.{key}: {_show(given, None)} is not allowed: "
+                                f"no such file ({path})")
+            files[key] = str(path)
+        if files["key_file"] is not None and files["cert_file"] is None:
+            problems.append("mqtt.tls.key_file: set without mqtt.tls.cert_file")
+        tls = MqttTls(files["ca_file"], files["cert_file"], files["key_file"],
+                      bool(raw_tls.get("insecure", _TLS_PROPS["insecure"]["default"])))
+    if len(problems) > before:
+        return None
+    return MqttConfig(
+        host=str(item["host"]),
+        port=int(_get(item, props, "port")),
+        client_id=str(item.get("client_id") or _default_client_id()),
+        username=username,
+        password=None if password is None else Secret(password),
+        tls=tls,
+        keepalive_s=int(_get(item, props, "keepalive_s")),
+        qos=int(_get(item, props, "qos")),
+        retain=bool(_get(item, props, "retain")),
+        topic_prefix=str(_get(item, props, "topic_prefix")),
+        format=str(_get(item, props, "format")),
+        publish=str(_get(item, props, "publish")),
+        queue_size=int(_get(item, props, "queue_size")),
     )
 
 
@@ -972,6 +1060,11 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
             signal_list.append(signal)
 
     http = _build_http(doc, problems, warnings)
+    mqtt: MqttConfig | None = None
+    raw_mqtt = doc.get("mqtt")
+    if isinstance(raw_mqtt, dict) and not any(
+            parts[:1] == ("mqtt",) for parts, _ in schema_found):
+        mqtt = _build_mqtt(raw_mqtt, base, problems)
 
     # what the schema refused is said once, by the schema
     refused = {parts for parts, _ in schema_found}
@@ -987,7 +1080,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
     assert isinstance(state_dir, str) and ports is not None  # the schema checked them
     return Config(tuple(device_list), tuple(signal_list), tuple(warning_list), source,
-                  state_dir, ports, http)
+                  state_dir, ports, http, mqtt)
 
 
 def load_config(path: str | Path) -> Config:

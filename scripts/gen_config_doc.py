@@ -97,9 +97,15 @@ def render() -> str:
     defs = schema["$defs"]
     top = {"properties": {key: spec for key, spec in schema["properties"].items()
                           if spec.get("type") != "array"}}
-    return "\n".join([INTRO, _table("Top level", top, defs),
-                      _table("Devices (`devices[]`)", defs["device"], defs),
-                      _table("Signals (`signals[]`)", defs["signal"], defs)])
+    parts = [INTRO, _table("Top level", top, defs)]
+    for key, spec in schema["properties"].items():  # an object's keys get their own table
+        if spec.get("type") == "object" and "properties" in spec:
+            parts.append(_table(f"`{key}`", spec, defs))
+            parts += [_table(f"`{key}.{sub}`", inner, defs)
+                      for sub, inner in spec["properties"].items() if "properties" in inner]
+    parts += [_table("Devices (`devices[]`)", defs["device"], defs),
+              _table("Signals (`signals[]`)", defs["signal"], defs)]
+    return "\n".join(parts)
 
 
 def main() -> int:

@@ -79,3 +79,95 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# -- MQTT: a private mosquitto broker per test (issue 13) ----------------------------
+
+
+class Mosquitto:
+    """A mosquitto broker of the test's own on a free loopback port (never the system
+    service): ``extra`` lines go into its mosquitto.conf (TLS, password file)."""
+
+    exe = "mosquitto"
+
+    def __init__(self, workdir: Path, extra: list[str], persistence: bool) -> None:
+        import socket
+
+        self.workdir = workdir
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        import getpass
+
+        # as root, mosquitto would drop to the user "mosquitto", who cannot read tmp_path
+        lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}", *extra]
+        if not any(line.startswith("password_file") for line in extra):
+            lines.append("allow_anonymous true")
+        if persistence:
+            lines += ["persistence true", f"persistence_location {workdir}/"]
+        else:
+            lines.append("persistence false")
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.log = workdir / "mosquitto.log"
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+        import time
+
+        assert self.proc is None
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
+                                         stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Any:
+    """``mosquitto(extra=[...], persistence=False, start=True)`` -> a running
+    :class:`Mosquitto`; every broker made is stopped after the test."""
+    import shutil
+
+    exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    if exe is None:
+        pytest.skip("mosquitto is not installed (scripts/test installs it)")
+    Mosquitto.exe = exe
+    made: list[Mosquitto] = []
+
+    def make(extra: list[str] | None = None, persistence: bool = False,
+             start: bool = True) -> Mosquitto:
+        workdir = tmp_path / f"broker{len(made)}"
+        workdir.mkdir()
+        broker = Mosquitto(workdir, extra or [], persistence)
+        made.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    yield make
+    for broker in made:
+        broker.stop()

@@ -1,1 +1,2 @@
-"""Outputs: where the signal table's values leave the daemon (HTTP API, MQTT)."""
+"""Outputs: where the signal table's values leave the daemon (the HTTP API in
+:mod:`.http`, MQTT in :mod:`.mqtt`)."""
