@@ -134,6 +134,7 @@ class DlmsSession:
             if reader is not None:
                 self._round_trips += reader.round_trips
                 self.reader = None
+                reader.abandon()
             await self.transport.close()
 
     # -- the loop ------------------------------------------------------------------

@@ -57,6 +57,7 @@ replayed HDLC frames, noise) is named in its error.
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -439,7 +440,16 @@ class MeterReader:
         self.quirks = quirks if quirks is not None else MeterQuirks()
         self.cache = cache if cache is not None else MeterCache()
         self.opening = opening
-        link.trace = self._trace_frame  # frame traces queue up in order with the rest
+        # Frame traces queue up in order with the rest.  The link holds the reader weakly:
+        # a bound method would make a cycle (reader -> link -> reader) that keeps every
+        # ended session's reader, link buffers and client until a full collection.
+        reader = weakref.ref(self)
+
+        def trace(direction: str, data: bytes, summary: str) -> None:
+            if (alive := reader()) is not None:
+                alive._trace_frame(direction, data, summary)
+
+        link.trace = trace
         self.state = ReaderState.IDLE
         self.round_trips = 0
         self._actions: list[Action] = []
@@ -581,6 +591,13 @@ class MeterReader:
         except DlmsdError as exc:
             self._unanswered(now, str(exc))
 
+    def abandon(self) -> None:
+        """The caller is done with the reader, whatever its state (its transport failed
+        or is closed): forget the exchange under way, whose callbacks refer back to the
+        reader (a cycle that would keep it until a full garbage collection)."""
+        self._wait = self._deadline = None
+        self._job = None
+
     def receive_data(self, data: bytes, now: float) -> None:
         """Octets from the line or socket."""
         if self.state is ReaderState.OPENING_LINE:
@@ -660,6 +677,10 @@ class MeterReader:
         # Asked anew as a new frame, a ciphered request would repeat its invocation
         # counter (refused as a replay), and HLS pass 3 must not run twice.
         frame = self.link.send_apdu(apdu, repeatable=repeatable and not self._client.ciphered)
+        # The exchange's _Wait, weakly: ``answered`` is the wait's ``then``, and a strong
+        # reference back would make a cycle holding the whole reader (link buffers,
+        # client) after the session until a full garbage collection.
+        wait_ref: list[weakref.ref[_Wait]] = []
 
         def answered(event: ApduReceived, at: float) -> None:
             try:
@@ -674,6 +695,8 @@ class MeterReader:
             if isinstance(result, StaleResponse):
                 # Not the answer: the same exchange goes on, with its own deadline. A
                 # meter that floods them gets a few lines, not one per answer.
+                wait = wait_ref[0]()
+                assert wait is not None  # _link_event holds the wait it calls
                 wait.stale += 1
                 if wait.stale <= STALE_NOTES:
                     self._note("stale_response", "info", invoke_id=result.invoke_id)
@@ -687,6 +710,7 @@ class MeterReader:
         wait = self._expect(frame, what, ApduReceived, answered, now,
                             attempts=1 if once else attempts, timeout=timeout,
                             on_timeout=on_timeout)
+        wait_ref.append(weakref.ref(wait))
         wait.once = once
 
     def _apdu(self, direction: str, apdu: bytes) -> None:

@@ -8,7 +8,6 @@ connection failures raise :class:`~dlmsd.errors.TransportError` naming the peer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from dlmsd.errors import DlmsTimeout, TransportError
 
@@ -72,6 +71,11 @@ class TcpTransport:
         if writer is None:
             return
         writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
+        try:
             async with asyncio.timeout(2):
                 await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
+            # The error the connection was lost with (asyncio keeps it on the stream):
+            # its traceback's frames lead back to this writer and the whole session, a
+            # cycle that would keep them until a full garbage collection.
+            exc.__traceback__ = None
