@@ -295,7 +295,11 @@ async def _dropping_proxy(meter_port: int, answers: int,
     ``answers``-th wrapper frame (what a meter with a short inactivity limit does)."""
 
     async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        meter_r, meter_w = await asyncio.open_connection("127.0.0.1", meter_port)
+        try:
+            meter_r, meter_w = await asyncio.open_connection("127.0.0.1", meter_port)
+        except BaseException:  # cancelled while connecting (the test is over): the
+            client_w.close()   # client's stream must not be left to the collector
+            raise
         connections.append(0)
 
         async def upstream() -> None:
