@@ -56,13 +56,6 @@ OFFLOAD_WAIT_S: Final = 5.0
 _executor: ThreadPoolExecutor | None = None
 
 
-def _receive_in_thread(reader: MeterReader, data: bytes, now: float) -> None:
-    """``reader.receive_data`` in the decode thread.  The cyclic garbage collector is
-    left as it is: pausing it is process-wide, so while a meter kept the thread busy no
-    collection would run for any device."""
-    reader.receive_data(data, now)
-
-
 def _decode_executor() -> ThreadPoolExecutor:
     """One thread for every session of the process: decodes hold the GIL, so more
     threads would not decode faster, only take more turns from the event loop."""
@@ -169,7 +162,7 @@ class DlmsSession:
             reader.receive_data(data, self._now())
             return
         self.offloaded += 1
-        job = _decode_executor().submit(_receive_in_thread, reader, data, self._now())
+        job = _decode_executor().submit(reader.receive_data, data, self._now())
         done = asyncio.wrap_future(job)
         try:
             # shielded: a cancellation of this task must not cancel ``done``, which
