@@ -21,7 +21,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from dlmsd.config import DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
@@ -30,6 +30,7 @@ from dlmsd.protocol.actions import Action, Note, Send, Trace
 from dlmsd.protocol.reader import (
     DATA_CLASS,
     AttributeRequest,
+    Job,
     MeterQuirks,
     MeterReader,
     ReadAttributes,
@@ -41,6 +42,8 @@ from dlmsd.readers import build_reader, public_device
 from dlmsd.transport.bus import BusTransport
 from dlmsd.transport.serial import SerialTransport
 from dlmsd.transport.tcp import TcpTransport
+
+T = TypeVar("T")
 
 __all__ = ["DECODE_THREAD", "OFFLOAD_OCTETS", "DlmsSession", "Transport", "make_session"]
 
@@ -114,6 +117,17 @@ class DlmsSession:
         await self._drive(lambda: reader.state is not ReaderState.BUSY)
         results: list[ReadResult] = reader.result
         return results
+
+    async def run(self, job: Job[T]) -> T:
+        """Run any reader job (e.g. :class:`~dlmsd.protocol.reader.ReadProfile`) in this
+        association and give its result."""
+        reader = self.reader
+        if reader is None:
+            raise DlmsdError("not connected")
+        reader.submit(job, self._now())
+        await self._drive(lambda: reader.state is not ReaderState.BUSY)
+        result: T = reader.result
+        return result
 
     async def close(self) -> None:
         reader = self.reader
