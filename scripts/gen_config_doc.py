@@ -104,7 +104,8 @@ def render() -> str:
             parts += [_table(f"`{key}.{sub}`", inner, defs)
                       for sub, inner in spec["properties"].items() if "properties" in inner]
     parts += [_table("Devices (`devices[]`)", defs["device"], defs),
-              _table("Signals (`signals[]`)", defs["signal"], defs)]
+              _table("Signals (`signals[]`)", defs["signal"], defs),
+              _table("Profiles (`profiles[]`)", defs["profile"], defs)]
     return "\n".join(parts)
 
 
