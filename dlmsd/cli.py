@@ -305,7 +305,7 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
         if once:
             snapshot = asyncio.run(_run_once(config, trace))
             if port is not None:
-                snapshot = _filter(snapshot, port)
+                snapshot = _filter(snapshot, port, config)
             if as_json:
                 click.echo(table_json(snapshot))
             else:
@@ -322,10 +322,15 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
     sys.exit(code)
 
 
-def _filter(snapshot: Snapshot, port: str) -> Snapshot:
+def _filter(snapshot: Snapshot, port: str, config: Config) -> Snapshot:
     devices = tuple(d for d in snapshot.devices if port_matches(port, d.port))
     aliases = {d.device_alias for d in devices}
-    return Snapshot(devices, tuple(s for s in snapshot.signals if s.device_alias in aliases))
+    profiles = snapshot.profiles
+    if profiles is not None:
+        kept = {p.profile_alias for p in config.profiles if p.device_alias in aliases}
+        profiles = {alias: rows for alias, rows in profiles.items() if alias in kept}
+    return Snapshot(devices, tuple(s for s in snapshot.signals if s.device_alias in aliases),
+                    profiles)
 
 
 def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - convenience
