@@ -169,3 +169,18 @@ async def test_rows_on_mqtt_one_message_per_row_in_order(write_config: Writer,
     finally:
         sub.close()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("access", ["range", "entry"])
+async def test_long_buffer_in_blocks(write_config: Writer, tmp_path: Path,
+                                     access: str) -> None:
+    # 4 days of quarter hours (385 rows, about 9 KiB) through a meter whose max PDU is
+    # 512 octets: the answer comes as GET-Response-With-Datablock
+    with GuruxMeter("hdlc", profiles=[spec(385)], max_pdu=512, trace=True,
+                    clock_time=T0 + dt.timedelta(days=4)) as meter:
+        rows = await read_once(config(write_config, meter, "hdlc", tmp_path / "state",
+                                      backfill_hours=96, access=access))
+        next_blocks = sum(1 for way, frame in meter.frames
+                          if way == "rx" and b"\xe6\xe6\x00\xc0\x02" in frame)
+    assert rows == [row(n) for n in range(385)]
+    assert next_blocks > 10  # GET-Request-Next: the buffer came in blocks
