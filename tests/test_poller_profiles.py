@@ -137,6 +137,6 @@ async def test_interval_is_the_capture_period_by_default(write_config: Writer,
 
     poller._read_profiles = counted  # type: ignore[method-assign]
     await poller._session_round(False)
-    # scans every 1 s (the default scan_rate_ms), the profile every 900 s (its period):
+    # scans every 10 s (the default scan_rate_ms), the profile every 900 s (its period):
     # due at the first scan only within 40 scans
     assert reads[0] == 1 and sum(reads) == 1
