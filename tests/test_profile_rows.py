@@ -11,6 +11,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError
 from dlmsd.protocol.axdr import ClockStatus, Data, DateTime, decode_data_all, encode_data
@@ -151,3 +153,21 @@ def test_dumps_exact_is_json() -> None:
                         "c": float("nan")})
     assert text == '{"a": 1000, "b": [0, 1.5, null, "x"], "c": null}'
     assert json.loads(text) == {"a": 1000, "b": [0, 1.5, None, "x"], "c": None}
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.one_of(st.binary(min_size=12, max_size=12), st.none()),
+                          st.integers(0, 0xFFFFFFFF)), max_size=6),
+       st.integers(0, 1 << 31))
+def test_fuzz_rows_or_decode_error(entries: list[tuple[bytes | None, int]],
+                                   period: int) -> None:
+    buffer = Data.array(*(Data.structure(Data.null() if t is None else Data.octets(t),
+                                         Data.uint32(v)) for t, v in entries))
+    try:
+        rows = rows_from_buffer(buffer, [CLOCK, ENERGY], {ENERGY.key: (0, 30)},
+                                capture_period=period)
+    except DecodeError:
+        return
+    assert len(rows.rows) + rows.unplaced == len(entries)
+    for row in rows.rows:
+        assert row.ts  # every row kept has a time

@@ -206,8 +206,11 @@ def _next(previous: DateTime, period: int) -> DateTime | None:
     base = previous.to_datetime()
     if base is None:
         return None
-    return DateTime.from_datetime(base + timedelta(seconds=period),
-                                  clock_status=previous.clock_status)
+    try:
+        return DateTime.from_datetime(base + timedelta(seconds=period),
+                                      clock_status=previous.clock_status)
+    except (OverflowError, ValueError):  # past the year 9999
+        return None
 
 
 def rows_from_buffer(buffer: Data, columns: Sequence[CaptureObject],
