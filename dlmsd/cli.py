@@ -160,6 +160,10 @@ def _table_text(snapshot: Snapshot, width: int | None = None) -> str:
         error = f" ({d.error})" if d.error else ""
         out.extend(textwrap.wrap(f"device {d.device_alias} {d.port}: {d.status.value}{error}",
                                  total, subsequent_indent="    ", break_on_hyphens=False))
+    for alias, read in (snapshot.profiles or {}).items():
+        span = f": {read[0]['ts']} .. {read[-1]['ts']}" if read else ""
+        out.append(f"profile {alias}: {len(read)} row{'' if len(read) == 1 else 's'}{span}"
+                   " (--json shows them)")
     return "\n".join(out)
 
 

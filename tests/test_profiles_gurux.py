@@ -184,3 +184,14 @@ async def test_long_buffer_in_blocks(write_config: Writer, tmp_path: Path,
                           if way == "rx" and b"\xe6\xe6\x00\xc0\x02" in frame)
     assert rows == [row(n) for n in range(385)]
     assert next_blocks > 10  # GET-Request-Next: the buffer came in blocks
+
+
+def test_once_text_summary(write_config: Writer, tmp_path: Path) -> None:
+    with GuruxMeter("wrapper", profiles=[spec(5)], clock_time=T0 + dt.timedelta(hours=1)) as m:
+        path = config(write_config, m, "wrapper", tmp_path / "state", backfill_hours=1)
+        done = subprocess.run([sys.executable, "-m", "dlmsd", "-c", str(path), "--once",
+                               "-d3"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "profile lp: 5 rows: 2024-05-06T00:00:00+00:00 .. 2024-05-06T01:00:00+00:00 "
+        "(--json shows them)")
