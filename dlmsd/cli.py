@@ -108,6 +108,15 @@ def _summary(config: Config) -> str:
         short = f" sn 0x{sig.address:04X}" if sig.address else ""
         lines.append(f"  {sig.signal_alias} [{sig.device_alias}] {sig.obis}:{sig.attribute}"
                      f"{cls}{short} {sig.signal_name!r}{state}")
+    if config.profiles:
+        lines += ["", "profiles:"]
+    for prof in config.profiles:
+        state = "" if prof.enable else " (disabled)"
+        every = ("every capture_period" if prof.interval_ms is None
+                 else f"every {prof.interval_ms} ms")
+        kept = "all columns" if prof.columns is None else f"{len(prof.columns)} column(s)"
+        lines.append(f"  {prof.profile_alias} [{prof.device_alias}] {prof.obis} by "
+                     f"{prof.access}, {every}, backfill {prof.backfill_hours} h, {kept}{state}")
     return "\n".join(lines)
 
 

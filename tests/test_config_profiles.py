@@ -88,3 +88,22 @@ def test_unknown_key_warns() -> None:
                                 "obis": "1.0.99.1.0.255", "colums": ["x"]}))
     assert config.warnings == (
         "profiles[0].colums: unknown key, ignored (did you mean 'columns'?)",)
+
+
+def test_check_summary_lists_profiles(write_config: Any) -> None:
+    from click.testing import CliRunner
+
+    from dlmsd.cli import main
+
+    path = write_config(_doc({"device_alias": "m1", "profile_alias": "lp",
+                              "obis": "1.0.99.1.0.255", "columns": ["1.0.1.8.0.255:2"]},
+                             {"device_alias": "m1", "profile_alias": "ev", "enable": 0,
+                              "obis": "0.0.99.98.0.255", "interval_ms": 3600000,
+                              "access": "entry"}))
+    result = CliRunner().invoke(main, ["-c", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-3:] == [
+        "profiles:",
+        "  lp [m1] 1.0.99.1.0.255 by range, every capture_period, backfill 24 h, 1 column(s)",
+        "  ev [m1] 0.0.99.98.0.255 by entry, every 3600000 ms, backfill 24 h, all columns "
+        "(disabled)"]
