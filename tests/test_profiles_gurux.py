@@ -195,3 +195,26 @@ def test_once_text_summary(write_config: Writer, tmp_path: Path) -> None:
     assert done.stdout.splitlines()[-1] == (
         "profile lp: 5 rows: 2024-05-06T00:00:00+00:00 .. 2024-05-06T01:00:00+00:00 "
         "(--json shows them)")
+
+
+def test_gurux_client_reads_the_harness_profile_too() -> None:
+    # The harness's selection (S20-S22 workarounds) is not tailored to dlmsd: gurux's own
+    # client, which builds its requests independently, reads the same rows.
+    from gurux_dlms.objects import GXDLMSClock, GXDLMSProfileGeneric, GXDLMSRegister
+    from interop.gurux_client import GuruxSession
+
+    with GuruxMeter("wrapper", profiles=[spec(9)],
+                    clock_time=T0 + dt.timedelta(hours=2)) as meter, GuruxSession(
+            meter.host, meter.port, interface="wrapper") as session:
+        profile = GXDLMSProfileGeneric("1.0.99.1.0.255")
+        profile.addCaptureObject(GXDLMSRegister("1.0.1.8.0.255"), 2, 0)
+        profile.addCaptureObject(GXDLMSClock("0.0.1.0.0.255"), 2, 0)
+        profile.addCaptureObject(GXDLMSRegister("1.0.32.7.0.255"), 2, 0)
+        by_entry = session.transact(session.client.readRowsByEntry(profile, 3, 2)).value
+        profile.sortObject = profile.captureObjects[1][0]  # range on the clock column
+        by_range = session.transact(session.client.readRowsByRange(
+            profile, T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=1, minutes=30))
+            ).value
+    assert [[row[0], row[2]] for row in by_entry] == [[1014, 2302], [1021, 2303]]
+    assert [[row[0], row[2]] for row in by_range] == [[1028, 2304], [1035, 2305],
+                                                      [1042, 2306]]
