@@ -98,9 +98,21 @@ def _summary(config: Config) -> str:
             f"{dev.referencing.value} auth={dev.auth.value} client=0x{dev.client_address:02X} "
             f"server={server}, {count} signal(s)"
         )
+    outputs = []
     if config.http is not None:
         token = ", bearer token" if config.http.token is not None else ""
-        lines += ["", f"http: {config.http.listen}{token}"]
+        outputs.append(f"http: {config.http.listen}{token}")
+    if config.mqtt is not None:
+        m = config.mqtt
+        extras = [f"user {m.username}" if m.username else "",
+                  "password" if m.password is not None else "",
+                  ("TLS (insecure)" if m.tls.insecure else "TLS") if m.tls else ""]
+        outputs.append(f"mqtt: {m.host}:{m.port} client_id={m.client_id} "
+                       f"topics={m.topic_prefix}/... format={m.format} publish={m.publish} "
+                       f"qos={m.qos} retain={str(m.retain).lower()} queue={m.queue_size}"
+                       + "".join(f", {e}" for e in extras if e))
+    if outputs:
+        lines += ["", *outputs]
     lines += ["", "signals:"]
     for sig in config.signals:
         state = "" if sig.enable else " (disabled)"

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import signal as os_signal
+import socket
 import subprocess
 import sys
 import threading
@@ -401,6 +402,53 @@ async def test_reload_restarts_the_publisher_only_when_mqtt_changed(mosquitto: A
         await output.stop()
 
 
+async def test_reload_to_another_broker_carries_the_queue(
+        mosquitto: Any, subscribers: Callable[..., Subscriber]) -> None:
+    """SIGHUP while the broker is away, with a new broker in the configuration: what the
+    old publisher queued goes to the new broker first, in order, nothing lost; with a
+    new topic prefix the queue is dropped and counted instead (its topics are wrong)."""
+    from dlmsd.outputs.mqtt import MqttOutput
+
+    broker = mosquitto()
+    sub = subscribers(broker.port, "#")
+    away = socket.socket()
+    away.bind(("127.0.0.1", 0))
+    dead_port = away.getsockname()[1]
+    away.close()  # nothing listens there: the old broker is away
+    config, table = setup(dead_port, publish="scan")
+    log = Log()
+    output = MqttOutput(table, log)
+    try:
+        await output.apply(config)
+        for n in range(20):
+            table.update_signal("s1", value=Decimal(n), raw=n, unit="kWh", now=TS + n)
+        old = output.publisher
+        assert old is not None and len(old.queue) == 20 and not old.connected
+        moved, _ = setup(broker.port, publish="scan")
+        await output.apply(moved)
+        new = output.publisher
+        assert new is not None and new is not old
+        await until(lambda: len(sub.on("dlms/m1/s1")) >= 20)
+        values = [json.loads(p)["value"] for p in sub.on("dlms/m1/s1")]
+        assert values[:20] == list(range(20))
+        assert log.events("mqtt_queue_carried") == [{"queued": 20}]
+        assert new.dropped == 0
+        # a new prefix: the queued messages are not carried (their topics are old)
+        await until(lambda: not new.queue)
+        await output.apply(setup(dead_port, publish="scan")[0])
+        for n in range(5):
+            table.update_signal("s1", value=Decimal(100 + n), raw=n, unit="kWh", now=TS)
+        await output.apply(setup(broker.port, publish="scan", topic_prefix="site")[0])
+        renamed = output.publisher
+        # the table's value queued at the start (19) and the 5 updates
+        assert renamed is not None and renamed.dropped == 6
+        assert log.events("mqtt_queue_not_carried")[-1]["dropped"] == 6
+        await until(lambda: len(sub.on("site/m1/s1")) >= 1)
+        assert json.loads(sub.on("site/m1/s1")[-1])["value"] == 104  # the table's value
+    finally:
+        await output.stop()
+
+
 def test_outage_script_runs_and_reports() -> None:
     """scripts/mqtt_outage.py (a short outage, a queue too small for it) reports drops."""
     script = Path(__file__).resolve().parent.parent / "scripts/mqtt_outage.py"
@@ -411,7 +459,11 @@ def test_outage_script_runs_and_reports() -> None:
     assert result.returncode == 0, result.stderr
     dropped = int(result.stdout.split("dropped ")[1].split(",")[0])
     assert dropped > 0, result.stdout
-    assert "mqtt_queue_full logged 1 time(s)" in result.stdout, result.stdout
+    # once per outage; on a loaded machine the queue may fill before the first connect
+    # too (the time before it is an outage as well), so at most once per connect
+    logged = int(result.stdout.split("mqtt_queue_full logged ")[1].split(" ")[0])
+    connects = int(result.stdout.split("connects ")[1].split()[0])
+    assert 1 <= logged <= connects, result.stdout
     assert "RSS without mqtt" in result.stdout, result.stdout
 
 

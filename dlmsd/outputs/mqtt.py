@@ -245,8 +245,28 @@ class MqttPublisher:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Subscribe, queue what is known already, and start connecting."""
+    async def start(self, carried: MqttPublisher | None = None) -> None:
+        """Subscribe, queue what is known already, and start connecting.
+
+        ``carried``: the stopped publisher of the configuration before a reload; what
+        it could not send goes first, in its order, if its messages are the ones this
+        one would make (the same topic prefix, format and retain flag: a new broker,
+        new credentials or a new client id change nothing in them). Otherwise it is
+        dropped and counted: the table's current values follow anyway."""
+        if carried is not None:
+            old = carried.cfg
+            if (old.topic_prefix, old.format, old.retain) == (
+                    self.cfg.topic_prefix, self.cfg.format, self.cfg.retain):
+                for _seq, message in carried.queue:
+                    self._enqueue(message)
+                self._last.update(carried._last)
+                if carried.queue:
+                    self.log.info("mqtt_queue_carried", queued=len(carried.queue))
+            elif carried.queue:
+                self.dropped += len(carried.queue)
+                self.log.warning("mqtt_queue_not_carried", dropped=len(carried.queue),
+                                 reason="topic_prefix, format or retain changed")
+            carried.queue.clear()
         snapshot = self.table.snapshot()
         now = self.clock()
         for device in snapshot.devices:
@@ -389,7 +409,7 @@ class MqttOutput:
         await self.stop()
         if config.mqtt is not None:
             self.publisher = MqttPublisher(config.mqtt, self.table, self.log, topics=topics)
-            await self.publisher.start()
+            await self.publisher.start(carried=current)
 
     async def stop(self) -> None:
         publisher, self.publisher = self.publisher, None
