@@ -23,13 +23,16 @@ from dlmsd.protocol.sn_client import SnClient
 from dlmsd.protocol.xdlms import (
     Conformance,
     CosemAttributeDescriptor,
+    CosemAttributeDescriptorWithSelection,
     DataAccessResult,
     ExceptionResponse,
     ExceptionServiceError,
     GetRequestNext,
     GetRequestNormal,
+    GetRequestWithList,
     GetResponseNormal,
     GetResponseWithDatablock,
+    GetResponseWithList,
     SelectiveAccessDescriptor,
     StateError,
 )
@@ -436,3 +439,16 @@ def test_sn_read_with_parameterized_access() -> None:
                               Data.array(expected_row(1, ("import",)),
                                          expected_row(2, ("import",))),
                               DataAccessResult.OTHER_REASON)  # capture_objects: no selectors
+
+
+def test_ln_get_with_list_mixes_selective_and_plain_reads() -> None:
+    server, _ = ln_server(parse_model(model_doc()))
+    buffer = CosemAttributeDescriptor(7, LP, 2)
+    request = GetRequestWithList((
+        CosemAttributeDescriptorWithSelection(buffer, EntryDescriptor(5, 0).to_selection()),
+        CosemAttributeDescriptorWithSelection(CosemAttributeDescriptor(7, LP, 7)),
+        CosemAttributeDescriptorWithSelection(
+            buffer, by_range(at(15), at(15), (EXPORT,)))))
+    answer = decode_apdu(server.handle(request.to_bytes(), at(60)))
+    assert answer == GetResponseWithList((Data.array(expected_row(4)), Data.uint32(5),
+                                          Data.array(expected_row(1, ("export",)))))

@@ -755,7 +755,7 @@ class Meter:
         if self.live and self.started is not None:
             elapsed = (now - self.started).total_seconds()
         return ReadContext(now, elapsed, self.live, self.model.seed, association,
-                           self.quirks)
+                           quirks=self.quirks)
 
     def read(self, class_id: int, logical_name: Obis, attribute: int, *,
              now: datetime, association: AssociationView,
