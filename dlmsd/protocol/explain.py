@@ -699,6 +699,9 @@ class Explainer:
                     "response (meter to client)"
                 node.add(Node("LLC", kind, llc))
                 body = info[3:]
+            else:
+                node.add(Node("LLC", "missing (expected E6 E6 00 or E6 E7 00); the APDU "
+                              "starts at once"))
         if segmented or flow.segments:
             flow.segments.append(body)
             flow.segment_size += len(body)
@@ -716,7 +719,7 @@ class Explainer:
             flow.segments.clear()
             flow.segment_size = 0
             apdu = self.apdu(whole, "APDU")
-            apdu.name = f"APDU reassembled from {count} HDLC segments"
+            apdu.note = f"reassembled from {count} HDLC segments"
             out.append(apdu)
             return
         node.add(self.apdu(body, "APDU"))
@@ -1154,7 +1157,7 @@ class Explainer:
         root.value = f"block {number}, {len(data)} bytes"
         if whole is not None:
             inner = self.apdu(whole, "APDU")
-            inner.name = f"APDU reassembled from general-block-transfer: {inner.name}"
+            inner.note = "reassembled from the general-block-transfer blocks"
             root.add(inner)
 
     # SN ---------------------------------------------------------------
@@ -1285,8 +1288,8 @@ class Explainer:
             except DlmsdError as exc:
                 error = str(exc)
                 continue
-            root.add(Node("deciphered with system title", title.hex().upper()))
-            root.add(self.apdu(plain, "deciphered APDU"))
+            inner = root.add(Node("deciphered APDU", f"system title {title.hex().upper()}"))
+            inner.add(self.apdu(plain, "APDU"))
             return
         root.add(Node("not deciphered", error, error=True))
         root.error = True
