@@ -31,6 +31,7 @@ from interop.gurux_client import GuruxSession
 from interop.gurux_meter import GuruxMeter
 
 from dlmsd.protocol.hdlc_frame import Frame
+from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.explain import Explainer, Keys, Node, render_text
 from dlmsd.secret import Secret
 
@@ -385,3 +386,33 @@ def test_gurux_ciphered_data_notification() -> None:
     assert inner.children[0].name == "data-notification"
     assert inner.value == f"system title {b'GRX12345'.hex().upper()}"
     assert "OBIS 1.0.1.8.0.255" in text and "2024-05-06T07:08:09+00:00" in text
+
+
+# ============================================================ SN: gurux's client, dlms-sim
+def test_gurux_sn_client_session_read_responses() -> None:
+    """gurux's SN client reads ``dlms-sim --referencing SN``: its ReadRequests and the
+    ReadResponses, with the values gurux decoded as the second opinion."""
+    from test_sim_gurux import running
+
+    from dlmsd.sim.model import bundled_model_path, load_model
+
+    layout = load_model(bundled_model_path()).short_names
+    energy = layout.base_name(Obis.parse("1.0.1.8.0.255"))
+    assert energy is not None
+    with running("--wrapper-port", "0", "--referencing", "SN") as sim:
+        with GuruxSession("127.0.0.1", port=sim.ports["wrapper"], interface="wrapper",
+                          use_ln=False, trace=True) as s:
+            value = s.read(3, energy, 2)
+            scaler = s.read(3, energy, 3)
+        frames = _merged(list(s.frames))
+    nodes = _explain(frames)
+    assert not _named(nodes, "error"), _text(nodes)
+    requests = _apdus(nodes, "read-request")
+    names = [n.value for r in requests for n in r.walk() if n.name == "variable-name"]
+    assert f"0x{energy + 8:04X}" in names and f"0x{energy + 16:04X}" in names
+    responses = _apdus(nodes, "read-response")
+    data = [n for r in responses for n in r.walk() if n.name == "data"]
+    assert f"double-long-unsigned {value.value}" in [d.value for d in data]
+    scaler_unit = [d for d in data if d.note.startswith("scaler_unit")]
+    assert scaler_unit and scaler_unit[0].note == (
+        f"scaler_unit: 10^{scaler.value[0]} Wh (watt-hour)")

@@ -84,7 +84,9 @@ def _heading(number: int, chunk: Chunk, many: bool) -> str | None:
 
 
 def _errors(nodes: list[Node]) -> list[str]:
-    return [n.value for root in nodes for n in root.walk() if n.error and n.name == "error"]
+    """Every problem in the trees: errors, failed checks, failed deciphering."""
+    return [n.value if n.name == "error" else f"{n.name}: {n.value}"
+            for root in nodes for n in root.walk() if n.error and not n.children]
 
 
 @click.command()

@@ -1,0 +1,456 @@
+"""``dlmsctl decode``: the push codecs, the input splitter, the explainer's APDU forms
+and bad input, and every option of the command.
+
+Vectors name their source: gurux_dlms 1.0.203 captures (GXDLMSNotify, recorded here as
+hex), or dlmsd's own encoders (xdlms.py, sn.py, security.py) checked against gurux's
+translator (GXDLMSTranslator.pduToXml) where it reads the APDU.  Frames captured from a
+live gurux client and meter are in test_ctl_decode_gurux.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlmsd.ctl.cli import main
+from dlmsd.ctl.inputs import InputError, parse_hex, parse_input
+from dlmsd.errors import DecodeError
+from dlmsd.protocol import security
+from dlmsd.protocol.axdr import Data, encode_data
+from dlmsd.protocol.explain import Explainer, Keys, Node, render_text
+from dlmsd.protocol.hdlc_frame import Control, Frame, FrameType, HdlcAddress, add_llc
+from dlmsd.protocol.push import DataNotification, GbtReassembler, GeneralBlockTransfer
+from dlmsd.protocol.sn import InformationReportRequest, VariableName, WriteResponse
+from dlmsd.protocol.xdlms import (
+    ActionResponseNormal,
+    ActionResult,
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    DataAccessResult,
+    ExceptionResponse,
+    ExceptionServiceError,
+    GetResponseWithDatablock,
+    GetResponseWithList,
+    ServiceErrorType,
+    StateError,
+)
+from dlmsd.secret import Secret
+
+# gurux_dlms 1.0.203 GXDLMSNotify(True, 16, 1, WRAPPER).generateDataNotificationMessages(
+#   2024-05-06T07:08:09Z, {double-long-unsigned 1234, octet-string 1.0.1.8.0.255}), APDU part.
+GURUX_NOTIFICATION = bytes.fromhex(
+    "0fc00000010c07e80506ff07080900000000020206000004d209060100010800ff")
+# gurux_dlms 1.0.203, the same over HDLC with general-block-transfer: the last block.
+GURUX_GBT_LAST = bytes.fromhex("e0810003ffff50") + bytes(80)
+BCK = bytes(range(16))
+AK = bytes(range(0xD0, 0xE0))
+METER_TITLE = b"MTR12345"
+
+
+def _one(data: bytes, **kw: object) -> Node:
+    nodes = Explainer(kw.pop("keys", None)).explain(data, **kw)  # type: ignore[arg-type]
+    assert len(nodes) == 1
+    return nodes[0]
+
+
+def _text(node: Node) -> str:
+    return "\n".join(render_text(node))
+
+
+def _translate(apdu: bytes) -> str:
+    gurux = pytest.importorskip("gurux_dlms.GXDLMSTranslator")
+    from gurux_dlms.enums import TranslatorOutputType  # type: ignore[import-untyped]
+
+    t = gurux.GXDLMSTranslator(TranslatorOutputType.SIMPLE_XML)
+    return str(t.pduToXml(apdu))
+
+
+def _hdlc(apdu: bytes, *, response: bool = True, segmented: bool = False,
+          llc: bool = True) -> bytes:
+    info = add_llc(apdu, response=response) if llc else apdu
+    dst, src = (HdlcAddress(16), HdlcAddress(1, 17, 2)) if response else (
+        HdlcAddress(1, 17, 2), HdlcAddress(16))
+    return Frame(dst, src, Control(FrameType.I, True, 0, 0), info, segmented).to_bytes()
+
+
+# ============================================================ push codecs, both ways
+def test_data_notification_codec_gurux_vector() -> None:
+    dn = DataNotification.from_bytes(GURUX_NOTIFICATION)
+    assert dn.long_invoke_id == 1 and dn.confirmed and dn.high_priority
+    stamp = dn.time_as_date_time()
+    assert stamp is not None and stamp.isoformat() == "2024-05-06T07:08:09+00:00"
+    assert dn.body == Data.structure(Data.uint32(1234), Data.octets(bytes.fromhex(
+        "0100010800ff")))
+    assert dn.to_bytes() == GURUX_NOTIFICATION
+    bare = DataNotification(5, Data.uint8(7))
+    assert DataNotification.from_bytes(bare.to_bytes()) == bare
+    assert bare.to_bytes() == bytes.fromhex("0f00000005001107")
+
+
+@pytest.mark.parametrize("bad", [GURUX_NOTIFICATION[:-1], GURUX_NOTIFICATION + b"\x00",
+                                 bytes.fromhex("0f00000001050102030405" + "1107")])
+def test_data_notification_codec_refuses(bad: bytes) -> None:
+    with pytest.raises(DecodeError):
+        DataNotification.from_bytes(bad)
+
+
+def test_general_block_transfer_codec_gurux_vector() -> None:
+    gbt = GeneralBlockTransfer.from_bytes(GURUX_GBT_LAST)
+    assert (gbt.last_block, gbt.streaming, gbt.window, gbt.block_number,
+            gbt.block_number_ack, gbt.block_data) == (True, False, 1, 3, 0xFFFF, bytes(80))
+    assert gbt.to_bytes() == GURUX_GBT_LAST
+    with pytest.raises(DecodeError):
+        GeneralBlockTransfer.from_bytes(GURUX_GBT_LAST[:-1])
+
+
+def test_gbt_reassembler_order_and_bounds() -> None:
+    r = GbtReassembler(max_size=10)
+    assert r.add(GeneralBlockTransfer(1, b"abc")) is None and r.pending == 1
+    assert r.add(GeneralBlockTransfer(2, b"de", last_block=True)) == b"abcde"
+    r.add(GeneralBlockTransfer(1, b"x"))
+    with pytest.raises(DecodeError, match="out of sequence"):
+        r.add(GeneralBlockTransfer(3, b"y"))
+    with pytest.raises(DecodeError, match="larger than 10"):
+        r.add(GeneralBlockTransfer(1, bytes(11)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_push_codecs_decode_or_decode_error(data: bytes) -> None:
+    for codec in (DataNotification, GeneralBlockTransfer):
+        try:
+            codec.from_bytes(bytes((0x0F if codec is DataNotification else 0xE0,)) + data)
+        except DecodeError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_explainer_never_raises(data: bytes) -> None:
+    for kind in ("auto", "hdlc", "wrapper", "apdu", "data"):
+        for node in Explainer().explain(data, kind=kind):
+            render_text(node)
+            json.dumps(node.to_json())
+
+
+# ============================================================ input
+@pytest.mark.parametrize("text", ["0fc0000001", "0F C0 00 00 01", "0x0f 0xc0 0x00 0x00 0x01",
+                                  "0f:c0:00\n00,01", "  0fc0\r\n000001\n"])
+def test_hex_forms(text: str) -> None:
+    assert parse_hex(text) == bytes.fromhex("0fc0000001")
+
+
+def test_hex_errors_name_the_place() -> None:
+    with pytest.raises(InputError, match=r"character 4: expected a hex digit, got 'g'"):
+        parse_hex("0f g0")
+    with pytest.raises(InputError, match="3 hex digits"):
+        parse_hex("0f0")
+
+
+def test_log_text_json_and_flight_recorder() -> None:
+    text = (
+        "2026-12-08T02:35:37.426+00:00 [info     ] dlms_tx device=m1 "
+        "hex='7E A0 07 21 21 93 8C B7 7E' port=127.0.0.1:1 size=9 summary='SNRM(P)'\n"
+        "2026-12-08T02:35:37.500+00:00 [info     ] signal_update device=m1 value=1\n"
+        '{"device": "m2", "hex": "7E A0 07 21 21 73 8C B7 7E", "event": "dlms_rx"}\n'
+        "2026-12-08T02:35:38.000+00:00 [warning  ] flight_frame age_ms=0 device=m3 dir=tx "
+        "hex='00 01' summary='x'\n")
+    chunks = parse_input(text)
+    assert [(c.direction, c.device, c.line) for c in chunks] == [
+        ("tx", "m1", 1), ("rx", "m2", 3), ("tx", "m3", 4)]
+    assert chunks[0].data == bytes.fromhex("7EA00721219 38CB77E".replace(" ", ""))
+
+
+# ============================================================ APDU forms (dlmsd encoders)
+def test_exception_response_matches_gurux_translator() -> None:
+    apdu = ExceptionResponse(StateError.SERVICE_NOT_ALLOWED,
+                             ExceptionServiceError.SERVICE_NOT_SUPPORTED).to_bytes()
+    node = _one(apdu)
+    assert node.name == "exception-response"
+    assert node.find("state-error").value == "service-not-allowed (1)"  # type: ignore[union-attr]
+    assert node.find("service-error").value == "service-not-supported (2)"  # type: ignore[union-attr]
+    xml = _translate(apdu)
+    assert '"ServiceNotAllowed"' in xml and '"ServiceNotSupported"' in xml
+    counter = ExceptionResponse(StateError.SERVICE_UNKNOWN,
+                                ExceptionServiceError.INVOCATION_COUNTER_ERROR, 77).to_bytes()
+    assert _one(counter).find("invocation-counter").value == "77"  # type: ignore[union-attr]
+
+
+def test_confirmed_service_error_matches_gurux_translator() -> None:
+    apdu = ConfirmedServiceError(ConfirmedServiceErrorChoice.INITIATE_ERROR,
+                                 ServiceErrorType.INITIATE, 1).to_bytes()
+    node = _one(apdu)
+    assert node.name == "confirmed-service-error"
+    assert node.find("service").value == "initiate-error (1)"  # type: ignore[union-attr]
+    assert node.find("service-error").value == "initiate (6)"  # type: ignore[union-attr]
+    assert node.find("error").value == "dlms-version-too-low (1)"  # type: ignore[union-attr]
+    assert '"DlmsVersionTooLow"' in _translate(apdu)
+
+
+def test_get_response_with_datablock_reassembled() -> None:
+    value = encode_data(Data.array(*(Data.uint16(i) for i in range(40))))
+    first = GetResponseWithDatablock(False, 1, value[:50]).to_bytes()
+    last = GetResponseWithDatablock(True, 2, value[50:]).to_bytes()
+    ex = Explainer()
+    a = ex.explain(first, device="m", direction="rx")[0]
+    b = ex.explain(last, device="m", direction="rx")[0]
+    assert a.name == "get-response (with-datablock)"
+    assert a.find("block-number").value == "1"  # type: ignore[union-attr]
+    assert a.find("GET data reassembled from 2 blocks") is None
+    whole = b.find("GET data reassembled from 2 blocks")
+    assert whole is not None and whole.find("data").value == "array, 40 elements"  # type: ignore[union-attr]
+    assert whole.find("[39]").value == "long-unsigned 39"  # type: ignore[union-attr]
+
+
+def test_get_response_with_list_and_errors() -> None:
+    apdu = GetResponseWithList((Data.int8(-3), DataAccessResult.OBJECT_UNDEFINED)).to_bytes()
+    node = _one(apdu)
+    assert node.name == "get-response (with-list)"
+    assert node.find("[0]").value == "data"  # type: ignore[union-attr]
+    assert node.find("[1]").value == "object-undefined (4)"  # type: ignore[union-attr]
+
+
+def test_action_response_with_return_parameters() -> None:
+    apdu = ActionResponseNormal(ActionResult.SUCCESS, Data.octets(b"ok!")).to_bytes()
+    node = _one(apdu)
+    single = node.find("single-response")
+    assert single is not None and single.value == "success (0)"
+    assert single.find("data").note == "text 'ok!'"  # type: ignore[union-attr]
+
+
+def test_set_request_datablock_forms() -> None:
+    """SET with a first datablock and a datablock (decoded here, not by xdlms.py)."""
+    first = bytes.fromhex("c102c1" "00030100010800ff02" "00" "00" "00000001" "03" "010203")
+    node = _one(first)
+    assert node.name == "set-request (with-first-datablock)"
+    block = node.find("datablock")
+    assert block is not None and block.find("raw-data").value == "3 bytes"  # type: ignore[union-attr]
+    nxt = _one(bytes.fromhex("c103c1" "01" "00000002" "02" "0405"))
+    assert nxt.name == "set-request (with-datablock)"
+    assert nxt.find("last-block").value == "true"  # type: ignore[union-attr]
+    response = _one(bytes.fromhex("c503c1" "00" "00000002"))
+    assert response.name == "set-response (last-datablock)"
+    assert response.find("result").value == "success (0)"  # type: ignore[union-attr]
+
+
+def test_sn_write_response_and_information_report() -> None:
+    wr = WriteResponse((DataAccessResult.SUCCESS, DataAccessResult.READ_WRITE_DENIED))
+    node = _one(wr.to_bytes())
+    assert node.name == "write-response"
+    assert node.find("[1]").find("data-access-result").value == (  # type: ignore[union-attr]
+        "read-write-denied (3)")
+    stamp = bytes.fromhex("07e80506ff07080900000000")
+    report = InformationReportRequest((VariableName(0x0108),), (Data.uint32(9),), stamp)
+    node = _one(report.to_bytes())
+    assert node.name == "information-report-request"
+    assert node.find("current-time").note == "date-time 2024-05-06T07:08:09+00:00"  # type: ignore[union-attr]
+    assert node.find("value [0]").value == "double-long-unsigned 9"  # type: ignore[union-attr]
+
+
+def test_event_notification() -> None:
+    apdu = bytes.fromhex("c200" "00030100010800ff02" "0600000001")
+    node = _one(apdu)
+    assert node.name == "event-notification-request"
+    assert node.find("attribute-value").value == "double-long-unsigned 1"  # type: ignore[union-attr]
+    assert "<EventNotificationRequest>" in _translate(apdu)
+
+
+def test_bare_data_annotations() -> None:
+    data = encode_data(Data.structure(
+        Data.octets(bytes.fromhex("0100010800ff")), Data.octets(bytes.fromhex(
+            "07e80506ff07080900ff8880")), Data.structure(Data.int8(-2), Data.enum(27)),
+        Data.visible("abc"), Data.null()))
+    node = _one(data)
+    assert node.name == "A-XDR data"
+    items = node.find("data").children  # type: ignore[union-attr]
+    assert items[0].note == "OBIS 1.0.1.8.0.255"
+    assert items[1].note == "date-time 2024-05-06T07:08:09+02:00"
+    assert items[2].note == "scaler_unit: 10^-2 W (watt)"
+    assert items[3].value == "visible-string 'abc'"
+    assert items[4].value == "null-data"
+
+
+# ============================================================ ciphering
+def _glo(plain: bytes, tag: int | None = None) -> bytes:
+    return security.protect(plain, security_control=0x30, system_title=METER_TITLE,
+                            invocation_counter=42, block_cipher_key=BCK,
+                            authentication_key=AK, tag=tag)
+
+
+def test_glo_and_general_glo_deciphered_with_keys() -> None:
+    plain = GetResponseWithList((Data.uint8(5),)).to_bytes()
+    keys = Keys(Secret(BCK), Secret(AK), system_titles=(METER_TITLE,))
+    for tag in (None, security.GENERAL_GLO_CIPHERING):
+        node = _one(_glo(plain, tag), keys=keys)
+        assert not node.error, _text(node)
+        assert node.find("invocation counter").value == "42"  # type: ignore[union-attr]
+        inner = node.find("deciphered APDU")
+        assert inner is not None and inner.find("[0]").value == "data"  # type: ignore[union-attr]
+        text = _text(node)
+        assert BCK.hex(" ").upper() not in text and AK.hex(" ").upper() not in text
+
+
+def test_ciphered_without_keys_names_what_is_needed() -> None:
+    node = _one(_glo(GetResponseWithList((Data.uint8(5),)).to_bytes()))
+    needs = node.find("not deciphered")
+    assert needs is not None and not needs.error
+    assert "--block-cipher-key" in needs.value and "--authentication-key" in needs.value
+    assert "--system-title" in needs.value
+    assert node.find("security control").value.startswith("0x30: suite 0")  # type: ignore[union-attr]
+
+
+def test_general_ciphering_without_key_info() -> None:
+    plain = ExceptionResponse(StateError.SERVICE_NOT_ALLOWED,
+                              ExceptionServiceError.OTHER_REASON).to_bytes()
+    general = _glo(plain, security.GENERAL_GLO_CIPHERING)
+    content = general[2 + 8:]  # DB 08 <title> | length SC IC payload
+    apdu = (b"\xdd" + b"\x01\x07" + b"\x08" + METER_TITLE + b"\x00" + b"\x00" + b"\x00"
+            + b"\x00" + content)
+    node = _one(apdu, keys=Keys(Secret(BCK), Secret(AK)))
+    assert node.name == "general-ciphering"
+    assert node.find("originator-system-title").value == METER_TITLE.hex().upper()  # type: ignore[union-attr]
+    assert node.find("key-info present").value == "no"  # type: ignore[union-attr]
+    inner = node.find("deciphered APDU")
+    assert inner is not None and inner.children[0].name == "exception-response", _text(node)
+
+
+# ============================================================ frames and bad input
+def test_hdlc_segments_reassembled_per_direction() -> None:
+    apdu = GetResponseWithList(tuple(Data.uint32(i) for i in range(30))).to_bytes()
+    one = _hdlc(apdu[:60], segmented=True)
+    two = _hdlc(apdu[60:], llc=False)
+    nodes = Explainer().explain(one + two)
+    assert [n.name for n in nodes] == ["HDLC frame", "HDLC frame 2", "get-response (with-list)"]
+    assert nodes[2].note == "reassembled from 2 HDLC segments"
+    assert nodes[2].find("result count").value == "30"  # type: ignore[union-attr]
+
+
+def test_truncated_frame_names_offset_and_keeps_what_decoded() -> None:
+    good = _hdlc(GetResponseWithList((Data.uint8(1),)).to_bytes())
+    nodes = Explainer().explain(good + good[:12])
+    assert not nodes[0].error and nodes[0].find("control") is not None
+    error = nodes[1].find("error")
+    assert error is not None and error.error
+    assert error.value == (f"HDLC input: at offset {len(good) + 1}: expected the rest of an "
+                           f"HDLC frame of length {len(good) - 2} ({len(good) - 12} bytes "
+                           "missing)")
+
+
+def test_bad_data_tag_names_offset() -> None:
+    node = _one(bytes.fromhex("c401c100 0202 1101 ee".replace(" ", "")))
+    error = node.find("error")
+    assert error is not None
+    assert error.value == "APDU: at offset 8: expected [1]: a Data tag, got 0xEE"
+    assert node.find("[0]").value == "unsigned 1"  # type: ignore[union-attr]
+
+
+def test_bad_fcs_is_marked() -> None:
+    frame = bytearray(_hdlc(GetResponseWithList((Data.uint8(1),)).to_bytes()))
+    frame[-2] ^= 0xFF
+    node = _one(bytes(frame))
+    fcs = node.find("FCS")
+    assert fcs is not None and fcs.error and fcs.value.startswith("MISMATCH")
+
+
+def test_wrapper_frame() -> None:
+    apdu = GetResponseWithList((Data.uint8(1),)).to_bytes()
+    frame = bytes.fromhex("00010001 0010") + len(apdu).to_bytes(2, "big") + apdu
+    node = _one(frame)
+    assert node.name == "wrapper frame" and node.value == f"wPort 1 -> 16, {len(apdu)} bytes"
+    assert node.children[-1].name == "get-response (with-list)"
+
+
+# ============================================================ the command, every option
+GET_RESPONSE = "C4 01 C1 00 06 00 00 30 39"  # get-response normal, 12345
+
+
+def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["decode", *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_hex_arguments_and_stdin() -> None:
+    code, out, _ = _run(*GET_RESPONSE.split())
+    assert code == 0 and "data: double-long-unsigned 12345  [06 00 00 30 39]" in out
+    code, out2, _ = _run(stdin="0x" + GET_RESPONSE.replace(" ", "") + "\n")
+    assert code == 0 and out2 == out
+
+
+def test_cli_file_log_and_json(tmp_path: Path) -> None:
+    log = tmp_path / "dlms.log"
+    frame = _hdlc(bytes.fromhex(GET_RESPONSE)).hex(" ").upper()
+    log.write_text(f"x [info     ] dlms_rx device=m1 hex='{frame}' size=1\n"
+                   f'{{"event": "dlms_tx", "device": "m2", "hex": "{frame}"}}\n')
+    code, out, _ = _run("-f", str(log))
+    assert code == 0
+    assert out.startswith("#1 rx device=m1 (line 1)\n") and "#2 tx device=m2 (line 2)" in out
+    code, out, _ = _run("--file", str(log), "--json")
+    doc = json.loads(out)
+    assert [d["direction"] for d in doc] == ["rx", "tx"] and doc[0]["device"] == "m1"
+    tree = doc[0]["decoded"][0]
+    assert tree["name"] == "HDLC frame" and tree["children"][0] == {
+        "name": "flag", "value": "7E", "raw": "7E", "offset": 0}
+
+
+def test_cli_as_data() -> None:
+    code, out, _ = _run("--as", "data", "0f", "05")
+    assert code == 0 and "data: integer 5" in out
+    code, out, _ = _run("--as", "apdu", "0f", "05")
+    assert code == 1 and "data-notification" in out
+
+
+def test_cli_keys_options_and_no_secret_in_output() -> None:
+    apdu = _glo(GetResponseWithList((Data.uint8(5),)).to_bytes()).hex()
+    code, out, err = _run(apdu)
+    assert code == 0 and "needs --block-cipher-key" in out
+    code, out, _ = _run("--block-cipher-key", BCK.hex(), "--authentication-key", AK.hex(),
+                        "--system-title", METER_TITLE.hex(), apdu)
+    assert code == 0 and "deciphered APDU: system title" in out and "unsigned 5" in out
+    assert BCK.hex().upper() not in out.replace(" ", "").upper()
+    assert AK.hex().upper() not in out.replace(" ", "").upper()
+    code, out, err = _run("--block-cipher-key", "00" * 16, "--authentication-key", AK.hex(),
+                          "--system-title", METER_TITLE.hex(), apdu)
+    assert code == 1 and "authentication tag" in err
+    code, _, err = _run("--block-cipher-key", "zz", apdu)
+    assert code == 2 and "must be hex" in err
+    code, _, err = _run("--system-title", "0102", apdu)
+    assert code == 2 and "must be 8 bytes" in err
+
+
+def test_cli_keys_from_config(tmp_path: Path) -> None:
+    config = tmp_path / "dlms.json"
+    config.write_text(json.dumps({
+        "devices": [{"name": "M", "device_alias": "m1", "protocol": "DLMS",
+                     "client_address": 1, "ip": "127.0.0.1", "port": 4059,
+                     "auth": "HighGmac", "system_title": METER_TITLE.hex(),
+                     "block_cipher_key": BCK.hex(), "authentication_key": AK.hex()}],
+        "signals": []}))
+    apdu = _glo(GetResponseWithList((Data.uint8(5),)).to_bytes()).hex()
+    code, out, err = _run("-c", str(config), "--device", "m1", apdu)
+    assert code == 0, out + err
+    assert "unsigned 5" in out and AK.hex().upper() not in out.replace(" ", "")
+    code, _, err = _run("--config", str(config), "--device", "nope", apdu)
+    assert code == 2 and "no device 'nope' (devices: m1)" in err
+    code, _, err = _run("--config", str(config), apdu)
+    assert code == 2 and "go together" in err
+
+
+def test_cli_bad_input_messages() -> None:
+    code, out, err = _run("c4", "01", "c1", "00", "02", "02", "11", "01", "ee")
+    assert code == 1
+    assert "[0]: unsigned 1" in out  # what decoded before the error is shown
+    assert "dlmsctl decode: APDU: at offset 8: expected [1]: a Data tag, got 0xEE" in err
+    code, _, err = _run("c4", "0g")
+    assert code == 1 and "character 5: expected a hex digit, got 'g'" in err
+    code, _, err = _run(stdin="")
+    assert code == 1 and "no input" in err
+
+
+def test_cli_help_lists_decode() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "decode" in result.output
