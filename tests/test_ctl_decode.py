@@ -36,6 +36,7 @@ from dlmsd.protocol.xdlms import (
     ExceptionServiceError,
     GetResponseWithDatablock,
     GetResponseWithList,
+    InitiateRequest,
     ServiceErrorType,
     StateError,
 )
@@ -122,11 +123,14 @@ def test_gbt_reassembler_order_and_bounds() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=64))
 def test_push_codecs_decode_or_decode_error(data: bytes) -> None:
-    for codec in (DataNotification, GeneralBlockTransfer):
+    """Any bytes decode (and what decoded encodes to an equal value) or raise
+    DecodeError (A-XDR may normalise: a boolean 05 encodes as 01)."""
+    for codec, tag in ((DataNotification, b"\x0f"), (GeneralBlockTransfer, b"\xe0")):
         try:
-            codec.from_bytes(bytes((0x0F if codec is DataNotification else 0xE0,)) + data)
+            decoded = codec.from_bytes(tag + data)
         except DecodeError:
-            pass
+            continue
+        assert codec.from_bytes(decoded.to_bytes()) == decoded
 
 
 @settings(max_examples=300, deadline=None)
@@ -161,9 +165,12 @@ def test_log_text_json_and_flight_recorder() -> None:
         "2026-12-08T02:35:38.000+00:00 [warning  ] flight_frame age_ms=0 device=m3 dir=tx "
         "hex='00 01' summary='x'\n")
     chunks = parse_input(text)
-    assert [(c.direction, c.device, c.line) for c in chunks] == [
-        ("tx", "m1", 1), ("rx", "m2", 3), ("tx", "m3", 4)]
-    assert chunks[0].data == bytes.fromhex("7EA00721219 38CB77E".replace(" ", ""))
+    # The flight recorder repeats traced frames: used only in a log without traces.
+    assert [(c.direction, c.device, c.line) for c in chunks] == [("tx", "m1", 1),
+                                                                 ("rx", "m2", 3)]
+    assert chunks[0].data == bytes.fromhex("7EA0072121938CB77E")
+    (flight,) = parse_input(text.splitlines()[3])
+    assert (flight.direction, flight.device, flight.data) == ("tx", "m3", b"\x00\x01")
 
 
 # ============================================================ APDU forms (dlmsd encoders)
@@ -397,11 +404,20 @@ def test_cli_file_log_and_json(tmp_path: Path) -> None:
         "name": "flag", "value": "7E", "raw": "7E", "offset": 0}
 
 
-def test_cli_as_data() -> None:
+def test_cli_as_every_kind() -> None:
     code, out, _ = _run("--as", "data", "0f", "05")
     assert code == 0 and "data: integer 5" in out
     code, out, _ = _run("--as", "apdu", "0f", "05")
     assert code == 1 and "data-notification" in out
+    code, out, _ = _run("--as", "auto", "0f", "05")  # no data-notification: an integer
+    assert code == 0 and "(not a valid data-notification)" in out and "integer 5" in out
+    wrapped = "0001 0001 0010 0002 0f05"
+    code, out, _ = _run("--as", "wrapper", wrapped)
+    assert code == 1 and out.startswith("wrapper frame: ")
+    code, out, err = _run("--as", "hdlc", wrapped)
+    assert code == 1 and "expected flag 7E at the start of an HDLC frame, got 00" in err
+    code, _, err = _run("--as", "xml", wrapped)
+    assert code == 2
 
 
 def test_cli_keys_options_and_no_secret_in_output() -> None:
@@ -454,3 +470,61 @@ def test_cli_bad_input_messages() -> None:
 def test_cli_help_lists_decode() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0 and "decode" in result.output
+
+
+def test_dedicated_key_from_the_initiate_request_is_used_never_shown() -> None:
+    dk = bytes(range(0x40, 0x50))
+    client = b"CLIENT01"
+    initiate = security.protect(
+        InitiateRequest(dedicated_key=dk).to_bytes(), security_control=0x30,
+        system_title=client, invocation_counter=1, block_cipher_key=BCK,
+        authentication_key=AK)
+    answer = security.protect(
+        GetResponseWithList((Data.uint8(9),)).to_bytes(), security_control=0x30,
+        system_title=METER_TITLE, invocation_counter=2, authentication_key=AK,
+        dedicated_key=dk, dedicated=True)
+    ex = Explainer(Keys(Secret(BCK), Secret(AK), system_titles=(client, METER_TITLE)))
+    first = ex.explain(initiate)[0]
+    second = ex.explain(answer)[0]
+    text = _text(first) + _text(second)
+    assert not first.error and not second.error, text
+    key = first.find("dedicated-key")
+    assert key is not None and key.value.startswith("16 bytes (not shown")
+    assert second.name == "ded-get-response" and "unsigned 9" in text
+    assert dk.hex(" ").upper() not in text and dk.hex().upper() not in text
+    # Without the initiate request, the ded- APDU says what it needs.
+    alone = Explainer(Keys(Secret(BCK), Secret(AK), system_titles=(METER_TITLE,)))
+    needs = alone.explain(answer)[0].find("not deciphered")
+    assert needs is not None and "the dedicated key" in needs.value
+
+
+def test_a_whole_dlms_log_against_dlms_sim(tmp_path: Path) -> None:
+    """``dlms --once -d7 --dlms`` against dlms-sim (HDLC): every traced frame decodes,
+    in order, with its direction and device, and the read value is in the tree."""
+    import subprocess
+    import sys
+
+    from test_sim_gurux import running
+
+    with running("--hdlc-port", "0") as sim:
+        config = tmp_path / "dlms.json"
+        config.write_text(json.dumps({
+            "devices": [{"name": "M", "device_alias": "m1", "protocol": "DLMS",
+                         "mode": "dlms-hdlc", "client_address": 16, "ip": "127.0.0.1",
+                         "port": sim.ports["hdlc"], "logical_address": 1,
+                         "physical_address": 1, "address_size": 2}],
+            "signals": [{"signal_name": "E", "signal_alias": "e", "device_alias": "m1",
+                         "obis": "1.0.1.8.0.255"}]}))
+        run = subprocess.run([sys.executable, "-m", "dlmsd", "-c", str(config), "--once",
+                              "-d7", "--dlms"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    log = tmp_path / "dlms.log"
+    log.write_text(run.stderr)
+    code, out, err = _run("-f", str(log))
+    assert code == 0, err
+    headings = [line for line in out.splitlines() if line.startswith("#")]
+    assert len(headings) == run.stderr.count("dlms_tx") + run.stderr.count("dlms_rx")
+    assert headings[0].startswith("#1 tx device=m1") and " rx device=m1" in headings[1]
+    assert "SNRM(P)" in out and "AARE" in out and "RLRE" in out
+    assert "Register 1.0.1.8.0.255 attribute 2" in out
+    assert "(scaler_unit: 10^" in out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -30,9 +30,9 @@ from gurux_dlms.secure import GXDLMSSecureClient  # type: ignore[import-untyped]
 from interop.gurux_client import GuruxSession
 from interop.gurux_meter import GuruxMeter
 
+from dlmsd.protocol.explain import Explainer, Keys, Node, render_text
 from dlmsd.protocol.hdlc_frame import Frame
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.explain import Explainer, Keys, Node, render_text
 from dlmsd.secret import Secret
 
 pytestmark = pytest.mark.interop
@@ -322,7 +322,7 @@ def test_gurux_meter_answers_set_and_action() -> None:
 
 
 # ============================================================ pushes (GXDLMSNotify)
-PUSH_TIME = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+PUSH_TIME = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 BODY = bytes.fromhex("020206000004D209060100010800FF")  # {1234, 1.0.1.8.0.255}
 
 

@@ -31,6 +31,7 @@ class Chunk:
     direction: str = ""  # "tx", "rx" or unknown
     device: str = ""
     line: int | None = None  # the log line it came from
+    flight: bool = False  # from a flight-recorder dump
 
 
 def parse_hex(text: str, line: int | None = None) -> bytes:
@@ -78,7 +79,18 @@ def _unquote(value: str) -> str:
 
 
 def parse_log(text: str) -> list[Chunk]:
-    """The frames of a trace log, in order; lines that carry none are skipped."""
+    """The frames of a trace log, in order; lines that carry none are skipped.
+
+    A flight-recorder dump repeats frames already traced with ``--dlms``: its
+    ``flight_frame`` lines are used only when the log has no ``dlms_tx``/``dlms_rx``.
+    """
+    chunks = _parse_log(text)
+    if any(not c.flight for c in chunks):
+        return [c for c in chunks if not c.flight]
+    return chunks
+
+
+def _parse_log(text: str) -> list[Chunk]:
     chunks: list[Chunk] = []
     for number, line in enumerate(text.splitlines(), 1):
         doc = _json_frame(line)
@@ -86,7 +98,7 @@ def parse_log(text: str) -> list[Chunk]:
             event = str(doc.get("event"))
             direction = str(doc.get("dir", "")) if event == "flight_frame" else event[5:]
             chunks.append(Chunk(parse_hex(str(doc["hex"]), number), direction,
-                                str(doc.get("device", "")), number))
+                                str(doc.get("device", "")), number, event == "flight_frame"))
             continue
         match = _TEXT_EVENT.search(line)
         if match is None:
@@ -97,7 +109,7 @@ def parse_log(text: str) -> list[Chunk]:
         event = match.group(1)
         direction = fields.get("dir", "") if event == "flight_frame" else event[5:]
         chunks.append(Chunk(parse_hex(fields["hex"], number), direction,
-                            fields.get("device", ""), number))
+                            fields.get("device", ""), number, event == "flight_frame"))
     return chunks
 
 

@@ -358,9 +358,11 @@ def _data_value(d: Data) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, bytes):
-        return v.hex(" ").upper() if v else "(empty)"
+        return _hex(v) if v else "(empty)"
     if isinstance(v, str):
-        return repr(v)
+        if len(v) <= 2 * _RAW_SHOWN:
+            return repr(v)
+        return f"{v[:2 * _RAW_SHOWN]!r}… ({len(v)} characters)"
     if isinstance(v, DateTime):
         return v.isoformat()
     if isinstance(v, tuple):
@@ -518,7 +520,8 @@ class Explainer:
             out.append(Node("error", f"input of {len(data)} bytes exceeds {MAX_INPUT}",
                             error=True))
             return out
-        if kind == "auto":
+        guessed = kind == "auto"
+        if guessed:
             kind = self._guess(data)
         if kind == "hdlc":
             self._hdlc_stream(data, out)
@@ -527,9 +530,17 @@ class Explainer:
         elif kind == "data":
             root = Node("A-XDR data", f"{len(data)} bytes")
             out.append(root)
-            self._guard(root, lambda: self._bare_data(data, root))
+            self._guard(root, self._bare_data, data, root)
         else:
-            out.append(self.apdu(data, "APDU"))
+            node = self.apdu(data, "APDU")
+            if node.error and guessed:
+                # An A-XDR value whose tag is also an APDU tag (0x01 array, 0x0F integer..)
+                data_root = Node("A-XDR data", f"{len(data)} bytes",
+                                 note=f"not a valid {node.name}")
+                if self._guard(data_root, self._bare_data, data, data_root) and not any(
+                        n.error for n in data_root.walk()):
+                    node = data_root
+            out.append(node)
         return out
 
     @staticmethod
