@@ -528,3 +528,42 @@ def test_a_whole_dlms_log_against_dlms_sim(tmp_path: Path) -> None:
     assert "SNRM(P)" in out and "AARE" in out and "RLRE" in out
     assert "Register 1.0.1.8.0.255 attribute 2" in out
     assert "(scaler_unit: 10^" in out
+
+
+# dlmsd's AARQ and dlms-sim's AARE in HDLC frames (a `dlms -d7 --dlms` trace).
+TRACED_AARQ = bytes.fromhex(
+    "7EA02C0203211094 9CE6E600601DA109060760857405080101BE10040E01000000065F1F040000721DFFFF"
+    "15EA7E".replace(" ", ""))
+TRACED_AARE = bytes.fromhex(
+    "7EA03821020330 07C4E6E7006129A109060760857405080101A203020100A305A103020100BE10040E"
+    "0800065F1F040000121904000007 04BA7E".replace(" ", ""))
+
+
+def test_traced_association_frames() -> None:
+    aarq = _one(TRACED_AARQ)
+    assert aarq.find("proposed-dlms-version-number").value == "6"  # type: ignore[union-attr]
+    assert aarq.find("client-max-receive-pdu-size").value == "65535"  # type: ignore[union-attr]
+    aare = _one(TRACED_AARE)
+    assert aare.find("server-max-receive-pdu-size").value == "1024"  # type: ignore[union-attr]
+    assert aare.find("conformance").value == (  # type: ignore[union-attr]
+        "block-transfer-with-get-or-read, multiple-references, get, set, action")
+
+
+SEEDS = [TRACED_AARQ, TRACED_AARE, TRACED_AARQ[12:-3], TRACED_AARE[12:-3],
+         GURUX_NOTIFICATION, GURUX_GBT_LAST]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)),
+                                        max_size=4), st.integers(0, 200))
+def test_explainer_never_raises_on_mutated_frames(seed: bytes, changes: list[tuple[int, int]],
+                                                  cut: int) -> None:
+    data = bytearray(seed)
+    for at, value in changes:
+        data[at % len(data)] = value
+    data = data[:max(1, len(data) - cut)]
+    for kind in ("auto", "apdu"):
+        for node in Explainer(Keys(Secret(BCK), Secret(AK), system_titles=(METER_TITLE,))
+                              ).explain(bytes(data), kind=kind):
+            render_text(node)
+            json.dumps(node.to_json())

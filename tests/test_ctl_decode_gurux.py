@@ -416,3 +416,76 @@ def test_gurux_sn_client_session_read_responses() -> None:
     scaler_unit = [d for d in data if d.note.startswith("scaler_unit")]
     assert scaler_unit and scaler_unit[0].note == (
         f"scaler_unit: 10^{scaler.value[0]} Wh (watt-hour)")
+
+
+# ============================================================ blocks, lists, rejections
+def test_gurux_datablocks_with_list_and_rejected_association() -> None:
+    with GuruxMeter("wrapper", max_pdu=256) as meter:
+        with GuruxSession(meter.host, meter.port, interface="wrapper", trace=True,
+                          max_pdu=256) as s:
+            listing = s.read(15, "0.0.40.0.0.255", 2)
+            reg, clock = GXDLMSRegister("1.0.1.8.0.255"), GXDLMSClock("0.0.1.0.0.255")
+            s.transact(list(_frames(s.client.readList([(reg, 2), (clock, 2)]))))
+        frames = _merged(list(s.frames))
+        rejected = GuruxSession(meter.host, meter.port, interface="wrapper", trace=True,
+                                authentication="low", password=b"wrong")
+        with pytest.raises(Exception, match="rejected"):
+            rejected.open()
+        rejected.close()
+        frames += _merged(list(rejected.frames))
+    nodes = _explain(frames)
+
+    # The object list, in GET-Response-With-Datablock blocks of at most 256 bytes.
+    blocks = _apdus(nodes, "get-response (with-datablock)")
+    assert len(blocks) >= 2
+    assert [b.find("block-number").value for b in blocks] == [  # type: ignore[union-attr]
+        str(i) for i in range(1, len(blocks) + 1)]
+    (whole,) = [n for r in nodes for n in r.walk() if n.name.startswith("GET data reassembled")]
+    entries = whole.find("data")
+    assert entries is not None and entries.value == f"array, {len(listing.decoded)} elements"
+    logical_names = [c.children[2].note for c in entries.children]
+    assert logical_names == [f"OBIS {o['obis']}" for o in listing.decoded]
+
+    (response,) = _apdus(nodes, "get-response (with-list)")
+    assert response.find("result count").value == "2"  # type: ignore[union-attr]
+    first = response.find("[0]")
+    assert first is not None and first.find("data").value == (  # type: ignore[union-attr]
+        "double-long-unsigned 12345678")
+    second = response.find("[1]")
+    assert second is not None
+    assert second.find("data").note == "date-time 2024-05-06T07:08:09+00:00"  # type: ignore[union-attr]
+
+    aare = _apdus(nodes, "AARE")[-1]
+    assert aare.find("result").value == "rejected-permanent (1)"  # type: ignore[union-attr]
+    assert aare.find("result-source-diagnostic").value == (  # type: ignore[union-attr]
+        "acse-service-user: authentication-failure (13)")
+    aarq = _apdus(nodes, "AARQ")[-1]
+    assert aarq.find("calling-authentication-value").value == (  # type: ignore[union-attr]
+        "password, 5 bytes (not shown)")
+    assert b"wrong".hex(" ").upper() not in _text([aarq])
+
+
+def test_gurux_hls_and_glo_ciphering_without_general_protection() -> None:
+    frames, _ = _session("wrapper", authentication="high", password=b"0123456789ABCDEF")
+    nodes = _explain(frames)
+    aarq = _apdus(nodes, "AARQ")[0]
+    challenge = aarq.find("calling-authentication-value")
+    assert challenge is not None and challenge.value.startswith("challenge, ")
+    assert aarq.find("mechanism-name").value == "high (2)"  # type: ignore[union-attr]
+    aare = _apdus(nodes, "AARE")[0]
+    assert aare.find("responding-authentication-value").value.startswith(  # type: ignore[union-attr]
+        "challenge, ")
+    # HLS pass 3/4: ACTION reply_to_HLS_authentication on the association.
+    action = _apdus(nodes, "action-request (normal)")[0]
+    assert action.find("cosem-method-descriptor").value == (  # type: ignore[union-attr]
+        "Association LN 0.0.40.0.0.255 method 1")
+
+    frames, _ = _session("wrapper", authentication="gmac", security="authenc",
+                         system_title=CLIENT_TITLE, block_cipher_key=BCK,
+                         authentication_key=AK, general_protection=False)
+    keys = Keys(block_cipher_key=Secret(BCK), authentication_key=Secret(AK))
+    nodes = _explain(frames, keys)
+    assert _apdus(nodes, "glo-get-request") and _apdus(nodes, "glo-get-response")
+    values = [n.value for d in _apdus(nodes, "deciphered APDU") for n in d.walk()
+              if n.name == "data"]
+    assert "double-long-unsigned 12345678" in values
