@@ -567,3 +567,19 @@ def test_explainer_never_raises_on_mutated_frames(seed: bytes, changes: list[tup
                               ).explain(bytes(data), kind=kind):
             render_text(node)
             json.dumps(node.to_json())
+
+
+def test_general_ciphering_key_info_forms() -> None:
+    plain = ExceptionResponse(StateError.SERVICE_NOT_ALLOWED,
+                              ExceptionServiceError.OTHER_REASON).to_bytes()
+    content = _glo(plain, security.GENERAL_GLO_CIPHERING)[10:]
+    head = b"\xdd" + b"\x00" + b"\x08" + METER_TITLE + b"\x00" * 3
+    identified = head + b"\x01\x00\x00" + content  # identified-key, global unicast
+    node = _one(identified, keys=Keys(Secret(BCK), Secret(AK)))
+    assert node.find("key-id").value == "global-unicast-encryption-key (0)"  # type: ignore[union-attr]
+    assert node.find("deciphered APDU") is not None, _text(node)
+    wrapped = head + b"\x01\x01\x00\x02\xaa\xbb" + content  # wrapped-key
+    node = _one(wrapped, keys=Keys(Secret(BCK), Secret(AK)))
+    assert node.find("key-info choice").value == "wrapped-key (1)"  # type: ignore[union-attr]
+    assert node.find("not deciphered").value == (  # type: ignore[union-attr]
+        "wrapped and agreed keys are not supported")

@@ -36,7 +36,15 @@ from dlmsd.protocol.acse import (
     ReleaseRequestReason,
     ReleaseResponseReason,
 )
-from dlmsd.protocol.axdr import MAX_DEPTH, Data, DataType, DateTime, decode_data, decode_length
+from dlmsd.protocol.axdr import (
+    MAX_DEPTH,
+    Data,
+    DataType,
+    DateTime,
+    decode_data,
+    decode_length,
+    encode_length,
+)
 from dlmsd.protocol.hdlc_frame import (
     LLC_COMMAND,
     LLC_RESPONSE,
@@ -305,6 +313,12 @@ def _enum(cls: Any) -> Callable[[int], str]:
     return show
 
 
+def _named_choice(names: dict[int, str]) -> Callable[[int], str]:
+    def show(value: int) -> str:
+        return f"{names.get(value, 'unknown')} ({value})"
+    return show
+
+
 def _iid(value: int) -> str:
     service = "confirmed" if value & 0x40 else "unconfirmed"
     priority = "high" if value & 0x80 else "normal"
@@ -448,7 +462,7 @@ def _selection(c: _Cur, parent: Node) -> None:
 
 def _get_data_result(c: _Cur, parent: Node, name: str) -> None:
     node = parent.add(Node(name, offset=c.pos))
-    choice = c.u8(node, "choice", {0: "data (0)", 1: "data-access-result (1)"}.get)  # type: ignore[arg-type]
+    choice = c.u8(node, "choice", _named_choice({0: "data", 1: "data-access-result"}))
     if choice == 0:
         _data(c, node, "data")
         node.value = "data"
@@ -507,6 +521,10 @@ class Explainer:
         self._flows: dict[tuple[str, str], _Flow] = {}
         self._key: tuple[str, str] = ("", "")
         self._blocks: dict[str, _Blocks] = {}
+        #: The mechanism of the AARQ/AARE being read (a password or a challenge?) and
+        #: which release APDU is being read (the reason's enumeration).
+        self._mechanism: MechanismName | None = None
+        self._release = ""
         self._direction = ""
 
     # ------------------------------------------------------------------ entry
@@ -878,8 +896,6 @@ class Explainer:
         else:
             node.value = content.hex(" ").upper()
 
-    _mechanism: MechanismName | None = None
-    _release = ""
 
     def _aarq(self, c: _Cur, root: Node) -> None:
         self._mechanism = self._peek_mechanism(c, 0x8B)
@@ -965,14 +981,12 @@ class Explainer:
 
     # GET / SET / ACTION --------------------------------------------------
     def _choice(self, c: _Cur, root: Node, names: dict[int, str]) -> int:
-        at = c.pos
         choice = c.peek("the service choice")
         if choice not in names:
             raise c.bad(f"a choice of {', '.join(f'{k} ({v})' for k, v in names.items())}, "
                         f"got {choice}")
         c.u8(root, "choice", lambda v: f"{names[v]} ({v})")
         root.name += f" ({names[choice]})"
-        del at
         c.u8(root, "invoke-id-and-priority", _iid)
         return choice
 
@@ -1000,8 +1014,8 @@ class Explainer:
             block = root.add(Node("result", offset=c.pos))
             c.boolean(block, "last-block")
             c.u32(block, "block-number")
-            sel = c.u8(block, "choice", {0: "raw-data (0)",  # type: ignore[arg-type]
-                                          1: "data-access-result (1)"}.get)
+            sel = c.u8(block, "choice", _named_choice({0: "raw-data",
+                                                       1: "data-access-result"}))
             if sel == 0:
                 raw = c.octets(block, "raw-data", lambda b: f"{len(b)} bytes")
                 self._datablock(root, raw, block.children[0].value == "true", "GET")
@@ -1312,6 +1326,7 @@ class Explainer:
         c.octets(root, "date-time", note=_octet_note)
         c.octets(root, "other-information")
         key_info = c.optional(root, "key-info")
+        kind = -1
         if key_info:
             kind = c.u8(root, "key-info choice", lambda v: {
                 0: "identified-key (0)", 1: "wrapped-key (1)", 2: "agreed-key (2)"}.get(
@@ -1337,12 +1352,11 @@ class Explainer:
         payload = c.take(c.left, "ciphered payload")
         root.add(Node("ciphered payload", f"{len(payload)} bytes", payload,
                       c.pos - len(payload)))
-        if key_info and root.children[-4].value.startswith(("wrapped", "agreed")):
+        if kind in (1, 2):
             root.add(Node("not deciphered", "wrapped and agreed keys are not supported"))
             return
         # Without key-info (or with the global unicast key) the content is protected as
         # a general-glo-ciphering APDU from the originator would be.
-        from dlmsd.protocol.axdr import encode_length
         equivalent = (bytes((security.GENERAL_GLO_CIPHERING,)) + encode_length(len(originator))
                       + originator + encode_length(len(content)) + content)
         self._decipher(equivalent, root, originator or None)
