@@ -72,11 +72,12 @@ def _translate(apdu: bytes) -> str:
 
 
 def _hdlc(apdu: bytes, *, response: bool = True, segmented: bool = False,
-          llc: bool = True) -> bytes:
+          llc: bool = True, ui: bool = False) -> bytes:
     info = add_llc(apdu, response=response) if llc else apdu
     dst, src = (HdlcAddress(16), HdlcAddress(1, 17, 2)) if response else (
         HdlcAddress(1, 17, 2), HdlcAddress(16))
-    return Frame(dst, src, Control(FrameType.I, True, 0, 0), info, segmented).to_bytes()
+    control = Control(FrameType.UI, False) if ui else Control(FrameType.I, True, 0, 0)
+    return Frame(dst, src, control, info, segmented).to_bytes()
 
 
 # ============================================================ push codecs, both ways
@@ -583,3 +584,23 @@ def test_general_ciphering_key_info_forms() -> None:
     assert node.find("key-info choice").value == "wrapped-key (1)"  # type: ignore[union-attr]
     assert node.find("not deciphered").value == (  # type: ignore[union-attr]
         "wrapped and agreed keys are not supported")
+
+
+def test_push_in_segmented_ui_frames() -> None:
+    """A data-notification longer than one frame, pushed in UI frames (no GBT)."""
+    body = Data.array(*(Data.structure(Data.octets(bytes.fromhex("0100010800ff")),
+                                       Data.uint32(i)) for i in range(20)))
+    push = DataNotification(0x40000007, body, bytes.fromhex("07e80506ff070809000000ff")
+                            ).to_bytes()
+    frames = (_hdlc(push[:100], segmented=True, ui=True)
+              + _hdlc(push[100:200], segmented=True, ui=True, llc=False)
+              + _hdlc(push[200:], ui=True, llc=False))
+    nodes = Explainer().explain(frames)
+    assert [n.find("control").value for n in nodes[:3]] == ["UI()"] * 3  # type: ignore[union-attr]
+    whole = nodes[3]
+    assert whole.name == "data-notification"
+    assert whole.note == "reassembled from 3 HDLC segments"
+    assert whole.find("date-time").value == "2024-05-06T07:08:09"  # type: ignore[union-attr]
+    assert whole.find("long-invoke-id-and-priority").value == (  # type: ignore[union-attr]
+        "long-invoke-id 7, confirmed, priority normal (0x40000007)")
+    assert whole.find("[19]").find("[1]").value == "double-long-unsigned 19"  # type: ignore[union-attr]

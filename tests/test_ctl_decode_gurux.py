@@ -445,6 +445,9 @@ def test_gurux_datablocks_with_list_and_rejected_association() -> None:
     assert entries is not None and entries.value == f"array, {len(listing.decoded)} elements"
     logical_names = [c.children[2].note for c in entries.children]
     assert logical_names == [f"OBIS {o['obis']}" for o in listing.decoded]
+    classes = {1: "Data", 3: "Register", 8: "Clock", 15: "Association LN"}
+    assert [c.note for c in entries.children] == [
+        f"{classes[o['class_id']]} {o['obis']}" for o in listing.decoded]
 
     (response,) = _apdus(nodes, "get-response (with-list)")
     assert response.find("result count").value == "2"  # type: ignore[union-attr]

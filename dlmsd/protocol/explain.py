@@ -409,6 +409,8 @@ def _data(c: _Cur, parent: Node, name: str, depth: int = 0, in_array: bool = Fal
         # An array of {integer, enum} is a list of method access rights, not scalers.
         if kind is DataType.STRUCTURE and n == 2 and not in_array:
             node.note = _scaler_unit_note(items)
+        elif kind is DataType.STRUCTURE:
+            node.note = _object_note(items)
         return None
     try:
         value, end = decode_data(c.buf[:c.end], at)
@@ -424,6 +426,18 @@ def _data(c: _Cur, parent: Node, name: str, depth: int = 0, in_array: bool = Fal
     elif isinstance(value.value, bytes):
         node.note = _octet_note(value.value)
     return value
+
+
+def _object_note(items: list[Data | None]) -> str:
+    """A structure naming a COSEM object (an object list entry, a capture object):
+    a long-unsigned class_id and a 6-octet logical name."""
+    class_id = next((d.as_int() for d in items if d is not None
+                     and d.type is DataType.LONG_UNSIGNED and d.as_int() in CLASS_NAMES), None)
+    name = next((d.as_bytes() for d in items if d is not None
+                 and d.type is DataType.OCTET_STRING and len(d.as_bytes()) == 6), None)
+    if class_id is None or name is None:
+        return ""
+    return f"{CLASS_NAMES[class_id]} {Obis.from_bytes(name)}"
 
 
 def _scaler_unit_note(items: list[Data | None]) -> str:
