@@ -590,7 +590,7 @@ def test_push_in_segmented_ui_frames() -> None:
     """A data-notification longer than one frame, pushed in UI frames (no GBT)."""
     body = Data.array(*(Data.structure(Data.octets(bytes.fromhex("0100010800ff")),
                                        Data.uint32(i)) for i in range(20)))
-    push = DataNotification(0x40000007, body, bytes.fromhex("07e80506ff070809000000ff")
+    push = DataNotification(0x40000007, body, bytes.fromhex("07e80506ff07080900800000")
                             ).to_bytes()
     frames = (_hdlc(push[:100], segmented=True, ui=True)
               + _hdlc(push[100:200], segmented=True, ui=True, llc=False)
