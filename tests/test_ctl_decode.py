@@ -604,3 +604,10 @@ def test_push_in_segmented_ui_frames() -> None:
     assert whole.find("long-invoke-id-and-priority").value == (  # type: ignore[union-attr]
         "long-invoke-id 7, confirmed, priority normal (0x40000007)")
     assert whole.find("[19]").find("[1]").value == "double-long-unsigned 19"  # type: ignore[union-attr]
+
+
+def test_input_is_bounded() -> None:
+    from dlmsd.protocol.explain import MAX_INPUT
+
+    (node,) = Explainer().explain(bytes(MAX_INPUT + 1))
+    assert node.error and node.value == f"input of {MAX_INPUT + 1} bytes exceeds {MAX_INPUT}"

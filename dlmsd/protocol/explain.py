@@ -262,9 +262,11 @@ class _Cur:
         if not self.left:
             raise self.bad(f"{name}, but the input ends")
         try:
-            n, end = decode_length(self.buf[:self.end], at)
+            n, end = decode_length(self.buf, at)
         except DecodeError as exc:
             raise self.bad(f"{name}: {exc}") from None
+        if end > self.end:
+            raise self.bad(f"{name}, but the part ends")
         self.pos = end
         if parent is not None:
             parent.add(Node(name, str(n), self.buf[at:end], at))
@@ -342,8 +344,10 @@ def _printable(raw: bytes) -> bool:
 
 def _date_time_text(raw: bytes) -> str | None:
     """ISO text of 12 octets that are a plausible COSEM date-time, else None."""
-    if len(raw) != 12:
-        return None
+    if len(raw) != 12 or not (
+            (1 <= raw[2] <= 12 or raw[2] >= 0xFD) and (1 <= raw[3] <= 31 or raw[3] >= 0xFD)
+            and (raw[5] < 24 or raw[5] == 0xFF) and (raw[6] < 60 or raw[6] == 0xFF)):
+        return None  # cheaply ruled out before the full check
     text = render(Data.octets(raw), CLOCK_CLASS, 2)
     return text if isinstance(text, str) and text != raw.hex().upper() else None
 
@@ -365,6 +369,9 @@ def _obis_show(raw: bytes) -> str:
 
 
 # =========================================================================== A-XDR data
+_DATA_TYPES: Final = {int(t): t for t in DataType}
+_DATA_LABELS: Final = {t: t.label for t in DataType}
+
 def _data_value(d: Data) -> str:
     v = d.value
     if d.type is DataType.NULL_DATA:
@@ -391,19 +398,21 @@ def _data(c: _Cur, parent: Node, name: str, depth: int = 0, in_array: bool = Fal
     Returns the value for the small leaves callers interpret (None for containers).
     """
     at = c.pos
-    tag = c.peek(f"{name}: a Data tag")
-    try:
-        kind = DataType(tag)
-    except ValueError:
-        raise c.bad(f"{name}: a Data tag, got 0x{tag:02X}") from None
+    if at >= c.end:
+        raise c.bad(f"{name}: a Data tag, but the input ends")
+    tag = c.buf[at]
+    kind = _DATA_TYPES.get(tag)
+    if kind is None:
+        raise c.bad(f"{name}: a Data tag, got 0x{tag:02X}")
+    label = _DATA_LABELS[kind]
     if kind in (DataType.ARRAY, DataType.STRUCTURE):
         if depth >= MAX_DEPTH:
             raise c.bad(f"{name}: data nested at most {MAX_DEPTH} deep")
         c.pos += 1
-        n = c.length(None, f"{kind.label} element count")
+        n = c.length(None, f"{label} element count")
         if n > c.left:
-            raise c.bad(f"{n} elements of the {kind.label}, but {c.left} bytes left", at)
-        node = parent.add(Node(name, f"{kind.label}, {n} elements", c.buf[at:c.pos], at))
+            raise c.bad(f"{n} elements of the {label}, but {c.left} bytes left", at)
+        node = parent.add(Node(name, f"{label}, {n} elements", c.buf[at:c.pos], at))
         items = [_data(c, node, f"[{i}]", depth + 1, kind is DataType.ARRAY)
                  for i in range(n)]
         # An array of {integer, enum} is a list of method access rights, not scalers.
@@ -413,12 +422,15 @@ def _data(c: _Cur, parent: Node, name: str, depth: int = 0, in_array: bool = Fal
             node.note = _object_note(items)
         return None
     try:
-        value, end = decode_data(c.buf[:c.end], at)
+        # The whole buffer (no copy per value); a value past this part's end is bad.
+        value, end = decode_data(c.buf, at)
     except DecodeError as exc:
-        raise c.bad(f"{name}: a valid {kind.label} ({exc})") from None
+        raise c.bad(f"{name}: a valid {label} ({exc})") from None
+    if end > c.end:
+        raise c.bad(f"{name}: a {label} within the {c.end - at} bytes left")
     raw = c.buf[at:end]
     c.pos = end
-    node = parent.add(Node(name, f"{kind.label} {_data_value(value)}".rstrip(), raw, at))
+    node = parent.add(Node(name, f"{label} {_data_value(value)}".rstrip(), raw, at))
     if kind is DataType.COMPACT_ARRAY:
         node.value = f"compact-array, {len(value.as_items())} elements"
         for i, item in enumerate(value.as_items()):
