@@ -187,6 +187,25 @@ def test_hdlc_session_low_auth_field_by_field() -> None:
             continue
         checked += 1
     assert checked >= 4
+    # ... and on the attribute descriptors of the requests.
+    requests_checked = 0
+    for direction, data in frames:
+        if direction != "tx" or not data.startswith(b"\x7e"):
+            continue
+        frame = Frame.from_bytes(data)
+        if not frame.information.startswith(b"\xe6\xe6\x00\xc0\x01"):
+            continue
+        apdu = frame.information[3:]
+        descriptor = Explainer().apdu(apdu, "APDU").find("cosem-attribute-descriptor")
+        assert descriptor is not None
+        class_id, instance, attribute = descriptor.children
+        xml = _translate(apdu)
+        assert f'<ClassId Value="{class_id.raw.hex().upper()}" />' in xml
+        assert f'<InstanceId Value="{instance.raw.hex().upper()}" />' in xml
+        assert f'<!--{instance.value}-->' in xml  # gurux's comment: the dotted OBIS
+        assert f'<AttributeId Value="{attribute.raw.hex().upper()}" />' in xml
+        requests_checked += 1
+    assert requests_checked == len(OBJECTS)
 
 
 # ============================================================ ciphered, over the wrapper
