@@ -611,3 +611,14 @@ def test_input_is_bounded() -> None:
 
     (node,) = Explainer().explain(bytes(MAX_INPUT + 1))
     assert node.error and node.value == f"input of {MAX_INPUT + 1} bytes exceeds {MAX_INPUT}"
+
+
+def test_segments_kept_per_sender_when_the_direction_is_unknown() -> None:
+    """Bare hex of both directions: a client frame between two segments of the meter's
+    answer does not join them."""
+    answer = GetResponseWithList(tuple(Data.uint32(i) for i in range(30))).to_bytes()
+    request = _hdlc(bytes.fromhex("c001c1000f0000280000ff0200"), response=False)
+    stream = _hdlc(answer[:60], segmented=True) + request + _hdlc(answer[60:], llc=False)
+    nodes = Explainer().explain(stream)
+    assert nodes[1].find("get-request (normal)") is not None
+    assert nodes[-1].name == "get-response (with-list)" and not nodes[-1].error

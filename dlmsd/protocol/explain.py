@@ -546,18 +546,20 @@ class Explainer:
         self._dedicated: Secret | None = self.keys.dedicated_key
         self._flows: dict[tuple[str, str], _Flow] = {}
         self._key: tuple[str, str] = ("", "")
+        self._device = ""
+        self._direction = ""
         self._blocks: dict[str, _Blocks] = {}
         #: The mechanism of the AARQ/AARE being read (a password or a challenge?) and
         #: which release APDU is being read (the reason's enumeration).
         self._mechanism: MechanismName | None = None
         self._release = ""
-        self._direction = ""
 
     # ------------------------------------------------------------------ entry
     def explain(self, data: bytes, *, kind: str = "auto", direction: str = "",
                 device: str = "") -> list[Node]:
         """Explain one input; never raises for bad input (see :class:`Node.error`)."""
         self._key = (device, direction)
+        self._device = device
         self._direction = direction
         out: list[Node] = []
         if len(data) > MAX_INPUT:
@@ -689,6 +691,9 @@ class Explainer:
                       fcs_at, error=not good))
         root.add(Node("flag", "7E", b"\x7e", end))
         c.pos = end + 1
+        if not self._direction:
+            # Direction unknown (bare hex): segments and blocks are kept per sender.
+            self._key = (self._device, f"from {src}")
         root.value = (f"{control} seg={int(segmented)} dst={dst} src={src}, "
                       f"{length + 2} bytes")
         if not info:
