@@ -516,9 +516,13 @@ def test_a_whole_dlms_log_against_dlms_sim(tmp_path: Path) -> None:
                          "physical_address": 1, "address_size": 2}],
             "signals": [{"signal_name": "E", "signal_alias": "e", "device_alias": "m1",
                          "obis": "1.0.1.8.0.255"}]}))
-        run = subprocess.run([sys.executable, "-m", "dlmsd", "-c", str(config), "--once",
-                              "-d7", "--dlms"], capture_output=True, text=True, timeout=60)
+        command = [sys.executable, "-m", "dlmsd", "-c", str(config), "--once", "-d7",
+                   "--dlms"]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        as_json = subprocess.run([*command, "--log-format", "json"], capture_output=True,
+                                 text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+    assert as_json.returncode == 0, as_json.stderr
     log = tmp_path / "dlms.log"
     log.write_text(run.stderr)
     code, out, err = _run("-f", str(log))
@@ -529,6 +533,14 @@ def test_a_whole_dlms_log_against_dlms_sim(tmp_path: Path) -> None:
     assert "SNRM(P)" in out and "AARE" in out and "RLRE" in out
     assert "Register 1.0.1.8.0.255 attribute 2" in out
     assert "(scaler_unit: 10^" in out
+    # The same session logged as JSON lines decodes to the same frames.
+    json_log = tmp_path / "dlms.jsonl"
+    json_log.write_text(as_json.stderr)
+    code, json_out, err = _run("-f", str(json_log), "--json")
+    assert code == 0, err
+    doc = json.loads(json_out)
+    assert len(doc) == len(headings)
+    assert [d["direction"] for d in doc][:2] == ["tx", "rx"] and doc[0]["device"] == "m1"
 
 
 # dlmsd's AARQ and dlms-sim's AARE in HDLC frames (a `dlms -d7 --dlms` trace).
@@ -622,3 +634,63 @@ def test_segments_kept_per_sender_when_the_direction_is_unknown() -> None:
     nodes = Explainer().explain(stream)
     assert nodes[1].find("get-request (normal)") is not None
     assert nodes[-1].name == "get-response (with-list)" and not nodes[-1].error
+
+
+# Green Book 9.5 (xDLMS ASN.1), encoded by hand in A-XDR: the forms the captures above
+# do not reach.  (name of the APDU node, a field, its meaning)
+DESCRIPTOR = "00030100010800ff02"  # Register 1.0.1.8.0.255 attribute 2
+METHOD = "00030100010800ff01"  # Register 1.0.1.8.0.255 method 1
+FORMS = [
+    ("c002c100000005", "get-request (next)", "block-number", "5"),
+    ("c104c102" + DESCRIPTOR + "00" + DESCRIPTOR.replace("02", "03", 1)[:-2] + "0300"
+     + "02" + "1101" + "1102", "set-request (with-list)", "value [1]", "unsigned 2"),
+    ("c105c101" + DESCRIPTOR + "00" + "01" + "00000001" + "02" + "0a0b",
+     "set-request (with-list-and-first-datablock)", "block-number", "1"),
+    ("c502c100000007", "set-response (datablock)", "block-number", "7"),
+    ("c504c1020003" + "00000009", "set-response (last-datablock-with-list)",
+     "result [1]", "read-write-denied (3)"),
+    ("c505c10200" + "04", "set-response (with-list)", "result [1]", "object-undefined (4)"),
+    ("c302c100000002", "action-request (next-pblock)", "block-number", "2"),
+    ("c303c101" + METHOD + "01" + "0f05", "action-request (with-list)",
+     "method-invocation-parameters [0]", "integer 5"),
+    ("c304c1" + METHOD + "00" + "00000001" + "02" + "0f01",
+     "action-request (with-first-pblock)", "raw-data", "2 bytes"),
+    ("c305c101" + METHOD + "01" + "00000001" + "01" + "ff",
+     "action-request (with-list-and-first-pblock)", "last-block", "true"),
+    ("c306c1" + "01" + "00000002" + "01" + "ff", "action-request (with-pblock)",
+     "block-number", "2"),
+    ("c702c1" + "01" + "00000003" + "01" + "ff", "action-response (with-pblock)",
+     "block-number", "3"),
+    ("c703c102" + "0000" + "0b00", "action-response (with-list)", "[1]",
+     "object-unavailable (11)"),
+    ("c704c100000004", "action-response (next-pblock)", "block-number", "4"),
+    ("0c03" + "001101" + "030002" + "02" + "01" + "0003" + "03" + "010203",
+     "read-response", "[2]", "data-block-result"),
+    ("050204" + "0108" + "01" + "1105" + "0500 03", "read-request", "[1]",
+     "block-number-access"),
+    ("160102" + "0108" + "01" + "1107", "unconfirmed-write-request", "value [0]",
+     "unsigned 7"),
+    ("0d0102" + "0003", "write-response", "[0]", "block-number"),
+]
+
+
+@pytest.mark.parametrize(("hex_", "name", "field", "meaning"), FORMS,
+                         ids=[f[1] for f in FORMS])
+def test_apdu_forms(hex_: str, name: str, field: str, meaning: str) -> None:
+    node = _one(bytes.fromhex(hex_.replace(" ", "")), kind="apdu")
+    assert not any(n.error for n in node.walk()), _text(node)
+    assert node.name == name
+    found = node.find(field)
+    assert found is not None and found.value == meaning, _text(node)
+
+
+def test_general_ded_ciphering_with_the_configured_dedicated_key() -> None:
+    dk = bytes(range(0x60, 0x70))
+    apdu = security.protect(GetResponseWithList((Data.uint8(3),)).to_bytes(),
+                            security_control=0x30, system_title=METER_TITLE,
+                            invocation_counter=9, authentication_key=AK, dedicated_key=dk,
+                            tag=security.GENERAL_DED_CIPHERING)
+    node = _one(apdu, keys=Keys(Secret(BCK), Secret(AK), dedicated_key=Secret(dk)))
+    assert node.name == "general-ded-ciphering" and not node.error, _text(node)
+    assert node.find("system-title").value == METER_TITLE.hex().upper()  # type: ignore[union-attr]
+    assert "unsigned 3" in _text(node)
