@@ -21,7 +21,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from dlmsd.config import DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
@@ -30,6 +30,7 @@ from dlmsd.protocol.actions import Action, Note, Send, Trace
 from dlmsd.protocol.reader import (
     DATA_CLASS,
     AttributeRequest,
+    Job,
     MeterQuirks,
     MeterReader,
     ReadAttributes,
@@ -52,6 +53,8 @@ DECODE_THREAD: Final = "dlmsd-decode"
 #: How long a cancelled session waits for its reader call in the decode thread to end
 #: before it gives the reader up (a decode is bounded by max_response_size: ~0.5 s).
 OFFLOAD_WAIT_S: Final = 5.0
+
+T = TypeVar("T")
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -109,13 +112,19 @@ class DlmsSession:
         await self._drive(lambda: reader.state is ReaderState.READY)
 
     async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]:
+        results: list[ReadResult] = await self.run(ReadAttributes(tuple(requests)))
+        return results
+
+    async def run(self, job: Job[T]) -> T:
+        """Run a reader job (``read`` runs :class:`ReadAttributes`) and return its
+        result."""
         reader = self.reader
         if reader is None:
             raise DlmsdError("not connected")
-        reader.submit(ReadAttributes(tuple(requests)), self._now())
+        reader.submit(job, self._now())
         await self._drive(lambda: reader.state is not ReaderState.BUSY)
-        results: list[ReadResult] = reader.result
-        return results
+        result: T = reader.result
+        return result
 
     async def close(self) -> None:
         reader = self.reader

@@ -1,0 +1,1 @@
+"""``dlmsctl``: field tools for DLMS/COSEM meters (issue 15)."""
