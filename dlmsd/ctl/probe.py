@@ -32,6 +32,8 @@ from dlmsd.protocol.reader import DATA_CLASS, AttributeRequest
 __all__ = ["Answer", "probe", "snippet"]
 
 EXIT_FOUND, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+#: The reply timeout of an exchange unless --timeout-ms says otherwise.
+DEFAULT_TIMEOUT_MS = 1500
 LOGICAL_DEVICE_NAME = Obis(0, 0, 42, 0, 0, 255)
 #: Exchanges in one attempt (SNRM, AARQ, HLS pass 3, GET, RLRQ, DISC): its time bound
 #: is this many timeouts, plus the IEC 62056-21 opening at 300 Bd.
@@ -122,11 +124,12 @@ def _describe(reader: Any, notes: _Notes, answer: Answer) -> None:
     answer.details[:0] = found
 
 
-def snippet(answer: Answer, alias: str) -> dict[str, Any]:
-    """The device of a working attempt as configuration keys (no password: a
-    placeholder says where it goes)."""
+def snippet(answer: Answer, alias: str, drop: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The device of a working attempt as configuration keys, without the probe's own
+    settings (``drop``: what it filled in) and with no password: a placeholder says
+    where it goes."""
     settings = {k: v for k, v in answer.settings.items()
-                if k not in ("retry_counter", "name", "device_alias")}
+                if k not in ("retry_counter", "name", "device_alias", *drop)}
     out: dict[str, Any] = {"name": alias, "device_alias": alias, **settings}
     if "password" in out:
         out["password"] = "<the password you gave>"
@@ -156,10 +159,11 @@ def probe(modes: tuple[str, ...], clients: tuple[int, ...], wait_ms: int, try_al
     if options.get("password") is not None and options.get("auth") is None:
         raise click.UsageError("--password goes with --auth (no password is sent unless "
                                "asked)")
+    filled = frozenset(k for k in ("auth", "timeout_ms") if options.get(k) is None)
     if options.get("auth") is None:
         options["auth"] = "None"
     if options.get("timeout_ms") is None:
-        options["timeout_ms"] = 1500
+        options["timeout_ms"] = DEFAULT_TIMEOUT_MS
     base, top = device_settings(None, None, options, alias=alias)
     base["name"] = alias
     base["retry_counter"] = 0  # one try per exchange: the attempt is bounded
@@ -180,12 +184,13 @@ def probe(modes: tuple[str, ...], clients: tuple[int, ...], wait_ms: int, try_al
     plan = probe_plan(tcp=tcp, serial_number=int(base.get("serial_number") or 0),
                       modes=wanted, clients=clients or PROBE_CLIENTS)
     configure_logging(debug)
-    code = asyncio.run(_run(plan, base, top, wait_ms / 1000, try_all, trace, alias))
+    code = asyncio.run(_run(plan, base, top, wait_ms / 1000, try_all, trace, alias, filled))
     sys.exit(code)
 
 
 async def _run(plan: list[Attempt], base: dict[str, Any], top: dict[str, Any],
-               wait: float, try_all: bool, trace: bool, alias: str) -> int:
+               wait: float, try_all: bool, trace: bool, alias: str,
+               filled: frozenset[str]) -> int:
     log = get_logger(tool="probe")
     where = f"{base['ip']}:{base['port']}" if "ip" in base else base["device"]
     click.echo(f"probing {where}: {len(plan)} combinations, {wait * 1000:.0f} ms apart"
@@ -209,5 +214,5 @@ async def _run(plan: list[Attempt], base: dict[str, Any], top: dict[str, Any],
     click.echo(f"\n{len(working)} working combination{'s' if len(working) > 1 else ''}; "
                "the device for the configuration:")
     for answer in working:
-        click.echo(json.dumps(snippet(answer, alias), indent=2))
+        click.echo(json.dumps(snippet(answer, alias, filled), indent=2))
     return EXIT_FOUND
