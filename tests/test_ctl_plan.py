@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -231,3 +232,80 @@ def test_plan_is_pure(name: str) -> None:
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom)}
     assert not imported & {"asyncio", "socket", "serial", "time", "threading", "os"}
+
+
+class _Context:
+    """What the Discover job sees of the reader (JobContext), with a real LN client."""
+
+    def __init__(self) -> None:
+        from dlmsd.protocol.client import LnClient
+        self.client = LnClient()
+        self.scalers: dict[Any, Any] = {}
+
+    def remember_scaler(self, key: Any, value: Any) -> None:  # pragma: no cover - unused
+        self.scalers[key] = value
+
+    def directory(self) -> Any:  # pragma: no cover - unused by Discover
+        raise AssertionError
+
+    def suspect(self, reason: str, *, directory: bool, scalers: Any) -> bool:
+        raise AssertionError  # pragma: no cover
+
+
+def test_discover_job_in_memory() -> None:
+    """The job's requests and what it makes of every kind of answer: a register and its
+    scaler_unit, an unreadable scaler_unit, an attribute the list says is not readable
+    (not requested), a profile (not requested), a refused read, the SAP assignment."""
+    from dlmsd.ctl.plan import Discover
+    from dlmsd.protocol.reader import Fetch
+    from dlmsd.protocol.xdlms import DataAccessResult
+
+    object_list = Data.array(
+        _ln_element(15, 1, "0.0.40.0.0.255", [(1, 1), (2, 1)], []),
+        _ln_element(17, 0, "0.0.41.0.0.255", [(1, 1), (2, 1)], []),
+        _ln_element(3, 0, "1.0.1.8.0.255", [(1, 1), (2, 1), (3, 1)], [(1, 1)]),
+        _ln_element(3, 0, "1.0.2.8.0.255", [(1, 1), (2, 1), (3, 1)], []),
+        _ln_element(1, 0, "0.0.96.1.0.255", [(1, 1), (2, 0)], []),
+        _ln_element(7, 1, "1.0.99.1.0.255", [(1, 1), (2, 1)], []),
+        _ln_element(1, 0, "0.0.96.9.0.255", [(1, 1), (2, 1)], []))
+    job = Discover().run(_Context())  # type: ignore[arg-type]
+    first = next(job)
+    assert isinstance(first, Fetch) and [t.describe() for t in first.targets] == [
+        "15/0.0.40.0.0.255/2"]
+    second = job.send([object_list])
+    assert [t.describe() for t in second.targets] == [
+        "17/0.0.41.0.0.255/2", "3/1.0.1.8.0.255/2", "3/1.0.1.8.0.255/3",
+        "3/1.0.2.8.0.255/2", "3/1.0.2.8.0.255/3", "1/0.0.96.9.0.255/2"]
+    sap = Data.array(Data.structure(Data.uint16(1), Data.octets(b"MGMT")),
+                     Data.structure(Data.uint16(17), Data.octets(b"E-METER")))
+    answers = [sap, Data.uint32(123456), Data.structure(Data.int8(-2), Data.enum(30)),
+               Data.uint32(5), DataAccessResult.READ_WRITE_DENIED,
+               DataAccessResult.OBJECT_UNAVAILABLE]
+    with pytest.raises(StopIteration) as done:
+        job.send(answers)
+    discovery = done.value.value
+    by = {str(o.obj.obis): o for o in discovery.objects}
+    assert discovery.sap_assignment == ((1, "MGMT"), (17, "E-METER"))
+    assert discovery.sap_error is None
+    energy = by["1.0.1.8.0.255"]
+    assert (energy.value, energy.unit, energy.read) == (Decimal("1234.56"), "Wh", True)
+    assert by["1.0.2.8.0.255"].error == "scaler_unit: read-write-denied (3)"
+    assert by["1.0.2.8.0.255"].value == 5  # shown raw, with the error
+    assert by["0.0.96.1.0.255"].error == "attribute 2 is not readable in this association"
+    assert by["1.0.99.1.0.255"].error == "a profile: its buffer is not read here"
+    assert by["0.0.96.9.0.255"].error == "object-unavailable (11)"
+    assert by["0.0.40.0.0.255"].error == "the object list (read above)"
+    assert generate_config(DEVICE, discovery)["signals"][0]["obis"] == "1.0.1.8.0.255"
+    assert len(generate_config(DEVICE, discovery)["signals"]) == 1
+
+
+def test_discover_job_refused_object_list() -> None:
+    from dlmsd.ctl.plan import Discover
+    from dlmsd.errors import DataAccessError
+    from dlmsd.protocol.xdlms import DataAccessResult
+
+    job = Discover().run(_Context())  # type: ignore[arg-type]
+    next(job)
+    with pytest.raises(DataAccessError, match="cannot read the object list .*"
+                                              "read-write-denied"):
+        job.send([DataAccessResult.READ_WRITE_DENIED])

@@ -192,7 +192,9 @@ class ObjectValue:
     obj: CosemObject
     value: Value = None
     unit: str = ""
-    error: str | None = None  # the attribute 2 read failed (or was not tried: why)
+    #: why attribute 2 was not read (read False), or what is wrong with the value read
+    #: (a register whose scaler_unit failed: the raw value is shown)
+    error: str | None = None
     numeric: bool = False  # attribute 2 is a number (a register's value or a data object's)
     read: bool = False  # attribute 2 was read
 
@@ -287,12 +289,14 @@ def _value_of(obj: CosemObject, got: GetDataResult, scaler: GetDataResult | None
         return ObjectValue(obj, render(got, obj.class_id, 2), numeric=numeric, read=True)
     if isinstance(scaler, DataAccessResult):
         return ObjectValue(obj, render(got, obj.class_id, 2),
-                           error=f"scaler_unit: {scaler.describe()}", numeric=numeric)
+                           error=f"scaler_unit: {scaler.describe()}", numeric=numeric,
+                           read=True)
     try:
         factor, unit = parse_scaler_unit(scaler)
         value: Decimal = scale(got, factor)
     except DecodeError as exc:
-        return ObjectValue(obj, render(got, obj.class_id, 2), error=str(exc), numeric=numeric)
+        return ObjectValue(obj, render(got, obj.class_id, 2), error=str(exc), numeric=numeric,
+                           read=True)
     return ObjectValue(obj, value, unit_symbol(unit), numeric=True, read=True)
 
 
