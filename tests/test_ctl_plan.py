@@ -4,8 +4,8 @@ access rights, the SAP assignment, the generated configuration, the probe plan."
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,6 +306,6 @@ def test_discover_job_refused_object_list() -> None:
 
     job = Discover().run(_Context())  # type: ignore[arg-type]
     next(job)
-    with pytest.raises(DataAccessError, match="cannot read the object list .*"
+    with pytest.raises(DataAccessError, match=r"cannot read the object list .*"
                                               "read-write-denied"):
         job.send([DataAccessResult.READ_WRITE_DENIED])

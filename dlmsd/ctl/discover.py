@@ -26,7 +26,7 @@ from dlmsd.protocol.obis_names import class_name
 
 __all__ = ["discover", "render_table"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _VALUE_WIDTH = 40
 #: Key files of a device: relative to the configuration they came from.
 _KEY_FILES = ("client_private_key", "server_public_key")
@@ -135,6 +135,9 @@ def discover(config_path: str | None, device_alias: str | None, alias: str | Non
     except DlmsdError as exc:
         click.echo(f"dlmsctl discover: {target.device.port_name}: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("dlmsctl discover: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     click.echo(render_table(discovery))
     if output is None:
         return

@@ -31,7 +31,7 @@ from dlmsd.protocol.reader import DATA_CLASS, AttributeRequest
 
 __all__ = ["Answer", "probe", "snippet"]
 
-EXIT_FOUND, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_FOUND, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The reply timeout of an exchange unless --timeout-ms says otherwise.
 DEFAULT_TIMEOUT_MS = 1500
 LOGICAL_DEVICE_NAME = Obis(0, 0, 42, 0, 0, 255)
@@ -73,7 +73,11 @@ async def _try(attempt: Attempt, base: dict[str, Any], top: dict[str, Any], *,
                trace: bool, log: Any) -> Answer:
     settings = {**base, **attempt.settings}
     answer = Answer(attempt, settings=settings)
-    target = validate(settings, top, Path.cwd(), from_options=True)
+    try:
+        target = validate(settings, top, Path.cwd(), from_options=True)
+    except ConfigError as exc:  # a combination these settings cannot make
+        answer.error = "; ".join(exc.problems)
+        return answer
     notes = _Notes(log)
     session = open_session(target, notes, trace=trace)
     budget = target.device.timeout_ms / 1000 * _EXCHANGES + (
@@ -184,7 +188,12 @@ def probe(modes: tuple[str, ...], clients: tuple[int, ...], wait_ms: int, try_al
     plan = probe_plan(tcp=tcp, serial_number=int(base.get("serial_number") or 0),
                       modes=wanted, clients=clients or PROBE_CLIENTS)
     configure_logging(debug)
-    code = asyncio.run(_run(plan, base, top, wait_ms / 1000, try_all, trace, alias, filled))
+    try:
+        code = asyncio.run(_run(plan, base, top, wait_ms / 1000, try_all, trace, alias,
+                                filled))
+    except KeyboardInterrupt:
+        click.echo("dlmsctl probe: interrupted", err=True)
+        code = EXIT_INTERRUPTED
     sys.exit(code)
 
 
