@@ -294,3 +294,28 @@ def test_gurux_meter_serial_number_address(tmp_path: Path) -> None:
         got = _read_back(out)
     assert got["1.0.1.8.0.255"] == (Decimal(12345678), "Wh")
     assert json.loads(out.read_text())["devices"][0]["serial_number"] == 2250259
+
+
+@pytest.mark.interop
+def test_gurux_meter_sap_assignment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logical device with a SAP assignment (gurux's encoding of class 17): listed."""
+    from gurux_dlms.objects import GXDLMSSapAssignment
+    from interop import gurux_meter
+
+    build = gurux_meter._GuruxServer._build_objects
+
+    def with_sap(self: Any) -> None:
+        sap = GXDLMSSapAssignment("0.0.41.0.0.255")
+        sap.sapAssignmentList = [(1, "GRX0000012345678"), (17, "GRXGAS0000000001")]
+        self.items.append(sap)
+        build(self)
+
+    monkeypatch.setattr(gurux_meter._GuruxServer, "_build_objects", with_sap)
+    with gurux_meter.GuruxMeter("wrapper") as meter:
+        result = dlmsctl("discover", "--ip", "127.0.0.1", "--port", str(meter.port),
+                         "--mode", "wrapper", "--logical-address", "1", "--timeout-ms", "3000")
+    assert result.returncode == 0, result.stderr
+    assert ("SAP assignment (0.0.41.0.0.255): 1 GRX0000012345678, 17 GRXGAS0000000001"
+            in result.stdout)
+    assert re.search(r"0\.0\.41\.0\.0\.255 +17 SAP assignment +SAP assignment +array",
+                     result.stdout)
