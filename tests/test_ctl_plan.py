@@ -309,3 +309,19 @@ def test_discover_job_refused_object_list() -> None:
     with pytest.raises(DataAccessError, match=r"cannot read the object list .*"
                                               "read-write-denied"):
         job.send([DataAccessResult.READ_WRITE_DENIED])
+
+
+def test_dlmsctl_command_group() -> None:
+    """The console script's group: both subcommands, -V and -h."""
+    from click.testing import CliRunner
+
+    from dlmsd import __version__
+    from dlmsd.ctl.cli import main
+
+    runner = CliRunner()
+    helped = runner.invoke(main, ["-h"])
+    assert helped.exit_code == 0 and "discover" in helped.output and "probe" in helped.output
+    version = runner.invoke(main, ["-V"])
+    assert version.exit_code == 0 and __version__ in version.output
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dlmsctl = "dlmsd.ctl.cli:main"' in pyproject
