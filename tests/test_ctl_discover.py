@@ -319,3 +319,31 @@ def test_gurux_meter_sap_assignment(monkeypatch: pytest.MonkeyPatch) -> None:
             in result.stdout)
     assert re.search(r"0\.0\.41\.0\.0\.255 +17 SAP assignment +SAP assignment +array",
                      result.stdout)
+
+
+def test_config_device_high_gmac(tmp_path: Path) -> None:
+    """A ciphered device from the configuration (HighGmac, glo-ciphering): its counters
+    in the configuration's state_dir, which the written file keeps; no key shown."""
+    key, auth_key = "5EC0DE00112233445566778899AABBCC", "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
+    source, out = tmp_path / "dlms.json", tmp_path / "gmac.json"
+    with simulator("--wrapper-port", "0", "--auth", "highgmac", "--client-address", "1",
+                   "--block-cipher-key", key, "--authentication-key", auth_key) as ports:
+        source.write_text(json.dumps({"state_dir": str(tmp_path / "state"), "devices": [
+            {"name": "g", "device_alias": "g", "protocol": "DLMS", "ip": "127.0.0.1",
+             "port": ports["wrapper"], "mode": "DLMS-WRAPPER", "logical_address": 1,
+             "client_address": 1, "auth": "HighGmac", "system_title": "4D4D4D0000000009",
+             "block_cipher_key": key, "authentication_key": auth_key}], "signals": []}))
+        result = dlmsctl("discover", "--config", str(source), "--device", "g", "--dlms",
+                         "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        got = _read_back(out)
+    counter = "0.0.43.1.0.255"  # the meter's invocation counter: it moved on meanwhile
+    assert got.pop(counter)[0] > 0
+    assert got == _expected(_default_signals() - {counter})
+    for secret in (key, auth_key):
+        assert secret not in result.stdout + result.stderr.upper().replace(" ", "")
+    doc = json.loads(out.read_text())
+    assert doc["state_dir"] == str(tmp_path / "state")
+    assert doc["devices"][0]["block_cipher_key"] == key
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert (tmp_path / "state" / "counters").is_dir()
