@@ -240,3 +240,19 @@ def test_probe_debug_level() -> None:
                          "--mode", "wrapper", "-d", "7", *FAST)
     assert result.returncode == 0
     assert "associated" in result.stderr  # a debug-level note of the reader
+
+
+def test_probe_serial_line_without_mode_e() -> None:
+    """A meter that does not answer the mode E sign-on: the IEC combinations after the
+    first are skipped (the sign-on names no address), plain HDLC finds it."""
+    with sim_pty("--physical", "1") as (path, _proc):
+        result = dlmsctl("probe", "--serial-port", path, "--client", "16",
+                         "--timeout-ms", "300", "--wait-ms", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[1/30] IEC client 16 server 1 (1 byte): no:" in result.stdout
+    assert "the other 14 IEC combinations are skipped" in result.stdout
+    assert "[2/30] IEC" not in result.stdout
+    assert "[16/30] DLMS-HDLC client 16 server 1 (1 byte)" in result.stdout
+    (device,) = _snippets(result.stdout)
+    assert (device["mode"], device["logical_address"], device["physical_address"],
+            device["address_size"]) == ("DLMS-HDLC", 1, 1, 2)

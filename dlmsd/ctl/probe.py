@@ -67,6 +67,8 @@ class Answer:
     error: str | None = None
     details: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: mode E: the meter sent its identification (None: no mode E opening)
+    identified: bool | None = None
 
 
 async def _try(attempt: Attempt, base: dict[str, Any], top: dict[str, Any], *,
@@ -107,6 +109,8 @@ def _describe(reader: Any, notes: _Notes, answer: Answer) -> None:
     """What the meter said, from the reader (before it is closed) and its notes."""
     found: list[str] = []
     iec = notes.events.get("iec_identified")
+    if answer.settings.get("mode") == "IEC":
+        answer.identified = iec is not None
     if iec is not None:
         found.append(f"IEC 62056-21 identification: {iec.get('manufacturer')} "
                      f"{iec.get('identification')!r}, {iec.get('baud_rate')} Bd")
@@ -205,7 +209,10 @@ async def _run(plan: list[Attempt], base: dict[str, Any], top: dict[str, Any],
     click.echo(f"probing {where}: {len(plan)} combinations, {wait * 1000:.0f} ms apart"
                f"{'' if try_all else ', stopping at the first that works'}")
     working: list[Answer] = []
+    no_mode_e = False
     for number, attempt in enumerate(plan, 1):
+        if no_mode_e and attempt.settings["mode"] == "IEC":
+            continue  # said once, below
         if number > 1 and wait:
             await asyncio.sleep(wait)
         answer = await _try(attempt, base, top, trace=trace, log=log)
@@ -213,6 +220,13 @@ async def _run(plan: list[Attempt], base: dict[str, Any], top: dict[str, Any],
         click.echo(f"[{number}/{len(plan)}] {attempt.describe()}: {status}")
         for line in answer.details:
             click.echo(f"      {line}")
+        if answer.identified is False:
+            # the sign-on "/?!" names no address: no other combination gets an answer
+            no_mode_e = True
+            skipped = sum(1 for a in plan[number:] if a.settings["mode"] == "IEC")
+            if skipped:
+                click.echo(f"      no IEC 62056-21 identification: the other {skipped} IEC "
+                           "combinations are skipped")
         if answer.ok:
             working.append(answer)
             if not try_all:
