@@ -312,7 +312,7 @@ def test_discover_job_refused_object_list() -> None:
 
 
 def test_dlmsctl_command_group() -> None:
-    """The console script's group: both subcommands, -V and -h."""
+    """The console script's group: both subcommands, --version and -h."""
     from click.testing import CliRunner
 
     from dlmsd import __version__
@@ -321,7 +321,7 @@ def test_dlmsctl_command_group() -> None:
     runner = CliRunner()
     helped = runner.invoke(main, ["-h"])
     assert helped.exit_code == 0 and "discover" in helped.output and "probe" in helped.output
-    version = runner.invoke(main, ["-V"])
+    version = runner.invoke(main, ["--version"])
     assert version.exit_code == 0 and __version__ in version.output
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'dlmsctl = "dlmsd.ctl.cli:main"' in pyproject

@@ -1,1 +1,1 @@
-"""``dlmsctl``: field tools for DLMS/COSEM meters (issue 15)."""
+"""``dlmsctl``: field tools (decode frames, discover a meter, probe its settings)."""

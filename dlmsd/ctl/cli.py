@@ -1,20 +1,19 @@
-"""The ``dlmsctl`` command: one click group, a subcommand per field tool."""
+"""The ``dlmsctl`` command: one click group; each tool registers its subcommand below."""
 
 from __future__ import annotations
 
 import click
 
-from dlmsd import __version__
-
 __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="dlmsctl")
+@click.version_option(package_name="dlmsd")
 def main() -> None:
-    """Field tools for DLMS/COSEM meters."""
+    """DLMS/COSEM field tools."""
 
 
+# Subcommands (one line each, so that tools built apart merge without conflict).
 from dlmsd.ctl.discover import discover  # noqa: E402
 from dlmsd.ctl.probe import probe  # noqa: E402
 
