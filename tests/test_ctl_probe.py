@@ -54,6 +54,7 @@ def _pick(rng: random.Random) -> tuple[str, int, dict[str, int]]:
     return framing, client, address
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(2))
 def test_probe_finds_random_settings(tmp_path: Path, run: int,
                                      capsys: pytest.CaptureFixture[str]) -> None:
