@@ -56,6 +56,8 @@ DECODE_THREAD: Final = "dlmsd-decode"
 #: before it gives the reader up (a decode is bounded by max_response_size: ~0.5 s).
 OFFLOAD_WAIT_S: Final = 5.0
 
+T = TypeVar("T")
+
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -112,13 +114,19 @@ class DlmsSession:
         await self._drive(lambda: reader.state is ReaderState.READY)
 
     async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]:
+        results: list[ReadResult] = await self.run(ReadAttributes(tuple(requests)))
+        return results
+
+    async def run(self, job: Job[T]) -> T:
+        """Run a reader job (``read`` runs :class:`ReadAttributes`) and return its
+        result."""
         reader = self.reader
         if reader is None:
             raise DlmsdError("not connected")
-        reader.submit(ReadAttributes(tuple(requests)), self._now())
+        reader.submit(job, self._now())
         await self._drive(lambda: reader.state is not ReaderState.BUSY)
-        results: list[ReadResult] = reader.result
-        return results
+        result: T = reader.result
+        return result
 
     async def run(self, job: Job[T]) -> T:
         """Run any reader job (e.g. :class:`~dlmsd.protocol.reader.ReadProfile`) in this

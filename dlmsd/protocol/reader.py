@@ -821,6 +821,8 @@ class MeterReader:
         self._reacting = False  # mode E: the reaction time before the ACK
         self._challenge = b""
         self._link_up = False
+        #: The accepted association (AARE, conformance, max PDU), once READY.
+        self.associated: Associated | None = None
         # per association: what of the cache was read in it (never suspected stale)
         self._fresh_directory = False
         self._fresh_scalers: set[ScalerKey] = set()
@@ -1276,6 +1278,7 @@ class MeterReader:
         if not isinstance(event, Associated):
             raise RemoteProtocolError(f"unexpected answer to the AARQ: {event}")
         self.state = ReaderState.READY
+        self.associated = event
         self._note("associated", "info", conformance=event.conformance.describe(),
                    server_max_pdu=event.server_max_receive_pdu_size)
         self._check_cache(event)
