@@ -56,8 +56,6 @@ DECODE_THREAD: Final = "dlmsd-decode"
 #: before it gives the reader up (a decode is bounded by max_response_size: ~0.5 s).
 OFFLOAD_WAIT_S: Final = 5.0
 
-T = TypeVar("T")
-
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -118,19 +116,9 @@ class DlmsSession:
         return results
 
     async def run(self, job: Job[T]) -> T:
-        """Run a reader job (``read`` runs :class:`ReadAttributes`) and return its
-        result."""
-        reader = self.reader
-        if reader is None:
-            raise DlmsdError("not connected")
-        reader.submit(job, self._now())
-        await self._drive(lambda: reader.state is not ReaderState.BUSY)
-        result: T = reader.result
-        return result
-
-    async def run(self, job: Job[T]) -> T:
-        """Run any reader job (e.g. :class:`~dlmsd.protocol.reader.ReadProfile`) in this
-        association and give its result."""
+        """Run any reader job in this association and return its result (``read``
+        runs :class:`ReadAttributes`; the poller :class:`ReadProfile`, dlmsctl its
+        discover job)."""
         reader = self.reader
         if reader is None:
             raise DlmsdError("not connected")
