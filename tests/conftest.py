@@ -25,6 +25,18 @@ async def verify_no_lingering_tasks() -> AsyncIterator[None]:
         pytest.fail(f"test left tasks behind: {[t.get_name() for t in leftover]}")
 
 
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every daemon it starts) keeps its state (invocation counters,
+    profile positions, the MQTT spool) in a directory of its own, never in the default
+    /var/lib/dlmsd of the machine, where one test's state would change another's run.
+    A test of the configuration's ``state_dir`` removes DLMS_STATE_DIR itself."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("DLMS_STATE_DIR", str(path))
+    return path
+
+
 def tcp_device(alias: str = "m1", **over: Any) -> dict[str, Any]:
     dev: dict[str, Any] = {
         "name": f"Meter {alias}",

@@ -113,6 +113,8 @@ def test_sim_hdlc_all_objects(tmp_path: Path) -> None:
                          "17", "--address-size", "2", "--client-address", "0x10",
                          "--timeout-ms", "3000", "--alias", "main", "--all", "-o", str(out))
         assert result.returncode == 0, result.stderr
+        # the first run reads the profiles' backfill (the next continues from there)
+        _code, read, err = once_json(out)
         got = _read_back(out)
     # every object of the model but the profiles (listed, not signals: their buffers are
     # for the profiles of the configuration)
@@ -128,6 +130,12 @@ def test_sim_hdlc_all_objects(tmp_path: Path) -> None:
     assert (device["device_alias"], device["name"], device["timeout_ms"],
             device["client_address"]) == ("main", "main", 3000, "0x10")
     assert all(s["signal_alias"].startswith("main_") for s in doc["signals"])
+    # ... and the profiles are profiles entries, which dlms --once read (the backfill)
+    assert {p["obis"] for p in doc["profiles"]} == profiles
+    for entry in doc["profiles"]:
+        rows = read["profiles"][entry["profile_alias"]]
+        assert rows, (entry, err)
+        assert all(set(row) >= {"ts", "values"} for row in rows)
 
 
 def test_sim_short_names(tmp_path: Path) -> None:
@@ -328,9 +336,10 @@ def test_gurux_meter_sap_assignment(monkeypatch: pytest.MonkeyPatch) -> None:
                      result.stdout)
 
 
-def test_config_device_high_gmac(tmp_path: Path) -> None:
+def test_config_device_high_gmac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ciphered device from the configuration (HighGmac, glo-ciphering): its counters
     in the configuration's state_dir, which the written file keeps; no key shown."""
+    monkeypatch.delenv("DLMS_STATE_DIR")  # the configuration's state_dir, not the tests'
     key, auth_key = "5EC0DE00112233445566778899AABBCC", "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
     source, out = tmp_path / "dlms.json", tmp_path / "gmac.json"
     with simulator("--wrapper-port", "0", "--auth", "highgmac", "--client-address", "1",

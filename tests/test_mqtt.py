@@ -511,10 +511,13 @@ async def test_stop_while_the_broker_is_away_spools_the_queue(
 
 def test_daemon_restart_during_an_outage_loses_nothing(
         mosquitto: Any, subscribers: Callable[..., Subscriber],
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+        write_config: Callable[..., Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The daemon reads a meter while the broker is away, is stopped (SIGTERM), and
     started again with the broker back: the reads of the first run arrive first."""
     from test_cli import Daemon
+
+    monkeypatch.delenv("DLMS_STATE_DIR")  # the spool goes to the configuration's state_dir
 
     broker = mosquitto()
     sub = subscribers(broker.port, "dlms/m/energy")

@@ -327,7 +327,8 @@ def generate_config(device: Mapping[str, Any], discovery: Discovery, *,
     """A whole configuration: ``device`` (its keys as in a configuration file) and one
     signal per chosen object (:func:`signal_objects`), each with its class_id, so the
     daemon does not read the object list to find it; aliases are
-    ``<device_alias>_<name>`` (the standard name, or the OBIS code), unique."""
+    ``<device_alias>_<name>`` (the standard name, or the OBIS code), unique. With
+    ``include_all`` every Profile Generic object is a ``profiles`` entry too."""
     alias = str(device["device_alias"])
     signals: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -347,7 +348,27 @@ def generate_config(device: Mapping[str, Any], discovery: Discovery, *,
         if obj.base_name:
             entry["address"] = attribute_short_name(obj.base_name, 2)
         signals.append(entry)
-    return {"devices": [dict(device)], "signals": signals}
+    doc: dict[str, Any] = {"devices": [dict(device)], "signals": signals}
+    if include_all:
+        # Profile Generic objects (load profiles, event logs) become profiles entries,
+        # read incrementally by the daemon (docs/profiles.md): the defaults (by range,
+        # a 24 h backfill, every capture_period)
+        profiles = []
+        for item in discovery.objects:
+            if item.obj.class_id != _PROFILE_CLASS:
+                continue
+            dotted = str(item.obj.obis)
+            name = _slug(item.name) if item.name else "profile_" + dotted.replace(".", "_")
+            base = f"{alias}_{name}"
+            profile_alias, n = base, 2
+            while profile_alias in used:
+                profile_alias, n = f"{base}_{n}", n + 1
+            used.add(profile_alias)
+            profiles.append({"device_alias": alias, "profile_alias": profile_alias,
+                             "obis": dotted})
+        if profiles:
+            doc["profiles"] = profiles
+    return doc
 
 
 # ------------------------------------------------------------------ probe
