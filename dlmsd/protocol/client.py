@@ -10,6 +10,12 @@ client's requests and turns the meter's answers into events:
   :class:`SendApdu` while a long answer comes in blocks (the GET-Request-Next to send
   is carried in the event), or :class:`WithListRefused` when the meter rejects a
   with-list request (so the caller falls back to single GETs).
+* ``set(target, value)`` -> SET-Request-Normal, or for a value longer than the meter's
+  max PDU the SET-Request-With-First-Datablock (block transfer negotiated): its answer
+  gives :class:`SendApdu` with the next SET-Request-With-Datablock while the meter
+  acknowledges blocks, and :class:`SetComplete` with the meter's data-access-result.
+* ``action(method, parameter)`` -> ACTION-Request-Normal; the answer gives
+  :class:`ActionComplete` (the action-result and the return parameters, if any).
 * ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
 
 A response whose invoke-id is not the pending request's is reported as
@@ -60,6 +66,7 @@ from dlmsd.protocol.security_hls import HlsKeys, client_reply, new_challenge, ve
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
+    ActionResult,
     BlockReassembler,
     ConfirmedServiceError,
     Conformance,
@@ -76,11 +83,19 @@ from dlmsd.protocol.xdlms import (
     InitiateRequest,
     InitiateResponse,
     Reassembler,
+    SetRequest,
+    SetResponseDatablock,
+    SetResponseLastDatablock,
+    SetResponseNormal,
     decode_get_data_result_list,
+    set_requests,
 )
 
 __all__ = [
     "ASSOCIATION_LN",
+    "ActionComplete",
+    "MethodTarget",
+    "SetComplete",
     "ASSOCIATION_LN_CLASS",
     "CLIENT_CONFORMANCE",
     "Associated",
@@ -202,6 +217,22 @@ class WithListRefused:
 
 
 @dataclass(frozen=True)
+class SetComplete:
+    """The meter's answer to a SET (LN) or WRITE (SN) of one attribute."""
+
+    result: DataAccessResult
+
+
+@dataclass(frozen=True)
+class ActionComplete:
+    """The meter's answer to an ACTION (LN) or a method invoked by WRITE (SN):
+    ``data`` is the return parameters (None: none)."""
+
+    result: ActionResult
+    data: GetDataResult | None = None
+
+
+@dataclass(frozen=True)
 class StaleResponse:
     invoke_id: int
 
@@ -223,9 +254,11 @@ Target = CosemAttributeDescriptor | int
 #: A meter's objects as its association's object_list gives them:
 #: OBIS -> (class_id, base_name); the base_name is 0 for LN referencing.
 Directory = dict[Obis, tuple[int, int]]
+#: What one method invocation addresses: an LN method descriptor, or an SN short name.
+MethodTarget = CosemMethodDescriptor | int
 
 ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
-               | Authenticate)
+               | Authenticate | SetComplete | ActionComplete)
 
 # What a meter may answer unciphered in a ciphered association: ExceptionResponse,
 # confirmed-service-error, RLRE, AARE.
@@ -237,7 +270,7 @@ def allowed_calls(request: str) -> dict[ClientState, frozenset[str]]:
     for a client whose read request is called ``request``."""
     calls = {state: frozenset[str]() for state in ClientState}
     calls[ClientState.IDLE] = frozenset({"associate"})
-    calls[ClientState.ASSOCIATED] = frozenset({request, "release"})
+    calls[ClientState.ASSOCIATED] = frozenset({request, "set", "action", "release"})
     return calls
 
 
@@ -266,6 +299,7 @@ class ClientBase:
     server_max_receive_pdu_size: int
     mechanism: MechanismName | None
     _blocks: object | None
+    _set_blocks: tuple[object, ...] = ()
 
     def __init__(
         self,
@@ -412,6 +446,19 @@ class ClientBase:
     def describe_request(self, targets: Sequence[Target]) -> str:
         raise NotImplementedError
 
+    def method_target(self, obis: Obis, class_id: int, method: int,
+                      directory: Directory) -> MethodTarget | str:
+        """What to invoke for method ``method`` of an object, or why it cannot be."""
+        raise NotImplementedError
+
+    def set(self, target: Target, value: Data) -> bytes:
+        """The (first) request writing ``value`` to ``target`` (SET, SN: WRITE)."""
+        raise NotImplementedError
+
+    def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
+        """The request invoking ``method`` (ACTION, SN: WRITE of the method's name)."""
+        raise NotImplementedError
+
     def name_of(self, target: Target) -> str:
         """How a target is written in messages (``0.0.40.0.0.255:2``, ``0xFA08``)."""
         raise NotImplementedError
@@ -447,6 +494,7 @@ class ClientBase:
         if self.state is ClientState.WAITING:
             self.state = ClientState.ASSOCIATED
             self._blocks = None
+            self._set_blocks = ()
 
     def _released(self, apdu: bytes) -> bool:
         """Any RLRE ends the association; some meters get its length wrong (gurux
@@ -475,6 +523,11 @@ class ClientBase:
     def _negotiated(self, initiate: InitiateResponse) -> None:
         self.conformance = Conformance(initiate.negotiated_conformance)
         self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+
+    def _check_size(self, apdu: bytes, what: str) -> None:
+        if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
+            raise RequestTooLarge(f"{what} of {len(apdu)} bytes exceeds the meter's max PDU "
+                                  f"{self.server_max_receive_pdu_size}")
 
     def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
         self.state = ClientState.ASSOCIATED
@@ -668,6 +721,9 @@ class LnClient(ClientBase):
         self._pending_count = 0
         self._pending_with_list = False
         self._blocks: BlockReassembler | None = None
+        self._pending_kind = "get"  # or "set", "action"
+        self._set_blocks: tuple[SetRequest, ...] = ()
+        self._set_sent = 0  # of _set_blocks
 
     @property
     def invoke_id(self) -> int:
@@ -705,10 +761,54 @@ class LnClient(ClientBase):
         self._pending_count = len(descriptors)
         self._pending_with_list = len(descriptors) > 1
         self._blocks = None
+        self._pending_kind = "get"
+        self.state = ClientState.WAITING
+        return apdu
+
+    #: ciphering adds a tag, a length, the security header and the tag to each APDU
+    _CIPHER_OVERHEAD = 1 + 3 + 5 + 16
+
+    def set(self, target: Target, value: Data) -> bytes:
+        """SET ``value``; in blocks when it does not fit in the meter's max PDU (Green
+        Book 9.4.6.3: the client sends block n+1 after the meter's
+        Set-Response-Datablock n; the last block's answer is its result)."""
+        self._check("set")
+        if not isinstance(target, CosemAttributeDescriptor):
+            raise LocalProtocolError(f"an LN SET addresses an attribute descriptor, not {target!r}")
+        limit = self.server_max_receive_pdu_size
+        if limit and self.ciphered:
+            limit = max(limit - self._CIPHER_OVERHEAD, 1)
+        iid = self._next_invoke_id()
+        requests = set_requests(target, value, max_apdu=limit, invoke_id_and_priority=iid)
+        if len(requests) > 1 and not self.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE:
+            raise RequestTooLarge(
+                f"SET of {target.describe()} does not fit in the meter's max PDU {limit} and "
+                "the meter did not accept block-transfer-with-set")
+        apdu = self._protect(requests[0].to_bytes())
+        self._check_size(apdu, "SET")
+        self._set_blocks, self._set_sent = requests, 1
+        self._pending_kind = "set"
+        self.state = ClientState.WAITING
+        return apdu
+
+    def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
+        """ACTION-Request-Normal (a parameter that does not fit in the meter's max PDU
+        is refused: ACTION with blocks is not implemented)."""
+        self._check("action")
+        if not isinstance(method, CosemMethodDescriptor):
+            raise LocalProtocolError(f"an LN ACTION addresses a method descriptor, not {method!r}")
+        request = ActionRequestNormal(method, parameter, self._next_invoke_id())
+        apdu = self._protect(request.to_bytes())
+        self._check_size(apdu, "ACTION")
+        self._pending_kind = "action"
         self.state = ClientState.WAITING
         return apdu
 
     # -------------------------------------------------------------- referencing
+
+    def method_target(self, obis: Obis, class_id: int, method: int,
+                      directory: Directory) -> MethodTarget | str:
+        return CosemMethodDescriptor(class_id, obis, method)
 
     def object_list_target(self) -> Target:
         return CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
@@ -777,9 +877,14 @@ class LnClient(ClientBase):
                      else ServiceError(f"meter answered {response.describe()}"))
             self.state = ClientState.ASSOCIATED
             self._blocks = None
-            if self._pending_with_list:
+            self._set_blocks = ()
+            if self._pending_with_list and self._pending_kind == "get":
                 return WithListRefused(str(error))
             raise error
+        if self._pending_kind == "set":
+            return self._on_set(response)
+        if self._pending_kind == "action":
+            return self._on_action(response)
         if not isinstance(response, GetResponse):
             raise RemoteProtocolError(f"expected a GET response, got {described(response)}")
         iid = response.invoke_id_and_priority & 0x0F
@@ -800,6 +905,51 @@ class LnClient(ClientBase):
             raise RemoteProtocolError(f"GET with-list: {len(response.results)} results for "
                                       f"{self._pending_count} attributes")
         return self._complete(response.results)
+
+    def _answers(self, response: object, kinds: type | tuple[type, ...], what: str) -> int | None:
+        """The invoke-id of an answer of ``kinds``, None if it answers an earlier request;
+        raises for another APDU."""
+        if not isinstance(response, kinds):
+            self.state = ClientState.ASSOCIATED
+            self._set_blocks = ()
+            raise RemoteProtocolError(f"expected {what}, got {described(response)}")
+        iid: int = getattr(response, "invoke_id_and_priority") & 0x0F
+        return None if iid != self._invoke_id else iid
+
+    def _on_set(self, response: object) -> ClientEvent:
+        if self._answers(response, (SetResponseNormal, SetResponseDatablock,
+                                    SetResponseLastDatablock), "a SET response") is None:
+            assert isinstance(response, SetResponseNormal | SetResponseDatablock
+                              | SetResponseLastDatablock)
+            return StaleResponse(response.invoke_id_and_priority & 0x0F)
+        sent = self._set_sent
+        if isinstance(response, SetResponseDatablock):
+            if sent > 1 and response.block_number == sent - 1:
+                return StaleResponse(self._invoke_id)  # the one before, again (a resend)
+            if sent >= len(self._set_blocks) or response.block_number != sent:
+                self.state = ClientState.ASSOCIATED
+                blocks, self._set_blocks = len(self._set_blocks), ()
+                raise RemoteProtocolError(
+                    f"SET in blocks: the meter acknowledged block {response.block_number}, "
+                    f"block {sent} of {blocks} was sent")
+            self._set_sent += 1
+            block = self._set_blocks[sent]
+            return SendApdu(self._protect(block.to_bytes()), sent + 1)
+        self._set_blocks = ()
+        self.state = ClientState.ASSOCIATED
+        if isinstance(response, SetResponseLastDatablock) and response.block_number != sent:
+            raise RemoteProtocolError(f"SET in blocks: the last answer names block "
+                                      f"{response.block_number}, block {sent} was sent last")
+        assert isinstance(response, SetResponseNormal | SetResponseLastDatablock)
+        return SetComplete(response.result)
+
+    def _on_action(self, response: object) -> ClientEvent:
+        if self._answers(response, ActionResponseNormal, "an ACTION response") is None:
+            assert isinstance(response, ActionResponseNormal)
+            return StaleResponse(response.invoke_id_and_priority & 0x0F)
+        assert isinstance(response, ActionResponseNormal)
+        self.state = ClientState.ASSOCIATED
+        return ActionComplete(response.result, response.return_parameters)
 
     def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
         if self._blocks is None:
