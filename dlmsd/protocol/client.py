@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from dlmsd.errors import (
     AssociationRejected,
@@ -93,11 +93,9 @@ from dlmsd.protocol.xdlms import (
 
 __all__ = [
     "ASSOCIATION_LN",
-    "ActionComplete",
-    "MethodTarget",
-    "SetComplete",
     "ASSOCIATION_LN_CLASS",
     "CLIENT_CONFORMANCE",
+    "ActionComplete",
     "Associated",
     "Authenticate",
     "Ciphering",
@@ -109,8 +107,10 @@ __all__ = [
     "Directory",
     "GetComplete",
     "LnClient",
+    "MethodTarget",
     "Released",
     "SendApdu",
+    "SetComplete",
     "StaleResponse",
     "Target",
     "WithListRefused",
@@ -780,7 +780,8 @@ class LnClient(ClientBase):
             limit = max(limit - self._CIPHER_OVERHEAD, 1)
         iid = self._next_invoke_id()
         requests = set_requests(target, value, max_apdu=limit, invoke_id_and_priority=iid)
-        if len(requests) > 1 and not self.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE:
+        blocks_ok = bool(self.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE)
+        if len(requests) > 1 and not blocks_ok:
             raise RequestTooLarge(
                 f"SET of {target.describe()} does not fit in the meter's max PDU {limit} and "
                 "the meter did not accept block-transfer-with-set")
@@ -913,7 +914,7 @@ class LnClient(ClientBase):
             self.state = ClientState.ASSOCIATED
             self._set_blocks = ()
             raise RemoteProtocolError(f"expected {what}, got {described(response)}")
-        iid: int = getattr(response, "invoke_id_and_priority") & 0x0F
+        iid = int(cast(Any, response).invoke_id_and_priority) & 0x0F
         return None if iid != self._invoke_id else iid
 
     def _on_set(self, response: object) -> ClientEvent:

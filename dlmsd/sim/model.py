@@ -235,6 +235,13 @@ class ReadContext:
     live: bool
     seed: int
     association: AssociationView
+    #: seconds the live clock is ahead of ``now`` (``--clock-drift``, a SET, a shift)
+    clock_offset: float = 0.0
+
+    @property
+    def clock_now(self) -> datetime:
+        """The meter's own idea of now (the live clock's instant)."""
+        return self.now + timedelta(seconds=self.clock_offset)
 
 
 class _Source(Protocol):
@@ -389,10 +396,11 @@ class _ClockTime:
     def value(self, ctx: ReadContext) -> Data:
         if not ctx.live:
             return Data.octets(self.fixed.to_bytes())
-        dst = self.rules.dst_at(ctx.now)
+        now = ctx.clock_now
+        dst = self.rules.dst_at(now)
         offset = self.rules.utc_offset + (self.rules.dst_deviation if dst else 0)
-        local = ctx.now.astimezone(timezone(timedelta(minutes=offset)))
-        status = ClockStatus(self.rules.status_at(ctx.now))
+        local = now.astimezone(timezone(timedelta(minutes=offset)))
+        status = ClockStatus(self.rules.status_at(now))
         return Data.octets(DateTime.from_datetime(local, clock_status=status).to_bytes())
 
 
@@ -403,7 +411,7 @@ class _ClockStatusSource:
     rules: _ClockRules
 
     def value(self, ctx: ReadContext) -> Data:
-        return Data.uint8(self.rules.status_at(ctx.now) if ctx.live else self.rules.status)
+        return Data.uint8(self.rules.status_at(ctx.clock_now) if ctx.live else self.rules.status)
 
 
 @dataclass(frozen=True)
@@ -699,6 +707,11 @@ class Meter:
         self.model = model
         self.live = live
         self.started = started
+        #: seconds the live clock is ahead of the real time: ``--clock-drift``, then
+        #: what SET of the clock's time and its methods make of it (dlmsd.sim.clock)
+        self.clock_offset = 0.0
+        #: preset_adjusting_time's (preset, validity start, validity end), as instants
+        self.clock_preset: tuple[datetime, datetime, datetime] | None = None
 
     def lookup(self, class_id: int, logical_name: Obis) -> CosemObject | DataAccessResult:
         """The object addressed by a descriptor, or why not: ``object-undefined`` for a
@@ -715,7 +728,8 @@ class Meter:
         elapsed = 0.0
         if self.live and self.started is not None:
             elapsed = (now - self.started).total_seconds()
-        return ReadContext(now, elapsed, self.live, self.model.seed, association)
+        return ReadContext(now, elapsed, self.live, self.model.seed, association,
+                           self.clock_offset)
 
     def read(self, class_id: int, logical_name: Obis, attribute: int, *,
              now: datetime, association: AssociationView) -> Data | DataAccessResult:
