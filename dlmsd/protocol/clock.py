@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final, Literal
 
-from dlmsd.errors import DataAccessError, DecodeError, DlmsdError
+from dlmsd.errors import DecodeError
 from dlmsd.protocol.axdr import ClockStatus, Data, DataType, DateTime
 from dlmsd.protocol.client import ActionComplete, Directory, MethodTarget, Target
 from dlmsd.protocol.obis import Obis
@@ -97,6 +97,7 @@ class ClockReading:
     gateway_time: datetime  # UTC, at the middle of the round trip
     round_trip_s: float
     error: str | None = None
+    unreadable: bool = False  # the meter refused the read, or sent no date-time
 
     @property
     def drift_s(self) -> float | None:
@@ -189,10 +190,13 @@ class SyncClock:
             directory = yield from context.directory()
         target = client.target(self.obis, TIME, CLOCK_CLASS, 0, directory)
         if isinstance(target, str):
-            raise DlmsdError(f"clock sync: {target}")
+            return ClockSyncResult(ClockReading(DateTime(), None, self._wall(0), 0.0, target),
+                                   "failed", reason=target)
         time_target = target[1]
         zone_info: list[int | None] = []
         before = yield from self._measure(context, time_target, zone_info)
+        if before.unreadable:
+            return ClockSyncResult(before, "failed", reason=before.error or "")
         drift = before.drift_s
         if drift is None and not self.force:
             return ClockSyncResult(before, "skipped", reason=before.error or "no time")
@@ -215,8 +219,9 @@ class SyncClock:
                 return ClockSyncResult(before, "failed", reason=(
                     f"SET {client.name_of(time_target)} refused: "
                     f"{DataAccessResult(result).describe()}"), value=written)
+        elif isinstance(method := self._method(context, directory, SHIFT_TIME), str):
+            return ClockSyncResult(before, "failed", reason=method)
         elif abs(drift) <= SHIFT_TIME_MAX_S:
-            method = self._method(context, directory, SHIFT_TIME)
             shift = -round(drift)
             done = yield Act(method, Data.int16(shift))
             action, written = "shift_time", f"{shift:+d} s"
@@ -226,6 +231,8 @@ class SyncClock:
             assert before.meter_time is not None
             preset_method = self._method(context, directory, PRESET_ADJUSTING_TIME)
             adjust_method = self._method(context, directory, ADJUST_TO_PRESET_TIME)
+            if isinstance(preset_method, str) or isinstance(adjust_method, str):
+                return ClockSyncResult(before, "failed", reason=str(preset_method))
             # the adjust goes out after the preset's answer: 1.5 round trips from now
             moment = self._wall(answered) + timedelta(seconds=1.5 * rtt)
             preset = gateway_date_time(moment, self.zone)
@@ -246,11 +253,9 @@ class SyncClock:
         after = yield from self._measure(context, time_target, zone_info)
         return ClockSyncResult(before, action, after, value=written)
 
-    def _method(self, context: JobContext, directory: Directory, method: int) -> MethodTarget:
-        target = context.client.method_target(self.obis, CLOCK_CLASS, method, directory)
-        if isinstance(target, str):
-            raise DlmsdError(f"clock sync: {target}")
-        return target
+    def _method(self, context: JobContext, directory: Directory,
+                method: int) -> MethodTarget | str:
+        return context.client.method_target(self.obis, CLOCK_CLASS, method, directory)
 
     def _measure(self, context: JobContext, target: Target,
                  zone_info: list[int | None]) -> Generator[Operation, Any, ClockReading]:
@@ -260,10 +265,14 @@ class SyncClock:
         rtt = max(answered - sent, 0.0)
         gateway = self._wall(sent + rtt / 2)
         if isinstance(value, DataAccessResult):
-            raise DataAccessError(f"clock sync: cannot read the clock's time "
-                                  f"({context.client.name_of(target)}): {value.describe()}",
-                                  int(value))
-        meter = _date_time_of(value)
+            return ClockReading(DateTime(), None, gateway, rtt, (
+                f"cannot read the clock's time ({context.client.name_of(target)}): "
+                f"{value.describe()}"), unreadable=True)
+        try:
+            meter = _date_time_of(value)
+        except DecodeError as exc:
+            return ClockReading(DateTime(), None, gateway, rtt,
+                                f"the clock's time is no date-time: {exc}", unreadable=True)
         if meter.deviation is None and not zone_info:
             client = context.client
             zone, dst = yield Fetch((client.sibling(target, TIME, TIME_ZONE),
