@@ -123,13 +123,14 @@ OBJECT_LIST_ATTRIBUTE = 2  # Blue Book: object_list of Association LN (15) and S
 REPLY_TO_HLS_AUTHENTICATION = 1  # Association LN method 1
 
 # What the client proposes (Green Book 9.4.6.1 conformance block): GET with blocks and
-# with-list (multiple-references), selective access, SET and ACTION for later use.
+# with-list (multiple-references), selective access, SET (with blocks) and ACTION.
 CLIENT_CONFORMANCE = (
     Conformance.GET
     | Conformance.SET
     | Conformance.ACTION
     | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.MULTIPLE_REFERENCES
     | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET
     | Conformance.PRIORITY_MGMT_SUPPORTED
