@@ -215,7 +215,7 @@ def test_ln_set_in_blocks_under_a_small_max_pdu() -> None:
 
 
 def test_ln_set_in_blocks_needs_the_conformance_bit() -> None:
-    client, server, _ = _pair(max_pdu=24)
+    client, _, _ = _pair(max_pdu=24)
     client.conformance &= ~type(client.conformance).BLOCK_TRANSFER_WITH_SET_OR_WRITE
     with pytest.raises(RequestTooLarge, match="block-transfer-with-set"):
         client.set(CLOCK_TIME, _time(0))

@@ -456,6 +456,10 @@ class ClientBase:
         """The (first) request writing ``value`` to ``target`` (SET, SN: WRITE)."""
         raise NotImplementedError
 
+    def set_exchanges(self, target: Target, value: Data) -> int:
+        """How many requests :meth:`set` of ``value`` takes (blocks: more than one)."""
+        return 1
+
     def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
         """The request invoking ``method`` (ACTION, SN: WRITE of the method's name)."""
         raise NotImplementedError
@@ -776,9 +780,7 @@ class LnClient(ClientBase):
         self._check("set")
         if not isinstance(target, CosemAttributeDescriptor):
             raise LocalProtocolError(f"an LN SET addresses an attribute descriptor, not {target!r}")
-        limit = self.server_max_receive_pdu_size
-        if limit and self.ciphered:
-            limit = max(limit - self._CIPHER_OVERHEAD, 1)
+        limit = self._set_limit()
         iid = self._next_invoke_id()
         requests = set_requests(target, value, max_apdu=limit, invoke_id_and_priority=iid)
         blocks_ok = bool(self.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE)
@@ -792,6 +794,17 @@ class LnClient(ClientBase):
         self._pending_kind = "set"
         self.state = ClientState.WAITING
         return apdu
+
+    def _set_limit(self) -> int:
+        limit = self.server_max_receive_pdu_size
+        if limit and self.ciphered:
+            limit = max(limit - self._CIPHER_OVERHEAD, 1)
+        return limit
+
+    def set_exchanges(self, target: Target, value: Data) -> int:
+        if not isinstance(target, CosemAttributeDescriptor):
+            return 1
+        return len(set_requests(target, value, max_apdu=self._set_limit()))
 
     def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
         """ACTION-Request-Normal (a parameter that does not fit in the meter's max PDU

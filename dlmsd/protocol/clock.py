@@ -36,7 +36,8 @@ Blue Book (DLMS UA 1000-1), 4.5.1 "Clock" (class_id 8, version 0):
 ``set`` writes attribute 2 with the gateway's time in the configured time zone (the
 deviation of that zone at that instant, the DST bit as the zone says, hundredths
 given), predicted for the moment the meter takes it: the request goes out at the
-previous answer and reaches the meter half a round trip later.  ``adjust`` shifts the
+previous answer and reaches the meter half a round trip later (a SET in blocks: its
+last block, one more round trip per block).  ``adjust`` shifts the
 time when the drift is within 900 s (method 6 by -round(drift)), else presets the
 time (method 5) to the gateway's time one and a half round trips ahead, valid while
 the meter's own time is within max(60 s, 10 round trips) of what it is now, and
@@ -210,8 +211,11 @@ class SyncClock:
         answered = context.exchange_times()[1]
         if self.method == "set" or drift is None:
             # the SET goes out now (at the answer) and reaches the meter half a round
-            # trip later
-            moment = self._wall(answered) + timedelta(seconds=rtt / 2)
+            # trip later; in blocks, its last block one round trip per block after
+            # the first
+            probe = Data.octets(gateway_date_time(self._wall(answered), self.zone).to_bytes())
+            extra = client.set_exchanges(time_target, probe) - 1
+            moment = self._wall(answered) + timedelta(seconds=rtt / 2 + extra * rtt)
             value = gateway_date_time(moment, self.zone)
             result = yield Set(time_target, Data.octets(value.to_bytes()))
             action, written = "set", value.isoformat()
