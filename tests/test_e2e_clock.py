@@ -1,5 +1,6 @@
 """End to end: the daemon (`dlms --once`, a real subprocess) keeps dlms-sim's clock in
-step (`--live --clock-drift 120`), and gurux_dlms's client sets dlms-sim's clock.
+step (`--live --clock-drift 120`) and sets gurux_dlms's meter's clock; gurux_dlms's
+client sets dlms-sim's clock.
 
 The clock sync log lines of each daemon run are printed (``pytest -s`` shows them).
 """
@@ -164,3 +165,51 @@ def GuruxSession_time(value: Any) -> dt.datetime:  # noqa: N802 - reads gurux's 
     moment = DateTime.from_bytes(bytes(value)).to_datetime()
     assert moment is not None and moment.tzinfo is not None
     return moment
+
+
+# ------------------------------------------------------------ gurux's meter
+@pytest.mark.interop
+@pytest.mark.parametrize("kind", ["wrapper", "hdlc"])
+def test_daemon_sets_the_gurux_meters_clock(write_config: Writer, kind: str) -> None:
+    """gurux_dlms's meter (a fixed clock at 2024-05-06T07:08:09Z, its time made
+    settable): dlmsd SETs it; gurux decodes the value and encodes it back, in Vilnius
+    time, within max_drift_s of the gateway's."""
+    pytest.importorskip("gurux_dlms")
+    from interop.gurux_meter import GuruxMeter
+
+    with GuruxMeter(interface=kind, clock_writable=True) as meter:
+        link: dict[str, Any] = ({"mode": "DLMS-WRAPPER", "logical_address": 1} if kind ==
+                                "wrapper" else {"address_size": 2, "logical_address": 1,
+                                                "physical_address": 17})
+        device = tcp_device("c", port=meter.port, **link, clock_sync={
+            "max_drift_s": MAX_DRIFT, "time_zone": "Europe/Vilnius", "require_ntp_sync": 0})
+        path = write_config(devices=[device], signals=CLOCK_SIGNAL)
+        code, _doc, log = once(path, "-d6")
+        assert code == 0, log
+        assert not meter.errors, meter.errors
+    (synced,) = [line for line in _clock_lines(log) if "clock_synced" in line]
+    fields = _fields(synced)
+    assert fields["before_meter_time"] == "2024-05-06T07:08:09+00:00"
+    assert abs(float(fields["after_drift_s"])) < MAX_DRIFT
+    assert fields["after_meter_time"].endswith("+02:00")
+
+
+@pytest.mark.interop
+def test_gurux_meter_refusing_the_actions_is_logged_and_the_device_stays_online(
+        write_config: Writer) -> None:
+    """gurux's meter has no clock methods (read-write-denied): method adjust fails, the
+    failure is one log line and the scan goes on."""
+    pytest.importorskip("gurux_dlms")
+    from interop.gurux_meter import GuruxMeter
+
+    near = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    with GuruxMeter(interface="wrapper", clock_time=near) as meter:
+        device = tcp_device("c", port=meter.port, mode="DLMS-WRAPPER", logical_address=1,
+                            clock_sync={"max_drift_s": MAX_DRIFT, "method": "adjust",
+                                        "require_ntp_sync": 0})
+        path = write_config(devices=[device], signals=CLOCK_SIGNAL)
+        code, doc, log = once(path, "-d6")
+    assert code == 0, log
+    (failed,) = [line for line in _clock_lines(log) if "clock_sync_failed" in line]
+    assert "shift_time refused: read-write-denied" in failed
+    assert doc["devices"][0]["status"] == "online"
