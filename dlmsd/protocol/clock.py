@@ -209,7 +209,7 @@ class SyncClock:
                 f"max_drift_s ({self.max_drift_s} s): the drift cannot be told"))
         rtt = before.round_trip_s
         answered = context.exchange_times()[1]
-        if self.method == "set" or drift is None:
+        if self.method == "set" or drift is None:  # (None: only with force)
             # the SET goes out now (at the answer) and reaches the meter half a round
             # trip later; in blocks, its last block one round trip per block after
             # the first
@@ -235,8 +235,10 @@ class SyncClock:
             assert before.meter_time is not None
             preset_method = self._method(context, directory, PRESET_ADJUSTING_TIME)
             adjust_method = self._method(context, directory, ADJUST_TO_PRESET_TIME)
-            if isinstance(preset_method, str) or isinstance(adjust_method, str):
-                return ClockSyncResult(before, "failed", reason=str(preset_method))
+            if isinstance(preset_method, str):
+                return ClockSyncResult(before, "failed", reason=preset_method)
+            if isinstance(adjust_method, str):
+                return ClockSyncResult(before, "failed", reason=adjust_method)
             # the adjust goes out after the preset's answer: 1.5 round trips from now
             moment = self._wall(answered) + timedelta(seconds=1.5 * rtt)
             preset = gateway_date_time(moment, self.zone)
