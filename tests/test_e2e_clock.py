@@ -213,3 +213,28 @@ def test_gurux_meter_refusing_the_actions_is_logged_and_the_device_stays_online(
     (failed,) = [line for line in _clock_lines(log) if "clock_sync_failed" in line]
     assert "shift_time refused: read-write-denied" in failed
     assert doc["devices"][0]["status"] == "online"
+
+
+@pytest.mark.parametrize(("mode", "referencing", "max_pdu"), [
+    ("HighGmac-both", "LN", "1024"), ("HighGmac-dedicated", "LN", "48"),
+    ("HighGmac-encryption", "SN", "1024")])
+def test_daemon_syncs_a_ciphered_sim(write_config: Writer, mode: str, referencing: str,
+                                     max_pdu: str) -> None:
+    """Ciphered associations: the SET (in blocks under a 48-octet max PDU, each block
+    ciphered) and the Write are protected like every other APDU."""
+    from test_e2e_auth import MODES
+
+    keys, sim_keys, _ = MODES[mode]
+    with simulator("--live", "--clock-drift", "120", "--wrapper-port", "0", "--referencing",
+                   referencing, "--max-pdu", max_pdu, *sim_keys) as ports:
+        device = _device(ports, "wrapper", referencing, "set")
+        device.update(keys, system_title="4D4D4D0000000003", timeout_ms=3000)
+        path = write_config(devices=[device], signals=CLOCK_SIGNAL)
+        code, _doc, log = once(path, "-d7", "--dlms")
+    assert code == 0, log
+    (synced,) = [line for line in _clock_lines(log) if "clock_synced" in line]
+    fields = _fields(synced)
+    assert float(fields["before_drift_s"]) == pytest.approx(120, abs=1.0)
+    assert abs(float(fields["after_drift_s"])) < MAX_DRIFT
+    if max_pdu == "48":
+        assert "SET.req with-first-datablock" in log and "SET.res last-datablock" in log
