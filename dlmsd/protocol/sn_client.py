@@ -23,10 +23,12 @@ and produces the same events, so the session can drive either:
   confirmed-service-error, or an answer for the first variable only).
 * ``set(short_name, value)`` -> WriteRequest of one variable; the WriteResponse gives
   :class:`~dlmsd.protocol.client.SetComplete`.  ``action(short_name, parameter)`` invokes
-  a method the SN way (Blue Book "Referencing methods", Green Book "Mapping of
-  ACTION services" to SN: a method without return data is a WriteRequest to the
-  method's short name, ``method_short_name``, with the method's parameter as the
-  data); its WriteResponse gives :class:`~dlmsd.protocol.client.ActionComplete`.  A
+  a method the SN way: with SN referencing a method has a short name of its own
+  (``method_short_name``, the Blue Book's class tables) and is invoked by writing it
+  (no return data; the parameter is the data written) or by reading it with
+  parameterized-access (return data, as reply_to_HLS_authentication is here).
+  gurux_dlms's SN client invokes methods by a WriteRequest too (``GXDLMSClient.method``).
+  The WriteResponse gives :class:`~dlmsd.protocol.client.ActionComplete`.  A
   WRITE in blocks (write-data-block-access) is not implemented: a value that does not
   fit in the meter's max PDU is refused (RequestTooLarge).
 * ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
