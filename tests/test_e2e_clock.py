@@ -238,3 +238,13 @@ def test_daemon_syncs_a_ciphered_sim(write_config: Writer, mode: str, referencin
     assert abs(float(fields["after_drift_s"])) < MAX_DRIFT
     if max_pdu == "48":
         assert "SET.req with-first-datablock" in log and "SET.res last-datablock" in log
+
+
+def test_sim_clock_drift_needs_live() -> None:
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", "from dlmsd.sim.cli import main; main()",
+                             "--wrapper-port", "0", "--clock-drift", "5"], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "--clock-drift needs --live" in result.stderr
