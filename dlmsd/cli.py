@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,7 +25,7 @@ from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
 from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
-from dlmsd.outputs.mqtt import MqttOutput
+from dlmsd.outputs.mqtt import MQTT_SPOOL, MqttOutput
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
 from dlmsd.supervisor import Supervisor
 
@@ -98,9 +100,21 @@ def _summary(config: Config) -> str:
             f"{dev.referencing.value} auth={dev.auth.value} client=0x{dev.client_address:02X} "
             f"server={server}, {count} signal(s)"
         )
+    outputs = []
     if config.http is not None:
         token = ", bearer token" if config.http.token is not None else ""
-        lines += ["", f"http: {config.http.listen}{token}"]
+        outputs.append(f"http: {config.http.listen}{token}")
+    if config.mqtt is not None:
+        m = config.mqtt
+        extras = [f"user {m.username}" if m.username else "",
+                  "password" if m.password is not None else "",
+                  ("TLS (insecure)" if m.tls.insecure else "TLS") if m.tls else ""]
+        outputs.append(f"mqtt: {m.host}:{m.port} client_id={m.client_id} "
+                       f"topics={m.topic_prefix}/... format={m.format} publish={m.publish} "
+                       f"qos={m.qos} retain={str(m.retain).lower()} queue={m.queue_size}"
+                       + "".join(f", {e}" for e in extras if e))
+    if outputs:
+        lines += ["", *outputs]
     lines += ["", "signals:"]
     for sig in config.signals:
         state = "" if sig.enable else " (disabled)"
@@ -177,7 +191,8 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
     log = get_logger()
     table = SignalTable.from_config(config)
     supervisor = Supervisor(config, table=table, trace=trace, log=log)
-    mqtt = MqttOutput(table, log)
+    mqtt = MqttOutput(table, log, spool=Path(config.state_directory(os.environ))
+                      / MQTT_SPOOL)
     stop = asyncio.Event()
     reloads: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()

@@ -95,7 +95,9 @@ class PollStats:
     """What a device's pollers counted (kept by the supervisor across a poller's
     restarts, read by the HTTP API's /metrics): attribute reads that gave a value or an
     error, sessions ended by a timeout, scans redone at once on a new association
-    (``reconnect_now``), association attempts after the first, and the scan durations
+    (``reconnect_now``), association attempts after the first, frames sent again by
+    the link (``resends``: after a timeout, or asked for again by an HDLC RR), and the
+    scan durations
     as a cumulative histogram over :data:`SCAN_BUCKETS_S`."""
 
     reads: int = 0
@@ -104,6 +106,7 @@ class PollStats:
     retries: int = 0
     reconnects: int = 0
     attempts: int = 0
+    resends: int = 0
     scan_count: int = 0
     scan_seconds: float = 0.0
     scan_buckets: list[int] = field(default_factory=lambda: [0] * len(SCAN_BUCKETS_S))
@@ -134,6 +137,8 @@ class SessionContext:
     bus: SerialBus | None = None
     counters: Callable[[], CounterStore] = field(default=_no_counter_store)
     cache: MeterCache = field(default_factory=MeterCache)
+    #: The device's counters; the session adds the link's resends.
+    stats: PollStats = field(default_factory=PollStats)
 
 
 SessionFactory = Callable[[DeviceConfig, SessionContext], MeterSession]
@@ -202,7 +207,8 @@ class Poller:
         self._gateway_clock = gateway_clock
         self._next_clock_sync: float | None = None  # monotonic; None: after the next scan
         self.context = SessionContext(tracer, log, bus=bus,
-                                      counters=counters or _no_counter_store)
+                                      counters=counters or _no_counter_store,
+                                      stats=self.stats)
 
     async def run(self, once: bool = False) -> None:
         """Connect, scan, publish; on failure back off and reconnect. ``once``: one scan."""

@@ -90,6 +90,7 @@ class DlmsSession:
         #: Reader calls run in the decode thread (for tests and benchmarks).
         self.offloaded = 0
         self._round_trips = 0  # of readers done with
+        self._resends_counted = 0  # of the reader, added to context.stats.resends
         self.reader: MeterReader | None = None
 
     @property
@@ -103,6 +104,7 @@ class DlmsSession:
             await self._read_invocation_counter()
         self.reader = build_reader(device, quirks=self.context.quirks,
                                    counters=self.context.counters, cache=self.context.cache)
+        self._resends_counted = 0
         await self.transport.open(device.timeout_ms / 1000)
         reader = self.reader
         reader.open(self._now(), os.urandom(reader.settings.challenge_size))
@@ -158,19 +160,25 @@ class DlmsSession:
         ``done()``; the reader raises what ends the session."""
         reader = self.reader
         assert reader is not None
-        while True:
-            await self._act(reader.actions())
-            if done():
-                return
-            timer = reader.get_timer()
-            if timer is None:  # a reader that waits for nothing cannot get anywhere
-                raise DlmsdError(f"the reader is stuck {reader.state.value}")
-            try:
-                data = await self.transport.read(max(timer - self._now(), 0.0))
-            except DlmsTimeout:
-                reader.handle_timer(self._now())
-                continue
-            await self._receive(reader, data)
+        try:
+            while True:
+                await self._act(reader.actions())
+                if done():
+                    return
+                timer = reader.get_timer()
+                if timer is None:  # a reader that waits for nothing cannot get anywhere
+                    raise DlmsdError(f"the reader is stuck {reader.state.value}")
+                try:
+                    data = await self.transport.read(max(timer - self._now(), 0.0))
+                except DlmsTimeout:
+                    reader.handle_timer(self._now())
+                    continue
+                await self._receive(reader, data)
+        finally:
+            if self.reader is reader:
+                resends = reader.resends
+                self.context.stats.resends += resends - self._resends_counted
+                self._resends_counted = resends
 
     async def _receive(self, reader: MeterReader, data: bytes) -> None:
         """``reader.receive_data``: in the decode thread when it may decode a lot."""
@@ -238,7 +246,8 @@ class DlmsSession:
         device = self.device
         obis, address = device.invocation_counter_obis, device.public_client_address
         context = SessionContext(self.context.tracer, self.log.bind(client=address),
-                                 MeterQuirks(self.context.quirks.no_get_with_list))
+                                 MeterQuirks(self.context.quirks.no_get_with_list),
+                                 stats=self.context.stats)
         public = DlmsSession(public_device(device), self.transport, context)
         try:
             await public.open()

@@ -17,6 +17,10 @@ Measured per run:
   ``import dlmsd.cli`` (cumulative microseconds of the top-level module).
 
     python scripts/bench_http_memory.py [--repeats 3] [--signals 8] [--requests 200]
+                                        [--with-mqtt]
+
+``--with-mqtt``: the runs with HTTP also publish every value to a mosquitto started by
+the script on a free port (the daemon with and without both outputs).
 
 Printed: each run, then medians and the ratios with/without in the same run; nothing is
 timed against a fixed threshold.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -77,8 +82,8 @@ def signals_ok(url: str, count: int) -> bool:
     return len(doc["signals"]) == count and all(s["status"] == "ok" for s in doc["signals"])
 
 
-def one_run(work: Path, sim_port: int, signals: int, http: bool, requests: int
-            ) -> dict[str, float]:
+def one_run(work: Path, sim_port: int, signals: int, http: bool, requests: int,
+            mqtt_port: int | None = None) -> dict[str, float]:
     codes = CODES[:signals]
     doc: dict[str, object] = {
         "devices": [{"name": "M", "device_alias": "m", "protocol": "DLMS",
@@ -89,6 +94,8 @@ def one_run(work: Path, sim_port: int, signals: int, http: bool, requests: int
     port = free_port()
     if http:
         doc["http"] = {"listen": f"127.0.0.1:{port}"}
+        if mqtt_port is not None:
+            doc["mqtt"] = {"host": "127.0.0.1", "port": mqtt_port, "client_id": "bench"}
     config = work / f"dlms-{'http' if http else 'plain'}.json"
     config.write_text(json.dumps(doc))
     log = work / "daemon.log"
@@ -116,6 +123,8 @@ def one_run(work: Path, sim_port: int, signals: int, http: bool, requests: int
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"signals not read:\n{log.read_text()}")
                     time.sleep(0.05)
+            if http and mqtt_port is not None:
+                wait_for(log, proc, "mqtt_connected")
             time.sleep(1.0)  # a few more scans
             rss, hwm = status_kb(proc.pid, "VmRSS"), status_kb(proc.pid, "VmHWM")
         finally:
@@ -140,7 +149,17 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--signals", type=int, default=8, choices=range(1, len(CODES) + 1))
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--with-mqtt", action="store_true",
+                        help="the 'http' runs publish to a mosquitto (started here) too")
     args = parser.parse_args()
+    broker: subprocess.Popen[bytes] | None = None
+    mqtt_port: int | None = None
+    if args.with_mqtt:
+        mqtt_port = free_port()
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        broker = subprocess.Popen([mosquitto, "-p", str(mqtt_port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
     sim = subprocess.Popen([sys.executable, "-m", "dlmsd.sim.cli", "--host", "127.0.0.1",
                             "--wrapper-port", "0"], stdout=subprocess.PIPE, text=True)
     results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
@@ -154,7 +173,7 @@ def main() -> int:
             for n in range(args.repeats):
                 for http in ((False, True) if n % 2 == 0 else (True, False)):
                     got = one_run(Path(tmp), int(match.group(1)), args.signals, http,
-                                  args.requests)
+                                  args.requests, mqtt_port)
                     results[http].append(got)
                     print(f"run {n + 1} {'http   ' if http else 'no http'}: start-up "
                           f"{got['startup_s'] * 1000:.0f} ms, RSS {got['rss_kb'] / 1024:.1f} "
@@ -162,6 +181,9 @@ def main() -> int:
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
         if sim.stdout is not None:
             sim.stdout.close()
     print()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal as signals
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import signal, tcp_device
 from fakes import FakeMeter, factory_for
@@ -138,7 +140,8 @@ def _table() -> tuple[SignalTable, dict[str, PollStats]]:
     table.device_connected("a")
     table.device_online("a", now=10.0)
     table.device_offline("b", "connection refused", ["v"])
-    stats = {"a": PollStats(reads=3, read_errors=1, timeouts=2, retries=4, reconnects=5),
+    stats = {"a": PollStats(reads=3, read_errors=1, timeouts=2, retries=4, reconnects=5,
+                            resends=6),
              "b": PollStats()}
     stats["a"].scan_done(0.07)
     stats["a"].scan_done(3.0)
@@ -162,12 +165,12 @@ def test_metrics_from_the_table() -> None:
     assert families["dlmsd_timeouts"].type == "counter"
     counters = {(f, s.labels["device"]): s.value for f in
                 ("dlmsd_reads", "dlmsd_read_errors", "dlmsd_timeouts", "dlmsd_retries",
-                 "dlmsd_reconnects", "dlmsd_failures", "dlmsd_connects")
+                 "dlmsd_reconnects", "dlmsd_resends", "dlmsd_failures", "dlmsd_connects")
                 for s in families[f].samples if s.name.endswith("_total")}
     assert counters[("dlmsd_reads", "a")] == 3 and counters[("dlmsd_read_errors", "a")] == 1
     assert counters[("dlmsd_timeouts", "a")] == 2 and counters[("dlmsd_retries", "a")] == 4
     assert counters[("dlmsd_reconnects", "a")] == 5 and counters[("dlmsd_failures", "b")] == 1
-    assert counters[("dlmsd_connects", "a")] == 1
+    assert counters[("dlmsd_connects", "a")] == 1 and counters[("dlmsd_resends", "a")] == 6
     hist = {(s.name, s.labels.get("le")): s.value
             for s in families["dlmsd_scan_duration_seconds"].samples
             if s.labels["device"] == "a"}
@@ -277,7 +280,7 @@ async def test_endpoints_without_token() -> None:
         assert (a["device_alias"], a["status"], a["last_ok"], a["connects"], a["scans"]) == (
             "a", "online", 10.0, 1, 1)
         assert (a["reads"], a["read_errors"], a["timeouts"], a["retries"],
-                a["reconnects"]) == (3, 1, 2, 4, 5)
+                a["reconnects"], a["resends"]) == (3, 1, 2, 4, 5, 6)
         assert (devices[1]["status"], devices[1]["error"], devices[1]["failures"]) == (
             "offline", "connection refused", 1)
         assert devices[2]["status"] == "disabled" and "reads" not in devices[2]
@@ -514,8 +517,15 @@ def test_top_redraws_until_interrupted() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "from dlmsd.top import main; main()",
                              "--url", f"http://127.0.0.1:{port}", "--interval", "0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    seen = b""
     try:
-        time.sleep(1.5)
+        # until two frames are out (a loaded machine may take a while to import)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while seen.count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 4096)
         proc.send_signal(signals.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -523,6 +533,39 @@ def test_top_redraws_until_interrupted() -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    frames = out.decode().split("\x1b[H\x1b[2J")
+    frames = (seen + out).decode().split("\x1b[H\x1b[2J")
     assert frames[0] == "" and len(frames) >= 3
     assert all("cannot connect" in f for f in frames[1:])
+
+
+@pytest.mark.parametrize("kind", ["hdlc", "wrapper"])
+async def test_resends_of_the_link_are_counted(tmp_path: Path, kind: str) -> None:
+    """A lost answer (``dlms-sim --fault drop-reply:5``) makes the link send again, which
+    the device's PollStats count (``dlmsd_resends_total``); a clean line sends nothing
+    again. HDLC resends happen inside the link (its RR or the request again), wrapper
+    resends are the request again."""
+    from test_sim_fault import _device, faulty_sim
+
+    from dlmsd.poller import Poller
+    from dlmsd.session import make_session
+    from dlmsd.trace import FrameTracer
+
+    async def scan(port: int) -> PollStats:
+        config = parse_config({"devices": [_device(kind, port, timeout_ms=500,
+                                                   retry_counter=3)],
+                               "signals": signals_for(kind, ["1.0.1.8.0.255"])})
+        table = SignalTable.from_config(config)
+        stats = PollStats()
+        log = structlog.get_logger().bind(device=kind)
+        poller = Poller(config.devices[0], list(config.signals), table, log,
+                        FrameTracer(log, enabled=False), make_session, stats=stats)
+        await poller.run(once=True)
+        assert table.snapshot().signals[0].status.value == "ok"
+        return stats
+
+    with faulty_sim(tmp_path, f"--{kind}-port", "0", "--fault", "drop-reply:5") as (
+            ports, _log, _proc):
+        lossy = await scan(ports[kind])
+    with faulty_sim(tmp_path, f"--{kind}-port", "0") as (ports, _log, _proc):
+        clean = await scan(ports[kind])
+    assert lossy.resends >= 1 and clean.resends == 0, (lossy, clean)

@@ -6,12 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_bench_http_memory_runs_and_reports() -> None:
+@pytest.mark.parametrize("extra", [[], ["--with-mqtt"]])
+def test_bench_http_memory_runs_and_reports(extra: list[str]) -> None:
+    """With ``--with-mqtt`` the script waits for the daemon's mqtt_connected (a broker
+    of its own) before it measures, so a run that did not publish fails."""
     result = subprocess.run([sys.executable, str(REPO / "scripts/bench_http_memory.py"),
-                             "--repeats", "1", "--signals", "2", "--requests", "3"],
+                             "--repeats", "1", "--signals", "2", "--requests", "3", *extra],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -12,7 +12,9 @@ import asyncio
 import datetime
 import json
 import os
+import re
 import signal as os_signal
+import socket
 import subprocess
 import sys
 import threading
@@ -401,6 +403,161 @@ async def test_reload_restarts_the_publisher_only_when_mqtt_changed(mosquitto: A
         await output.stop()
 
 
+async def test_reload_to_another_broker_carries_the_queue(
+        mosquitto: Any, subscribers: Callable[..., Subscriber]) -> None:
+    """SIGHUP while the broker is away, with a new broker in the configuration: what the
+    old publisher queued goes to the new broker first, in order, nothing lost; with a
+    new topic prefix the queue is dropped and counted instead (its topics are wrong)."""
+    from dlmsd.outputs.mqtt import MqttOutput
+
+    broker = mosquitto()
+    sub = subscribers(broker.port, "#")
+    dead_port = _dead_port()
+    config, table = setup(dead_port, publish="scan")
+    log = Log()
+    output = MqttOutput(table, log)
+    try:
+        await output.apply(config)
+        for n in range(20):
+            table.update_signal("s1", value=Decimal(n), raw=n, unit="kWh", now=TS + n)
+        old = output.publisher
+        assert old is not None and len(old.queue) == 20 and not old.connected
+        moved, _ = setup(broker.port, publish="scan")
+        await output.apply(moved)
+        new = output.publisher
+        assert new is not None and new is not old
+        await until(lambda: len(sub.on("dlms/m1/s1")) >= 20)
+        values = [json.loads(p)["value"] for p in sub.on("dlms/m1/s1")]
+        assert values[:20] == list(range(20))
+        assert log.events("mqtt_queue_carried") == [{"queued": 20}]
+        assert new.dropped == 0
+        # a new prefix: the queued messages are not carried (their topics are old)
+        await until(lambda: not new.queue)
+        await output.apply(setup(dead_port, publish="scan")[0])
+        for n in range(5):
+            table.update_signal("s1", value=Decimal(100 + n), raw=n, unit="kWh", now=TS)
+        await output.apply(setup(broker.port, publish="scan", topic_prefix="site")[0])
+        renamed = output.publisher
+        # the table's value queued at the start (19) and the 5 updates
+        assert renamed is not None and renamed.dropped == 6
+        assert log.events("mqtt_queue_not_carried")[-1]["dropped"] == 6
+        await until(lambda: len(sub.on("site/m1/s1")) >= 1)
+        assert json.loads(sub.on("site/m1/s1")[-1])["value"] == 104  # the table's value
+    finally:
+        await output.stop()
+
+
+def test_spool_round_trip_and_bad_files() -> None:
+    from dlmsd.outputs.mqtt import Carry, Message, spool_carry, spool_text
+
+    carry = Carry(("site", "json", True), [
+        Message("site/m1/s1", '{"value": "Zähler"}'.encode(), True),
+        Message("site/m1/s1", bytes(range(256)), False)], {"s1": (1,)})
+    back = spool_carry(spool_text(carry))
+    assert back.made_with == carry.made_with and back.messages == carry.messages
+    assert back.last == {}  # the change filter starts anew after a restart
+    for text, message in [("[]", "not a dlmsd-mqtt-spool/1 file"),
+                          ('{"format": "dlmsd-mqtt-spool/1"}', "topic_prefix, payload_format"),
+                          ('{"format": "dlmsd-mqtt-spool/1", "topic_prefix": "d", '
+                           '"payload_format": "json", "retain": true, "messages": [["t", 1, '
+                           'true]]}', "message 0 is not [topic, payload, retain]")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            spool_carry(text)
+
+
+async def test_stop_while_the_broker_is_away_spools_the_queue(
+        mosquitto: Any, subscribers: Callable[..., Subscriber], tmp_path: Path) -> None:
+    """A stop (or restart) of the daemon during an outage: what is queued goes to the
+    spool file in the state directory, and the next start sends it first, in order; a
+    spool that cannot be read is set aside (``.bad``) and logged, and the output runs."""
+    from dlmsd.outputs.mqtt import MqttOutput
+
+    broker = mosquitto()
+    sub = subscribers(broker.port, "#")
+    spool = tmp_path / "state" / "mqtt-queue.json"
+    config, table = setup(_dead_port(), publish="scan")
+    log = Log()
+    output = MqttOutput(table, log, spool=spool)
+    await output.apply(config)
+    for n in range(15):
+        table.update_signal("s1", value=Decimal(n), raw=n, unit="kWh", now=TS + n)
+    await output.stop()
+    assert log.events("mqtt_spooled") == [{"path": str(spool), "messages": 15}]
+    assert spool.exists()
+    config, table = setup(broker.port, publish="scan")  # the restarted daemon's table
+    log = Log()
+    output = MqttOutput(table, log, spool=spool)
+    try:
+        await output.apply(config)
+        await until(lambda: len(sub.on("dlms/m1/s1")) >= 15)
+        assert [json.loads(p)["value"] for p in sub.on("dlms/m1/s1")] == list(range(15))
+        assert log.events("mqtt_spool_read") == [{"path": str(spool), "messages": 15}]
+        assert not spool.exists()
+    finally:
+        await output.stop()
+    assert not spool.exists()  # everything was sent: nothing to spool
+    spool.write_text("{not json")
+    log = Log()
+    output = MqttOutput(table, log, spool=spool)
+    try:
+        await output.apply(config)
+        assert log.events("mqtt_spool_unreadable")[0]["set_aside"] == str(spool) + ".bad"
+        assert (tmp_path / "state" / "mqtt-queue.json.bad").read_text() == "{not json"
+        assert output.publisher is not None
+        await until(lambda: output.publisher is not None and output.publisher.connected)
+    finally:
+        await output.stop()
+
+
+def test_daemon_restart_during_an_outage_loses_nothing(
+        mosquitto: Any, subscribers: Callable[..., Subscriber],
+        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """The daemon reads a meter while the broker is away, is stopped (SIGTERM), and
+    started again with the broker back: the reads of the first run arrive first."""
+    from test_cli import Daemon
+
+    broker = mosquitto()
+    sub = subscribers(broker.port, "dlms/m/energy")
+    state = tmp_path / "state"
+    with simulator("--wrapper-port", "0") as ports:
+        def config(port: int) -> Path:
+            return write_config({
+                "devices": [tcp_device("m", port=ports["wrapper"], mode="DLMS-WRAPPER",
+                                       logical_address=1, scan_rate_ms=300)],
+                "signals": [signal("energy", "m", "1.0.1.8.0.255")],
+                "state_dir": str(state),
+                "mqtt": {"host": "127.0.0.1", "port": port, "client_id": "dlms-spool",
+                         "publish": "scan"}})
+        first = Daemon(config(_dead_port()), tmp_path / "first.log")
+        try:
+            first.wait_for("mqtt_connect_failed", count=3)  # by then a few scans queued
+            first.proc.send_signal(os_signal.SIGTERM)
+            assert first.proc.wait(timeout=30) == 0
+        finally:
+            first.close()
+        text = (tmp_path / "first.log").read_text()
+        assert "mqtt_spooled" in text, text
+        spooled = [m for m in json.loads((state / "mqtt-queue.json").read_text())["messages"]
+                   if m[0] == "dlms/m/energy"]
+        assert len(spooled) >= 3
+        second = Daemon(config(broker.port), tmp_path / "second.log")
+        try:
+            wait_sync(lambda: len(sub.on("dlms/m/energy")) >= len(spooled) + 1)
+        finally:
+            second.close()
+    got = sub.on("dlms/m/energy")
+    assert got[:len(spooled)] == [m[1].encode("latin-1") for m in spooled]
+    assert "mqtt_spool_read" in (tmp_path / "second.log").read_text()
+
+
+def _dead_port() -> int:
+    """A loopback port nothing listens on: a broker that is away."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def test_outage_script_runs_and_reports() -> None:
     """scripts/mqtt_outage.py (a short outage, a queue too small for it) reports drops."""
     script = Path(__file__).resolve().parent.parent / "scripts/mqtt_outage.py"
@@ -411,7 +568,11 @@ def test_outage_script_runs_and_reports() -> None:
     assert result.returncode == 0, result.stderr
     dropped = int(result.stdout.split("dropped ")[1].split(",")[0])
     assert dropped > 0, result.stdout
-    assert "mqtt_queue_full logged 1 time(s)" in result.stdout, result.stdout
+    # once per outage; on a loaded machine the queue may fill before the first connect
+    # too (the time before it is an outage as well), so at most once per connect
+    logged = int(result.stdout.split("mqtt_queue_full logged ")[1].split(" ")[0])
+    connects = int(result.stdout.split("connects ")[1].split()[0])
+    assert 1 <= logged <= connects, result.stdout
     assert "RSS without mqtt" in result.stdout, result.stdout
 
 

@@ -101,3 +101,25 @@ def test_signal_topic_without_wildcards(write_config: Writer) -> None:
     problems = problems_of(write_config(doc({"host": "h"}, topic="a/+/b")))
     assert problems == ['signals[0].topic: "a/+/b" is not allowed: must be a topic without '
                         "spaces or the wildcards + and #"]
+
+
+def test_check_summary_shows_mqtt_not_the_password(write_config: Writer) -> None:
+    """``dlms --check`` names the broker and the publishing settings, and says that a
+    password is set without showing it."""
+    import subprocess
+    import sys
+
+    secret = "s3cr3t-broker-pw"
+    path = write_config({
+        "devices": [tcp_device()], "signals": [signal()],
+        "http": {"listen": "127.0.0.1:8080"},
+        "mqtt": {"host": "broker.local", "port": 8883, "client_id": "gw1", "username": "u",
+                 "password": secret, "tls": {"insecure": True}, "format": "wcc",
+                 "topic_prefix": "site-a/gw1", "queue_size": 50}})
+    result = subprocess.run([sys.executable, "-m", "dlmsd", "-c", str(path), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert ("\nhttp: 127.0.0.1:8080\nmqtt: broker.local:8883 client_id=gw1 "
+            "topics=site-a/gw1/... format=wcc publish=change qos=1 retain=true queue=50, "
+            "user u, password, TLS (insecure)\n") in result.stdout
+    assert secret not in result.stdout + result.stderr

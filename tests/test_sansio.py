@@ -10,7 +10,8 @@ import pytest
 PURE = sorted((Path(__file__).resolve().parent.parent / "dlmsd" / "protocol").glob("*.py"))
 PURE += [Path(__file__).resolve().parent.parent / "dlmsd" / name
          for name in ("addressing.py", "errors.py", "sim/model.py", "sim/server.py",
-                      "sim/line.py", "sim/fault.py", "readers.py")]
+                      "sim/line.py", "sim/fault.py", "sim/profile.py", "readers.py",
+                      "ctl/inputs.py")]
 FORBIDDEN = {"asyncio", "socket", "serial", "serial_asyncio", "time", "selectors", "threading"}
 
 

@@ -251,7 +251,11 @@ def test_object_list_matches_the_model(bundled: MeterModel) -> None:
         for i, item in enumerate(attributes.as_items(), start=1):
             expected = (AttributeAccess.NO_ACCESS if (obj.cls.class_id, i) == (15, 7)
                         else AttributeAccess.READ_ONLY)
-            assert item == Data.structure(Data.int8(i), Data.enum(int(expected)), Data.null())
+            # Blue Book 4.4.3 access_selectors: a profile's buffer offers 1 (range) and 2
+            # (entry); every other attribute none.
+            selectors = (Data.array(Data.int8(1), Data.int8(2))
+                         if (obj.cls.class_id, i) == (7, 2) else Data.null())
+            assert item == Data.structure(Data.int8(i), Data.enum(int(expected)), selectors)
         for i, item in enumerate(methods.as_items(), start=1):
             assert item == Data.structure(Data.int8(i), Data.enum(0))
 
@@ -385,8 +389,8 @@ _DATA = {"class": "data", "obis": "0.128.0.0.0.255"}
     ({"objects": [{"obis": "1.0.1.8.0.255"}]}, "$.objects[0]: missing required key 'class'"),
     ({"objects": [{"class": 15, "obis": "1.0.1.8.0.255"}]},
      "$.objects[0].class: 15 is not allowed: must be one of data, register, extended-register, "
-     "demand-register, clock or their class ids 1, 3, 4, 5, 8 (the association 0.0.40.0.0.255 "
-     "is generated from the model)"),
+     "demand-register, profile-generic, clock or their class ids 1, 3, 4, 5, 7, 8 (the "
+     "association 0.0.40.0.0.255 is generated from the model)"),
     ({"objects": [{**_DATA, "value": {"type": "null-data"}, "vlaue": 1}]},
      "$.objects[0].vlaue: unknown key (allowed: base_name, class, name, obis, value)"),
     ({"objects": [{**_DATA, "value": {"type": "null-data", "value": 0}}]},

@@ -50,6 +50,8 @@ _STAT_COUNTERS = (
     ("dlmsd_timeouts", "timeouts", "Sessions ended by a timeout"),
     ("dlmsd_retries", "retries", "Scans redone at once on a new association"),
     ("dlmsd_reconnects", "reconnects", "Association attempts after the first"),
+    ("dlmsd_resends", "resends", "Frames the link sent again (after a timeout, or asked "
+     "for again by an HDLC RR)"),
 )
 
 
@@ -183,7 +185,7 @@ class HttpServer:
             if st is not None:
                 doc.update({"reads": st.reads, "read_errors": st.read_errors,
                             "timeouts": st.timeouts, "retries": st.retries,
-                            "reconnects": st.reconnects})
+                            "reconnects": st.reconnects, "resends": st.resends})
             devices.append(doc)
         return _json({"devices": devices})
 

@@ -30,12 +30,14 @@ import collections
 import contextlib
 import enum
 import json
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlmsd.config import Config, MqttConfig
@@ -52,6 +54,8 @@ if TYPE_CHECKING:  # imported when a publisher runs: no cost for a daemon withou
     import aiomqtt
 
 __all__ = [
+    "MQTT_SPOOL",
+    "Carry",
     "Message",
     "MqttOutput",
     "MqttPublisher",
@@ -78,6 +82,57 @@ class Message:
     topic: str
     payload: bytes
     retain: bool
+
+
+@dataclass
+class Carry:
+    """What a stopped publisher could not send: its messages, in order, and what
+    they were made with (``made_with``: topic prefix, format, retain), so that the next
+    publisher takes them only if it would make the same ones; ``last``: the change
+    filter's memory (signal alias -> what was published last)."""
+
+    made_with: tuple[str, str, bool]
+    messages: list[Message]
+    last: dict[str, tuple[Any, ...]]
+
+
+def made_with(cfg: MqttConfig) -> tuple[str, str, bool]:
+    return (cfg.topic_prefix, cfg.format, cfg.retain)
+
+
+#: The spool file's name in the state directory.
+MQTT_SPOOL = "mqtt-queue.json"
+#: The spool's format tag; a file with another (or none) is set aside, never read.
+SPOOL_FORMAT = "dlmsd-mqtt-spool/1"
+
+
+def spool_text(carry: Carry) -> str:
+    """The spool file of ``carry`` (JSON; payloads as latin-1 text: every byte kept)."""
+    prefix, fmt, retain = carry.made_with
+    return json.dumps({"format": SPOOL_FORMAT, "topic_prefix": prefix, "payload_format": fmt,
+                       "retain": retain,
+                       "messages": [[m.topic, m.payload.decode("latin-1"), m.retain]
+                                    for m in carry.messages]})
+
+
+def spool_carry(text: str) -> Carry:
+    """The :class:`Carry` of a spool file (at most a queue of messages: the stop
+    wrote it from one); ValueError naming what is wrong."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("format") != SPOOL_FORMAT:
+        raise ValueError(f"not a {SPOOL_FORMAT} file")
+    prefix, fmt, retain = doc.get("topic_prefix"), doc.get("payload_format"), doc.get("retain")
+    items = doc.get("messages")
+    if not (isinstance(prefix, str) and isinstance(fmt, str) and isinstance(retain, bool)
+            and isinstance(items, list)):
+        raise ValueError("topic_prefix, payload_format, retain or messages missing")
+    messages = []
+    for n, item in enumerate(items):
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and isinstance(item[1], str) and isinstance(item[2], bool)):
+            raise ValueError(f"message {n} is not [topic, payload, retain]")
+        messages.append(Message(item[0], item[1].encode("latin-1"), item[2]))
+    return Carry((prefix, fmt, retain), messages, {})
 
 
 # -- pure payload building ---------------------------------------------------------
@@ -245,8 +300,25 @@ class MqttPublisher:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Subscribe, queue what is known already, and start connecting."""
+    async def start(self, carried: Carry | None = None) -> None:
+        """Subscribe, queue what is known already, and start connecting.
+
+        ``carried``: what the publisher before this one could not send (a reload, or a
+        stop while the broker was away, through the spool file); it goes first, in
+        its order, if its messages are the ones this publisher would make (the same
+        topic prefix, format and retain flag: a new broker, new credentials or a new
+        client id change nothing in them). Otherwise it is dropped and counted: the
+        table's current values follow anyway."""
+        if carried is not None and carried.messages:
+            if carried.made_with == made_with(self.cfg):
+                for message in carried.messages:
+                    self._enqueue(message)
+                self._last.update(carried.last)
+                self.log.info("mqtt_queue_carried", queued=len(carried.messages))
+            else:
+                self.dropped += len(carried.messages)
+                self.log.warning("mqtt_queue_not_carried", dropped=len(carried.messages),
+                                 reason="topic_prefix, format or retain changed")
         snapshot = self.table.snapshot()
         now = self.clock()
         for device in snapshot.devices:
@@ -278,6 +350,12 @@ class MqttPublisher:
         await asyncio.gather(task, return_exceptions=True)
         self.log.info("mqtt_stopped", published=self.published, queued=len(self.queue),
                       dropped=self.dropped)
+
+    def leftover(self) -> Carry:
+        """What is still queued (after :meth:`stop`), taken out of the queue."""
+        carry = Carry(made_with(self.cfg), [m for _, m in self.queue], dict(self._last))
+        self.queue.clear()
+        return carry
 
     def _client(self) -> aiomqtt.Client:
         import aiomqtt
@@ -374,11 +452,18 @@ class MqttPublisher:
 
 class MqttOutput:
     """The daemon's MQTT output across reloads: :meth:`apply` each configuration
-    (starts, restarts on a changed ``mqtt`` section, or stops the publisher)."""
+    (starts, restarts on a changed ``mqtt`` section, or stops the publisher).
 
-    def __init__(self, table: SignalTable, log: Any) -> None:
+    ``spool``: a file (in the state directory) where :meth:`stop` leaves what could
+    not be sent (the broker away at the stop), and from which the next start takes it
+    back (then removes it): a restart during an outage loses nothing that fits the
+    queue. An unreadable spool is renamed ``*.bad`` and logged, never read again."""
+
+    def __init__(self, table: SignalTable, log: Any, spool: Path | None = None) -> None:
         self.table, self.log = table, log
+        self.spool = spool
         self.publisher: MqttPublisher | None = None
+        self._first = True
 
     async def apply(self, config: Config) -> None:
         topics = {s.signal_alias: s.topic for s in config.signals if s.topic}
@@ -386,12 +471,54 @@ class MqttOutput:
         if current is not None and current.cfg == config.mqtt:
             current.set_topics(topics)
             return
-        await self.stop()
+        carried = await self._stop_publisher()
+        if self._first:
+            self._first = False
+            carried = self._read_spool() or carried
         if config.mqtt is not None:
             self.publisher = MqttPublisher(config.mqtt, self.table, self.log, topics=topics)
-            await self.publisher.start()
+            await self.publisher.start(carried=carried)
+        elif carried is not None and carried.messages:
+            self.log.warning("mqtt_queue_not_carried", dropped=len(carried.messages),
+                             reason="mqtt removed from the configuration")
 
     async def stop(self) -> None:
+        """Stop the publisher; what it could not send goes to the spool."""
+        carried = await self._stop_publisher()
+        if carried is not None and carried.messages and self.spool is not None:
+            try:
+                self.spool.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.spool.with_name(self.spool.name + ".tmp")
+                tmp.write_text(spool_text(carried), encoding="utf-8")
+                os.replace(tmp, self.spool)
+            except OSError as exc:
+                self.log.error("mqtt_spool_failed", path=str(self.spool), error=str(exc),
+                               lost=len(carried.messages))
+                return
+            self.log.info("mqtt_spooled", path=str(self.spool),
+                          messages=len(carried.messages))
+
+    async def _stop_publisher(self) -> Carry | None:
         publisher, self.publisher = self.publisher, None
-        if publisher is not None:
-            await publisher.stop()
+        if publisher is None:
+            return None
+        await publisher.stop()
+        return publisher.leftover()
+
+    def _read_spool(self) -> Carry | None:
+        spool = self.spool
+        if spool is None or not spool.exists():
+            return None
+        try:
+            carry = spool_carry(spool.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            bad = spool.with_name(spool.name + ".bad")
+            with contextlib.suppress(OSError):
+                os.replace(spool, bad)
+            self.log.error("mqtt_spool_unreadable", path=str(spool), set_aside=str(bad),
+                           error=str(exc))
+            return None
+        with contextlib.suppress(OSError):
+            spool.unlink()
+        self.log.info("mqtt_spool_read", path=str(spool), messages=len(carry.messages))
+        return carry

@@ -225,6 +225,12 @@ class HdlcLink:
         """Octets received that were no part of a frame (flags between frames aside)."""
         return self.connection.deframer.garbage_bytes
 
+    @property
+    def resends(self) -> int:
+        """Frames sent again: SNRM, DISC or a request after a timeout, an I frame the
+        meter's RR asked for again, a poll for a segment that did not come."""
+        return self._client_connection().retransmissions
+
     def opening(self) -> bytes | None:
         """SNRM."""
         return self._client_connection().connect()
@@ -282,6 +288,7 @@ class WrapperLink:
         self._early = bytearray()  # meter role: before a served client's first frame
         self._dropped_early = 0
         self._last = b""  # client role: the last frame sent, for a resend
+        self.resends = 0  # client role: requests sent again after a timeout
         self.connection: wrapper.WrapperConnection | None = None
         if len(saps) == 1:
             self._connect(saps[0])
@@ -380,6 +387,7 @@ class WrapperLink:
         return None
 
     def retry(self) -> bytes:
+        self.resends += 1
         return self._traced("tx", self._last, "resend ")
 
     def closing(self) -> bytes | None:

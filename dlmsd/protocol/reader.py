@@ -578,6 +578,12 @@ class MeterReader:
         return self.link.pending_octets + self._client.pending_octets
 
     @property
+    def resends(self) -> int:
+        """Frames the link sent again so far (after a timeout; for HDLC also what the
+        meter's RR asked for again): the metrics' resends."""
+        return self.link.resends
+
+    @property
     def result(self) -> Any:
         """The return value of the last job that finished."""
         return self._result

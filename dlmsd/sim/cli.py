@@ -76,6 +76,7 @@ from dlmsd.sim.fault import (
 from dlmsd.sim.fault import Action as FaultAction
 from dlmsd.sim.line import SerialLine
 from dlmsd.sim.model import Meter, MeterModel, bundled_model_path, load_model
+from dlmsd.sim.profile import ProfileQuirks, parse_quirk
 from dlmsd.sim.serve_serial import SerialSimulator, open_port
 from dlmsd.sim.server import MeterServer, Referencing, ServerOptions
 
@@ -550,6 +551,17 @@ def _faults(ctx: click.Context, param: click.Parameter,
     return faults
 
 
+def _quirks(ctx: click.Context, param: click.Parameter,
+            value: tuple[str, ...]) -> ProfileQuirks:
+    quirks = ProfileQuirks()
+    try:
+        for spec in value:
+            quirks = parse_quirk(spec, quirks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return quirks
+
+
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         click.echo(f"dlms-sim (dlmsd) {__version__}")
@@ -638,6 +650,12 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
               metavar="SECONDS",
               help="With --live: the clock runs this many seconds ahead (negative: behind) "
                    "of the real time, until a client sets it.")
+@click.option("--profile-quirk", "profile_quirks", multiple=True, metavar="QUIRK",
+              callback=_quirks,
+              help="Answer range reads of the profiles as some meters do (repeatable): "
+                   "refuse-range[:RESULT], refuse-deviation[:RESULT] (RESULT a "
+                   "data-access-result, default other-reason), clock-not-first, "
+                   "empty-range.")
 @click.option("-d", "--debug", type=click.IntRange(0, 7), default=4, show_default=True,
               help="Log level 0..7, syslog style; a level shows its lines and all more "
               "severe ones: 0 emerg, 1 alert, 2 crit (0..2: critical lines only), 3 err "
@@ -654,7 +672,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
          block_cipher_key: bytes, authentication_key: bytes, security: str,
          signing_key: Secret | None, client_public_key: bytes | None, ecdsa_ciphering: bool,
          invocation_counter: int | None, fault_specs: tuple[Fault, ...], live: bool,
-         clock_drift: float, debug: int, trace: bool) -> None:
+         profile_quirks: ProfileQuirks, clock_drift: float, debug: int,
+         trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
     if serial_device is not None and pty:
@@ -709,7 +728,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
             raise click.UsageError(f"HDLC server address: {exc}") from None
     model = _load(model_path)
     configure_logging(debug)
-    meter = Meter(model, live=live, started=now)
+    meter = Meter(model, live=live, started=now, quirks=profile_quirks)
     meter.clock_offset = clock_drift
     sys.exit(asyncio.run(_run(meter, settings)))
 

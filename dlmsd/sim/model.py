@@ -21,6 +21,9 @@ Extended register           4     0     2 value, 3 scaler_unit, 4 status, 5 capt
 Demand register             5     0     2 current_average_value, 3 last_average_value,
                                         4 scaler_unit, 5 status, 6 capture_time,
                                         7 start_time_current, 8 period, 9 number_of_periods
+Profile generic             7     1     2 buffer, 3 capture_objects, 4 capture_period,
+                                        5 sort_method, 6 sort_object, 7 entries_in_use,
+                                        8 profile_entries (rows: :mod:`dlmsd.sim.profile`)
 Clock                       8     0     2 time, 3 time_zone, 4 status, 5/6 daylight_savings
                                         begin/end, 7 ..._deviation, 8 ..._enabled, 9 clock_base
 Association SN             12     2     2 object_list, 3 access_rights_list,
@@ -49,6 +52,7 @@ for all its attributes and methods.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import random
@@ -79,6 +83,7 @@ from dlmsd.protocol.axdr import (
     Time,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.selective import CaptureObject
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
     ATTRIBUTE_STEP,
@@ -86,7 +91,14 @@ from dlmsd.protocol.sn import (
     LOGICAL_DEVICE_NAME_BASE_NAME,
 )
 from dlmsd.protocol.units import UNITS
-from dlmsd.protocol.xdlms import DataAccessResult
+from dlmsd.protocol.xdlms import DataAccessResult, SelectiveAccessDescriptor
+from dlmsd.sim.profile import (
+    MAX_PROFILE_ENTRIES,
+    Column,
+    ColumnKind,
+    Profile,
+    ProfileQuirks,
+)
 
 __all__ = [
     "ASSOCIATION_LN",
@@ -105,6 +117,7 @@ __all__ = [
     "Meter",
     "MeterModel",
     "MethodAccess",
+    "ProfileQuirks",
     "ReadContext",
     "ShortNameTarget",
     "ShortNames",
@@ -165,6 +178,11 @@ DEMAND_REGISTER: Final = InterfaceClass(
     ("logical_name", "current_average_value", "last_average_value", "scaler_unit", "status",
      "capture_time", "start_time_current", "period", "number_of_periods"),
     ("reset", "next_period"))
+PROFILE_GENERIC: Final = InterfaceClass(
+    7, 1, "profile-generic",
+    ("logical_name", "buffer", "capture_objects", "capture_period", "sort_method",
+     "sort_object", "entries_in_use", "profile_entries"),
+    ("reset", "capture"))
 CLOCK: Final = InterfaceClass(
     8, 0, "clock",
     ("logical_name", "time", "time_zone", "status", "daylight_savings_begin",
@@ -191,7 +209,8 @@ ASSOCIATION_SN: Final = InterfaceClass(
 
 #: The classes a model file may name, by name (the association is generated).
 CLASSES: Final[Mapping[str, InterfaceClass]] = MappingProxyType(
-    {c.name: c for c in (DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, CLOCK)})
+    {c.name: c for c in (DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, PROFILE_GENERIC,
+                         CLOCK)})
 _CLASSES_BY_ID: Final = {c.class_id: c for c in CLASSES.values()}
 
 #: Blue Book 4.4.3: "the current association" is 0.0.40.0.0.255.
@@ -228,13 +247,15 @@ class AssociationView:
 @dataclass(frozen=True)
 class ReadContext:
     """The moment of a read: ``now`` is an aware datetime (wall clock, for the live
-    clock), ``elapsed`` the seconds since the meter started (for live values)."""
+    clock), ``elapsed`` the seconds since the meter started (for live values);
+    ``quirks`` how the profiles answer (``--profile-quirk``)."""
 
     now: datetime
     elapsed: float
     live: bool
     seed: int
     association: AssociationView
+    quirks: ProfileQuirks = field(default_factory=ProfileQuirks)
     #: seconds the live clock is ahead of ``now`` (``--clock-drift``, a SET, a shift)
     clock_offset: float = 0.0
 
@@ -469,21 +490,29 @@ class CosemObject:
     name: str
     sources: Mapping[int, _Source] = field(repr=False)
     base_name: int | None = None
+    profile: Profile | None = field(default=None, repr=False)
 
     def access(self, attribute: int) -> AttributeAccess:
         if attribute == 1 or attribute in self.sources:
             return AttributeAccess.READ_ONLY
         return AttributeAccess.NO_ACCESS
 
-    def read(self, attribute: int, ctx: ReadContext) -> Data | DataAccessResult:
+    def read(self, attribute: int, ctx: ReadContext,
+             selection: SelectiveAccessDescriptor | None = None) -> Data | DataAccessResult:
         """The attribute's value, or the data-access-result that refuses it.
 
         Green Book, Data-Access-Result: an attribute the class does not define is
         ``object-undefined``; one it defines but this association may not read (its
         access_mode in the object_list is no_access) is ``read-write-denied``.
+        ``selection``: selective access, which only a profile's buffer has (Blue Book
+        4.3.6); on any other attribute it is ``other-reason``.
         """
         if not self.cls.has_attribute(attribute):
             return DataAccessResult.OBJECT_UNDEFINED
+        if selection is not None:
+            if self.profile is None or attribute != _BUFFER:
+                return DataAccessResult.OTHER_REASON
+            return self.profile.select(selection, ctx, ctx.quirks)
         if attribute == 1:
             return Data.octets(self.logical_name.to_bytes())
         source = self.sources.get(attribute)
@@ -499,12 +528,19 @@ class CosemObject:
             array of structure { method_id integer, access_mode enum }
         """
         attributes = tuple(
-            Data.structure(Data.int8(i), Data.enum(int(self.access(i))), Data.null())
+            Data.structure(Data.int8(i), Data.enum(int(self.access(i))), self._selectors(i))
             for i in range(1, len(self.cls.attributes) + 1))
         methods = tuple(
             Data.structure(Data.int8(i), Data.enum(int(MethodAccess.NO_ACCESS)))
             for i in range(1, len(self.cls.methods) + 1))
         return Data.array(*attributes), Data.array(*methods)
+
+    def _selectors(self, attribute: int) -> Data:
+        """access_selectors ::= CHOICE { null-data, array of integer }: a profile's
+        buffer offers 1 (by range) and 2 (by entry), every other attribute none."""
+        if self.profile is not None and attribute == _BUFFER:
+            return Data.array(Data.int8(1), Data.int8(2))
+        return Data.null()
 
     def object_list_element(self) -> Data:
         """This object's entry in the Association LN object_list (Blue Book 4.4.3)::
@@ -697,11 +733,13 @@ class Meter:
     """The meter being served: one model, shared by every connection.
 
     ``live`` makes values change with time: ``started`` (aware) is when the meter
-    started, and each read's ``now`` gives the elapsed time.
+    started, and each read's ``now`` gives the elapsed time.  ``quirks``: how the
+    profiles answer range accesses (``--profile-quirk``).
     """
 
     def __init__(self, model: MeterModel, *, live: bool = False,
-                 started: datetime | None = None) -> None:
+                 started: datetime | None = None,
+                 quirks: ProfileQuirks | None = None) -> None:
         if live and started is None:
             raise LocalProtocolError("a live meter needs its start time")
         self.model = model
@@ -712,6 +750,7 @@ class Meter:
         self.clock_offset = 0.0
         #: preset_adjusting_time's (preset, validity start, validity end), as instants
         self.clock_preset: tuple[datetime, datetime, datetime] | None = None
+        self.quirks = quirks if quirks is not None else ProfileQuirks()
 
     def lookup(self, class_id: int, logical_name: Obis) -> CosemObject | DataAccessResult:
         """The object addressed by a descriptor, or why not: ``object-undefined`` for a
@@ -729,27 +768,32 @@ class Meter:
         if self.live and self.started is not None:
             elapsed = (now - self.started).total_seconds()
         return ReadContext(now, elapsed, self.live, self.model.seed, association,
-                           self.clock_offset)
+                           quirks=self.quirks, clock_offset=self.clock_offset)
 
     def read(self, class_id: int, logical_name: Obis, attribute: int, *,
-             now: datetime, association: AssociationView) -> Data | DataAccessResult:
-        """LN referencing: one attribute by class id, logical name and index."""
+             now: datetime, association: AssociationView,
+             selection: SelectiveAccessDescriptor | None = None) -> Data | DataAccessResult:
+        """LN referencing: one attribute by class id, logical name and index, with
+        selective access when ``selection`` is given."""
         obj = self.lookup(class_id, logical_name)
         if isinstance(obj, DataAccessResult):
             return obj
-        return obj.read(attribute, self._context(now, association))
+        return obj.read(attribute, self._context(now, association), selection)
 
     def read_short_name(self, short_name: int, *, now: datetime,
-                        association: AssociationView) -> Data | DataAccessResult:
-        """SN referencing: the variable at ``short_name``.  A name that addresses
-        nothing is ``object-undefined``; a method's name is ``read-write-denied`` (every
-        method has no access; reading it would invoke it)."""
+                        association: AssociationView,
+                        selection: SelectiveAccessDescriptor | None = None
+                        ) -> Data | DataAccessResult:
+        """SN referencing: the variable at ``short_name`` (with parameterized access:
+        ``selection``).  A name that addresses nothing is ``object-undefined``; a
+        method's name is ``read-write-denied`` (every method has no access; reading it
+        would invoke it)."""
         target = self.model.short_names.find(short_name)
         if target is None:
             return DataAccessResult.OBJECT_UNDEFINED
         if target.method:
             return DataAccessResult.READ_WRITE_DENIED
-        return target.obj.read(target.attribute, self._context(now, association))
+        return target.obj.read(target.attribute, self._context(now, association), selection)
 
 
 # =========================================================================== loading
@@ -1092,6 +1136,166 @@ def _clock_sources(spec: Mapping[str, Any], path: str, chk: _Checker) -> dict[in
     }
 
 
+_REFERENCE: Final = re.compile(r"^\s*(?P<obis>[^:\s]+(?::[^:\s]+)?)\s*:\s*(?P<attr>\d{1,3})\s*$")
+_BUFFER: Final = 2  # class 7 attribute 2, the one with access selectors
+
+
+def _attribute_ref(node: str, path: str) -> tuple[Obis, int]:
+    """``"1.0.1.8.0.255:2"``: a logical name and an attribute index."""
+    match = _REFERENCE.match(node)
+    if match is None:
+        raise _not_allowed(path, node, "must be \"OBIS:attribute\" (e.g. \"1.0.1.8.0.255:2\")")
+    return _parse_obis(match["obis"], path), int(match["attr"])
+
+
+def _capture_of(obj: CosemObject, attribute: int, path: str, node: str) -> CaptureObject:
+    if obj.profile is not None or obj.cls is PROFILE_GENERIC:
+        raise _Invalid(path, f"{show_json(node)}: a profile cannot be captured")
+    if not obj.cls.has_attribute(attribute) or (attribute != 1
+                                                 and attribute not in obj.sources):
+        raise _Invalid(path, f"{show_json(node)}: {obj.cls.name} {obj.logical_name} has no "
+                             f"readable attribute {attribute}")
+    return CaptureObject(obj.cls.class_id, obj.logical_name, attribute)
+
+
+def _column(spec: Mapping[str, Any], path: str, by_name: Mapping[Obis, CosemObject]
+            ) -> tuple[Column, CosemObject]:
+    """One capture object of a profile, and the object it captures."""
+    where = f"{path}.object"
+    obis, attribute = _attribute_ref(spec["object"], where)
+    obj = by_name.get(obis)
+    if obj is None:
+        raise _Invalid(where, f"{show_json(spec['object'])}: {obis} is not an object of the "
+                              "model")
+    capture = _capture_of(obj, attribute, where, spec["object"])
+    generators = [k for k in ("start", "per_hour", "cycle") if k in spec]
+    if obj.cls is CLOCK and attribute == 2:
+        if generators:
+            raise _Invalid(f"{path}.{generators[0]}", "a clock column is the capture time; "
+                                                      "it takes no start, per_hour or cycle")
+        return Column(capture, ColumnKind.CLOCK), obj
+    if attribute == 1:
+        base = Data.octets(obj.logical_name.to_bytes())
+    else:
+        source = obj.sources[attribute]
+        if not isinstance(source, _Fixed | _LiveValue):
+            raise _Invalid(where, f"{show_json(spec['object'])}: its value is computed by the "
+                                  "simulator and cannot be captured")
+        base = source.data
+    if not generators:
+        return Column(capture, ColumnKind.CONSTANT, base), obj
+    if base.type not in _NUMERIC:
+        raise _Invalid(f"{path}.{generators[0]}", f"{show_json(spec['object'])} is "
+                       f"{base.type.asn1_name}: start, per_hour and cycle need a number")
+    if "cycle" in spec and len(generators) > 1:
+        raise _Invalid(f"{path}.cycle", "cycle excludes start and per_hour")
+    low, high = _INT_RANGES.get(base.type, (0, 0))
+    integral = base.type in _INT_RANGES
+
+    def number(value: Any, at: str) -> int | float:
+        if integral and (not isinstance(value, int) or not low <= value <= high):
+            raise _not_allowed(at, value, f"must be an integer from {low} to {high} "
+                                          f"({base.type.asn1_name})")
+        return value if integral else float(value)
+
+    if "cycle" in spec:
+        values = tuple(number(v, f"{path}.cycle[{i}]") for i, v in enumerate(spec["cycle"]))
+        return Column(capture, ColumnKind.CYCLE, base, cycle=values), obj
+    start = number(spec.get("start", base.value), f"{path}.start")
+    per_hour = spec.get("per_hour", 0)
+    if integral and not isinstance(per_hour, int):
+        raise _not_allowed(f"{path}.per_hour", per_hour, "must be an integer for an "
+                                                         f"{base.type.asn1_name} column")
+    return Column(capture, ColumnKind.COUNTER, base, start=start, per_hour=per_hour,
+                  low=low, high=high), obj
+
+
+def _profile_now(clock: CosemObject) -> Callable[[ReadContext], datetime]:
+    """The meter's time for a profile: the value of its clock (the real time with
+    ``--live``), or the wall clock when that value is not a complete date-time."""
+    def now(ctx: ReadContext) -> datetime:
+        value = clock.read(2, ctx)
+        if isinstance(value, Data) and isinstance(value.value, bytes):
+            try:
+                moment = DateTime.from_bytes(value.value).to_datetime()
+            except DecodeError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return moment
+        return ctx.now
+    return now
+
+
+def _parse_profile(spec: Mapping[str, Any], path: str, obis: Obis | None, chk: _Checker,
+                   by_name: Mapping[Obis, CosemObject]) -> CosemObject | None:
+    """A Profile Generic object (see the README's "Profiles"); None when it has a problem."""
+    if obis is None or path in chk.dirty:
+        return None
+    before = len(chk.problems)
+    base_name = chk.field(spec, "base_name", path,
+                          lambda node, where: _base_name(node, where, PROFILE_GENERIC))
+    columns: list[Column] = []
+    clocks: list[CosemObject] = []
+    for i, item in enumerate(spec["capture_objects"]):
+        at = f"{path}.capture_objects[{i}]"
+        if at in chk.dirty:
+            continue
+        parsed = chk.run(functools.partial(_column, item, at, by_name))
+        if parsed is not None:
+            if any(c.capture == parsed[0].capture for c in columns):
+                chk.problems.append(f"{at}.object: {show_json(item['object'])} is captured "
+                                    "twice")
+                continue
+            columns.append(parsed[0])
+            if parsed[0].kind is ColumnKind.CLOCK:
+                clocks.append(parsed[1])
+    if len(chk.problems) == before and not clocks:
+        chk.problems.append(f"{path}.capture_objects: a simulated profile needs a clock "
+                            "column (e.g. \"0.0.1.0.0.255:2\"): its rows are made from the "
+                            "capture time")
+    origin = chk.field(spec, "origin", path, _iso_datetime)
+    if origin is not None and origin.tzinfo is None:
+        chk.problems.append(f"{path}.origin: {show_json(spec['origin'])} has no UTC offset "
+                            "(e.g. \"2024-05-22T00:00:00+02:00\")")
+    period: int = chk.value(spec, "capture_period", path, 0)
+    interval: int | None = chk.value(spec, "interval", path, None) or period or None
+    if interval is None and f"{path}.capture_period" not in chk.dirty:
+        chk.problems.append(f"{path}.interval: required when capture_period is 0 (the "
+                            "seconds between two simulated rows)")
+    sort_object: CaptureObject | None = None
+    if "sort_object" in spec and f"{path}.sort_object" not in chk.dirty:
+        ref = chk.run(lambda: _attribute_ref(spec["sort_object"], f"{path}.sort_object"))
+        if ref is not None:
+            sort_object = next((c.capture for c in columns
+                                if (c.capture.logical_name, c.capture.attribute_index) == ref),
+                               None)
+            if sort_object is None and len(chk.problems) == before:
+                chk.problems.append(f"{path}.sort_object: {show_json(spec['sort_object'])} "
+                                    "is not one of the capture objects")
+    if len(chk.problems) > before or origin is None or interval is None:
+        return None
+    clock_source = clocks[0].sources[2]
+    assert isinstance(clock_source, _ClockTime)
+    entries: int = chk.value(spec, "profile_entries", path, 1)
+    profile = Profile(tuple(columns), period, interval, min(entries, MAX_PROFILE_ENTRIES),
+                      origin, clock_source.rules, _profile_now(clocks[0]), sort_object)
+    sources: dict[int, _Source] = {
+        index: _ProfileAttribute(profile, index) for index in range(2, 9)}
+    return CosemObject(PROFILE_GENERIC, obis, spec.get("name", ""), MappingProxyType(sources),
+                       base_name, profile)
+
+
+@dataclass(frozen=True)
+class _ProfileAttribute:
+    """Attributes 2..8 of a profile (values in :mod:`dlmsd.sim.profile`)."""
+
+    profile: Profile
+    index: int
+
+    def value(self, ctx: ReadContext) -> Data:
+        return self.profile.attribute(self.index, ctx, ctx.quirks)
+
+
 def _class_of(name: object) -> InterfaceClass | None:
     if isinstance(name, str):
         return CLASSES.get(name)
@@ -1214,6 +1418,7 @@ def parse_model(doc: object, source: str = "<model>") -> MeterModel:
     nodes = top.get("objects")
     paths: list[str] = []
     seen: dict[Obis, str] = {}
+    deferred: list[tuple[int, Mapping[str, Any], str, Obis | None]] = []
     for i, node in enumerate(nodes if isinstance(nodes, list) else []):
         path = f"$.objects[{i}]"
         if not isinstance(node, dict):
@@ -1224,10 +1429,22 @@ def parse_model(doc: object, source: str = "<model>") -> MeterModel:
             continue
         if obis is not None:
             seen[obis] = path
+        if _class_of(node.get("class")) is PROFILE_GENERIC:
+            deferred.append((len(objects), node, path, obis))
+            continue
         obj = _parse_object(node, path, obis, chk)
         if obj is not None:
             objects.append(obj)
             paths.append(path)
+    # Profiles capture other objects' attributes: they are parsed once all others are.
+    by_name = {o.logical_name: o for o in objects}
+    inserted = 0
+    for index, node, path, obis in deferred:
+        obj = _parse_profile(node, path, obis, chk, by_name)
+        if obj is not None:
+            objects.insert(index + inserted, obj)
+            paths.insert(index + inserted, path)
+            inserted += 1
     chk.problems += _place_short_names(tuple(objects), paths)[1]
     # Grouped by object (the schema's first within each), in document order.
     problems = sorted([message for _, message in found] + chk.problems, key=_object_order)

@@ -50,17 +50,20 @@ in one place (also in ``dlmsd/sim/README.md``):
 * SET and ACTION are offered but every attribute is read-only and every method has
   no access (as the object_list says): read-write-denied, or object-undefined for an
   object or attribute/method the meter does not have.
+* Selective access (LN, negotiated with selective-access; SN parameterized-access):
+  only a profile's buffer has access selectors (:mod:`dlmsd.sim.profile`); on any
+  other attribute it is other-reason.
 * SN Read: one result per variable-name, in order (object-undefined for a short name
-  that addresses nothing, read-write-denied for a method's); parameterized-access is
-  other-reason for an attribute (none has access selectors), read-write-denied for a
-  method, object-undefined for nothing.  A ReadResponse longer than the limit above
+  that addresses nothing, read-write-denied for a method's); parameterized-access reads
+  a profile's buffer selectively (other-reason for another attribute), read-write-denied
+  for a method, object-undefined for nothing. A ReadResponse longer than the limit above
   goes out as data-block-results whose raw data is the encoded result list; the client
   acknowledges each block with a ReadRequest of block-number-access (the number of the
   block received), checked as for GET-Request-Next (the same number again resends,
   another ends the read with data-block-number-invalid, none in progress:
-  no-long-get-in-progress).  Several variables without multiple-references are refused
+  no-long-get-in-progress). Several variables without multiple-references are refused
   with confirmed-service-error read (or write), service, service-unsupported, as SN
-  meters without the ExceptionResponse do.  Block accesses other than a lone
+  meters without the ExceptionResponse do. Block accesses other than a lone
   block-number-access (requests sent in blocks) are other-reason.
 * SN Write: every attribute is read-only and every method has no access: WriteResponse
   read-write-denied (object-undefined for a short name that addresses nothing); the
@@ -127,6 +130,7 @@ from dlmsd.protocol.xdlms import (
     GetResponseWithList,
     InitiateRequest,
     InitiateResponse,
+    SelectiveAccessDescriptor,
     ServiceErrorType,
     SetRequestNormal,
     SetRequestWithDatablock,
@@ -151,11 +155,13 @@ __all__ = [
 ]
 
 #: What the simulator offers with LN referencing (Green Book, conformance block): GET
-#: with block transfer and with-list, SET and ACTION (refused per attribute/method).
+#: with block transfer, with-list and selective access (the profiles' buffers), SET and
+#: ACTION (refused per attribute/method).
 SIM_CONFORMANCE: Final = (
     Conformance.GET
     | Conformance.SET
     | Conformance.ACTION
+    | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
     | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.MULTIPLE_REFERENCES
@@ -530,19 +536,21 @@ class MeterServer:
         return _exception(StateError.SERVICE_NOT_ALLOWED,
                           ExceptionServiceError.SERVICE_NOT_SUPPORTED)
 
-    def _read(self, descriptor: CosemAttributeDescriptor, now: datetime) -> GetDataResult:
+    def _read(self, descriptor: CosemAttributeDescriptor, now: datetime,
+              selection: SelectiveAccessDescriptor | None = None) -> GetDataResult:
         return self.meter.read(descriptor.class_id, descriptor.instance_id,
                                descriptor.attribute_id, now=now,
-                               association=self.association_view)
+                               association=self.association_view, selection=selection)
 
     def _get_normal(self, request: GetRequestNormal, now: datetime) -> bytes:
         self._long = None  # a new GET ends a long GET in progress
         if not self._negotiated(Conformance.GET):
             return self._not_supported()
-        if request.access_selection is not None:
-            return self._not_supported()  # selective-access is not offered
+        if (request.access_selection is not None
+                and not self._negotiated(Conformance.SELECTIVE_ACCESS)):
+            return self._not_supported()
         iid = request.invoke_id_and_priority
-        result = self._read(request.descriptor, now)
+        result = self._read(request.descriptor, now, request.access_selection)
         response = GetResponseNormal(result, iid).to_bytes()
         if len(response) <= self.response_limit or isinstance(result, DataAccessResult):
             return response
@@ -554,10 +562,12 @@ class MeterServer:
             # What a meter without multiple-references does: the with-list form of
             # GET is a service outside the negotiated conformance.
             return self._not_supported()
-        if any(item.access_selection is not None for item in request.attributes):
+        if (any(item.access_selection is not None for item in request.attributes)
+                and not self._negotiated(Conformance.SELECTIVE_ACCESS)):
             return self._not_supported()
         iid = request.invoke_id_and_priority
-        results = tuple(self._read(item.descriptor, now) for item in request.attributes)
+        results = tuple(self._read(item.descriptor, now, item.access_selection)
+                        for item in request.attributes)
         response = GetResponseWithList(results, iid).to_bytes()
         if len(response) <= self.response_limit:
             return response
@@ -772,7 +782,10 @@ class MeterServer:
                 return DataAccessResult.OBJECT_UNDEFINED
             if target.method:
                 return DataAccessResult.READ_WRITE_DENIED  # every method: no access
-            return DataAccessResult.OTHER_REASON  # no attribute has access selectors
+            # Selective access (a profile's buffer; other-reason for any other attribute).
+            return self.meter.read_short_name(
+                item.short_name, now=now, association=self.association_view,
+                selection=SelectiveAccessDescriptor(item.selector, item.parameter))
         return DataAccessResult.OTHER_REASON  # a request in blocks: not supported
 
     def _sn_next_block(self, number: int) -> bytes:

@@ -1,0 +1,1 @@
+"""``dlmsctl``: field tools (decode frames, discover a meter, probe its settings)."""
