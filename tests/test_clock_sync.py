@@ -406,3 +406,57 @@ def test_sim_shift_out_of_range_and_preset_outside_validity() -> None:
     assert invoke_clock(meter, clock, 5, valid, now) is ActionResult.SUCCESS
     assert invoke_clock(meter, clock, 4, Data.int8(0), now) is ActionResult.SUCCESS
     assert meter.clock_offset == 100
+
+
+def test_a_lost_request_measures_the_round_trip_of_its_resend() -> None:
+    """The first GET of the clock is lost: the round trip is that of the resend (0.4 s),
+    not from the first send (timeout + 0.4 s), so the drift is still exact."""
+    rig = Rig()
+    rig.wire.drop_to_meter = {rig.wire.sent_to_meter + 1}
+    result = rig.sync()
+    assert result.before.round_trip_s == pytest.approx(0.4)
+    assert _drift(result.before) == pytest.approx(120, abs=0.011)
+    assert any(note.event == "retry" for note in rig.wire.notes)
+
+
+class _Context:
+    """A JobContext without a reader: the job is driven by hand."""
+
+    def __init__(self) -> None:
+        from dlmsd.protocol.client import LnClient
+        self.client = LnClient()
+        self.times = (0.0, 0.0)
+        self.scalers: dict[Any, Any] = {}
+
+    def exchange_times(self) -> tuple[float, float]:
+        return self.times
+
+    def directory(self) -> Any:  # pragma: no cover - LN with class 8 needs none
+        raise AssertionError
+
+
+def test_without_deviation_time_zone_and_dst_deviation_are_read() -> None:
+    """A meter whose date-time leaves the deviation unspecified: the job reads
+    time_zone (3) and daylight_savings_deviation (7) once, and places the time with
+    them (summer: time_zone -120, DST 60: local = UTC + 3 h)."""
+    from dlmsd.protocol.reader import Fetch
+
+    context = _Context()
+    job = SyncClock(2.0, "set", VILNIUS, wall_offset=datetime(2026, 7, 1, 9, 0,
+                                                               tzinfo=UTC).timestamp())
+    run = job.run(context)  # type: ignore[arg-type]
+    first = next(run)
+    assert isinstance(first, Fetch) and first.targets[0].attribute_id == 2
+    context.times = (10.0, 10.2)
+    local = DateTime(2026, 7, 1, None, 12, 0, 10, 10, None,
+                     ClockStatus.DAYLIGHT_SAVING_ACTIVE)
+    second = run.send([Data.octets(local.to_bytes())])
+    assert isinstance(second, Fetch)
+    assert [t.attribute_id for t in second.targets] == [3, 7]
+    with pytest.raises(StopIteration) as done:
+        run.send([Data.int16(-120), Data.int8(60)])
+    result: ClockSyncResult = done.value.value
+    assert result.action == "none"
+    # the meter said 12:00:10.10 local = 09:00:10.10 UTC; the gateway's time at the
+    # middle of the round trip is 09:00:10.10
+    assert _drift(result.before) == pytest.approx(0.0, abs=1e-6)
