@@ -344,3 +344,21 @@ def test_gurux_reads_our_set_responses(hex_: str, error: int) -> None:
     client.getData(gurux.GXByteBuffer(bytes.fromhex("000100010010")
                                       + len(apdu).to_bytes(2, "big") + apdu), reply)
     assert reply.isComplete() and reply.error == error
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_object_list_shows_the_clock_settable_only_when_live(live: bool) -> None:
+    """Blue Book 4.4.3 access_rights: attribute access_mode 3 read-and-write for the
+    live clock's time (1 read-only otherwise), method access_mode 1 for methods 4..6."""
+    from dlmsd.protocol.client import ASSOCIATION_LN, ASSOCIATION_LN_CLASS
+
+    client, server, _ = _pair(live=live)
+    complete = _exchange(client, server, client.get(
+        [CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN, 2)]))
+    (clock,) = [item for item in complete.results[0].value
+                if item.value[2].value == Obis(0, 0, 1, 0, 0, 255).to_bytes()]
+    attributes, methods = (part.value for part in clock.value[3].value)
+    modes = {a.value[0].value: a.value[1].value for a in attributes}
+    method_modes = {m.value[0].value: m.value[1].value for m in methods}
+    assert modes[2] == (3 if live else 1) and modes[3] == 1
+    assert method_modes == {1: 0, 2: 0, 3: 0, 4: int(live), 5: int(live), 6: int(live)}

@@ -18,7 +18,9 @@ Blue Book (DLMS UA 1000-1) 4.5.1 "Clock", class 8:
 * method 6 ``shift_time`` (long, -900..900 s): the time moves by n seconds (outside the
   range: other-reason; another type: type-unmatched).
 
-Methods 1..3 (adjust to quarter, measuring period, minute) stay without access.
+Methods 1..3 (adjust to quarter, measuring period, minute) stay without access.  With
+``--live`` the object_list (LN) and access_rights_list (SN) show the clock's time as
+read-and-write and methods 4..6 with access.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ from typing import Final
 from dlmsd.errors import DecodeError
 from dlmsd.protocol.axdr import Data, DataType, DateTime
 from dlmsd.protocol.xdlms import ActionResult, DataAccessResult
-from dlmsd.sim.model import CosemObject, Meter
+from dlmsd.sim.model import CLOCK_CLASS_ID, SETTABLE_CLOCK_METHODS, CosemObject, Meter
 
 __all__ = ["CLOCK_CLASS", "CLOCK_METHODS", "invoke_clock", "set_clock_time"]
 
-CLOCK_CLASS: Final = 8
+CLOCK_CLASS: Final = CLOCK_CLASS_ID
 TIME: Final = 2
 ADJUST_TO_PRESET_TIME: Final = 4
 PRESET_ADJUSTING_TIME: Final = 5
 SHIFT_TIME: Final = 6
-#: The methods the simulator's live clock serves.
-CLOCK_METHODS: Final = frozenset({ADJUST_TO_PRESET_TIME, PRESET_ADJUSTING_TIME, SHIFT_TIME})
+#: The methods the simulator's live clock serves (the object_list says so too).
+CLOCK_METHODS: Final = SETTABLE_CLOCK_METHODS
 _SHIFT_MAX: Final = 900
 
 
