@@ -122,6 +122,15 @@ def _summary(config: Config) -> str:
         short = f" sn 0x{sig.address:04X}" if sig.address else ""
         lines.append(f"  {sig.signal_alias} [{sig.device_alias}] {sig.obis}:{sig.attribute}"
                      f"{cls}{short} {sig.signal_name!r}{state}")
+    if config.profiles:
+        lines += ["", "profiles:"]
+    for prof in config.profiles:
+        state = "" if prof.enable else " (disabled)"
+        every = ("every capture_period" if prof.interval_ms is None
+                 else f"every {prof.interval_ms} ms")
+        kept = "all columns" if prof.columns is None else f"{len(prof.columns)} column(s)"
+        lines.append(f"  {prof.profile_alias} [{prof.device_alias}] {prof.obis} by "
+                     f"{prof.access}, {every}, backfill {prof.backfill_hours} h, {kept}{state}")
     return "\n".join(lines)
 
 
@@ -174,6 +183,10 @@ def _table_text(snapshot: Snapshot, width: int | None = None) -> str:
         error = f" ({d.error})" if d.error else ""
         out.extend(textwrap.wrap(f"device {d.device_alias} {d.port}: {d.status.value}{error}",
                                  total, subsequent_indent="    ", break_on_hyphens=False))
+    for alias, read in (snapshot.profiles or {}).items():
+        span = f": {read[0]['ts']} .. {read[-1]['ts']}" if read else ""
+        out.append(f"profile {alias}: {len(read)} row{'' if len(read) == 1 else 's'}{span}"
+                   " (--json shows them)")
     return "\n".join(out)
 
 
@@ -320,7 +333,7 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
         if once:
             snapshot = asyncio.run(_run_once(config, trace))
             if port is not None:
-                snapshot = _filter(snapshot, port)
+                snapshot = _filter(snapshot, port, config)
             if as_json:
                 click.echo(table_json(snapshot))
             else:
@@ -337,10 +350,15 @@ def main(config_path: str, debug: int, trace: bool, port: str | None, check: boo
     sys.exit(code)
 
 
-def _filter(snapshot: Snapshot, port: str) -> Snapshot:
+def _filter(snapshot: Snapshot, port: str, config: Config) -> Snapshot:
     devices = tuple(d for d in snapshot.devices if port_matches(port, d.port))
     aliases = {d.device_alias for d in devices}
-    return Snapshot(devices, tuple(s for s in snapshot.signals if s.device_alias in aliases))
+    profiles = snapshot.profiles
+    if profiles is not None:
+        kept = {p.profile_alias for p in config.profiles if p.device_alias in aliases}
+        profiles = {alias: rows for alias, rows in profiles.items() if alias in kept}
+    return Snapshot(devices, tuple(s for s in snapshot.signals if s.device_alias in aliases),
+                    profiles)
 
 
 def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - convenience

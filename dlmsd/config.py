@@ -41,6 +41,7 @@ __all__ = [
     "Mode",
     "MqttConfig",
     "MqttTls",
+    "ProfileConfig",
     "Referencing",
     "SchemaPath",
     "SignalConfig",
@@ -213,6 +214,22 @@ class SignalConfig:
     topic: str | None = None
 
 
+@dataclass(frozen=True)
+class ProfileConfig:
+    """A load profile or event log (Profile Generic, class 7) read incrementally."""
+
+    device_alias: str
+    profile_alias: str
+    obis: Obis
+    enable: bool = True
+    #: How often new rows are read; None: the profile's capture_period.
+    interval_ms: int | None = None
+    backfill_hours: int = 24
+    access: str = "range"  # range | entry | all
+    #: The column keys (``OBIS:attribute``) to keep; None: all.
+    columns: tuple[str, ...] | None = None
+
+
 #: The WCC Lite's serial port names and the device paths they stand for, unless the
 #: configuration's ``ports`` says otherwise.  Elseta does not publish the mapping (the
 #: WCC Lite has PORT1, RS-485, and PORT2, RS-485 or RS-232); this table assumes
@@ -357,6 +374,8 @@ class Config:
     http: HttpConfig | None = None
     #: The MQTT output; None when the configuration has no ``mqtt`` object.
     mqtt: MqttConfig | None = None
+    #: Load profiles and event logs (``profiles``).
+    profiles: tuple[ProfileConfig, ...] = ()
 
     def port_path(self, name: str) -> str:
         """A ``-p`` name as the devices' ports are named: PORTn resolved through
@@ -378,6 +397,10 @@ class Config:
     def signals_of(self, alias: str) -> tuple[SignalConfig, ...]:
         return tuple(s for s in self.signals if s.device_alias == alias)
 
+    def profiles_of(self, alias: str) -> tuple[ProfileConfig, ...]:
+        """The enabled profiles of device ``alias``."""
+        return tuple(p for p in self.profiles if p.device_alias == alias and p.enable)
+
 
 _SECRET_KEYS = frozenset({"password", "block_cipher_key", "authentication_key",
                           "dedicated_key", "token"})
@@ -393,6 +416,7 @@ _SCHEMA = load_schema()
 _VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
 _DEVICE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["device"]["properties"]
 _SIGNAL_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["signal"]["properties"]
+_PROFILE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["profile"]["properties"]
 _MQTT_PROPS: Mapping[str, Any] = _SCHEMA["properties"]["mqtt"]["properties"]
 _TLS_PROPS: Mapping[str, Any] = _MQTT_PROPS["tls"]["properties"]
 
@@ -994,6 +1018,57 @@ def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, Dev
     )
 
 
+def _build_profile(index: int, item: Mapping[str, Any], known_devices: set[str],
+                   problems: list[str], bad: frozenset[str] = frozenset()
+                   ) -> ProfileConfig | None:
+    """One profile from ``item``; None if it has a problem (``bad``: the keys the schema
+    refused, reported already)."""
+    at = f"profiles[{index}]"
+    before = len(problems)
+    props = _PROFILE_PROPS
+    item = {key: value for key, value in item.items() if key not in bad}
+    alias = item.get("device_alias")
+    if alias is not None and alias not in known_devices:
+        choices = ", ".join(sorted(known_devices)) or "none are configured"
+        problems.append(f"{at}.device_alias: {_show(alias, None)} names no device "
+                        f"(devices: {choices})")
+    obis: Obis | None = None
+    text = item.get("obis")
+    if isinstance(text, str):
+        try:
+            obis = Obis.parse(text)
+        except ValueError as exc:
+            problems.append(f"{at}.obis: {_show(text, None)} is not allowed: {exc}")
+    columns: list[str] | None = None
+    raw_columns = item.get("columns")
+    if isinstance(raw_columns, list):
+        columns = []
+        for n, column in enumerate(raw_columns):
+            try:
+                code, attribute = parse_signal_obis(str(column))
+            except ValueError as exc:
+                problems.append(f"{at}.columns[{n}]: {_show(column, None)} is not allowed: "
+                                f"{exc}")
+                continue
+            key = f"{code}:{attribute}"
+            if key in columns:
+                problems.append(f"{at}.columns[{n}]: {_show(column, None)} is listed twice")
+            columns.append(key)
+    if len(problems) > before or obis is None or alias is None or bad:
+        return None
+    interval = item.get("interval_ms")
+    return ProfileConfig(
+        device_alias=alias,
+        profile_alias=item["profile_alias"],
+        obis=obis,
+        enable=bool(_get(item, props, "enable")),
+        interval_ms=None if interval is None else int(interval),
+        backfill_hours=int(_get(item, props, "backfill_hours")),
+        access=str(_get(item, props, "access")).lower(),
+        columns=None if columns is None else tuple(columns),
+    )
+
+
 def _default_client_id() -> str:
     return f"dlmsd-{platform.node() or 'localhost'}"
 
@@ -1096,14 +1171,18 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
                           [message for _, message in schema_found])
     raw_devices = doc.get("devices") if isinstance(doc.get("devices"), list) else []
     raw_signals = doc.get("signals") if isinstance(doc.get("signals"), list) else []
+    raw_profiles = doc.get("profiles") if isinstance(doc.get("profiles"), list) else []
     assert isinstance(raw_devices, list) and isinstance(raw_signals, list)
+    assert isinstance(raw_profiles, list)
     found_warnings: list[Problem] = [
         ((str(k),), f"{k}: unknown top-level key, ignored") for k in doc
         if k not in _SCHEMA["properties"]]
     found_warnings += _unknown_keys(raw_devices, "devices", _DEVICE_PROPS)
     found_warnings += _unknown_keys(raw_signals, "signals", _SIGNAL_PROPS)
+    found_warnings += _unknown_keys(raw_profiles, "profiles", _PROFILE_PROPS)
     problems = _duplicates(raw_devices, "device_alias", "devices")
     problems += _duplicates(raw_signals, "signal_alias", "signals")
+    problems += _duplicates(raw_profiles, "profile_alias", "profiles")
     warnings: list[str] = []
     ports = _ports_table(doc, any(parts[:1] == ("ports",) for parts, _ in schema_found))
 
@@ -1128,6 +1207,15 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if signal is not None:
             signal_list.append(signal)
 
+    profile_list: list[ProfileConfig] = []
+    for index, item in enumerate(raw_profiles):
+        if not isinstance(item, dict):
+            continue
+        profile = _build_profile(index, item, known, problems,
+                                 _bad_keys(schema_found, "profiles", index))
+        if profile is not None:
+            profile_list.append(profile)
+
     http = _build_http(doc, problems, warnings)
     mqtt: MqttConfig | None = None
     raw_mqtt = doc.get("mqtt")
@@ -1149,7 +1237,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
     assert isinstance(state_dir, str) and ports is not None  # the schema checked them
     return Config(tuple(device_list), tuple(signal_list), tuple(warning_list), source,
-                  state_dir, ports, http, mqtt)
+                  state_dir, ports, http, mqtt, tuple(profile_list))
 
 
 def load_config(path: str | Path) -> Config:

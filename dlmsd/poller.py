@@ -23,9 +23,10 @@ import enum
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
-from dlmsd.config import ClockSyncConfig, DeviceConfig, SignalConfig
+from dlmsd.config import ClockSyncConfig, DeviceConfig, ProfileConfig, SignalConfig
 from dlmsd.counters import CounterStore
 from dlmsd.errors import (
     AnswerLost,
@@ -37,8 +38,18 @@ from dlmsd.errors import (
     TransportError,
 )
 from dlmsd.ntp import GatewayClock, gateway_clock_state
+from dlmsd.profile_state import ProfileStateError, ProfileStateStore
+from dlmsd.protocol.axdr import DateTime
 from dlmsd.protocol.clock import ClockReading, ClockSyncResult
-from dlmsd.protocol.reader import AttributeRequest, MeterCache, MeterQuirks, ReadResult
+from dlmsd.protocol.reader import (
+    AttributeRequest,
+    Job,
+    MeterCache,
+    MeterQuirks,
+    ProfileResult,
+    ReadProfile,
+    ReadResult,
+)
 from dlmsd.signals import SignalTable
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
@@ -63,6 +74,11 @@ CLOSE_TIMEOUT_S = 10.0
 #: A clock sync put off because the gateway's clock is unsynchronised is tried again
 #: after this long (or min_interval_s, if shorter); nothing was sent to the meter.
 NTP_RECHECK_S = 60.0
+#: How often a profile without interval_ms and without a capture period (an event log)
+#: is read.
+DEFAULT_PROFILE_INTERVAL_S = 900.0
+
+T = TypeVar("T")
 
 
 class MeterSession(Protocol):
@@ -77,6 +93,10 @@ class MeterSession(Protocol):
     async def open(self) -> None: ...
 
     async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]: ...
+
+    async def run(self, job: Job[T]) -> T:
+        """Run another reader job (a profile read) in the same association."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -185,6 +205,8 @@ class Poller:
         bus: SerialBus | None = None,
         counters: Callable[[], CounterStore] | None = None,
         stats: PollStats | None = None,
+        profiles: Sequence[ProfileConfig] = (),
+        profile_state: ProfileStateStore | None = None,
         gateway_clock: Callable[[], GatewayClock] = gateway_clock_state,
     ) -> None:
         self.device = device
@@ -203,6 +225,12 @@ class Poller:
             for s in self.signals
         ]
         self._by_alias = {s.signal_alias: s for s in self.signals}
+        self.profiles = [p for p in profiles if p.enable]
+        self.profile_state = profile_state
+        #: profile alias -> the time of the last row read (None: backfill next)
+        self._last_row: dict[str, DateTime | None] = {}
+        #: profile alias -> when it is due next (the poller's monotonic clock)
+        self._profile_due: dict[str, float] = {}
         self._rejections = 0
         self._gateway_clock = gateway_clock
         self._next_clock_sync: float | None = None  # monotonic; None: after the next scan
@@ -283,6 +311,7 @@ class Poller:
                 self.phase = Phase.POLLING
                 async with self._turn():
                     await self._scan(session)
+                    await self._read_profiles(session, monotonic(), once)
                 scans += 1
                 took = monotonic() - next_scan
                 await self._clock_sync(session, monotonic)
@@ -388,6 +417,64 @@ class Poller:
         for result in results:
             self._publish(result, now)
         self.table.device_online(self.device.device_alias, now=now)
+
+    # -- profiles ------------------------------------------------------------------
+
+    def _since(self, profile: ProfileConfig) -> DateTime | None:
+        """Where the profile's reading stopped: in memory, else its state file."""
+        alias = profile.profile_alias
+        if alias not in self._last_row:
+            stamp: DateTime | None = None
+            if self.profile_state is not None:
+                try:
+                    stamp = self.profile_state.load(self.device.device_alias, alias,
+                                                    str(profile.obis))
+                except ProfileStateError as exc:
+                    self.log.warning("profile_state_unreadable", profile=alias,
+                                     error=str(exc), action="reading the backfill")
+            self._last_row[alias] = stamp
+        return self._last_row[alias]
+
+    async def _read_profiles(self, session: MeterSession, now: float, once: bool) -> None:
+        """Read the profiles that are due (all of them with ``once``), in this
+        association, after the scan; publish their rows in time order and record the
+        last one (in memory and in the state directory)."""
+        for profile in self.profiles:
+            alias = profile.profile_alias
+            if not once and self._profile_due.get(alias, now) > now:
+                continue
+            since = self._since(profile)
+            job = ReadProfile(
+                alias, profile.obis, datetime.fromtimestamp(self.clock(), UTC), since=since,
+                backfill=timedelta(hours=profile.backfill_hours), access=profile.access,
+                columns=None if profile.columns is None else frozenset(profile.columns))
+            result: ProfileResult = await session.run(job)
+            interval = (profile.interval_ms / 1000 if profile.interval_ms is not None
+                        else float(result.capture_period) or DEFAULT_PROFILE_INTERVAL_S)
+            self._profile_due[alias] = now + interval
+            if result.error is not None:
+                self.log.warning("profile_error", profile=alias, error=result.error)
+                continue
+            if result.unplaced:
+                self.log.warning("profile_rows_unplaced", profile=alias,
+                                 count=result.unplaced,
+                                 reason="the time of these entries is not specified")
+            self.log.info("profile_read", profile=alias, rows=len(result.rows),
+                          method=result.method,
+                          since=None if since is None else str(since),
+                          last=result.rows[-1].ts if result.rows else None)
+            if not result.rows:
+                continue
+            self.table.publish_rows(self.device.device_alias, alias,
+                                    [row.to_json() for row in result.rows])
+            last = result.rows[-1].time
+            self._last_row[alias] = last
+            if self.profile_state is not None:
+                try:
+                    self.profile_state.save(self.device.device_alias, alias,
+                                            str(profile.obis), last)
+                except ProfileStateError as exc:
+                    self.log.error("profile_state_not_saved", profile=alias, error=str(exc))
 
     def _publish(self, result: ReadResult, now: float) -> None:
         signal = self._by_alias.get(result.key)

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from dlmsd.config import ClockSyncConfig, DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
@@ -32,6 +32,7 @@ from dlmsd.protocol.clock import ClockSyncResult, SyncClock
 from dlmsd.protocol.reader import (
     DATA_CLASS,
     AttributeRequest,
+    Job,
     MeterQuirks,
     MeterReader,
     ReadAttributes,
@@ -43,6 +44,8 @@ from dlmsd.readers import build_reader, public_device
 from dlmsd.transport.bus import BusTransport
 from dlmsd.transport.serial import SerialTransport
 from dlmsd.transport.tcp import TcpTransport
+
+T = TypeVar("T")
 
 __all__ = ["DECODE_THREAD", "OFFLOAD_OCTETS", "DlmsSession", "Transport", "make_session"]
 
@@ -111,28 +114,29 @@ class DlmsSession:
         await self._drive(lambda: reader.state is ReaderState.READY)
 
     async def read(self, requests: Sequence[AttributeRequest]) -> list[ReadResult]:
+        results: list[ReadResult] = await self.run(ReadAttributes(tuple(requests)))
+        return results
+
+    async def run(self, job: Job[T]) -> T:
+        """Run any reader job in this association and return its result (``read``
+        runs :class:`ReadAttributes`; the poller :class:`ReadProfile`, dlmsctl its
+        discover job)."""
         reader = self.reader
         if reader is None:
             raise DlmsdError("not connected")
-        reader.submit(ReadAttributes(tuple(requests)), self._now())
+        reader.submit(job, self._now())
         await self._drive(lambda: reader.state is not ReaderState.BUSY)
-        results: list[ReadResult] = reader.result
-        return results
+        result: T = reader.result
+        return result
 
     async def sync_clock(self, settings: ClockSyncConfig) -> ClockSyncResult:
         """Run the clock sync job (:mod:`dlmsd.protocol.clock`) on this association.
         The job gets the gateway's wall clock as an offset from the reader's clock,
         taken here, where the I/O layer owns time."""
-        reader = self.reader
-        if reader is None:
-            raise DlmsdError("not connected")
         job = SyncClock(settings.max_drift_s,
                         "adjust" if settings.method == "adjust" else "set", settings.zone,
                         wall_offset=time.time() - self._now())
-        reader.submit(job, self._now())
-        await self._drive(lambda: reader.state is not ReaderState.BUSY)
-        result: ClockSyncResult = reader.result
-        return result
+        return await self.run(job)
 
     async def close(self) -> None:
         reader = self.reader

@@ -22,6 +22,7 @@ from dlmsd.protocol.values import Value
 __all__ = [
     "DeviceState",
     "DeviceStatus",
+    "ProfileRows",
     "SignalState",
     "SignalStatus",
     "SignalTable",
@@ -103,21 +104,47 @@ class DeviceState:
         }
 
 
+def _plain(value: Any) -> Any:
+    """A row's values for ``json.dumps``: Decimals as numbers, as signals give them."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(str(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class ProfileRows:
+    """New rows of a profile (oldest first), as the poller read them: each row is
+    ``{"ts", "values", "units", "status"}`` (and ``events``, ``errors`` when there are
+    any), values exact (Decimal for scaled registers)."""
+
+    device_alias: str
+    profile_alias: str
+    rows: tuple[dict[str, Any], ...]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A consistent copy of the whole table at one moment."""
 
     devices: tuple[DeviceState, ...]
     signals: tuple[SignalState, ...]
+    #: ``--once``: profile alias -> the rows read in that run (None: not collected).
+    profiles: dict[str, list[dict[str, Any]]] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "devices": [d.to_json() for d in self.devices],
             "signals": [s.to_json() for s in self.signals],
         }
+        if self.profiles is not None:
+            out["profiles"] = {alias: [_plain(row) for row in rows]
+                               for alias, rows in self.profiles.items()}
+        return out
 
 
-Change = SignalState | DeviceState
+Change = SignalState | DeviceState | ProfileRows
 Subscriber = Callable[[Change], None]
 
 
@@ -218,6 +245,13 @@ class SignalTable:
         self._devices[alias] = new
         if (new.status, new.error) != (old.status, old.error):
             self._notify(new)
+
+    def publish_rows(self, device_alias: str, profile_alias: str,
+                     rows: Iterable[dict[str, Any]]) -> None:
+        """New rows of a profile: to the subscribers (the outputs), not kept here."""
+        change = ProfileRows(device_alias, profile_alias, tuple(rows))
+        if change.rows:
+            self._notify(change)
 
     def device_connected(self, alias: str) -> None:
         old = self._devices[alias]

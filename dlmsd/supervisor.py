@@ -18,12 +18,13 @@ import asyncio
 import os
 from typing import Any
 
-from dlmsd.config import Config, DeviceConfig, SignalConfig
+from dlmsd.config import Config, DeviceConfig, ProfileConfig, SignalConfig
 from dlmsd.counters import CounterStore, open_counter_store
 from dlmsd.logsetup import get_logger, get_trace_logger, notice
 from dlmsd.poller import Poller, PollStats, SessionFactory
+from dlmsd.profile_state import ProfileStateStore
 from dlmsd.session import make_session
-from dlmsd.signals import SignalTable, Snapshot
+from dlmsd.signals import Change, ProfileRows, SignalTable, Snapshot
 from dlmsd.trace import FrameTracer
 from dlmsd.transport.bus import SerialBus
 from dlmsd.transport.serial import SerialSettings, SerialTransport
@@ -55,7 +56,8 @@ class Supervisor:
         self._pollers: dict[str, Poller] = {}
         #: Per device, what its pollers counted (kept across restarts; HTTP /metrics).
         self.stats: dict[str, PollStats] = {}
-        self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...]]] = {}
+        self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...],
+                                    tuple[ProfileConfig, ...]]] = {}
         self._buses: dict[str, SerialBus] = {}
 
     def _bus(self, device: DeviceConfig) -> SerialBus | None:
@@ -80,10 +82,13 @@ class Supervisor:
         bound = {"device": device.device_alias, "port": device.port_name}
         log = get_logger(**bound)
         tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace, dump_log=log)
+        directory = self.config.state_directory(os.environ)
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
                       tracer, self.session_factory, bus=self._bus(device),
                       counters=self._counters,
-                      stats=self.stats.setdefault(device.device_alias, PollStats()))
+                      stats=self.stats.setdefault(device.device_alias, PollStats()),
+                      profiles=self.config.profiles_of(device.device_alias),
+                      profile_state=ProfileStateStore(os.path.join(directory, "profiles")))
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:
         poller = self._poller(device)
@@ -93,7 +98,7 @@ class Supervisor:
         task.add_done_callback(self._task_done)
         self._tasks[alias] = task
         self._pollers[alias] = poller
-        self._keys[alias] = (device, self.config.signals_of(alias))
+        self._keys[alias] = self._key(self.config, alias)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -138,7 +143,7 @@ class Supervisor:
         changed = [
             alias for alias, key in self._keys.items()
             if alias not in {d.device_alias for d in config.devices}
-            or key != (config.device(alias), config.signals_of(alias))
+            or key != self._key(config, alias)
             or not config.device(alias).enable
         ]
         await self._stop_tasks(changed)
@@ -152,16 +157,38 @@ class Supervisor:
                 self._start(device)
         notice(self.log, "reloaded", devices=len(self._tasks), restarted=len(changed))
 
+    @staticmethod
+    def _key(config: Config, alias: str) -> tuple[DeviceConfig, tuple[SignalConfig, ...],
+                                                  tuple[ProfileConfig, ...]]:
+        """What a poller is built from: a change restarts it."""
+        return config.device(alias), config.signals_of(alias), config.profiles_of(alias)
+
     async def run_once(self) -> Snapshot:
-        """Poll every enabled device once (in parallel) and return the table."""
+        """Poll every enabled device once (in parallel) and return the table, with the
+        rows of every enabled profile read in this run (the first read of a profile is
+        its backfill) when the configuration has profiles."""
+        enabled = {d.device_alias for d in self.config.devices if d.enable}
+        rows: dict[str, list[dict[str, Any]]] = {
+            p.profile_alias: [] for p in self.config.profiles
+            if p.enable and p.device_alias in enabled}
+
+        def collect(change: Change) -> None:
+            if isinstance(change, ProfileRows) and change.profile_alias in rows:
+                rows[change.profile_alias].extend(change.rows)
+
+        unsubscribe = self.table.subscribe(collect)
         for device in self.config.devices:
             if device.enable:
                 self._start(device, once=True)
         try:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         finally:
+            unsubscribe()
             await self._stop_tasks(list(self._tasks))
-        return self.table.snapshot()
+        snapshot = self.table.snapshot()
+        if self.config.profiles:
+            snapshot = Snapshot(snapshot.devices, snapshot.signals, rows)
+        return snapshot
 
 
 def serial_settings(device: DeviceConfig) -> SerialSettings:

@@ -109,6 +109,7 @@ def render() -> str:
     parts += [_table(f"`devices[].{sub}`", inner, defs)
               for sub, inner in defs["device"]["properties"].items() if "properties" in inner]
     parts.append(_table("Signals (`signals[]`)", defs["signal"], defs))
+    parts.append(_table("Profiles (`profiles[]`)", defs["profile"], defs))
     return "\n".join(parts)
 
 

@@ -14,9 +14,12 @@ Vectors:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlmsd.errors import DecodeError, LocalProtocolError
 from dlmsd.protocol.apdu import decode_apdu
@@ -231,3 +234,43 @@ def _gurux_requests() -> dict[str, bytes]:
 def test_gurux_still_builds_the_vectors() -> None:
     assert _gurux_requests() == {
         "range": GURUX_RANGE, "columns": GURUX_RANGE_COLUMNS, "entry": GURUX_ENTRY}
+
+
+# ------------------------------------------------------------ round trips and fuzz
+_capture = st.builds(
+    CaptureObject, st.integers(0, 0xFFFF),
+    st.builds(Obis, *[st.integers(0, 255)] * 6), st.integers(-128, 127),
+    st.integers(0, 0xFFFF))
+
+
+@given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFF),
+       st.integers(0, 0xFFFF))
+def test_entry_round_trip(a: int, b: int, c: int, d: int) -> None:
+    access = EntryDescriptor(a, b, c, d)
+    raw = access.to_selection().to_bytes()
+    assert parse_access(SelectiveAccessDescriptor.from_bytes(raw)) == access
+
+
+@given(_capture, st.lists(_capture, max_size=4))
+def test_range_and_capture_objects_round_trip(restricting: CaptureObject,
+                                              selected: list[CaptureObject]) -> None:
+    access = RangeDescriptor(restricting, Data.uint32(1), Data.octets(bytes(12)),
+                             tuple(selected))
+    raw = access.to_selection().to_bytes()
+    assert parse_access(SelectiveAccessDescriptor.from_bytes(raw)) == access
+    assert parse_capture_objects(decode_data_all(encode_data(
+        build_capture_objects(selected)))) == tuple(selected)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64))
+def test_fuzz_parse_or_decode_error(raw: bytes) -> None:
+    try:
+        data = decode_data_all(raw)
+    except DecodeError:
+        return
+    for parse in (parse_capture_objects,
+                  lambda d: parse_access(SelectiveAccessDescriptor(1, d)),
+                  lambda d: parse_access(SelectiveAccessDescriptor(2, d))):
+        with contextlib.suppress(DecodeError):
+            parse(data)

@@ -15,5 +15,9 @@ def main() -> None:
 
 # Subcommands (one line each, so that tools built apart merge without conflict).
 from dlmsd.ctl.decode import decode  # noqa: E402
+from dlmsd.ctl.discover import discover  # noqa: E402
+from dlmsd.ctl.probe import probe  # noqa: E402
 
 main.add_command(decode)
+main.add_command(discover)
+main.add_command(probe)

@@ -15,6 +15,8 @@ Two halves, as everywhere in dlmsd:
   middle of a batch sends that batch again (at least once, never lost while it fits).
 
 Topics: ``<prefix>/<device_alias>/<signal_alias>`` (or the signal's ``topic``),
+``<prefix>/<device_alias>/profile/<profile_alias>`` (one JSON message per profile row,
+in time order, not retained, whatever ``format``),
 ``<prefix>/<device_alias>/status`` (retained) and ``<prefix>/status`` (retained
 ``online``; the broker's last will and a clean stop set ``offline``).
 
@@ -41,10 +43,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlmsd.config import Config, MqttConfig
+from dlmsd.protocol.profile import dumps_exact
 from dlmsd.signals import (
     Change,
     DeviceState,
     DeviceStatus,
+    ProfileRows,
     SignalState,
     SignalStatus,
     SignalTable,
@@ -64,6 +68,7 @@ __all__ = [
     "device_message",
     "iso_ms",
     "json_number",
+    "profile_topic",
     "signal_message",
     "signal_quality",
 ]
@@ -184,6 +189,10 @@ def signal_topic(cfg: MqttConfig, state: SignalState, topic: str | None = None) 
     return topic or f"{cfg.topic_prefix}/{state.device_alias}/{state.signal_alias}"
 
 
+def profile_topic(cfg: MqttConfig, device_alias: str, profile_alias: str) -> str:
+    return f"{cfg.topic_prefix}/{device_alias}/profile/{profile_alias}"
+
+
 def daemon_status_topic(cfg: MqttConfig) -> str:
     return f"{cfg.topic_prefix}/status"
 
@@ -282,6 +291,13 @@ class MqttPublisher:
 
     def on_change(self, change: Change) -> None:
         now = self.clock()
+        if isinstance(change, ProfileRows):
+            # one message per row, in time order, through the same queue; JSON
+            # whatever the format (a row is no single value), never retained
+            topic = profile_topic(self.cfg, change.device_alias, change.profile_alias)
+            for row in change.rows:
+                self._enqueue(Message(topic, dumps_exact(row).encode("utf-8"), False))
+            return
         if isinstance(change, DeviceState):
             if change.status is not DeviceStatus.DISABLED:
                 self._enqueue(device_message(self.cfg, change, now))

@@ -83,6 +83,7 @@ from dlmsd.protocol.xdlms import (
     InitiateRequest,
     InitiateResponse,
     Reassembler,
+    SelectiveAccessDescriptor,
     SetRequest,
     SetResponseDatablock,
     SetResponseLastDatablock,
@@ -109,6 +110,7 @@ __all__ = [
     "LnClient",
     "MethodTarget",
     "Released",
+    "SelectionRefused",
     "SendApdu",
     "SetComplete",
     "StaleResponse",
@@ -234,6 +236,14 @@ class ActionComplete:
 
 
 @dataclass(frozen=True)
+class SelectionRefused:
+    """The meter refused a read with selective access (LN) or parameterized access (SN)
+    with an ExceptionResponse or a confirmed-service-error: the association goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class StaleResponse:
     invoke_id: int
 
@@ -259,7 +269,7 @@ Directory = dict[Obis, tuple[int, int]]
 MethodTarget = CosemMethodDescriptor | int
 
 ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
-               | Authenticate | SetComplete | ActionComplete)
+               | Authenticate | SelectionRefused | SetComplete | ActionComplete)
 
 # What a meter may answer unciphered in a ciphered association: ExceptionResponse,
 # confirmed-service-error, RLRE, AARE.
@@ -440,8 +450,11 @@ class ClientBase:
         """The same object's attribute ``other`` (e.g. the scaler_unit of a value)."""
         raise NotImplementedError
 
-    def request(self, targets: Sequence[Target]) -> bytes:
-        """One request reading ``targets`` (GET-with-list or a multi-variable READ)."""
+    def request(self, targets: Sequence[Target],
+                selection: SelectiveAccessDescriptor | None = None) -> bytes:
+        """One request reading ``targets`` (GET-with-list or a multi-variable READ);
+        with ``selection``, the one target read with selective access (LN) or
+        parameterized access (SN)."""
         raise NotImplementedError
 
     def describe_request(self, targets: Sequence[Target]) -> str:
@@ -725,6 +738,7 @@ class LnClient(ClientBase):
         self._invoke_id = 0
         self._pending_count = 0
         self._pending_with_list = False
+        self._pending_selective = False
         self._blocks: BlockReassembler | None = None
         self._pending_kind = "get"  # or "set", "action"
         self._set_blocks: tuple[SetRequest, ...] = ()
@@ -745,15 +759,21 @@ class LnClient(ClientBase):
         # 0xC0 = high priority, confirmed service
         return 0xC0 | self._next_invoke_id_value()
 
-    def get(self, descriptors: Sequence[CosemAttributeDescriptor]) -> bytes:
-        """A GET for one attribute (normal) or several (with-list)."""
+    def get(self, descriptors: Sequence[CosemAttributeDescriptor],
+            selection: SelectiveAccessDescriptor | None = None) -> bytes:
+        """A GET for one attribute (normal, with ``selection`` if given) or several
+        (with-list)."""
         self._check("get")
         if not descriptors:
             raise LocalProtocolError("GET needs at least one attribute")
+        if selection is not None and len(descriptors) != 1:
+            raise LocalProtocolError("selective access is for one attribute at a time")
+        if selection is not None and not self.conformance & Conformance.SELECTIVE_ACCESS:
+            raise LocalProtocolError("the meter did not accept selective-access")
         iid = self._next_invoke_id()
         request: GetRequestNormal | GetRequestWithList
         if len(descriptors) == 1:
-            request = GetRequestNormal(descriptors[0], invoke_id_and_priority=iid)
+            request = GetRequestNormal(descriptors[0], selection, invoke_id_and_priority=iid)
         else:
             if not self.supports_with_list:
                 raise LocalProtocolError("the meter did not accept multiple-references")
@@ -765,6 +785,7 @@ class LnClient(ClientBase):
                 f"{self.server_max_receive_pdu_size}; request fewer attributes at once")
         self._pending_count = len(descriptors)
         self._pending_with_list = len(descriptors) > 1
+        self._pending_selective = selection is not None
         self._blocks = None
         self._pending_kind = "get"
         self.state = ClientState.WAITING
@@ -848,8 +869,10 @@ class LnClient(ClientBase):
         assert isinstance(target, CosemAttributeDescriptor)
         return CosemAttributeDescriptor(target.class_id, target.instance_id, other)
 
-    def request(self, targets: Sequence[Target]) -> bytes:
-        return self.get([t for t in targets if isinstance(t, CosemAttributeDescriptor)])
+    def request(self, targets: Sequence[Target],
+                selection: SelectiveAccessDescriptor | None = None) -> bytes:
+        return self.get([t for t in targets if isinstance(t, CosemAttributeDescriptor)],
+                        selection)
 
     def describe_request(self, targets: Sequence[Target]) -> str:
         first = targets[0]
@@ -895,6 +918,8 @@ class LnClient(ClientBase):
             self._set_blocks = ()
             if self._pending_with_list and self._pending_kind == "get":
                 return WithListRefused(str(error))
+            if self._pending_selective:
+                return SelectionRefused(str(error))
             raise error
         if self._pending_kind == "set":
             return self._on_set(response)

@@ -63,7 +63,8 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from dlmsd.errors import (
@@ -78,7 +79,7 @@ from dlmsd.errors import (
 )
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.actions import Action, Note, Send, SetLine, Trace
-from dlmsd.protocol.axdr import Data, DataType
+from dlmsd.protocol.axdr import Data, DataType, DateTime
 from dlmsd.protocol.client import (
     ActionComplete,
     Associated,
@@ -91,6 +92,7 @@ from dlmsd.protocol.client import (
     GetComplete,
     MethodTarget,
     Released,
+    SelectionRefused,
     SendApdu,
     SetComplete,
     StaleResponse,
@@ -107,7 +109,15 @@ from dlmsd.protocol.link import (
     WrapperLink,
 )
 from dlmsd.protocol.obis import Obis
+from dlmsd.protocol.profile import ProfileRow, Rows, clock_column, instant, rows_from_buffer
 from dlmsd.protocol.security import MAX_COUNTER
+from dlmsd.protocol.selective import (
+    CaptureObject,
+    EntryDescriptor,
+    RangeDescriptor,
+    parse_capture_objects,
+    parse_capture_period,
+)
 from dlmsd.protocol.units import unit_symbol
 from dlmsd.protocol.values import (
     Value,
@@ -116,7 +126,7 @@ from dlmsd.protocol.values import (
     scale,
     scaler_unit_attribute,
 )
-from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult
+from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult, SelectiveAccessDescriptor
 
 __all__ = [
     "MAX_NOISE_OCTETS",
@@ -130,7 +140,10 @@ __all__ = [
     "MeterIdentity",
     "MeterQuirks",
     "MeterReader",
+    "ProfileLayout",
+    "ProfileResult",
     "ReadAttributes",
+    "ReadProfile",
     "ReadResult",
     "ReaderSettings",
     "ReaderState",
@@ -182,9 +195,14 @@ class ReadResult:
 @dataclass(frozen=True)
 class Fetch:
     """Operation: read these attributes; the job gets one result per target, in order
-    (a Data value or a DataAccessResult)."""
+    (a Data value or a DataAccessResult).  With ``selection``, the one target is read
+    with that selective access (LN GET) or parameterized access (SN READ); a meter
+    that refuses it with an ExceptionResponse or a confirmed-service-error gives the
+    job ``DataAccessResult.OTHER_REASON`` (the reason is noted:
+    ``selective_access_refused``), the association goes on."""
 
     targets: tuple[Target, ...]
+    selection: SelectiveAccessDescriptor | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +249,19 @@ class JobContext(Protocol):
     def exchange_times(self) -> tuple[float, float]:
         """The last operation's times on the reader's clock: when its request went out
         (its last attempt's) and when the answer that ended it came."""
+        ...
+
+    @property
+    def quirks(self) -> MeterQuirks: ...
+
+    @property
+    def profile_layouts(self) -> dict[Obis, ProfileLayout]:
+        """The capture objects and capture period of the profiles read in this
+        association (read once per association)."""
+        ...
+
+    def note(self, name: str, level: str = "debug", **fields: object) -> None:
+        """A log note from the job."""
         ...
 
     def suspect(self, reason: str, *, directory: bool, scalers: Iterable[ScalerKey]) -> bool:
@@ -355,6 +386,330 @@ def _raw(value: Data) -> Any:
         raw, int | float | str | bool) else str(raw)
 
 
+# ------------------------------------------------------------------- profiles
+
+#: Profile Generic (Blue Book 4.3.6): class 7, its buffer (2), capture_objects (3),
+#: capture_period (4) and entries_in_use (7).
+PROFILE_CLASS = 7
+BUFFER, CAPTURE_OBJECTS, CAPTURE_PERIOD, ENTRIES_IN_USE = 2, 3, 4, 7
+#: Entries in the first window of a read by entry when the capture period does not
+#: tell how many are new (an event log); a window that does not reach back to the
+#: last row read grows fourfold, at most ENTRY_WINDOWS times per read.
+ENTRY_WINDOW = 16
+ENTRY_WINDOWS = 8
+#: How a profile's buffer is read, in the order tried (``access`` of the profile).
+PROFILE_ACCESS: Mapping[str, tuple[str, ...]] = {
+    "range": ("range", "entry", "all"),
+    "entry": ("entry", "all"),
+    "all": ("all",),
+}
+
+
+@dataclass(frozen=True)
+class ProfileLayout:
+    """What a profile's rows are: its capture objects and capture period (seconds)."""
+
+    columns: tuple[CaptureObject, ...]
+    capture_period: int
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """The rows of one profile read (oldest first), or why there are none."""
+
+    key: str
+    rows: list[ProfileRow] = field(default_factory=list)
+    method: str = ""  # range | range without deviation | entry | all
+    capture_period: int = 0
+    unplaced: int = 0  # entries whose time could not be known (not in rows)
+    error: str | None = None
+
+
+class _Unreadable(Exception):
+    """The profile cannot be read in this association (its result's error)."""
+
+
+@dataclass(frozen=True)
+class ReadProfile:
+    """Read the rows of a profile (class 7) captured after ``since`` (the time of the
+    last row read, excluded), or, without ``since``, those of the last ``backfill``.
+
+    Once per association: capture_objects and capture_period (:class:`ProfileLayout`);
+    once per meter (the :class:`MeterCache`): the scaler_unit of every register-like
+    column.  Then the meter's clock (the clock column's object: the range ends at the
+    meter's own "now") and the buffer, by ``access``:
+
+    * ``range``: selector 1 restricting on the clock column (wherever it is among the
+      capture objects), from ``since`` (or now - backfill) to now.  A meter that
+      refuses a range whose dates carry a deviation is asked again with the deviation
+      not specified (the meter's local time); one that refuses that too, or answers
+      an empty range where its last entry shows rows, is read by entry.  An empty
+      answer is otherwise no error.
+    * ``entry``: selector 2 over the last entries (``entries_in_use``, attribute 7), a
+      window sized from the capture period and grown until it reaches back to
+      ``since``; a meter that refuses it is read whole.
+    * ``all``: the whole buffer, without selective access.
+
+    What the meter refused is kept in :class:`MeterQuirks` (per profile), so the next
+    read goes straight to what works.  Rows at or before ``since`` (or before
+    now - backfill) are dropped: the range bounds are inclusive and entry windows
+    overlap, and no row is given twice.  A failure of the profile (refused, not
+    decodable) is the result's ``error``; a failure of the exchange raises.
+    """
+
+    key: str
+    obis: Obis
+    now: datetime  # the gateway's time (aware), used if the meter's clock is unreadable
+    since: DateTime | None = None
+    backfill: timedelta = timedelta(hours=24)
+    access: str = "range"
+    columns: frozenset[str] | None = None  # column keys to keep (None: all)
+    short_name: int = 0  # SN: the buffer's short name (0: from the object list)
+
+    def run(self, context: JobContext) -> JobRun[ProfileResult]:
+        try:
+            return (yield from self._run(context))
+        except _Unreadable as exc:
+            return ProfileResult(self.key, error=str(exc))
+
+    def _run(self, context: JobContext) -> JobRun[ProfileResult]:
+        client = context.client
+        directory: Directory = {}
+        if client.needs_object_list(PROFILE_CLASS, self.short_name):
+            directory = yield from context.directory()
+        outcome = client.target(self.obis, BUFFER, PROFILE_CLASS, self.short_name, directory)
+        if isinstance(outcome, str):
+            raise _Unreadable(outcome)
+        buffer = outcome[1]
+        layout = yield from self._layout(context, buffer)
+        columns = layout.columns
+        clock = clock_column(columns)
+        if clock is None:
+            raise _Unreadable(f"profile {self.obis} has no clock column (class 8 attribute 2) "
+                              f"among its capture objects {[str(c) for c in columns]}")
+        if not directory and any(client.needs_object_list(c.class_id, 0) for c in columns):
+            directory = yield from context.directory()
+        scalers = yield from self._scalers(context, columns, directory)
+        until = yield from self._meter_now(context, columns[clock], directory)
+        start = self.since if self.since is not None else _shifted(until, -self.backfill)
+        for method in PROFILE_ACCESS[self.access]:
+            if method == "range" and self.obis in context.quirks.range_refused:
+                continue
+            if method == "entry" and self.obis in context.quirks.entry_refused:
+                continue
+            if method == "range":
+                found = yield from self._by_range(context, buffer, layout, scalers, start, until)
+            elif method == "entry":
+                found = yield from self._by_entry(context, buffer, layout, scalers, start, until)
+            else:
+                found = yield from self._whole(context, buffer, layout, scalers)
+            if found is not None:
+                rows, how = found
+                kept = sorted((r for r in rows.rows if self._wanted(r, start)),
+                              key=lambda r: r.instant)
+                return ProfileResult(self.key, kept, how, layout.capture_period,
+                                     rows.unplaced)
+        raise _Unreadable(f"profile {self.obis}: the meter refused every access "
+                          f"({', '.join(PROFILE_ACCESS[self.access])})")
+
+    def _wanted(self, row: ProfileRow, start: DateTime) -> bool:
+        bound = instant(start)
+        if bound is None:
+            return True
+        return row.instant > bound if self.since is not None else row.instant >= bound
+
+    def _layout(self, context: JobContext, buffer: Target) -> JobRun[ProfileLayout]:
+        layout = context.profile_layouts.get(self.obis)
+        if layout is not None:
+            return layout
+        client = context.client
+        objects, period = yield Fetch((client.sibling(buffer, BUFFER, CAPTURE_OBJECTS),
+                                       client.sibling(buffer, BUFFER, CAPTURE_PERIOD)))
+        if isinstance(objects, DataAccessResult):
+            raise _Unreadable(f"profile {self.obis}: capture_objects: {objects.describe()}")
+        try:
+            columns = parse_capture_objects(objects)
+            seconds = 0 if isinstance(period, DataAccessResult) else parse_capture_period(
+                period)
+        except DecodeError as exc:
+            raise _Unreadable(f"profile {self.obis}: {exc}") from None
+        layout = context.profile_layouts[self.obis] = ProfileLayout(columns, seconds)
+        context.note("profile_layout", profile=self.key, columns=len(columns),
+                     capture_period_s=seconds)
+        return layout
+
+    def _scalers(self, context: JobContext, columns: tuple[CaptureObject, ...],
+                 directory: Directory) -> JobRun[dict[str, Scaler]]:
+        client = context.client
+        wanted: dict[ScalerKey, Target] = {}
+        keys: dict[str, ScalerKey] = {}
+        for column in columns:
+            su = (scaler_unit_attribute(column.class_id, column.attribute_index)
+                  if column.data_index == 0 else None)
+            if su is None:
+                continue
+            key = keys[column.key] = (column.logical_name, su)
+            if key in context.scalers or key in wanted:
+                continue
+            outcome = client.target(column.logical_name, su, column.class_id, 0, directory)
+            if isinstance(outcome, str):
+                context.remember_scaler(key, outcome)
+            else:
+                wanted[key] = outcome[1]
+        if wanted:
+            values = yield Fetch(tuple(wanted.values()))
+            for key, value in zip(wanted, values, strict=True):
+                context.remember_scaler(key, _scaler_of(value))
+        return {name: context.scalers.get(key, "scaler_unit missing")
+                for name, key in keys.items()}
+
+    def _meter_now(self, context: JobContext, clock: CaptureObject,
+                   directory: Directory) -> JobRun[DateTime]:
+        """The meter's time (its clock's attribute 2); the gateway's if unreadable."""
+        client = context.client
+        outcome = client.target(clock.logical_name, 2, clock.class_id, 0, directory)
+        why = outcome if isinstance(outcome, str) else ""
+        if not isinstance(outcome, str):
+            value = (yield Fetch((outcome[1],)))[0]
+            if isinstance(value, DataAccessResult):
+                why = value.describe()
+            else:
+                try:
+                    stamp = value.as_date_time()
+                except DecodeError as exc:
+                    stamp, why = None, str(exc)
+                if stamp is not None and instant(stamp) is not None:
+                    return stamp
+                why = why or f"not a valid time: {stamp}"
+        context.note("profile_clock_unreadable", "info", profile=self.key, reason=why,
+                     using="the gateway's time (UTC)")
+        return DateTime.from_datetime(self.now.astimezone(UTC))
+
+    def _rows(self, value: Data, layout: ProfileLayout, scalers: Mapping[str, Scaler],
+              ) -> Rows:
+        try:
+            return rows_from_buffer(value, layout.columns, scalers,
+                                    capture_period=layout.capture_period,
+                                    previous=self.since, keep=self.columns)
+        except DecodeError as exc:
+            raise _Unreadable(f"profile {self.obis}: {exc}") from None
+
+    def _range(self, clock: CaptureObject, start: DateTime, until: DateTime,
+               no_deviation: bool) -> SelectiveAccessDescriptor:
+        if no_deviation:
+            start, until = replace(start, deviation=None), replace(until, deviation=None)
+        return RangeDescriptor.between(clock, start, until).to_selection()
+
+    def _by_range(self, context: JobContext, buffer: Target, layout: ProfileLayout,
+                  scalers: Mapping[str, Scaler], start: DateTime, until: DateTime,
+                  ) -> JobRun[tuple[Rows, str] | None]:
+        quirks = context.quirks
+        clock = layout.columns[clock_column(layout.columns) or 0]
+        plain = self.obis in quirks.range_without_deviation
+        value = (yield Fetch((buffer,), self._range(clock, start, until, plain)))[0]
+        if isinstance(value, DataAccessResult) and not plain and (
+                start.deviation is not None or until.deviation is not None):
+            context.note("profile_range_refused", "info", profile=self.key,
+                         answer=value.describe(), retry="dates without deviation")
+            value = (yield Fetch((buffer,), self._range(clock, start, until, True)))[0]
+            if not isinstance(value, DataAccessResult):
+                plain = True
+                quirks.range_without_deviation.add(self.obis)
+                context.note("profile_range_without_deviation", "warning", profile=self.key,
+                             detail="the meter refuses dates with a deviation; they are "
+                                    "sent as its local time from now on")
+        if isinstance(value, DataAccessResult):
+            quirks.range_refused.add(self.obis)
+            context.note("profile_range_refused", "warning", profile=self.key,
+                         answer=value.describe(), fallback="by entry from now on")
+            return None
+        rows = self._rows(value, layout, scalers)
+        period = layout.capture_period
+        first, last = instant(start), instant(until)
+        if (not rows.rows and period and first is not None and last is not None
+                and (last - first).total_seconds() >= 2 * period):
+            # Nothing, where the capture period says there should be rows: some meters
+            # answer every range so. The last entry tells.
+            latest = yield from self._last_entry(context, buffer, layout, scalers)
+            if latest is not None and self._wanted(latest, start):
+                quirks.range_refused.add(self.obis)
+                context.note("profile_range_empty", "warning", profile=self.key,
+                             last_entry=latest.ts, fallback="by entry from now on")
+                return None
+        return rows, "range without deviation" if plain else "range"
+
+    def _entries_in_use(self, context: JobContext, buffer: Target) -> JobRun[int | None]:
+        value = (yield Fetch((context.client.sibling(buffer, BUFFER, ENTRIES_IN_USE),)))[0]
+        if isinstance(value, DataAccessResult):
+            context.note("profile_entries_unreadable", "info", profile=self.key,
+                         answer=value.describe())
+            return None
+        try:
+            return value.as_int()
+        except DecodeError as exc:
+            context.note("profile_entries_unreadable", "info", profile=self.key,
+                         answer=str(exc))
+            return None
+
+    def _last_entry(self, context: JobContext, buffer: Target, layout: ProfileLayout,
+                    scalers: Mapping[str, Scaler]) -> JobRun[ProfileRow | None]:
+        if self.obis in context.quirks.entry_refused:
+            return None
+        count = yield from self._entries_in_use(context, buffer)
+        if not count:
+            return None
+        value = (yield Fetch((buffer,), EntryDescriptor(count, count).to_selection()))[0]
+        if isinstance(value, DataAccessResult):
+            return None
+        rows = self._rows(value, layout, scalers).rows
+        return rows[-1] if rows else None
+
+    def _by_entry(self, context: JobContext, buffer: Target, layout: ProfileLayout,
+                  scalers: Mapping[str, Scaler], start: DateTime, until: DateTime,
+                  ) -> JobRun[tuple[Rows, str] | None]:
+        quirks = context.quirks
+        count = yield from self._entries_in_use(context, buffer)
+        if count is None:
+            quirks.entry_refused.add(self.obis)
+            context.note("profile_entry_refused", "warning", profile=self.key,
+                         fallback="the whole buffer from now on")
+            return None
+        if count == 0:
+            return Rows([]), "entry"
+        period = layout.capture_period
+        first, last = instant(start), instant(until)
+        window = ENTRY_WINDOW
+        if period and first is not None and last is not None:
+            window = max(1, int((last - first).total_seconds()) // period + 2)
+        rows = Rows([])
+        for _ in range(ENTRY_WINDOWS):
+            low = max(1, count - window + 1)
+            value = (yield Fetch((buffer,), EntryDescriptor(low, count).to_selection()))[0]
+            if isinstance(value, DataAccessResult):
+                quirks.entry_refused.add(self.obis)
+                context.note("profile_entry_refused", "warning", profile=self.key,
+                             answer=value.describe(), fallback="the whole buffer from now on")
+                return None
+            rows = self._rows(value, layout, scalers)
+            if low == 1 or (rows.rows and not self._wanted(rows.rows[0], start)):
+                break
+            window *= 4
+        return rows, "entry"
+
+    def _whole(self, context: JobContext, buffer: Target, layout: ProfileLayout,
+               scalers: Mapping[str, Scaler]) -> JobRun[tuple[Rows, str] | None]:
+        value = (yield Fetch((buffer,)))[0]
+        if isinstance(value, DataAccessResult):
+            raise _Unreadable(f"profile {self.obis}: buffer: {value.describe()}")
+        return self._rows(value, layout, scalers), "all"
+
+
+def _shifted(stamp: DateTime, delta: timedelta) -> DateTime:
+    base = stamp.to_datetime()
+    assert base is not None  # _meter_now gives a valid time
+    return DateTime.from_datetime(base + delta, clock_status=stamp.clock_status)
+
+
 def counter_from(result: ReadResult) -> int:
     """The invocation counter a read of the counter object gave (0..2**32-1), or an
     error naming what the meter answered instead."""
@@ -376,6 +731,14 @@ class MeterQuirks:
 
     #: The meter refused a GET-with-list (or multi-variable READ): one per request.
     no_get_with_list: bool = False
+    #: Profiles whose buffer the meter will not give by range (selector 1): refused,
+    #: or answered with nothing where an entry shows there are rows.
+    range_refused: set[Obis] = field(default_factory=set)
+    #: Profiles read by range with the dates' deviation "not specified" (the meter
+    #: refused a date with a deviation).
+    range_without_deviation: set[Obis] = field(default_factory=set)
+    #: Profiles whose buffer the meter will not give by entry (selector 2).
+    entry_refused: set[Obis] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -491,9 +854,12 @@ class MeterReader:
         self._reacting = False  # mode E: the reaction time before the ACK
         self._challenge = b""
         self._link_up = False
+        #: The accepted association (AARE, conformance, max PDU), once READY.
+        self.associated: Associated | None = None
         # per association: what of the cache was read in it (never suspected stale)
         self._fresh_directory = False
         self._fresh_scalers: set[ScalerKey] = set()
+        self._layouts: dict[Obis, ProfileLayout] = {}
         # the job under way
         self._job: Generator[Operation, Any, Any] | None = None
         self._op_sent = self._op_answered = 0.0  # the operation under way, the last one
@@ -521,6 +887,13 @@ class MeterReader:
     def remember_scaler(self, key: ScalerKey, value: Scaler) -> None:
         self.cache.scalers[key] = value
         self._fresh_scalers.add(key)
+
+    @property
+    def profile_layouts(self) -> dict[Obis, ProfileLayout]:
+        return self._layouts
+
+    def note(self, name: str, level: str = "debug", **fields: object) -> None:
+        self._note(name, level, **fields)
 
     def directory(self) -> JobRun[Directory]:
         """The meter's object list (read once per meter, see :class:`MeterCache`)."""
@@ -931,6 +1304,7 @@ class MeterReader:
     def _associate(self, now: float) -> None:
         self.state = ReaderState.ASSOCIATING
         self._fresh_directory, self._fresh_scalers = False, set()
+        self._layouts = {}
         self._request(self._client.associate(self._challenge), "AARQ", now,
                       self._on_association)
 
@@ -942,6 +1316,7 @@ class MeterReader:
         if not isinstance(event, Associated):
             raise RemoteProtocolError(f"unexpected answer to the AARQ: {event}")
         self.state = ReaderState.READY
+        self.associated = event
         self._note("associated", "info", conformance=event.conformance.describe(),
                    server_max_pdu=event.server_max_receive_pdu_size)
         self._check_cache(event)
@@ -1029,12 +1404,12 @@ class MeterReader:
         if done >= len(fetch.targets):
             self._advance(self._fetched, now)
             return
-        if not self._client.supports_with_list:
+        if not self._client.supports_with_list or fetch.selection is not None:
             self._size = 1
         while True:
             self._chunk = fetch.targets[done:done + self._size]
             try:
-                apdu = self._client.request(self._chunk)
+                apdu = self._client.request(self._chunk, fetch.selection)
                 break
             except RequestTooLarge as exc:
                 # max_list_size attributes do not fit in the meter's max PDU: halve
@@ -1061,6 +1436,11 @@ class MeterReader:
             self._next_chunk(now)
         elif isinstance(event, GetComplete):
             self._fetched.extend(event.results)
+            self._next_chunk(now)
+        elif isinstance(event, SelectionRefused):
+            self._note("selective_access_refused", "info",
+                       request=self._client.describe_request(self._chunk), reason=event.reason)
+            self._fetched.append(DataAccessResult.OTHER_REASON)
             self._next_chunk(now)
         else:
             raise RemoteProtocolError(f"unexpected answer to "

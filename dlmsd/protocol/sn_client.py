@@ -72,6 +72,7 @@ from dlmsd.protocol.client import (
     ClientState,
     Directory,
     MethodTarget,
+    SelectionRefused,
     SendApdu,
     SetComplete,
     StaleResponse,
@@ -110,6 +111,7 @@ from dlmsd.protocol.xdlms import (
     ExceptionResponse,
     GetDataResult,
     InitiateResponse,
+    SelectiveAccessDescriptor,
 )
 
 __all__ = [
@@ -162,6 +164,7 @@ class SnClient(ClientBase):
         #: from the InitiateResponse vaa-name.
         self.vaa_name = ASSOCIATION_SN_BASE_NAME
         self._pending_count = 0
+        self._pending_selective = False
         self._blocks: SnBlockReassembler | None = None
         self._pending_kind = "read"  # or "set", "action": a WriteRequest
 
@@ -188,6 +191,7 @@ class SnClient(ClientBase):
                 f"READ of {len(apdu)} bytes exceeds the meter's max PDU "
                 f"{self.server_max_receive_pdu_size}; request fewer variables at once")
         self._pending_count = len(items)
+        self._pending_selective = any(isinstance(i, ParameterizedAccess) for i in items)
         self._blocks = None
         self._pending_kind = "read"
         self.state = ClientState.WAITING
@@ -255,8 +259,18 @@ class SnClient(ClientBase):
         assert isinstance(target, int)
         return attribute_short_name(base_name_of(target, attribute), other)
 
-    def request(self, targets: Sequence[Target]) -> bytes:
-        return self.read([t for t in targets if isinstance(t, int)])
+    def request(self, targets: Sequence[Target],
+                selection: SelectiveAccessDescriptor | None = None) -> bytes:
+        names = [t for t in targets if isinstance(t, int)]
+        if selection is None:
+            return self.read(names)
+        if len(names) != 1:
+            raise LocalProtocolError("parameterized access is for one variable at a time")
+        # Blue Book 4.1.4 (SN): an attribute read with selective access is a READ with
+        # parameterized-access: the attribute's short name, the access selector and the
+        # access parameters.
+        return self.read([ParameterizedAccess(names[0], selection.access_selector,
+                                              selection.access_parameters)])
 
     def describe_request(self, targets: Sequence[Target]) -> str:
         names = [t for t in targets if isinstance(t, int)]
@@ -312,6 +326,8 @@ class SnClient(ClientBase):
             self._blocks = None
             if self._pending_count > 1 and not in_blocks:
                 return WithListRefused(str(error))
+            if self._pending_selective:
+                return SelectionRefused(str(error))
             raise error
         if self._pending_kind != "read":
             return self._on_write(response)

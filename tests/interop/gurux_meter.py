@@ -74,6 +74,7 @@ from gurux_dlms.objects import (
     GXDLMSAssociationLogicalName,
     GXDLMSClock,
     GXDLMSData,
+    GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
 from gurux_dlms.objects.enums.ApplicationContextName import ApplicationContextName
@@ -141,6 +142,18 @@ DEFAULT_DATA: tuple[DataSpec, ...] = (
     # COSEM logical device name as an octet-string (16 bytes)
     DataSpec("0.0.42.0.0.255", b"GRX0000012345678", DataType.OCTET_STRING),
 )
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """A Profile Generic (class 7): ``columns`` are (OBIS, attribute) of objects of the
+    meter (the clock 0.0.1.0.0.255 or a register), in capture order; each row has one
+    value per column (an aware datetime for the clock, the raw register value)."""
+
+    obis: str
+    columns: tuple[tuple[str, int], ...]
+    rows: tuple[tuple[Any, ...], ...]
+    capture_period: int = 900
+
 
 # Fixed clock value so tests can assert it exactly (deviation 0, i.e. UTC).
 CLOCK_TIME = _dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=_dt.UTC)
@@ -248,6 +261,53 @@ class _Register(GXDLMSRegister):
         return super().getValue(settings, e)
 
 
+def _stamp(value: Any) -> float:
+    """A buffer or range date as UTC seconds (gurux gives GXDateTime or datetime)."""
+    if isinstance(value, GXDateTime):
+        value = value.value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return float(value.timestamp())
+
+
+class _ProfileGeneric(GXDLMSProfileGeneric):
+    """gurux bugs S20-S22: the stock buffer read with selective access calls
+    ``e.getRowEndIndex()``, which ValueEventArgs does not have (S20, every selective
+    access fails); by range it compares the start date with 0 (S21, TypeError) and
+    restricts on the first column whatever the restricting object; by entry it takes
+    to_entry for a count and, for "all columns", answers structures without their
+    values (S22).  This serves the buffer as Blue Book 4.3.6 says: selector 1 keeps
+    the rows whose restricting object's value lies in from..to (both included),
+    selector 2 entries from_entry..to_entry (0: the last), every column."""
+
+    def getValue(self, settings: Any, e: Any) -> Any:  # noqa: N802
+        if e.index != 2 or not e.selector or e.parameters is None or e.rowEndIndex != 0:
+            if e.index == 7:
+                return len(self.buffer)
+            return super().getValue(settings, e)
+        params = e.parameters
+        if e.selector == 1:
+            restricting, start, end = params[0], params[1], params[2]
+            column = next(n for n, (obj, co) in enumerate(self.captureObjects)
+                          if obj.logicalName == _GXCommon.toLogicalName(restricting[1])
+                          and co.attributeIndex == restricting[2])
+            info = _GXDataInfo()
+            info.type_ = DataType.DATETIME
+            low = _stamp(_GXCommon.getData(settings, GXByteBuffer(start), info).value)
+            info.clear()
+            info.type_ = DataType.DATETIME
+            high = _stamp(_GXCommon.getData(settings, GXByteBuffer(end), info).value)
+            table = [row for row in self.buffer if low <= _stamp(row[column]) <= high]
+        elif e.selector == 2:
+            first = max(1, params[0])
+            last = params[1] or len(self.buffer)
+            table = self.buffer[first - 1:last]
+        else:
+            e.error = ErrorCode.READ_WRITE_DENIED
+            return None
+        return self.getData(settings, e, table, None)
+
+
 class _GuruxServer(GXDLMSSecureServer):
     """One gurux server instance per TCP connection (gurux keeps per-link state in it)."""
 
@@ -296,6 +356,16 @@ class _GuruxServer(GXDLMSSecureServer):
             clock = GXDLMSClock("0.0.1.0.0.255")
             clock.time = GXDateTime(m.clock_time)
             self.items.append(clock)
+        for spec in m.profiles:
+            profile = _ProfileGeneric(spec.obis)
+            for obis, attribute in spec.columns:
+                target = next(o for o in self.items if o.logicalName == obis)
+                profile.addCaptureObject(target, attribute, 0)
+            profile.capturePeriod = spec.capture_period
+            profile.buffer = [[GXDateTime(v) if isinstance(v, _dt.datetime) else v
+                               for v in row] for row in spec.rows]
+            profile.profileEntries = max(len(spec.rows), 1)
+            self.items.append(profile)
         # gurux bug S1: initialize() does objectList.append(self.items) (a collection into
         # a collection -> TypeError) when the association's objectList is empty, and it
         # creates the association itself that way when none was added.  Add our own
@@ -569,7 +639,7 @@ class _GuruxServer(GXDLMSSecureServer):
     # -- ACTION (only reply_to_HLS_authentication is supported) ------------------------
     def handleCommand(self, cmd: Any, data: Any, sr: Any) -> Any:  # noqa: N802
         if cmd == Command.SET_REQUEST and self.meter.clock_writable:
-            # gurux bug S20: GXDLMSLNCommandHandler.handleSetRequestNormal() calls
+            # gurux bug S23: GXDLMSLNCommandHandler.handleSetRequestNormal() calls
             # p.isMultipleBlocks(), which GXDLMSLNParameters does not have: every SET
             # raises (no answer).
             frame = self.settings.getNextSend(False) if self.replyData else 0
@@ -751,6 +821,7 @@ class GuruxMeter:
     registers / data / clock_time: the object model (see DEFAULT_*).
     clock_writable: the clock's time (attribute 2) may be SET (gurux's own SET handling
         stores the value; the clock does not run).
+    profiles: Profile Generic objects over those (:class:`ProfileSpec`).
     idle_timeout: close a connection idle for this many seconds.
     trace: record every received/sent frame in meter.frames.
     fix_glo_requests: install the process-wide fix for gurux bug S15 on start() (needed
@@ -782,6 +853,7 @@ class GuruxMeter:
         data: Sequence[DataSpec] = DEFAULT_DATA,
         clock_time: _dt.datetime | None = CLOCK_TIME,
         clock_writable: bool = False,
+        profiles: Sequence[ProfileSpec] = (),
         idle_timeout: float = 30.0,
         trace: bool = False,
         fix_glo_requests: bool = True,
@@ -828,6 +900,7 @@ class GuruxMeter:
         self.data = tuple(data)
         self.clock_time = clock_time
         self.clock_writable = clock_writable
+        self.profiles = tuple(profiles)
         self.idle_timeout = idle_timeout
         self.trace = trace
         self.fix_glo_requests = fix_glo_requests

@@ -290,3 +290,49 @@ def test_c1_plain_client_cannot_do_hls() -> None:
 def test_c2_secure_client_defaults_to_short_names() -> None:
     assert GXDLMSSecureClient().useLogicalNameReferencing is False
     assert GXDLMSClient().useLogicalNameReferencing is True
+
+
+def _stock_profile() -> tuple[Any, Any]:
+    import datetime as dt
+
+    from gurux_dlms import GXDateTime
+    from gurux_dlms.objects import GXDLMSClock, GXDLMSProfileGeneric
+
+    settings = GXDLMSSettings(True, None)
+    profile = GXDLMSProfileGeneric("1.0.99.1.0.255")
+    profile.addCaptureObject(GXDLMSClock("0.0.1.0.0.255"), 2, 0)
+    profile.addCaptureObject(GXDLMSRegister("1.0.1.8.0.255"), 2, 0)
+    start = dt.datetime(2024, 5, 6, tzinfo=dt.UTC)
+    profile.buffer = [[GXDateTime(start + dt.timedelta(minutes=15 * n)), 100 + n]
+                      for n in range(8)]
+    return settings, profile
+
+
+def test_s20_selective_access_calls_a_missing_method() -> None:
+    settings, profile = _stock_profile()
+    e = ValueEventArgs(settings, profile, 2, 2, [3, 4, 1, 0])
+    with pytest.raises(AttributeError, match="getRowEndIndex"):
+        profile.getValue(settings, e)
+
+
+def test_s21_range_compares_the_start_date_with_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, profile = _stock_profile()
+    monkeypatch.setattr(ValueEventArgs, "getRowEndIndex", lambda self: self.rowEndIndex,
+                        raising=False)  # past S20
+    date = bytearray.fromhex("07e80506ff000000000000ff")
+    e = ValueEventArgs(settings, profile, 2, 1, [
+        [8, bytearray.fromhex("0000010000ff"), 2, 0], date, date, []])
+    with pytest.raises(TypeError, match="'>=' not supported"):
+        profile.getValue(settings, e)
+
+
+def test_s22_entry_takes_to_entry_for_a_count_and_drops_the_values(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, profile = _stock_profile()
+    monkeypatch.setattr(ValueEventArgs, "getRowEndIndex", lambda self: self.rowEndIndex,
+                        raising=False)  # past S20
+    # entries 3..4, all columns: Blue Book says 2 entries of 2 values
+    e = ValueEventArgs(settings, profile, 2, 2, [3, 4, 1, 0])
+    answer = bytes(profile.getValue(settings, e))
+    # 4 entries (to_entry read as a count), each a structure of 1 with no value at all
+    assert answer == bytes.fromhex("01 04 0201 0201 0201 0201")
