@@ -14,10 +14,13 @@ import difflib
 import enum
 import ipaddress
 import json
+import os
 import platform
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, cast
@@ -96,6 +99,41 @@ def ciphers_every_apdu(auth: Auth, security: str, block_cipher_key: bool) -> boo
 
 
 @dataclass(frozen=True)
+class ClockSyncConfig:
+    """A device's ``clock_sync`` (see config_schema.json and docs/clock.md)."""
+
+    max_drift_s: float
+    min_interval_s: int = 3600
+    method: str = "set"  # or "adjust"
+    #: what the configuration named (None: the gateway's local zone, resolved in zone)
+    time_zone: str | None = None
+    zone: tzinfo = field(default=UTC, compare=False)
+    #: the zone's name for log lines
+    zone_name: str = "UTC"
+    require_ntp_sync: bool = True
+
+
+def local_zone() -> tuple[tzinfo, str]:
+    """The gateway's local time zone and its name: ``$TZ`` (an IANA name), else the zone
+    /etc/localtime links to, else /etc/localtime's own rules, else UTC."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name), name
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "/zoneinfo/" in target:
+            key = target.split("/zoneinfo/", 1)[1]
+            return zoneinfo.ZoneInfo(key), key
+        with open("/etc/localtime", "rb") as rules:
+            return zoneinfo.ZoneInfo.from_file(rules, key="localtime"), "localtime"
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return UTC, "UTC"
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """One meter. Serial settings are meaningful only when ``ip`` is not set."""
 
@@ -140,6 +178,8 @@ class DeviceConfig:
     #: The WCC Lite port name ``device`` was given as (``PORT1``), resolved through the
     #: ``ports`` table to the device path in ``device``; None for a path or TCP.
     port_alias: str | None = None
+    #: Keep the meter's clock in step (None: never set it).
+    clock_sync: ClockSyncConfig | None = None
 
     @property
     def ciphered(self) -> bool:
@@ -413,6 +453,8 @@ def _bounds(schema: Mapping[str, Any]) -> str:
     lo, hi = schema.get("minimum"), schema.get("maximum")
     if lo is not None and hi is not None:
         return f"must be {noun} from {lo} to {hi}"
+    if "exclusiveMinimum" in schema and hi is not None:
+        return f"must be {noun} greater than {schema['exclusiveMinimum']} and at most {hi}"
     if lo is not None:
         return f"must be {noun} of at least {lo}"
     if hi is not None:
@@ -725,6 +767,8 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         at, item, auth, mode, security, problems, warnings,
         sure=ciphering_known and mode_known)
 
+    clock_sync = _clock_sync(at, item.get("clock_sync"), problems)
+
     serial_number = int(_get(item, props, "serial_number"))
     formula = item.get("address_formula")
     if formula is not None:
@@ -777,7 +821,32 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
         read_invocation_counter=read_counter,
         invocation_counter_obis=counter_obis,
         public_client_address=public_client,
+        clock_sync=clock_sync,
     )
+
+
+def _clock_sync(at: str, item: object, problems: list[str]) -> ClockSyncConfig | None:
+    """The device's ``clock_sync`` object (the schema has checked its keys and types)."""
+    if not isinstance(item, Mapping):
+        return None
+    props = _DEVICE_PROPS["clock_sync"]["properties"]
+    name = item.get("time_zone")
+    if name is None:
+        zone, zone_name = local_zone()
+    else:
+        try:
+            zone, zone_name = zoneinfo.ZoneInfo(str(name)), str(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            problems.append(f"{at}.clock_sync.time_zone: {_show(name, None)} is not allowed: "
+                            "not an IANA time zone known here (e.g. Europe/Vilnius, UTC)")
+            return None
+    return ClockSyncConfig(
+        max_drift_s=float(item["max_drift_s"]),
+        min_interval_s=int(_get(item, props, "min_interval_s")),
+        method=str(_get(item, props, "method")).lower(),
+        time_zone=None if name is None else str(name),
+        zone=zone, zone_name=zone_name,
+        require_ntp_sync=bool(_get(item, props, "require_ntp_sync")))
 
 
 def _check_password(at: str, auth: Auth, password_text: object, bad: bool,

@@ -7,6 +7,12 @@ poller supervises itself with a :class:`Phase` and a bounded back-off: a network
 failure waits ``reconnect_time``; a rejected association (wrong password or key) waits
 much longer and grows, because meters lock out after repeated bad passwords.  A session
 is always closed (RLRQ, DISC) in ``finally``.
+
+A device with ``clock_sync`` gets its meter's clock checked after a scan, at most once
+per ``min_interval_s`` (the first time after the first scan), and never while the
+gateway's own clock is unsynchronised (:mod:`dlmsd.ntp`; unknown counts as
+unsynchronised, unless ``require_ntp_sync`` is 0): the check then waits
+:data:`NTP_RECHECK_S` and nothing is sent to the meter.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from dlmsd.config import DeviceConfig, ProfileConfig, SignalConfig
+from dlmsd.config import ClockSyncConfig, DeviceConfig, ProfileConfig, SignalConfig
 from dlmsd.counters import CounterStore
 from dlmsd.errors import (
     AnswerLost,
@@ -31,8 +37,10 @@ from dlmsd.errors import (
     LinkOutOfStep,
     TransportError,
 )
+from dlmsd.ntp import GatewayClock, gateway_clock_state
 from dlmsd.profile_state import ProfileStateError, ProfileStateStore
 from dlmsd.protocol.axdr import DateTime
+from dlmsd.protocol.clock import ClockReading, ClockSyncResult
 from dlmsd.protocol.reader import (
     AttributeRequest,
     Job,
@@ -63,6 +71,9 @@ AUTH_BACKOFF_MIN_S = 60.0
 AUTH_BACKOFF_MAX_S = 900.0
 # Releasing an association on the way out may not take longer than this.
 CLOSE_TIMEOUT_S = 10.0
+#: A clock sync put off because the gateway's clock is unsynchronised is tried again
+#: after this long (or min_interval_s, if shorter); nothing was sent to the meter.
+NTP_RECHECK_S = 60.0
 #: How often a profile without interval_ms and without a capture period (an event log)
 #: is read.
 DEFAULT_PROFILE_INTERVAL_S = 900.0
@@ -88,6 +99,11 @@ class MeterSession(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    async def sync_clock(self, settings: ClockSyncConfig) -> ClockSyncResult:
+        """Check (and set) the meter's clock: see :mod:`dlmsd.protocol.clock`.  Only
+        called for a device with ``clock_sync``."""
+        ...
 
 
 #: Upper bounds (seconds) of the scan duration histogram of :class:`PollStats`.
@@ -148,6 +164,16 @@ class SessionContext:
 SessionFactory = Callable[[DeviceConfig, SessionContext], MeterSession]
 
 
+def _reading(prefix: str, reading: ClockReading) -> dict[str, Any]:
+    """A clock reading's log fields: the meter's time as it sent it, the gateway's at
+    the middle of the round trip, the drift and the round trip."""
+    drift = reading.drift_s
+    return {f"{prefix}meter_time": reading.describe(),
+            f"{prefix}gateway_time": reading.gateway_time.isoformat(timespec="milliseconds"),
+            f"{prefix}drift_s": None if drift is None else round(drift, 3),
+            f"{prefix}round_trip_ms": round(reading.round_trip_s * 1000, 1)}
+
+
 def _dropped_link(error: BaseException) -> bool:
     """A connection the meter closed or reset (not a timeout, not a protocol error)."""
     return isinstance(error, TransportError) and not isinstance(error, DlmsTimeout)
@@ -181,6 +207,7 @@ class Poller:
         stats: PollStats | None = None,
         profiles: Sequence[ProfileConfig] = (),
         profile_state: ProfileStateStore | None = None,
+        gateway_clock: Callable[[], GatewayClock] = gateway_clock_state,
     ) -> None:
         self.device = device
         self.stats = stats if stats is not None else PollStats()
@@ -205,6 +232,8 @@ class Poller:
         #: profile alias -> when it is due next (the poller's monotonic clock)
         self._profile_due: dict[str, float] = {}
         self._rejections = 0
+        self._gateway_clock = gateway_clock
+        self._next_clock_sync: float | None = None  # monotonic; None: after the next scan
         self.context = SessionContext(tracer, log, bus=bus,
                                       counters=counters or _no_counter_store,
                                       stats=self.stats)
@@ -285,6 +314,7 @@ class Poller:
                     await self._read_profiles(session, monotonic(), once)
                 scans += 1
                 took = monotonic() - next_scan
+                await self._clock_sync(session, monotonic)
                 self.stats.scan_done(took)
                 # One line per scan (debug: free at the default level), for scripts/soak.
                 self.log.debug("scan_done", ms=round(took * 1000, 1))
@@ -327,6 +357,45 @@ class Poller:
             return
         async with bus.turn(self.device.device_alias):
             yield
+
+    async def _clock_sync(self, session: MeterSession, monotonic: Callable[[], float]) -> None:
+        """Check the meter's clock if the device asks for it and it is due."""
+        settings = self.device.clock_sync
+        now = monotonic()
+        if settings is None or (self._next_clock_sync is not None
+                                and now < self._next_clock_sync):
+            return
+        if settings.require_ntp_sync:
+            state = self._gateway_clock()
+            if state.synchronised is not True:
+                self._next_clock_sync = now + min(NTP_RECHECK_S, settings.min_interval_s)
+                self.log.warning("clock_sync_skipped", reason=(
+                    "the gateway's clock is not synchronised" if state.synchronised is False
+                    else "the gateway's clock state is unknown"), check=state.detail,
+                    retry_s=round(self._next_clock_sync - now, 3))
+                return
+        self._next_clock_sync = now + settings.min_interval_s
+        async with self._turn():
+            result = await session.sync_clock(settings)
+        self._log_clock(settings, result)
+
+    def _log_clock(self, settings: ClockSyncConfig, result: ClockSyncResult) -> None:
+        before = result.before
+        fields = _reading("", before) | {"max_drift_s": settings.max_drift_s,
+                                          "method": settings.method,
+                                          "time_zone": settings.zone_name}
+        if result.action == "none":
+            self.log.info("clock_checked", **fields)
+        elif result.action == "skipped":
+            self.log.warning("clock_sync_skipped", reason=result.reason, **fields)
+        elif result.action == "failed":
+            self.log.error("clock_sync_failed", reason=result.reason, written=result.value,
+                           **fields)
+        else:
+            after = _reading("after_", result.after) if result.after is not None else {}
+            self.log.notice("clock_synced", action=result.action, written=result.value,
+                            **_reading("before_", before), **after,
+                            max_drift_s=settings.max_drift_s, time_zone=settings.zone_name)
 
     async def _close(self, session: MeterSession) -> None:
         async with self._turn():

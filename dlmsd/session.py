@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, Protocol, TypeVar
 
-from dlmsd.config import DeviceConfig
+from dlmsd.config import ClockSyncConfig, DeviceConfig
 from dlmsd.errors import DlmsdError, DlmsTimeout, TransportError, with_context
 from dlmsd.poller import SessionContext
 from dlmsd.protocol.actions import Action, Note, Send, Trace
+from dlmsd.protocol.clock import ClockSyncResult, SyncClock
 from dlmsd.protocol.reader import (
     DATA_CLASS,
     AttributeRequest,
@@ -126,6 +128,15 @@ class DlmsSession:
         await self._drive(lambda: reader.state is not ReaderState.BUSY)
         result: T = reader.result
         return result
+
+    async def sync_clock(self, settings: ClockSyncConfig) -> ClockSyncResult:
+        """Run the clock sync job (:mod:`dlmsd.protocol.clock`) on this association.
+        The job gets the gateway's wall clock as an offset from the reader's clock,
+        taken here, where the I/O layer owns time."""
+        job = SyncClock(settings.max_drift_s,
+                        "adjust" if settings.method == "adjust" else "set", settings.zone,
+                        wall_offset=time.time() - self._now())
+        return await self.run(job)
 
     async def close(self) -> None:
         reader = self.reader

@@ -69,6 +69,8 @@ def _range(spec: dict[str, Any]) -> str:
         return ", ".join(json.dumps(v) for v in spec["enum"])
     if "minimum" in spec:
         return f"{spec['minimum']} .. {spec['maximum']}"
+    if "exclusiveMinimum" in spec:
+        return f"> {spec['exclusiveMinimum']} .. {spec['maximum']}"
     pattern = spec.get("pattern", "")
     match = re.match(r"^\^\(\?i:(.*)\)\$$", pattern)
     if match:
@@ -103,9 +105,11 @@ def render() -> str:
             parts.append(_table(f"`{key}`", spec, defs))
             parts += [_table(f"`{key}.{sub}`", inner, defs)
                       for sub, inner in spec["properties"].items() if "properties" in inner]
-    parts += [_table("Devices (`devices[]`)", defs["device"], defs),
-              _table("Signals (`signals[]`)", defs["signal"], defs),
-              _table("Profiles (`profiles[]`)", defs["profile"], defs)]
+    parts.append(_table("Devices (`devices[]`)", defs["device"], defs))
+    parts += [_table(f"`devices[].{sub}`", inner, defs)
+              for sub, inner in defs["device"]["properties"].items() if "properties" in inner]
+    parts.append(_table("Signals (`signals[]`)", defs["signal"], defs))
+    parts.append(_table("Profiles (`profiles[]`)", defs["profile"], defs))
     return "\n".join(parts)
 
 

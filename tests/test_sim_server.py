@@ -126,7 +126,8 @@ def test_aarq_is_accepted_with_the_intersection_of_conformances(model: MeterMode
     assert negotiated.negotiated_conformance == CLIENT_CONFORMANCE & SIM_CONFORMANCE
     assert negotiated.negotiated_conformance == (
         Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
-        | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ | Conformance.MULTIPLE_REFERENCES)
+        | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+        | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE | Conformance.MULTIPLE_REFERENCES)
     assert negotiated.server_max_receive_pdu_size == 512
     assert negotiated.vaa_name == 0x0007
     assert negotiated.negotiated_dlms_version_number == 6

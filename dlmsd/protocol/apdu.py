@@ -30,7 +30,13 @@ from dlmsd.protocol.xdlms import (
     GetResponseNormal,
     GetResponseWithDatablock,
     GetResponseWithList,
+    SetRequest,
     SetRequestNormal,
+    SetRequestWithDatablock,
+    SetRequestWithFirstDatablock,
+    SetResponse,
+    SetResponseDatablock,
+    SetResponseLastDatablock,
     SetResponseNormal,
 )
 
@@ -39,7 +45,7 @@ __all__ = ["Apdu", "decode_apdu", "describe_apdu"]
 Apdu = (
     Aarq | Aare | Rlrq | Rlre
     | GetRequest | GetResponse
-    | SetRequestNormal | SetResponseNormal | ActionRequestNormal | ActionResponseNormal
+    | SetRequest | SetResponse | ActionRequestNormal | ActionResponseNormal
     | ExceptionResponse | ConfirmedServiceError
 )
 
@@ -51,8 +57,12 @@ _BY_CHOICE: Final[dict[int, dict[int, _Decoder]]] = {
     ApduTag.GET_RESPONSE: {1: GetResponseNormal.from_bytes,
                            2: GetResponseWithDatablock.from_bytes,
                            3: GetResponseWithList.from_bytes},
-    ApduTag.SET_REQUEST: {1: SetRequestNormal.from_bytes},
-    ApduTag.SET_RESPONSE: {1: SetResponseNormal.from_bytes},
+    ApduTag.SET_REQUEST: {1: SetRequestNormal.from_bytes,
+                          2: SetRequestWithFirstDatablock.from_bytes,
+                          3: SetRequestWithDatablock.from_bytes},
+    ApduTag.SET_RESPONSE: {1: SetResponseNormal.from_bytes,
+                           2: SetResponseDatablock.from_bytes,
+                           3: SetResponseLastDatablock.from_bytes},
     ApduTag.ACTION_REQUEST: {1: ActionRequestNormal.from_bytes},
     ApduTag.ACTION_RESPONSE: {1: ActionResponseNormal.from_bytes},
 }

@@ -10,6 +10,12 @@ client's requests and turns the meter's answers into events:
   :class:`SendApdu` while a long answer comes in blocks (the GET-Request-Next to send
   is carried in the event), or :class:`WithListRefused` when the meter rejects a
   with-list request (so the caller falls back to single GETs).
+* ``set(target, value)`` -> SET-Request-Normal, or for a value longer than the meter's
+  max PDU the SET-Request-With-First-Datablock (block transfer negotiated): its answer
+  gives :class:`SendApdu` with the next SET-Request-With-Datablock while the meter
+  acknowledges blocks, and :class:`SetComplete` with the meter's data-access-result.
+* ``action(method, parameter)`` -> ACTION-Request-Normal; the answer gives
+  :class:`ActionComplete` (the action-result and the return parameters, if any).
 * ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
 
 A response whose invoke-id is not the pending request's is reported as
@@ -23,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from dlmsd.errors import (
     AssociationRejected,
@@ -60,6 +66,7 @@ from dlmsd.protocol.security_hls import HlsKeys, client_reply, new_challenge, ve
 from dlmsd.protocol.xdlms import (
     ActionRequestNormal,
     ActionResponseNormal,
+    ActionResult,
     BlockReassembler,
     ConfirmedServiceError,
     Conformance,
@@ -77,13 +84,19 @@ from dlmsd.protocol.xdlms import (
     InitiateResponse,
     Reassembler,
     SelectiveAccessDescriptor,
+    SetRequest,
+    SetResponseDatablock,
+    SetResponseLastDatablock,
+    SetResponseNormal,
     decode_get_data_result_list,
+    set_requests,
 )
 
 __all__ = [
     "ASSOCIATION_LN",
     "ASSOCIATION_LN_CLASS",
     "CLIENT_CONFORMANCE",
+    "ActionComplete",
     "Associated",
     "Authenticate",
     "Ciphering",
@@ -95,9 +108,11 @@ __all__ = [
     "Directory",
     "GetComplete",
     "LnClient",
+    "MethodTarget",
     "Released",
     "SelectionRefused",
     "SendApdu",
+    "SetComplete",
     "StaleResponse",
     "Target",
     "WithListRefused",
@@ -110,13 +125,14 @@ OBJECT_LIST_ATTRIBUTE = 2  # Blue Book: object_list of Association LN (15) and S
 REPLY_TO_HLS_AUTHENTICATION = 1  # Association LN method 1
 
 # What the client proposes (Green Book 9.4.6.1 conformance block): GET with blocks and
-# with-list (multiple-references), selective access, SET and ACTION for later use.
+# with-list (multiple-references), selective access, SET (with blocks) and ACTION.
 CLIENT_CONFORMANCE = (
     Conformance.GET
     | Conformance.SET
     | Conformance.ACTION
     | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.MULTIPLE_REFERENCES
     | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET
     | Conformance.PRIORITY_MGMT_SUPPORTED
@@ -204,6 +220,22 @@ class WithListRefused:
 
 
 @dataclass(frozen=True)
+class SetComplete:
+    """The meter's answer to a SET (LN) or WRITE (SN) of one attribute."""
+
+    result: DataAccessResult
+
+
+@dataclass(frozen=True)
+class ActionComplete:
+    """The meter's answer to an ACTION (LN) or a method invoked by WRITE (SN):
+    ``data`` is the return parameters (None: none)."""
+
+    result: ActionResult
+    data: GetDataResult | None = None
+
+
+@dataclass(frozen=True)
 class SelectionRefused:
     """The meter refused a read with selective access (LN) or parameterized access (SN)
     with an ExceptionResponse or a confirmed-service-error: the association goes on."""
@@ -233,9 +265,11 @@ Target = CosemAttributeDescriptor | int
 #: A meter's objects as its association's object_list gives them:
 #: OBIS -> (class_id, base_name); the base_name is 0 for LN referencing.
 Directory = dict[Obis, tuple[int, int]]
+#: What one method invocation addresses: an LN method descriptor, or an SN short name.
+MethodTarget = CosemMethodDescriptor | int
 
 ClientEvent = (Associated | GetComplete | SendApdu | WithListRefused | StaleResponse | Released
-               | Authenticate | SelectionRefused)
+               | Authenticate | SelectionRefused | SetComplete | ActionComplete)
 
 # What a meter may answer unciphered in a ciphered association: ExceptionResponse,
 # confirmed-service-error, RLRE, AARE.
@@ -247,7 +281,7 @@ def allowed_calls(request: str) -> dict[ClientState, frozenset[str]]:
     for a client whose read request is called ``request``."""
     calls = {state: frozenset[str]() for state in ClientState}
     calls[ClientState.IDLE] = frozenset({"associate"})
-    calls[ClientState.ASSOCIATED] = frozenset({request, "release"})
+    calls[ClientState.ASSOCIATED] = frozenset({request, "set", "action", "release"})
     return calls
 
 
@@ -276,6 +310,7 @@ class ClientBase:
     server_max_receive_pdu_size: int
     mechanism: MechanismName | None
     _blocks: object | None
+    _set_blocks: tuple[object, ...] = ()
 
     def __init__(
         self,
@@ -425,6 +460,23 @@ class ClientBase:
     def describe_request(self, targets: Sequence[Target]) -> str:
         raise NotImplementedError
 
+    def method_target(self, obis: Obis, class_id: int, method: int,
+                      directory: Directory) -> MethodTarget | str:
+        """What to invoke for method ``method`` of an object, or why it cannot be."""
+        raise NotImplementedError
+
+    def set(self, target: Target, value: Data) -> bytes:
+        """The (first) request writing ``value`` to ``target`` (SET, SN: WRITE)."""
+        raise NotImplementedError
+
+    def set_exchanges(self, target: Target, value: Data) -> int:
+        """How many requests :meth:`set` of ``value`` takes (blocks: more than one)."""
+        return 1
+
+    def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
+        """The request invoking ``method`` (ACTION, SN: WRITE of the method's name)."""
+        raise NotImplementedError
+
     def name_of(self, target: Target) -> str:
         """How a target is written in messages (``0.0.40.0.0.255:2``, ``0xFA08``)."""
         raise NotImplementedError
@@ -460,6 +512,7 @@ class ClientBase:
         if self.state is ClientState.WAITING:
             self.state = ClientState.ASSOCIATED
             self._blocks = None
+            self._set_blocks = ()
 
     def _released(self, apdu: bytes) -> bool:
         """Any RLRE ends the association; some meters get its length wrong (gurux
@@ -488,6 +541,11 @@ class ClientBase:
     def _negotiated(self, initiate: InitiateResponse) -> None:
         self.conformance = Conformance(initiate.negotiated_conformance)
         self.server_max_receive_pdu_size = initiate.server_max_receive_pdu_size
+
+    def _check_size(self, apdu: bytes, what: str) -> None:
+        if self.server_max_receive_pdu_size and len(apdu) > self.server_max_receive_pdu_size:
+            raise RequestTooLarge(f"{what} of {len(apdu)} bytes exceeds the meter's max PDU "
+                                  f"{self.server_max_receive_pdu_size}")
 
     def _complete(self, results: tuple[GetDataResult, ...]) -> GetComplete:
         self.state = ClientState.ASSOCIATED
@@ -682,6 +740,9 @@ class LnClient(ClientBase):
         self._pending_with_list = False
         self._pending_selective = False
         self._blocks: BlockReassembler | None = None
+        self._pending_kind = "get"  # or "set", "action"
+        self._set_blocks: tuple[SetRequest, ...] = ()
+        self._set_sent = 0  # of _set_blocks
 
     @property
     def invoke_id(self) -> int:
@@ -726,10 +787,64 @@ class LnClient(ClientBase):
         self._pending_with_list = len(descriptors) > 1
         self._pending_selective = selection is not None
         self._blocks = None
+        self._pending_kind = "get"
+        self.state = ClientState.WAITING
+        return apdu
+
+    #: ciphering adds a tag, a length, the security header and the tag to each APDU
+    _CIPHER_OVERHEAD = 1 + 3 + 5 + 16
+
+    def set(self, target: Target, value: Data) -> bytes:
+        """SET ``value``; in blocks when it does not fit in the meter's max PDU (Green
+        Book 9.4.6.3: the client sends block n+1 after the meter's
+        Set-Response-Datablock n; the last block's answer is its result)."""
+        self._check("set")
+        if not isinstance(target, CosemAttributeDescriptor):
+            raise LocalProtocolError(f"an LN SET addresses an attribute descriptor, not {target!r}")
+        limit = self._set_limit()
+        iid = self._next_invoke_id()
+        requests = set_requests(target, value, max_apdu=limit, invoke_id_and_priority=iid)
+        blocks_ok = bool(self.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE)
+        if len(requests) > 1 and not blocks_ok:
+            raise RequestTooLarge(
+                f"SET of {target.describe()} does not fit in the meter's max PDU {limit} and "
+                "the meter did not accept block-transfer-with-set")
+        apdu = self._protect(requests[0].to_bytes())
+        self._check_size(apdu, "SET")
+        self._set_blocks, self._set_sent = requests, 1
+        self._pending_kind = "set"
+        self.state = ClientState.WAITING
+        return apdu
+
+    def _set_limit(self) -> int:
+        limit = self.server_max_receive_pdu_size
+        if limit and self.ciphered:
+            limit = max(limit - self._CIPHER_OVERHEAD, 1)
+        return limit
+
+    def set_exchanges(self, target: Target, value: Data) -> int:
+        if not isinstance(target, CosemAttributeDescriptor):
+            return 1
+        return len(set_requests(target, value, max_apdu=self._set_limit()))
+
+    def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
+        """ACTION-Request-Normal (a parameter that does not fit in the meter's max PDU
+        is refused: ACTION with blocks is not implemented)."""
+        self._check("action")
+        if not isinstance(method, CosemMethodDescriptor):
+            raise LocalProtocolError(f"an LN ACTION addresses a method descriptor, not {method!r}")
+        request = ActionRequestNormal(method, parameter, self._next_invoke_id())
+        apdu = self._protect(request.to_bytes())
+        self._check_size(apdu, "ACTION")
+        self._pending_kind = "action"
         self.state = ClientState.WAITING
         return apdu
 
     # -------------------------------------------------------------- referencing
+
+    def method_target(self, obis: Obis, class_id: int, method: int,
+                      directory: Directory) -> MethodTarget | str:
+        return CosemMethodDescriptor(class_id, obis, method)
 
     def object_list_target(self) -> Target:
         return CosemAttributeDescriptor(ASSOCIATION_LN_CLASS, ASSOCIATION_LN,
@@ -800,11 +915,16 @@ class LnClient(ClientBase):
                      else ServiceError(f"meter answered {response.describe()}"))
             self.state = ClientState.ASSOCIATED
             self._blocks = None
-            if self._pending_with_list:
+            self._set_blocks = ()
+            if self._pending_with_list and self._pending_kind == "get":
                 return WithListRefused(str(error))
             if self._pending_selective:
                 return SelectionRefused(str(error))
             raise error
+        if self._pending_kind == "set":
+            return self._on_set(response)
+        if self._pending_kind == "action":
+            return self._on_action(response)
         if not isinstance(response, GetResponse):
             raise RemoteProtocolError(f"expected a GET response, got {described(response)}")
         iid = response.invoke_id_and_priority & 0x0F
@@ -825,6 +945,51 @@ class LnClient(ClientBase):
             raise RemoteProtocolError(f"GET with-list: {len(response.results)} results for "
                                       f"{self._pending_count} attributes")
         return self._complete(response.results)
+
+    def _answers(self, response: object, kinds: type | tuple[type, ...], what: str) -> int | None:
+        """The invoke-id of an answer of ``kinds``, None if it answers an earlier request;
+        raises for another APDU."""
+        if not isinstance(response, kinds):
+            self.state = ClientState.ASSOCIATED
+            self._set_blocks = ()
+            raise RemoteProtocolError(f"expected {what}, got {described(response)}")
+        iid = int(cast(Any, response).invoke_id_and_priority) & 0x0F
+        return None if iid != self._invoke_id else iid
+
+    def _on_set(self, response: object) -> ClientEvent:
+        if self._answers(response, (SetResponseNormal, SetResponseDatablock,
+                                    SetResponseLastDatablock), "a SET response") is None:
+            assert isinstance(response, SetResponseNormal | SetResponseDatablock
+                              | SetResponseLastDatablock)
+            return StaleResponse(response.invoke_id_and_priority & 0x0F)
+        sent = self._set_sent
+        if isinstance(response, SetResponseDatablock):
+            if sent > 1 and response.block_number == sent - 1:
+                return StaleResponse(self._invoke_id)  # the one before, again (a resend)
+            if sent >= len(self._set_blocks) or response.block_number != sent:
+                self.state = ClientState.ASSOCIATED
+                blocks, self._set_blocks = len(self._set_blocks), ()
+                raise RemoteProtocolError(
+                    f"SET in blocks: the meter acknowledged block {response.block_number}, "
+                    f"block {sent} of {blocks} was sent")
+            self._set_sent += 1
+            block = self._set_blocks[sent]
+            return SendApdu(self._protect(block.to_bytes()), sent + 1)
+        self._set_blocks = ()
+        self.state = ClientState.ASSOCIATED
+        if isinstance(response, SetResponseLastDatablock) and response.block_number != sent:
+            raise RemoteProtocolError(f"SET in blocks: the last answer names block "
+                                      f"{response.block_number}, block {sent} was sent last")
+        assert isinstance(response, SetResponseNormal | SetResponseLastDatablock)
+        return SetComplete(response.result)
+
+    def _on_action(self, response: object) -> ClientEvent:
+        if self._answers(response, ActionResponseNormal, "an ACTION response") is None:
+            assert isinstance(response, ActionResponseNormal)
+            return StaleResponse(response.invoke_id_and_priority & 0x0F)
+        assert isinstance(response, ActionResponseNormal)
+        self.state = ClientState.ASSOCIATED
+        return ActionComplete(response.result, response.return_parameters)
 
     def _on_block(self, block: GetResponseWithDatablock) -> ClientEvent:
         if self._blocks is None:

@@ -18,9 +18,13 @@ timer; errors are raised from the call that found them.  The I/O layer's loop is
 
 A job is what to do once associated: :class:`ReadAttributes` reads attributes for
 signals.  A job's ``run(context)`` is a generator that yields operations
-(:class:`Fetch`: read these attributes, in as few requests as the meter allows) and
-gets their results back; new jobs (a profile by range, SET, ACTION) are new generators
-and new operations here, never a change to the I/O loop.
+(:class:`Fetch`: read these attributes, in as few requests as the meter allows;
+:class:`Set`: write one attribute, in blocks if it is long; :class:`Act`: invoke one
+method) and gets their results back; new jobs (a profile by range, the clock sync of
+:mod:`dlmsd.protocol.clock`) are new generators and new operations here, never a
+change to the I/O loop.  A job that needs to know when its meter answered (the clock
+sync's round trip) asks :meth:`JobContext.exchange_times` after an operation: the
+reader's ``now`` when its first request went out and when its last answer came.
 
 The reader never asks which referencing a meter uses: the client
 (:class:`~dlmsd.protocol.client.LnClient` or :class:`~dlmsd.protocol.sn_client.SnClient`)
@@ -77,6 +81,7 @@ from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.actions import Action, Note, Send, SetLine, Trace
 from dlmsd.protocol.axdr import Data, DataType, DateTime
 from dlmsd.protocol.client import (
+    ActionComplete,
     Associated,
     Authenticate,
     ClientBase,
@@ -85,9 +90,11 @@ from dlmsd.protocol.client import (
     CounterStart,
     Directory,
     GetComplete,
+    MethodTarget,
     Released,
     SelectionRefused,
     SendApdu,
+    SetComplete,
     StaleResponse,
     Target,
     WithListRefused,
@@ -124,6 +131,7 @@ from dlmsd.protocol.xdlms import DataAccessResult, GetDataResult, SelectiveAcces
 __all__ = [
     "MAX_NOISE_OCTETS",
     "RELEASE_TIMEOUT_S",
+    "Act",
     "AttributeRequest",
     "Fetch",
     "Job",
@@ -139,6 +147,7 @@ __all__ = [
     "ReadResult",
     "ReaderSettings",
     "ReaderState",
+    "Set",
     "counter_from",
 ]
 
@@ -196,6 +205,25 @@ class Fetch:
     selection: SelectiveAccessDescriptor | None = None
 
 
+@dataclass(frozen=True)
+class Set:
+    """Operation: write ``value`` to ``target`` (LN SET, in blocks when it does not fit
+    in the meter's max PDU; SN WRITE); the job gets the meter's DataAccessResult."""
+
+    target: Target
+    value: Data
+
+
+@dataclass(frozen=True)
+class Act:
+    """Operation: invoke ``method`` (LN ACTION; SN WRITE of the method's short name)
+    with ``parameter``; the job gets the :class:`~dlmsd.protocol.client.ActionComplete`."""
+
+    method: MethodTarget
+    parameter: Data | None = None
+
+
+Operation = Fetch | Set | Act
 FetchResults = list[GetDataResult]
 JobRun = Generator[Fetch, FetchResults, T]
 
@@ -218,6 +246,11 @@ class JobContext(Protocol):
 
     def directory(self) -> JobRun[Directory]: ...
 
+    def exchange_times(self) -> tuple[float, float]:
+        """The last operation's times on the reader's clock: when its request went out
+        (its last attempt's) and when the answer that ended it came."""
+        ...
+
     @property
     def quirks(self) -> MeterQuirks: ...
 
@@ -239,7 +272,7 @@ class JobContext(Protocol):
 
 
 class Job(Protocol[T_co]):
-    def run(self, context: JobContext) -> Generator[Fetch, FetchResults, T_co]: ...
+    def run(self, context: JobContext) -> Generator[Operation, Any, T_co]: ...
 
 
 #: What a meter answers for an address it no longer has (a stale object list).
@@ -828,7 +861,8 @@ class MeterReader:
         self._fresh_scalers: set[ScalerKey] = set()
         self._layouts: dict[Obis, ProfileLayout] = {}
         # the job under way
-        self._job: JobRun[Any] | None = None
+        self._job: Generator[Operation, Any, Any] | None = None
+        self._op_sent = self._op_answered = 0.0  # the operation under way, the last one
         self._result: Any = None
         self._fetch: Fetch | None = None
         self._fetched: FetchResults = []
@@ -876,6 +910,9 @@ class MeterReader:
             self._fresh_directory = True
             self._note("object_list", objects=len(directory))
         return directory
+
+    def exchange_times(self) -> tuple[float, float]:
+        return self._op_sent, self._op_answered
 
     def suspect(self, reason: str, *, directory: bool, scalers: Iterable[ScalerKey]) -> bool:
         cache = self.cache
@@ -1153,6 +1190,7 @@ class MeterReader:
             wait.attempt += 1
             self._note("retry", "warning", waiting_for=wait.what, attempt=wait.attempt,
                        of=wait.attempts, timeout_ms=round(wait.timeout * 1000))
+            self._op_sent = now  # an answer now most likely answers this attempt
             self._send(self.link.retry())
             wait.deadline = now + wait.timeout
             wait.attempt_noise = self.link.noise_octets
@@ -1309,9 +1347,11 @@ class MeterReader:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def _advance(self, value: FetchResults | None, now: float) -> None:
+    def _advance(self, value: Any, now: float) -> None:
         """Hand the job the last operation's results; start its next operation."""
         assert self._job is not None
+        if value is not None:
+            self._op_answered = now
         try:
             op = self._job.send(value) if value is not None else next(self._job)
         except StopIteration as done:
@@ -1322,9 +1362,40 @@ class MeterReader:
             self._result = done.value
             self.state = ReaderState.READY
             return
+        self._op_sent = now
+        if isinstance(op, Set | Act):
+            self._fetch, self._fetched = None, []
+            self._operate(op, now)
+            return
+        if not isinstance(op, Fetch):
+            raise DlmsdError(f"a job yielded {op!r}, which is no operation")
         self._fetch, self._fetched = op, []
         self._size = 1 if self.quirks.no_get_with_list else self.settings.max_list_size
         self._next_chunk(now)
+
+    def _operate(self, op: Set | Act, now: float) -> None:
+        """One SET (its blocks follow as the meter acknowledges them) or one ACTION."""
+        client = self._client
+        if isinstance(op, Set):
+            what = f"SET {client.name_of(op.target)}"
+            apdu = client.set(op.target, op.value)
+        else:
+            name = (op.method.describe() if not isinstance(op.method, int)
+                    else f"0x{op.method:04X}")
+            what = f"ACTION {name}"
+            apdu = client.action(op.method, op.parameter)
+
+        def answered(event: ClientEvent, at: float) -> None:
+            if isinstance(event, SendApdu) and isinstance(op, Set):
+                self._request(event.apdu, f"{what} block {event.block_number}", at, answered)
+            elif isinstance(event, SetComplete) and isinstance(op, Set):
+                self._advance(event.result, at)
+            elif isinstance(event, ActionComplete) and isinstance(op, Act):
+                self._advance(event, at)
+            else:
+                raise RemoteProtocolError(f"unexpected answer to {what}: {event}")
+
+        self._request(apdu, what, now, answered)
 
     def _next_chunk(self, now: float) -> None:
         fetch = self._fetch

@@ -21,6 +21,16 @@ and produces the same events, so the session can drive either:
   block-number-access to send is carried in the event), or :class:`WithListRefused`
   when the meter rejects several variables in one request (ExceptionResponse,
   confirmed-service-error, or an answer for the first variable only).
+* ``set(short_name, value)`` -> WriteRequest of one variable; the WriteResponse gives
+  :class:`~dlmsd.protocol.client.SetComplete`.  ``action(short_name, parameter)`` invokes
+  a method the SN way: with SN referencing a method has a short name of its own
+  (``method_short_name``, the Blue Book's class tables) and is invoked by writing it
+  (no return data; the parameter is the data written) or by reading it with
+  parameterized-access (return data, as reply_to_HLS_authentication is here).
+  gurux_dlms's SN client invokes methods by a WriteRequest too (``GXDLMSClient.method``).
+  The WriteResponse gives :class:`~dlmsd.protocol.client.ActionComplete`.  A
+  WRITE in blocks (write-data-block-access) is not implemented: a value that does not
+  fit in the meter's max PDU is refused (RequestTooLarge).
 * ``release()`` -> RLRQ; the RLRE gives :class:`Released`.
 
 Matching responses to requests: SN APDUs carry no invoke-id, so this client allows
@@ -56,12 +66,15 @@ from dlmsd.protocol.acse import ApplicationContextName
 from dlmsd.protocol.axdr import Data
 from dlmsd.protocol.client import (
     OBJECT_LIST_ATTRIBUTE,
+    ActionComplete,
     ClientBase,
     ClientEvent,
     ClientState,
     Directory,
+    MethodTarget,
     SelectionRefused,
     SendApdu,
+    SetComplete,
     StaleResponse,
     Target,
     WithListRefused,
@@ -80,6 +93,8 @@ from dlmsd.protocol.sn import (
     SnBlockReassembler,
     UnconfirmedWriteRequest,
     VariableName,
+    WriteRequest,
+    WriteResponse,
     attribute_short_name,
     base_name_of,
     decode_read_blocks,
@@ -89,6 +104,7 @@ from dlmsd.protocol.sn import (
     parse_sn_object_list,
 )
 from dlmsd.protocol.xdlms import (
+    ActionResult,
     ConfirmedServiceError,
     Conformance,
     DataAccessResult,
@@ -136,6 +152,7 @@ class SnClient(ClientBase):
     """One client's view of one association, SN referencing, with HLS and ciphering."""
 
     ALLOWED = allowed_calls("read")
+    _pending_kind: str
     CONFORMANCE = SN_CLIENT_CONFORMANCE
     HAS_INVOKE_ID = False
     OBJECT_LIST_HINT = "set address and class_id on the signals"
@@ -149,6 +166,7 @@ class SnClient(ClientBase):
         self._pending_count = 0
         self._pending_selective = False
         self._blocks: SnBlockReassembler | None = None
+        self._pending_kind = "read"  # or "set", "action": a WriteRequest
 
     # ------------------------------------------------------------------ requests
 
@@ -175,8 +193,43 @@ class SnClient(ClientBase):
         self._pending_count = len(items)
         self._pending_selective = any(isinstance(i, ParameterizedAccess) for i in items)
         self._blocks = None
+        self._pending_kind = "read"
         self.state = ClientState.WAITING
         return apdu
+
+    def _write(self, short_name: int, value: Data, kind: str) -> bytes:
+        self._check(kind)
+        if not isinstance(short_name, int):
+            raise LocalProtocolError(f"an SN {kind} addresses a short name, not {short_name!r}")
+        apdu = self._protect(WriteRequest((VariableName(short_name),), (value,)).to_bytes())
+        self._check_size(apdu, "WRITE")
+        self._pending_count = 1
+        self._blocks = None
+        self._pending_kind = kind
+        self.state = ClientState.WAITING
+        return apdu
+
+    def set(self, target: Target, value: Data) -> bytes:
+        assert isinstance(target, int), target
+        return self._write(target, value, "set")
+
+    def action(self, method: MethodTarget, parameter: Data | None) -> bytes:
+        # A WriteRequest always carries data: a method without parameter gets
+        # integer 0, as the Blue Book's clock methods 1..4 take ("data ::= integer(0)").
+        assert isinstance(method, int), method
+        return self._write(method, parameter if parameter is not None else Data.int8(0),
+                           "action")
+
+    def method_target(self, obis: Obis, class_id: int, method: int,
+                      directory: Directory) -> MethodTarget | str:
+        entry = directory.get(obis)
+        if entry is None:
+            return (f"OBIS {obis} is not in the meter's object list "
+                    "(its base_name is needed to invoke a method)")
+        try:
+            return method_short_name(entry[1], class_id, method)
+        except LocalProtocolError as exc:
+            return str(exc)
 
     # -------------------------------------------------------------- referencing
 
@@ -276,6 +329,8 @@ class SnClient(ClientBase):
             if self._pending_selective:
                 return SelectionRefused(str(error))
             raise error
+        if self._pending_kind != "read":
+            return self._on_write(response)
         if not isinstance(response, ReadResponse):
             raise self._fail(f"expected a ReadResponse, got {described(response)}")
         results = response.results
@@ -305,6 +360,20 @@ class SnClient(ClientBase):
                                    f"with {response.describe()}")
         raise self._fail(f"ReadResponse: {len(plain)} results for {self._pending_count} "
                          "variables")
+
+    def _on_write(self, response: object) -> ClientEvent:
+        if not isinstance(response, WriteResponse):
+            raise self._fail(f"expected a WriteResponse, got {described(response)}")
+        if len(response.results) != 1 or not isinstance(response.results[0], DataAccessResult):
+            raise self._fail(f"expected one result for one variable written, got "
+                             f"{response.describe()}")
+        result = response.results[0]
+        self.state = ClientState.ASSOCIATED
+        if self._pending_kind == "set":
+            return SetComplete(result)
+        # Action-Result and Data-Access-Result share their values for the results a
+        # write can give (success 0 .. other-reason 250, Green Book)
+        return ActionComplete(ActionResult(int(result)))
 
     def _on_block(self, block: DataBlockResult) -> ClientEvent:
         if self._blocks is None:

@@ -95,13 +95,20 @@ __all__ = [
     "Reassembler",
     "SelectiveAccessDescriptor",
     "ServiceErrorType",
+    "SetRequest",
     "SetRequestNormal",
+    "SetRequestWithDatablock",
+    "SetRequestWithFirstDatablock",
+    "SetResponse",
+    "SetResponseDatablock",
+    "SetResponseLastDatablock",
     "SetResponseNormal",
     "StateError",
     "decode_conformance",
     "decode_get_data_result_list",
     "encode_conformance",
     "invoke_id_and_priority",
+    "set_requests",
 ]
 
 #: invoke-id 1, service-class confirmed (bit 6), priority high (bit 7).
@@ -1083,6 +1090,214 @@ class SetResponseNormal(_Service):
 
     def describe(self) -> str:
         return f"SET.res normal {_iid_text(self.invoke_id_and_priority)} {self.result.label}"
+
+
+# Green Book: Set-Request ::= CHOICE { set-request-normal [1],
+#   set-request-with-first-datablock [2], set-request-with-datablock [3],
+#   set-request-with-list [4], set-request-with-list-and-first-datablock [5] }
+#   DataBlock-SA ::= SEQUENCE { last-block BOOLEAN, block-number Unsigned32,
+#     raw-data OCTET STRING }
+def _encode_block_sa(last_block: bool, block_number: int, raw_data: bytes) -> bytes:
+    return (bytes((1 if last_block else 0,)) + _U32.pack(block_number)
+            + encode_length(len(raw_data)) + raw_data)
+
+
+def _decode_block_sa(r: AxdrReader) -> tuple[bool, int, bytes]:
+    last = r.boolean("last-block")
+    number = r.u32("block-number")
+    return last, number, r.octet_string("raw-data")
+
+
+def _describe_block(last_block: bool, block_number: int, raw_data: bytes) -> str:
+    return f"block={block_number}{' last' if last_block else ''} raw-data {len(raw_data)} bytes"
+
+
+#   Set-Request-With-First-Datablock ::= SEQUENCE { invoke-id-and-priority,
+#     cosem-attribute-descriptor, access-selection [0] IMPLICIT Selective-Access-Descriptor
+#     OPTIONAL, datablock DataBlock-SA }
+@dataclass(frozen=True)
+class SetRequestWithFirstDatablock(_Service):
+    """The first block of a long SET: ``raw_data`` is the start of the encoded value."""
+
+    descriptor: CosemAttributeDescriptor
+    last_block: bool
+    block_number: int
+    raw_data: bytes
+    access_selection: SelectiveAccessDescriptor | None = None
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_REQUEST
+    CHOICE = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        return (self._head() + self.descriptor.to_bytes()
+                + _encode_selection(self.access_selection)
+                + _encode_block_sa(self.last_block, self.block_number, self.raw_data))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetRequestWithFirstDatablock:
+        r, iid = cls._open(data, "SET-Request-With-First-Datablock")
+        descriptor, r.pos = CosemAttributeDescriptor.decode(data, r.pos)
+        selection = _decode_selection(r)
+        last, number, raw = _decode_block_sa(r)
+        r.expect_end()
+        return cls(descriptor, last, number, raw, selection, iid)
+
+    def describe(self) -> str:
+        return (f"SET.req with-first-datablock {_iid_text(self.invoke_id_and_priority)} "
+                f"{self.descriptor.describe()}{_describe_selection(self.access_selection)} "
+                + _describe_block(self.last_block, self.block_number, self.raw_data))
+
+
+#   Set-Request-With-Datablock ::= SEQUENCE { invoke-id-and-priority,
+#     datablock DataBlock-SA }
+@dataclass(frozen=True)
+class SetRequestWithDatablock(_Service):
+    """A further block of a long SET."""
+
+    last_block: bool
+    block_number: int
+    raw_data: bytes
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_REQUEST
+    CHOICE = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        return self._head() + _encode_block_sa(self.last_block, self.block_number,
+                                               self.raw_data)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetRequestWithDatablock:
+        r, iid = cls._open(data, "SET-Request-With-Datablock")
+        last, number, raw = _decode_block_sa(r)
+        r.expect_end()
+        return cls(last, number, raw, iid)
+
+    def describe(self) -> str:
+        return (f"SET.req with-datablock {_iid_text(self.invoke_id_and_priority)} "
+                + _describe_block(self.last_block, self.block_number, self.raw_data))
+
+
+# Green Book: Set-Response ::= CHOICE { set-response-normal [1],
+#   set-response-datablock [2], set-response-last-datablock [3],
+#   set-response-last-datablock-with-list [4], set-response-with-list [5] }
+#   Set-Response-Datablock ::= SEQUENCE { invoke-id-and-priority, block-number Unsigned32 }
+@dataclass(frozen=True)
+class SetResponseDatablock(_Service):
+    """The meter took block ``block_number`` of a long SET and waits for the next."""
+
+    block_number: int
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_RESPONSE
+    CHOICE = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def to_bytes(self) -> bytes:
+        return self._head() + _U32.pack(self.block_number)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetResponseDatablock:
+        r, iid = cls._open(data, "SET-Response-Datablock")
+        number = r.u32("block-number")
+        r.expect_end()
+        return cls(number, iid)
+
+    def describe(self) -> str:
+        return (f"SET.res datablock {_iid_text(self.invoke_id_and_priority)} "
+                f"block={self.block_number}")
+
+
+#   Set-Response-Last-Datablock ::= SEQUENCE { invoke-id-and-priority,
+#     result Data-Access-Result, block-number Unsigned32 }
+@dataclass(frozen=True)
+class SetResponseLastDatablock(_Service):
+    """The meter's result of a long SET, after its last block."""
+
+    result: DataAccessResult
+    block_number: int
+    invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY
+
+    TAG = ApduTag.SET_RESPONSE
+    CHOICE = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("data-access-result", int(self.result), 0, 255)
+        check_range("block-number", self.block_number, 0, 0xFFFFFFFF)
+
+    def check(self) -> None:
+        """Raise :class:`DataAccessError` unless the result is success."""
+        if self.result is not DataAccessResult.SUCCESS:
+            raise DataAccessError(f"SET refused: {self.result.describe()}", int(self.result))
+
+    def to_bytes(self) -> bytes:
+        return self._head() + bytes((int(self.result),)) + _U32.pack(self.block_number)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SetResponseLastDatablock:
+        r, iid = cls._open(data, "SET-Response-Last-Datablock")
+        result = DataAccessResult(r.u8("result"))
+        number = r.u32("block-number")
+        r.expect_end()
+        return cls(result, number, iid)
+
+    def describe(self) -> str:
+        return (f"SET.res last-datablock {_iid_text(self.invoke_id_and_priority)} "
+                f"block={self.block_number} {self.result.label}")
+
+
+SetRequest = SetRequestNormal | SetRequestWithFirstDatablock | SetRequestWithDatablock
+SetResponse = SetResponseNormal | SetResponseDatablock | SetResponseLastDatablock
+
+
+def _room(space: int) -> int:
+    """The most raw-data octets that fit in ``space`` octets with their length."""
+    room = space - 1
+    while room > 0 and len(encode_length(room)) + room > space:
+        room -= 1
+    return room
+
+
+def set_requests(descriptor: CosemAttributeDescriptor, value: Data, *, max_apdu: int,
+                 invoke_id_and_priority: int = DEFAULT_INVOKE_ID_AND_PRIORITY,
+                 ) -> tuple[SetRequest, ...]:
+    """The SET of ``value``: one SET-Request-Normal when it fits in ``max_apdu`` octets
+    (0: no limit), else a SET-Request-With-First-Datablock and SET-Request-With-Datablocks
+    (numbered from 1, Green Book 9.4.6.3 "Transferring long service data") each of at
+    most ``max_apdu`` octets.  The caller sends them one by one, each after the meter's
+    Set-Response-Datablock acknowledging the one before."""
+    normal = SetRequestNormal(descriptor, value, invoke_id_and_priority=invoke_id_and_priority)
+    if not max_apdu or len(normal.to_bytes()) <= max_apdu:
+        return (normal,)
+    raw = encode_data(value)
+    # the first block: tag, choice, iid (3), the descriptor (9), the selection flag (1);
+    # every block: last-block (1), block-number (4), raw-data's length and octets
+    first_room = _room(max_apdu - 3 - 9 - 1 - 5)
+    room = _room(max_apdu - 3 - 5)
+    if first_room < 1:
+        raise LocalProtocolError(f"a SET in blocks needs a max PDU above 19 octets, not "
+                                 f"{max_apdu}")
+    pieces = [raw[:first_room]]
+    pieces += [raw[start:start + room] for start in range(first_room, len(raw), room)]
+    last = len(pieces)
+    requests: list[SetRequest] = [SetRequestWithFirstDatablock(
+        descriptor, last == 1, 1, pieces[0], invoke_id_and_priority=invoke_id_and_priority)]
+    requests += [SetRequestWithDatablock(number == last, number, piece, invoke_id_and_priority)
+                 for number, piece in enumerate(pieces[1:], start=2)]
+    return tuple(requests)
 
 
 # =========================================================================== ACTION

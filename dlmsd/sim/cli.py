@@ -646,6 +646,10 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
               help="Misbehave (repeatable; at most one hostile meter): " + FAULT_HELP)
 @click.option("--live", is_flag=True,
               help="Values change with time (deterministic); the clock shows real time.")
+@click.option("--clock-drift", type=click.FloatRange(-86400 * 366, 86400 * 366), default=0.0,
+              metavar="SECONDS",
+              help="With --live: the clock runs this many seconds ahead (negative: behind) "
+                   "of the real time, until a client sets it.")
 @click.option("--profile-quirk", "profile_quirks", multiple=True, metavar="QUIRK",
               callback=_quirks,
               help="Answer range reads of the profiles as some meters do (repeatable): "
@@ -668,7 +672,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
          block_cipher_key: bytes, authentication_key: bytes, security: str,
          signing_key: Secret | None, client_public_key: bytes | None, ecdsa_ciphering: bool,
          invocation_counter: int | None, fault_specs: tuple[Fault, ...], live: bool,
-         profile_quirks: ProfileQuirks, debug: int, trace: bool) -> None:
+         profile_quirks: ProfileQuirks, clock_drift: float, debug: int,
+         trace: bool) -> None:
     """DLMS/COSEM meter simulator: serves an object model over HDLC and/or the wrapper
     on TCP, and HDLC on a serial line or a pty."""
     if serial_device is not None and pty:
@@ -684,6 +689,8 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
     if len(physicals) > 1 and (serial is None or address_size == "1"):
         raise click.UsageError("several --physical need a serial line (--serial or --pty) "
                                "and an address size of 2 or 4")
+    if clock_drift and not live:
+        raise click.UsageError("--clock-drift needs --live (a fixed clock does not run)")
     if pace and not pty:
         raise click.UsageError("--pace needs --pty (a real line keeps its own pace)")
     if mode_e and serial is None:
@@ -722,6 +729,7 @@ def main(model_path: str | None, host: str, hdlc_port: int | None, wrapper_port:
     model = _load(model_path)
     configure_logging(debug)
     meter = Meter(model, live=live, started=now, quirks=profile_quirks)
+    meter.clock_offset = clock_drift
     sys.exit(asyncio.run(_run(meter, settings)))
 
 

@@ -256,6 +256,13 @@ class ReadContext:
     seed: int
     association: AssociationView
     quirks: ProfileQuirks = field(default_factory=ProfileQuirks)
+    #: seconds the live clock is ahead of ``now`` (``--clock-drift``, a SET, a shift)
+    clock_offset: float = 0.0
+
+    @property
+    def clock_now(self) -> datetime:
+        """The meter's own idea of now (the live clock's instant)."""
+        return self.now + timedelta(seconds=self.clock_offset)
 
 
 class _Source(Protocol):
@@ -400,6 +407,25 @@ class _ClockRules:
 
 
 @dataclass(frozen=True)
+class _ByLive:
+    """A value that depends on ``--live`` (the access rights of the settable clock)."""
+
+    fixed: Data
+    live: Data
+
+    def value(self, ctx: ReadContext) -> Data:
+        return self.live if ctx.live else self.fixed
+
+
+#: The clock (class 8): its time attribute and the methods the live clock serves
+#: (Blue Book 4.5.1: 4 adjust_to_preset_time, 5 preset_adjusting_time, 6 shift_time;
+#: see dlmsd.sim.clock).
+CLOCK_CLASS_ID: Final = 8
+CLOCK_TIME: Final = 2
+SETTABLE_CLOCK_METHODS: Final = frozenset({4, 5, 6})
+
+
+@dataclass(frozen=True)
 class _ClockTime:
     """Clock attribute 2: the model's fixed time, or with ``--live`` the real time in
     the meter's local time (standard offset, plus the DST deviation while in force)."""
@@ -410,10 +436,11 @@ class _ClockTime:
     def value(self, ctx: ReadContext) -> Data:
         if not ctx.live:
             return Data.octets(self.fixed.to_bytes())
-        dst = self.rules.dst_at(ctx.now)
+        now = ctx.clock_now
+        dst = self.rules.dst_at(now)
         offset = self.rules.utc_offset + (self.rules.dst_deviation if dst else 0)
-        local = ctx.now.astimezone(timezone(timedelta(minutes=offset)))
-        status = ClockStatus(self.rules.status_at(ctx.now))
+        local = now.astimezone(timezone(timedelta(minutes=offset)))
+        status = ClockStatus(self.rules.status_at(now))
         return Data.octets(DateTime.from_datetime(local, clock_status=status).to_bytes())
 
 
@@ -424,7 +451,7 @@ class _ClockStatusSource:
     rules: _ClockRules
 
     def value(self, ctx: ReadContext) -> Data:
-        return Data.uint8(self.rules.status_at(ctx.now) if ctx.live else self.rules.status)
+        return Data.uint8(self.rules.status_at(ctx.clock_now) if ctx.live else self.rules.status)
 
 
 @dataclass(frozen=True)
@@ -484,10 +511,19 @@ class CosemObject:
     base_name: int | None = None
     profile: Profile | None = field(default=None, repr=False)
 
-    def access(self, attribute: int) -> AttributeAccess:
+    def access(self, attribute: int, live: bool = False) -> AttributeAccess:
+        """``live``: the meter runs with ``--live``, where the clock's time is settable."""
+        if live and self.cls.class_id == CLOCK_CLASS_ID and attribute == CLOCK_TIME:
+            return AttributeAccess.READ_AND_WRITE
         if attribute == 1 or attribute in self.sources:
             return AttributeAccess.READ_ONLY
         return AttributeAccess.NO_ACCESS
+
+    def method_access(self, method: int, live: bool = False) -> MethodAccess:
+        """Every method has no access, but the live clock's time-setting methods."""
+        if live and self.cls.class_id == CLOCK_CLASS_ID and method in SETTABLE_CLOCK_METHODS:
+            return MethodAccess.ACCESS
+        return MethodAccess.NO_ACCESS
 
     def read(self, attribute: int, ctx: ReadContext,
              selection: SelectiveAccessDescriptor | None = None) -> Data | DataAccessResult:
@@ -512,7 +548,7 @@ class CosemObject:
             return DataAccessResult.READ_WRITE_DENIED
         return source.value(ctx)
 
-    def _access_descriptors(self) -> tuple[Data, Data]:
+    def _access_descriptors(self, live: bool = False) -> tuple[Data, Data]:
         """attribute_access_descriptor and method_access_descriptor (Blue Book 4.4.3)::
 
             array of structure { attribute_id integer, access_mode enum,
@@ -520,10 +556,11 @@ class CosemObject:
             array of structure { method_id integer, access_mode enum }
         """
         attributes = tuple(
-            Data.structure(Data.int8(i), Data.enum(int(self.access(i))), self._selectors(i))
+            Data.structure(Data.int8(i), Data.enum(int(self.access(i, live))),
+                           self._selectors(i))
             for i in range(1, len(self.cls.attributes) + 1))
         methods = tuple(
-            Data.structure(Data.int8(i), Data.enum(int(MethodAccess.NO_ACCESS)))
+            Data.structure(Data.int8(i), Data.enum(int(self.method_access(i, live))))
             for i in range(1, len(self.cls.methods) + 1))
         return Data.array(*attributes), Data.array(*methods)
 
@@ -534,7 +571,7 @@ class CosemObject:
             return Data.array(Data.int8(1), Data.int8(2))
         return Data.null()
 
-    def object_list_element(self) -> Data:
+    def object_list_element(self, live: bool = False) -> Data:
         """This object's entry in the Association LN object_list (Blue Book 4.4.3)::
 
             structure { class_id long-unsigned, version unsigned,
@@ -545,7 +582,7 @@ class CosemObject:
         return Data.structure(
             Data.uint16(self.cls.class_id), Data.uint8(self.cls.version),
             Data.octets(self.logical_name.to_bytes()),
-            Data.structure(*self._access_descriptors()))
+            Data.structure(*self._access_descriptors(live)))
 
     def sn_object_list_element(self, base_name: int) -> Data:
         """This object's entry in the Association SN object_list (Blue Book 4.4.4)::
@@ -557,13 +594,13 @@ class CosemObject:
             _long(base_name), Data.uint16(self.cls.class_id), Data.uint8(self.cls.version),
             Data.octets(self.logical_name.to_bytes()))
 
-    def sn_access_right(self, base_name: int) -> Data:
+    def sn_access_right(self, base_name: int, live: bool = False) -> Data:
         """This object's entry in the Association SN access_rights_list (Blue Book 4.4.4)::
 
             structure { base_name long, attribute_access_descriptor,
                         method_access_descriptor }
         """
-        return Data.structure(_long(base_name), *self._access_descriptors())
+        return Data.structure(_long(base_name), *self._access_descriptors(live))
 
 
 def _long(short_name: int) -> Data:
@@ -737,6 +774,11 @@ class Meter:
         self.model = model
         self.live = live
         self.started = started
+        #: seconds the live clock is ahead of the real time: ``--clock-drift``, then
+        #: what SET of the clock's time and its methods make of it (dlmsd.sim.clock)
+        self.clock_offset = 0.0
+        #: preset_adjusting_time's (preset, validity start, validity end), as instants
+        self.clock_preset: tuple[datetime, datetime, datetime] | None = None
         self.quirks = quirks if quirks is not None else ProfileQuirks()
 
     def lookup(self, class_id: int, logical_name: Obis) -> CosemObject | DataAccessResult:
@@ -755,7 +797,7 @@ class Meter:
         if self.live and self.started is not None:
             elapsed = (now - self.started).total_seconds()
         return ReadContext(now, elapsed, self.live, self.model.seed, association,
-                           quirks=self.quirks)
+                           quirks=self.quirks, clock_offset=self.clock_offset)
 
     def read(self, class_id: int, logical_name: Obis, attribute: int, *,
              now: datetime, association: AssociationView,
@@ -1349,7 +1391,9 @@ def _association(objects: list[CosemObject]) -> CosemObject:
     # The object_list lists the association itself first; its access rights come
     # from the source table above.
     itself = CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, sources)
-    sources[2] = _Fixed(Data.array(*(o.object_list_element() for o in [itself, *objects])))
+    sources[2] = _ByLive(
+        Data.array(*(o.object_list_element() for o in [itself, *objects])),
+        Data.array(*(o.object_list_element(live=True) for o in [itself, *objects])))
     return CosemObject(ASSOCIATION_LN, ASSOCIATION_LN_NAME, name, MappingProxyType(sources))
 
 
@@ -1365,7 +1409,8 @@ def _association_sn(placed: tuple[tuple[int, CosemObject], ...]) -> CosemObject:
                          ASSOCIATION_SN_BASE_NAME)
     listed = ((ASSOCIATION_SN_BASE_NAME, itself), *placed)
     sources[2] = _Fixed(Data.array(*(o.sn_object_list_element(b) for b, o in listed)))
-    sources[3] = _Fixed(Data.array(*(o.sn_access_right(b) for b, o in listed)))
+    sources[3] = _ByLive(Data.array(*(o.sn_access_right(b) for b, o in listed)),
+                         Data.array(*(o.sn_access_right(b, live=True) for b, o in listed)))
     return CosemObject(ASSOCIATION_SN, ASSOCIATION_LN_NAME, name, MappingProxyType(sources),
                        ASSOCIATION_SN_BASE_NAME)
 

@@ -90,7 +90,7 @@ from dlmsd.protocol.acse import (
     Rlre,
 )
 from dlmsd.protocol.apdu import decode_apdu
-from dlmsd.protocol.axdr import Data, encode_data, encode_length
+from dlmsd.protocol.axdr import Data, decode_data_all, encode_data, encode_length
 from dlmsd.protocol.obis import Obis
 from dlmsd.protocol.sn import (
     ASSOCIATION_SN_BASE_NAME,
@@ -133,10 +133,15 @@ from dlmsd.protocol.xdlms import (
     SelectiveAccessDescriptor,
     ServiceErrorType,
     SetRequestNormal,
+    SetRequestWithDatablock,
+    SetRequestWithFirstDatablock,
+    SetResponseDatablock,
+    SetResponseLastDatablock,
     SetResponseNormal,
     StateError,
 )
 from dlmsd.sim.auth import CipherError, MeterAuthentication, SimSecurity
+from dlmsd.sim.clock import CLOCK_CLASS, invoke_clock, set_clock_time
 from dlmsd.sim.model import AssociationView, Meter
 
 __all__ = [
@@ -158,6 +163,7 @@ SIM_CONFORMANCE: Final = (
     | Conformance.ACTION
     | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
+    | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.MULTIPLE_REFERENCES
 )
 #: What it offers with SN referencing: READ with block transfer, several variables per
@@ -173,6 +179,8 @@ SIM_SN_CONFORMANCE: Final = (
 #: Smallest client max receive PDU size accepted (Green Book: pdu-size-too-short).
 MIN_PDU_SIZE: Final = 12
 _NO_LIMIT: Final = 0xFFFF  # a client max receive PDU size of 0 means "no limit"
+#: The longest value a SET in blocks may bring (octets of its encoding).
+_MAX_LONG_SET: Final = 1 << 16
 # tag, choice, invoke-id, last-block, block-number(4), raw-data choice
 _BLOCK_HEADER: Final = 9
 # tag, result count, choice data-block-result, last-block, block-number(2)
@@ -283,7 +291,7 @@ _SERVICES: Final[dict[Referencing, Conformance]] = {
 # The request forms decode_apdu understands: a tag/choice outside these is unknown.
 _KNOWN_CHOICES: Final[dict[int, frozenset[int]]] = {
     ApduTag.GET_REQUEST: frozenset({1, 2, 3}),
-    ApduTag.SET_REQUEST: frozenset({1}),
+    ApduTag.SET_REQUEST: frozenset({1, 2, 3}),
     ApduTag.ACTION_REQUEST: frozenset({1}),
 }
 
@@ -366,6 +374,8 @@ class MeterServer:
         self.client_max_pdu = 0
         self._long: _LongGet | None = None
         self._long_read: _LongRead | None = None
+        #: a SET in blocks under way: the attribute, the raw data so far, the last block
+        self._long_set: tuple[CosemAttributeDescriptor, bytearray, int] | None = None
         self._auth = MeterAuthentication(self.options.security)
 
     # ------------------------------------------------------------------ public
@@ -375,6 +385,7 @@ class MeterServer:
         self.client_max_pdu = 0
         self._long = None
         self._long_read = None
+        self._long_set = None
         self._auth = MeterAuthentication(self.options.security)
 
     @property
@@ -439,8 +450,10 @@ class MeterServer:
             GetRequestNormal: lambda request: self._get_normal(request, now),
             GetRequestNext: self._get_next,
             GetRequestWithList: lambda request: self._get_with_list(request, now),
-            SetRequestNormal: self._set,
-            ActionRequestNormal: self._action,
+            SetRequestNormal: lambda request: self._set(request, now),
+            SetRequestWithFirstDatablock: lambda request: self._set_first_block(request, now),
+            SetRequestWithDatablock: lambda request: self._set_block(request, now),
+            ActionRequestNormal: lambda request: self._action(request, now),
         })
 
     # ------------------------------------------------------------------ ACSE
@@ -594,20 +607,78 @@ class MeterServer:
             iid).to_bytes()
 
     # ------------------------------------------------------------------ SET, ACTION
-    def _set(self, request: SetRequestNormal) -> bytes:
+    def _set(self, request: SetRequestNormal, now: datetime) -> bytes:
         self._long = None
+        self._long_set = None
         if not self._negotiated(Conformance.SET) or request.access_selection is not None:
             return self._not_supported()
-        descriptor = request.descriptor
-        obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
-        result = DataAccessResult.READ_WRITE_DENIED  # every attribute is read-only
-        if isinstance(obj, DataAccessResult):
-            result = obj
-        elif not obj.cls.has_attribute(descriptor.attribute_id):
-            result = DataAccessResult.OBJECT_UNDEFINED
+        result = self._write(request.descriptor, request.value, now)
         return SetResponseNormal(result, request.invoke_id_and_priority).to_bytes()
 
-    def _action(self, request: ActionRequestNormal) -> bytes:
+    def _write(self, descriptor: CosemAttributeDescriptor, value: Data,
+               now: datetime) -> DataAccessResult:
+        obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
+        if isinstance(obj, DataAccessResult):
+            return obj
+        if not obj.cls.has_attribute(descriptor.attribute_id):
+            return DataAccessResult.OBJECT_UNDEFINED
+        if obj.cls.class_id == CLOCK_CLASS:  # the live clock's time is settable
+            return set_clock_time(self.meter, obj, descriptor.attribute_id, value, now)
+        return DataAccessResult.READ_WRITE_DENIED  # every other attribute is read-only
+
+    # Green Book 9.4.6.3, SET with block transfer: the client sends the value's
+    # encoding in numbered blocks (from 1); the server acknowledges each with
+    # Set-Response-Datablock and answers the last with Set-Response-Last-Datablock.
+    def _set_first_block(self, request: SetRequestWithFirstDatablock, now: datetime) -> bytes:
+        self._long = None
+        self._long_set = None
+        iid = request.invoke_id_and_priority
+        if (not self._negotiated(Conformance.SET)
+                or not self._negotiated(Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE)
+                or request.access_selection is not None):
+            return self._not_supported()
+        if request.block_number != 1:
+            return SetResponseLastDatablock(DataAccessResult.DATA_BLOCK_NUMBER_INVALID,
+                                            request.block_number, iid).to_bytes()
+        self._long_set = (request.descriptor, bytearray(request.raw_data), 1)
+        if request.last_block:
+            return self._set_done(iid, 1, now)
+        return SetResponseDatablock(1, iid).to_bytes()
+
+    def _set_block(self, request: SetRequestWithDatablock, now: datetime) -> bytes:
+        iid = request.invoke_id_and_priority
+        long_set = self._long_set
+        if long_set is None:
+            return SetResponseLastDatablock(DataAccessResult.NO_LONG_SET_IN_PROGRESS,
+                                            request.block_number, iid).to_bytes()
+        descriptor, raw, last = long_set
+        if request.block_number != last + 1:
+            self._long_set = None
+            return SetResponseLastDatablock(DataAccessResult.DATA_BLOCK_NUMBER_INVALID,
+                                            request.block_number, iid).to_bytes()
+        raw += request.raw_data
+        if len(raw) > _MAX_LONG_SET:
+            self._long_set = None
+            return SetResponseLastDatablock(DataAccessResult.LONG_SET_ABORTED,
+                                            request.block_number, iid).to_bytes()
+        self._long_set = (descriptor, raw, request.block_number)
+        if request.last_block:
+            return self._set_done(iid, request.block_number, now)
+        return SetResponseDatablock(request.block_number, iid).to_bytes()
+
+    def _set_done(self, iid: int, block: int, now: datetime) -> bytes:
+        assert self._long_set is not None
+        descriptor, raw, _last = self._long_set
+        self._long_set = None
+        try:
+            value = decode_data_all(bytes(raw))
+        except DecodeError:
+            result = DataAccessResult.TYPE_UNMATCHED
+        else:
+            result = self._write(descriptor, value, now)
+        return SetResponseLastDatablock(result, block, iid).to_bytes()
+
+    def _action(self, request: ActionRequestNormal, now: datetime) -> bytes:
         self._long = None
         if not self._negotiated(Conformance.ACTION):
             return self._not_supported()
@@ -623,11 +694,14 @@ class MeterServer:
             return ActionResponseNormal(ActionResult.SUCCESS, Data.octets(reply),
                                         iid).to_bytes()
         obj = self.meter.lookup(descriptor.class_id, descriptor.instance_id)
-        result = ActionResult.READ_WRITE_DENIED  # every method has no access
+        result = ActionResult.READ_WRITE_DENIED  # every other method has no access
         if isinstance(obj, DataAccessResult):
             result = ActionResult(int(obj))
         elif not obj.cls.has_method(descriptor.method_id):
             result = ActionResult.OBJECT_UNDEFINED
+        elif obj.cls.class_id == CLOCK_CLASS:
+            result = invoke_clock(self.meter, obj, descriptor.method_id, request.parameters,
+                                  now)
         return ActionResponseNormal(result, None, request.invoke_id_and_priority).to_bytes()
 
     def _hls_reply(self, parameters: Data | None) -> bytes | None:
@@ -643,7 +717,7 @@ class MeterServer:
     def _handle_sn(self, apdu: bytes, now: datetime) -> bytes:
         return _dispatch(decode_sn_apdu, apdu, {
             ReadRequest: lambda request: self._sn_read(request, now),
-            WriteRequest: self._sn_write,
+            WriteRequest: lambda request: self._sn_write(request, now),
             UnconfirmedWriteRequest: self._sn_unconfirmed_write,
         })
 
@@ -729,7 +803,7 @@ class MeterServer:
         self._long_read = None
         return _read_result(DataAccessResult.DATA_BLOCK_NUMBER_INVALID)
 
-    def _sn_write(self, request: WriteRequest) -> bytes:
+    def _sn_write(self, request: WriteRequest, now: datetime) -> bytes:
         self._long_read = None
         variables = request.variables
         refusal = self._sn_refusal(variables, Conformance.WRITE,
@@ -747,12 +821,30 @@ class MeterServer:
                 else:
                     results.append(DataAccessResult.READ_WRITE_DENIED)
             return WriteResponse(tuple(results)).to_bytes()
-        for item in variables:
-            if isinstance(item, VariableName | ParameterizedAccess):
+        for item, value in zip(variables, request.values, strict=False):
+            if isinstance(item, VariableName):
+                results.append(self._sn_write_one(item.short_name, value, now))
+            elif isinstance(item, ParameterizedAccess):
                 found = self.meter.model.short_names.find(item.short_name) is not None
-                # every attribute is read-only, every method has no access
                 results.append(DataAccessResult.READ_WRITE_DENIED if found
                                else DataAccessResult.OBJECT_UNDEFINED)
             else:
                 results.append(DataAccessResult.OTHER_REASON)  # a write in blocks
+        # a variable without its value (fewer values than variables): other-reason
+        results += [DataAccessResult.OTHER_REASON] * (len(variables) - len(results))
         return WriteResponse(tuple(results)).to_bytes()
+
+    def _sn_write_one(self, short_name: int, value: Data, now: datetime) -> DataAccessResult:
+        """Blue Book, SN referencing: writing an attribute's short name sets it; writing
+        a method's invokes the method with the value as its parameter (the live clock's
+        time and methods; every other attribute is read-only, every method has no
+        access)."""
+        target = self.meter.model.short_names.find(short_name)
+        if target is None:
+            return DataAccessResult.OBJECT_UNDEFINED
+        if target.obj.cls.class_id != CLOCK_CLASS:
+            return DataAccessResult.READ_WRITE_DENIED
+        if target.method:
+            result = invoke_clock(self.meter, target.obj, target.method, value, now)
+            return DataAccessResult(int(result))
+        return set_clock_time(self.meter, target.obj, target.attribute, value, now)

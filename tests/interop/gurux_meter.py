@@ -401,6 +401,9 @@ class _GuruxServer(GXDLMSSecureServer):
         return SourceDiagnostic.NONE
 
     def onGetAttributeAccess(self, arg: Any) -> Any:  # noqa: N802
+        if (self.meter.clock_writable and isinstance(arg.target, GXDLMSClock)
+                and arg.index == 2):
+            return AccessMode.READ_WRITE
         return AccessMode.READ
 
     def onGetMethodAccess(self, arg: Any) -> Any:  # noqa: N802
@@ -635,6 +638,15 @@ class _GuruxServer(GXDLMSSecureServer):
 
     # -- ACTION (only reply_to_HLS_authentication is supported) ------------------------
     def handleCommand(self, cmd: Any, data: Any, sr: Any) -> Any:  # noqa: N802
+        if cmd == Command.SET_REQUEST and self.meter.clock_writable:
+            # gurux bug S23: GXDLMSLNCommandHandler.handleSetRequestNormal() calls
+            # p.isMultipleBlocks(), which GXDLMSLNParameters does not have: every SET
+            # raises (no answer).
+            frame = self.settings.getNextSend(False) if self.replyData else 0
+            self._set_request(data)
+            if self.settings.interfaceType == InterfaceType.WRAPPER:
+                return GXDLMS.getWrapperFrame(self.settings, cmd, self.replyData)
+            return GXDLMS.getHdlcFrame(self.settings, frame, self.replyData)
         if cmd != Command.METHOD_REQUEST:
             return super().handleCommand(cmd, data, sr)
         # gurux bug S9: GXDLMSLNCommandHandler.handleMethodRequest() does list(e) on a
@@ -684,6 +696,30 @@ class _GuruxServer(GXDLMSSecureServer):
         else:
             error = ErrorCode.READ_WRITE_DENIED
         p = GXDLMSLNParameters(st, invoke_id, Command.METHOD_RESPONSE, 1, None, bb, error)
+        GXDLMS.getLNPdu(p, self.replyData)
+
+    def _set_request(self, data: GXByteBuffer) -> None:
+        """SET-Request-Normal of the clock's time: gurux decodes the value and its clock
+        object takes it (GXDLMSClock.setValue); anything else is read-write-denied."""
+        st = self.settings
+        choice = data.getUInt8()
+        invoke_id = data.getUInt8()
+        st.updateInvokeId(invoke_id)
+        error = ErrorCode.READ_WRITE_DENIED
+        if choice == 1:  # normal
+            class_id = data.getUInt16()
+            ln = bytearray(6)
+            data.get(ln)
+            attribute = data.getUInt8()
+            selection = data.getUInt8()
+            obj = self.items.findByLN(ObjectType(class_id), _GXCommon.toLogicalName(ln))
+            if obj is None:
+                error = ErrorCode.UNDEFINED_OBJECT
+            elif isinstance(obj, GXDLMSClock) and attribute == 2 and not selection:
+                value = _GXCommon.getData(st, data, _GXDataInfo())
+                obj.time = _GXCommon.changeType(st, value, DataType.DATETIME)
+                error = ErrorCode.OK
+        p = GXDLMSLNParameters(st, invoke_id, Command.SET_RESPONSE, 1, None, None, error)
         GXDLMS.getLNPdu(p, self.replyData)
 
     def _reply_to_hls(self, f_ctos: bytes) -> bytes | None:
@@ -783,6 +819,8 @@ class GuruxMeter:
     max_info: largest HDLC information field the meter accepts/sends.
     max_pdu: server max receive PDU size (reported in the AARE).
     registers / data / clock_time: the object model (see DEFAULT_*).
+    clock_writable: the clock's time (attribute 2) may be SET (gurux's own SET handling
+        stores the value; the clock does not run).
     profiles: Profile Generic objects over those (:class:`ProfileSpec`).
     idle_timeout: close a connection idle for this many seconds.
     trace: record every received/sent frame in meter.frames.
@@ -814,6 +852,7 @@ class GuruxMeter:
         registers: Sequence[RegisterSpec] = DEFAULT_REGISTERS,
         data: Sequence[DataSpec] = DEFAULT_DATA,
         clock_time: _dt.datetime | None = CLOCK_TIME,
+        clock_writable: bool = False,
         profiles: Sequence[ProfileSpec] = (),
         idle_timeout: float = 30.0,
         trace: bool = False,
@@ -860,6 +899,7 @@ class GuruxMeter:
         self.registers = tuple(registers)
         self.data = tuple(data)
         self.clock_time = clock_time
+        self.clock_writable = clock_writable
         self.profiles = tuple(profiles)
         self.idle_timeout = idle_timeout
         self.trace = trace
