@@ -694,3 +694,14 @@ def test_general_ded_ciphering_with_the_configured_dedicated_key() -> None:
     assert node.name == "general-ded-ciphering" and not node.error, _text(node)
     assert node.find("system-title").value == METER_TITLE.hex().upper()  # type: ignore[union-attr]
     assert "unsigned 3" in _text(node)
+
+
+def test_the_readme_example_prints_what_the_readme_shows() -> None:
+    """README, "Field tools": the hex of the first command, and the tree it shows."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Field tools: `dlmsctl`")[1]
+    command = next(line for line in section.splitlines() if line.startswith("dlmsctl decode 7E"))
+    shown = section.split("The first prints")[1].split("```")[1].strip("\n")
+    code, out, err = _run(*command.split()[2:])
+    assert code == 0, err
+    assert out.rstrip("\n") == shown
