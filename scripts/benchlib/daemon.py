@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ async def scale(config_path: str, seconds: float, first_timeout: float) -> dict[
     for alias, got in marks.items():
         starts = [s for s, _ in got]
         done += sum(1 for _, e in got if t1 <= e < t2)
-        for a, b in zip(starts, starts[1:], strict=False):
+        for a, b in itertools.pairwise(starts):
             if b > t2:
                 break
             gap = b - a
