@@ -165,7 +165,7 @@ async def capture(ports: dict[str, int]) -> Captured:
                 await session.open()
                 try:
                     opened = tr.mark()
-                    figures[f"{assoc}_open_writes"] = opened and tr.writes(0)
+                    figures[f"{assoc}_open_writes"] = tr.writes(0)  # SNRM, AARQ
                     ten = [AttributeRequest(f"cap_{i}", Obis.parse(code), 2, None)
                            for i, code in enumerate(REGISTERS)]
                     await _read(session, tr, ten)

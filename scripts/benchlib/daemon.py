@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ async def loop_scans(config_path: str, scans: int, profile: str | None) -> dict[
             measured["cpu0"] = cpu()
             if profile:
                 import cProfile
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.process_time)  # CPU, not waits
                 profiler.enable()
         if len(marks) == scans + 1:
             measured["cpu1"] = cpu()
