@@ -119,7 +119,8 @@ def bench_codec(cases: list[codec.Case], repeats: int, budget: float) -> list[Ro
         for ref in ("gurux_dlms", "dlms-cosem"):
             if ref in times:
                 r_ = [a / b for a, b in zip(times["dlmsd"], times[ref], strict=True)]
-                ratios.append(f"/{ref.split('_')[0].split('-')[0]} {spread(r_, fmt='{:.2f}')}")
+                short = {"gurux_dlms": "gurux", "dlms-cosem": "cosem"}[ref]
+                ratios.append(f"/{short} {spread(r_, fmt='{:.2f}')}")
         row["ratios"] = "; ".join(ratios)
         row["target"] = "dlmsd/floor <= 3"
         row["result"] = verdict(statistics.median(floor_ratio) <= 3.0)
@@ -166,7 +167,8 @@ def bench_e2e(sim: SimProcess, where: Path, repeats: int, scans: int,
         if profile and link == "wrapper":
             child("loop", "--config", str(path), "--scans", str(scans * 5), "--profile", profile)
         row: Row = {"metric": f"one meter, 10-register scan over {link}: CPU per scan (ms)",
-                    "dlmsd": spread(ours, 1e3, "{:.2f}"), "dlms-cosem": COSEM_LOOP,
+                    "dlmsd": spread(ours, 1e3, "{:.2f}"),
+                    "dlms-cosem": COSEM_LOOP if have("dlms_cosem") else "n/a: not installed",
                     "floor": "-", "target": "dlmsd/gurux <= 1"}
         if theirs:
             ratio = [a / b for a, b in zip(ours, theirs, strict=True)]
@@ -309,6 +311,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU model unknown"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -334,7 +346,8 @@ def main() -> int:
     startup_devices = args.startup_devices or (50 if quick else 5000)
     only = set(args.only.split(","))
     rows: list[Row] = []
-    info = (f"# {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, repeats {repeats}, "
+    info = (f"# {os.cpu_count()} CPUs ({cpu_model()}), Python {sys.version.split()[0]}, "
+            f"repeats {repeats}, "
             f"references: gurux_dlms {'yes' if have('gurux_dlms') else 'NOT INSTALLED'}, "
             f"dlms-cosem {'yes' if have('dlms_cosem') else 'NOT INSTALLED'}")
     print(info, flush=True)
