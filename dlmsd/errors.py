@@ -5,7 +5,9 @@
     DlmsdError                      root of everything dlmsd raises on purpose
     ├── ConfigError                 bad configuration file, bad CLI argument
     │   ├── ConfigValueError        a text value that cannot be used (OBIS code,
-    │   │                           server address, address formula); also a ValueError
+    │   │   │                       server address, address formula); also a ValueError
+    │   │   └── InputError          dlmsctl decode: input that is neither hex nor a
+    │   │                           trace log (dlmsd.ctl.inputs)
     │   ├── KeyFileError            ECDSA key file unusable (dlmsd.keys)
     │   └── CounterStoreError       invocation counter file unusable (dlmsd.counters)
     ├── ProtocolError               a protocol rule was broken (carries .code)
@@ -27,6 +29,8 @@
     │       └── CipherError         dlms-sim: a ciphered request the simulated meter
     │                               refuses (.service_error, .counter) (dlmsd.sim.auth)
     ├── DataAccessError             a GET/read answered with a DataAccessResult != success
+    ├── ProfileStateError           a profile's state file unusable (dlmsd.profile_state):
+    │                               the profile starts over with its backfill
     └── TransportError              the line or socket failed
         └── DlmsTimeout             no answer in time (also a TimeoutError)
             └── AnswerLost          the meter is there, the answer is lost for good (an

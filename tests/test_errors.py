@@ -35,6 +35,10 @@ from dlmsd.errors import (
 ALLOWED_OUTSIDE: dict[str, str] = {
     "dlmsd.sim.model._Invalid": "private to the simulator's model loader: raised and "
     "caught inside it, turned into ConfigError problems; never reaches a caller",
+    "dlmsd.protocol.explain.Bad": "private to dlmsctl decode's explainer: raised and "
+    "caught inside it, turned into an error node of the tree (offset, what was expected)",
+    "dlmsd.protocol.reader._Unreadable": "private to ReadProfile: raised and caught "
+    "inside the job, turned into the profile result's error",
 }
 
 #: Modules that run a program when imported: only checked to define no class.

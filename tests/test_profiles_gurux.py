@@ -90,8 +90,9 @@ async def test_backfill_exact_values_and_timestamps(write_config: Writer, tmp_pa
                         "units": {ENERGY: "Wh", VOLTAGE: "V"}, "status": 0}
 
 
-async def test_restarts_continue_without_gap_or_duplicate(write_config: Writer,
-                                                          tmp_path: Path) -> None:
+async def test_restarts_continue_without_gap_or_duplicate(
+        write_config: Writer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLMS_STATE_DIR")  # the configuration's state_dir, checked below
     state = tmp_path / "state"
     got: list[dict[str, Any]] = []
     meter = GuruxMeter("wrapper", profiles=[spec(9)], clock_time=T0 + dt.timedelta(hours=2))

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from dlmsd.errors import ConfigValueError
+
 __all__ = ["Chunk", "InputError", "looks_like_log", "parse_hex", "parse_input"]
 
 _FRAME_EVENTS: Final = ("dlms_tx", "dlms_rx", "flight_frame")
@@ -21,7 +23,7 @@ _TEXT_FIELD: Final = re.compile(r"(?:^|\s)(device|dir|hex)=('[^']*'|\"[^\"]*\"|\
 _SEPARATORS: Final = re.compile(r"0[xX]|[\s,:]")
 
 
-class InputError(ValueError):
+class InputError(ConfigValueError):
     """Input that is neither hex nor a trace log, naming where."""
 
 
