@@ -67,7 +67,6 @@ from zero.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -83,6 +82,7 @@ from urllib.parse import quote
 from dlmsd.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.client import CounterStart
 from dlmsd.protocol.security import MAX_COUNTER, SYSTEM_TITLE_SIZE
+from dlmsd.statefile import json_bytes, write_durably
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -392,22 +392,9 @@ class CounterStore:
                         "last_received": m.last_received} for m in device.meters]}
         if device.legacy is not None:  # format 1's counter, no meter has taken it yet
             doc["last_received"] = device.legacy
-        data = (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-        temp = path.with_name(path.name + ".tmp")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-            _fsync_directory(self.directory)
+            write_durably(path, json_bytes(doc))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                temp.unlink()
             raise CounterStoreError(
                 f"cannot write invocation counter file {path}: "
                 f"{exc.strerror or exc}") from None
@@ -451,16 +438,6 @@ def _check_fingerprint(key: object) -> str:
         raise LocalProtocolError(f"a key fingerprint is {_FINGERPRINT_SIZE} lower-case hex "
                                  "digits (dlmsd.readers.key_fingerprint), never the key")
     return key
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable (POSIX: fsync of the file does not cover the
-    # directory entry).
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _OPEN: dict[str, CounterStore] = {}

@@ -17,7 +17,6 @@ state would skip rows or repeat them, and the backfill repeats at most ``backfil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from urllib.parse import quote
 from dlmsd.errors import DlmsdError
 from dlmsd.protocol.axdr import DateTime
 from dlmsd.protocol.profile import timestamp_text
+from dlmsd.statefile import json_bytes, write_durably
 
 __all__ = ["ProfileStateError", "ProfileStateStore"]
 
@@ -87,26 +87,9 @@ class ProfileStateStore:
         path = self.path_for(device, profile)
         doc = {"format": _FORMAT, "device": device, "profile": profile, "obis": obis,
                "last": last.to_bytes().hex().upper(), "ts": timestamp_text(last)}
-        data = (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-        temp = path.with_name(path.name + ".tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_durably(path, json_bytes(doc))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                temp.unlink()
             raise ProfileStateError(f"cannot write profile state {path}: "
                                     f"{exc.strerror or exc}") from None

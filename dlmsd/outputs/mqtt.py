@@ -53,6 +53,7 @@ from dlmsd.signals import (
     SignalStatus,
     SignalTable,
 )
+from dlmsd.statefile import write_durably
 
 if TYPE_CHECKING:  # imported when a publisher runs: no cost for a daemon without MQTT
     import aiomqtt
@@ -504,9 +505,7 @@ class MqttOutput:
         if carried is not None and carried.messages and self.spool is not None:
             try:
                 self.spool.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.spool.with_name(self.spool.name + ".tmp")
-                tmp.write_text(spool_text(carried), encoding="utf-8")
-                os.replace(tmp, self.spool)
+                write_durably(self.spool, spool_text(carried).encode("utf-8"))
             except OSError as exc:
                 self.log.error("mqtt_spool_failed", path=str(self.spool), error=str(exc),
                                lost=len(carried.messages))
