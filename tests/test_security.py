@@ -100,6 +100,24 @@ def test_keys_as_secret() -> None:
                      authentication_key=Secret(AK))[0] == GET_CLOCK
 
 
+def test_a_downgrade_to_encryption_only_is_refused_by_the_policy() -> None:
+    """The security control byte is not covered by a tag that the downgrade removes:
+    0x30 (Green Book example) turned into 0x20 with the tag cut off deciphers, so only
+    the receiver's policy (``require``, as the client passes it) can refuse it."""
+    wire = bytearray(H(GLO_GET_SC30))
+    sc_at = 2  # tag, length, then the security control byte
+    assert wire[sc_at] == 0x30
+    wire[sc_at] = 0x20
+    wire[1] -= 12  # the 12-octet tag is gone
+    downgraded = bytes(wire[:-12])
+    plain, header = unprotect(downgraded, system_title=ST, block_cipher_key=EK,
+                              authentication_key=AK)
+    assert plain == GET_CLOCK and header.security_control.to_byte() == 0x20
+    with pytest.raises(RemoteProtocolError, match="policy requires authenticated"):
+        unprotect(downgraded, system_title=ST, block_cipher_key=EK, authentication_key=AK,
+                  require=AUTHENTICATED_ENCRYPTION)
+
+
 @pytest.mark.parametrize(("sc", "plain", "wire"), GREEN_BOOK)
 def test_trailing_or_missing_bytes_are_decode_errors(sc: int, plain: bytes, wire: str) -> None:
     for data in (H(wire) + b"\x00", H(wire)[:-1]):
@@ -397,8 +415,11 @@ def test_any_tampered_byte_is_detected(case: tuple[bytes, bytes, dict[str, objec
     flip = data.draw(st.integers(1, 255), label="xor")
     tampered = bytearray(wire)
     tampered[index] ^= flip
+    # The receiver's security policy is the protection it asked for (the client passes
+    # it, ``require``): without one, a security control byte turned from 0x30 into
+    # 0x20 (encryption only) is a valid APDU without a tag, not a tampered one.
     with pytest.raises((DecodeError, RemoteProtocolError)):
-        unprotect(bytes(tampered), **kwargs)  # type: ignore[arg-type]
+        unprotect(bytes(tampered), require=sc, **kwargs)  # type: ignore[arg-type]
 
 
 _ALL_TAGS = sorted({*security._PLAIN, GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING})
