@@ -10,7 +10,6 @@ is allowed. Unknown keys are returned as warnings (they are usually typos).
 
 from __future__ import annotations
 
-import difflib
 import enum
 import ipaddress
 import json
@@ -22,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from functools import cache, cached_property, lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -425,7 +423,8 @@ _SECRET_KEYS = frozenset({"password", "block_cipher_key", "authentication_key",
 
 
 def load_schema() -> dict[str, Any]:
-    text = resources.files("dlmsd").joinpath("config_schema.json").read_text("utf-8")
+    # beside this module (package data); not importlib.resources, which costs 1 MB of RSS
+    text = Path(__file__).with_name("config_schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -651,6 +650,8 @@ def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list
         for key in item:
             if key in known:
                 continue
+            import difflib  # here: only an unknown key needs it
+
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             warnings.append(((section, index, key),
