@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import re
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
@@ -118,6 +117,8 @@ class ClockSyncConfig:
 def local_zone() -> tuple[tzinfo, str]:
     """The gateway's local time zone and its name: ``$TZ`` (an IANA name), else the zone
     /etc/localtime links to, else /etc/localtime's own rules, else UTC."""
+    import zoneinfo  # here: only a device with clock_sync needs it
+
     name = os.environ.get("TZ", "").lstrip(":")
     if name:
         try:
@@ -868,6 +869,8 @@ def _clock_sync(at: str, item: object, problems: list[str]) -> ClockSyncConfig |
     if name is None:
         zone, zone_name = local_zone()
     else:
+        import zoneinfo
+
         try:
             zone, zone_name = zoneinfo.ZoneInfo(str(name)), str(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):

@@ -30,7 +30,6 @@ from dlmsd.protocol.security import (
     SUITE_0,
 )
 from dlmsd.protocol.security_hls import HlsKeys, ec_private_key, ec_public_key, ecdsa_suite
-from dlmsd.protocol.sn_client import SnClient
 
 __all__ = [
     "ECDSA_CHALLENGE_SIZE",
@@ -132,7 +131,11 @@ def _connection(device: DeviceConfig) -> str:
 
 def _client(device: DeviceConfig, counters: Callable[[], CounterBook]) -> ClientBase:
     """The client for the device's referencing, mechanism and keys."""
-    client_class = SnClient if device.referencing is Referencing.SN else LnClient
+    client_class: type[ClientBase] = LnClient
+    if device.referencing is Referencing.SN:
+        from dlmsd.protocol.sn_client import SnClient  # here: most meters are LN
+
+        client_class = SnClient
     if device.auth is Auth.HIGH_GMAC:
         assert device.ciphered  # the configuration refuses HighGmac without ciphering
         assert device.block_cipher_key is not None and device.authentication_key is not None
