@@ -28,7 +28,6 @@ from dlmsd.errors import ConfigError, ConfigValueError
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.protocol import obis as _obis
 from dlmsd.protocol.obis import Obis
-from dlmsd.protocol.security_hls import HIGH_KEY_SIZE
 from dlmsd.schema_check import compile_schema
 from dlmsd.secret import MASK, Secret
 
@@ -889,6 +888,9 @@ def _clock_sync(at: str, item: object, problems: list[str]) -> ClockSyncConfig |
 def _check_password(at: str, auth: Auth, password_text: object, bad: bool,
                     problems: list[str], warnings: list[str]) -> None:
     """The password against the auth mechanism (``bad``: the schema refused it)."""
+    # imported here: the HLS stack is not needed to check a configuration (issue 16)
+    from dlmsd.protocol.security_hls import HIGH_KEY_SIZE
+
     if auth.needs_password and not password_text and not bad:
         problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
     size = len(password_text.encode()) if isinstance(password_text, str) else 0
