@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import textwrap
@@ -142,6 +141,8 @@ MIN_TABLE_WIDTH = 60
 
 
 def _table_width() -> int:
+    import shutil  # here: only --once draws a table (shutil costs 0.6 MB)
+
     return max(MIN_TABLE_WIDTH,
                shutil.get_terminal_size((DEFAULT_TABLE_WIDTH, 24)).columns)
 

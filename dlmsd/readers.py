@@ -12,7 +12,6 @@ one.  The store learns which keys a counter was accepted under only by
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -85,6 +84,8 @@ def key_fingerprint(block_cipher_key: bytes, authentication_key: bytes) -> str:
     whole key space could name the key.  Both keys count: a verified APDU proves the
     pair, and a re-keyed meter restarts its counter.  A collision (2**-64 between two
     sequences) would only keep the older sequence: a refusal, never a replay."""
+    import hashlib  # here: only ciphered devices have a fingerprint (issue 16)
+
     digest = hashlib.sha256(_FINGERPRINT_LABEL + bytes(block_cipher_key)
                             + bytes(authentication_key)).digest()
     return digest[:8].hex()

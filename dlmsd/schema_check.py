@@ -60,8 +60,8 @@ _TYPES: Mapping[str, Check] = {
 
 
 def _type_test(names: object) -> Check:
-    listed = names if isinstance(names, list) else [names]
-    if not listed or any(not isinstance(name, str) or name not in _TYPES for name in listed):
+    listed = [str(name) for name in names] if isinstance(names, list) else [str(names)]
+    if not listed or any(name not in _TYPES for name in listed):
         raise UnsupportedSchema(f"type {names!r}")
     tests = [_TYPES[name] for name in listed]
     if len(tests) == 1:
@@ -89,7 +89,7 @@ def _all(checks: list[Check]) -> Check:
         return checks[0]
 
     def every(value: object) -> bool:
-        for check in checks:
+        for check in checks:  # noqa: SIM110 - a loop: all() of a generator costs more
             if not check(value):
                 return False
         return True
