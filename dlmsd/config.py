@@ -745,7 +745,8 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     at = f"devices[{index}]"
     before = len(problems)
     props = _DEVICE_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     mode_known = "mode" not in bad
     auth_known = "auth" not in bad
     ciphering_known = auth_known and not bad & {"security", "block_cipher_key"}
@@ -1016,7 +1017,8 @@ def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, Dev
     at = f"signals[{index}]"
     before = len(problems)
     props = _SIGNAL_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     key = "obis" if "obis" in item else "obis_job"
     if "obis" in item and "obis_job" in item:
         warnings.append(f"{at}.obis_job: both obis and obis_job are set; using obis")
@@ -1065,7 +1067,8 @@ def _build_profile(index: int, item: Mapping[str, Any], known_devices: set[str],
     at = f"profiles[{index}]"
     before = len(problems)
     props = _PROFILE_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     alias = item.get("device_alias")
     if alias is not None and alias not in known_devices:
         choices = ", ".join(sorted(known_devices)) or "none are configured"
