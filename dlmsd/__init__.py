@@ -1,10 +1,7 @@
 """dlmsd: a DLMS/COSEM (IEC 62056) master daemon for Linux gateways."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("dlmsd")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written (pyproject.toml reads it from here): a literal,
+# so that the daemon's start does not import importlib.metadata (about 2 MB; issue 16).
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

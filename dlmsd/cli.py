@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import textwrap
@@ -25,9 +24,7 @@ from dlmsd import __version__
 from dlmsd.config import DEFAULT_STATE_DIR, Config, DeviceConfig, Mode, load_config
 from dlmsd.errors import ConfigError
 from dlmsd.logsetup import configure_logging, get_logger, json_line, notice, port_matches
-from dlmsd.outputs.mqtt import MQTT_SPOOL, MqttOutput
 from dlmsd.signals import SignalStatus, SignalTable, Snapshot
-from dlmsd.supervisor import Supervisor
 
 __all__ = ["main", "table_json"]
 
@@ -144,6 +141,8 @@ MIN_TABLE_WIDTH = 60
 
 
 def _table_width() -> int:
+    import shutil  # here: only --once draws a table (shutil costs 0.6 MB)
+
     return max(MIN_TABLE_WIDTH,
                shutil.get_terminal_size((DEFAULT_TABLE_WIDTH, 24)).columns)
 
@@ -200,7 +199,12 @@ def _all_ok(snapshot: Snapshot) -> bool:
     return all(s.status is not SignalStatus.ERROR for s in snapshot.signals)
 
 
+# The supervisor (the protocol stack) and the MQTT output are imported by the commands
+# that run them: --check needs neither (issue 16).
 async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
+    from dlmsd.outputs.mqtt import MQTT_SPOOL, MqttOutput
+    from dlmsd.supervisor import Supervisor
+
     log = get_logger()
     table = SignalTable.from_config(config)
     supervisor = Supervisor(config, table=table, trace=trace, log=log)
@@ -261,6 +265,8 @@ async def _run_daemon(config_path: str, config: Config, trace: bool) -> int:
 
 
 async def _run_once(config: Config, trace: bool) -> Snapshot:
+    from dlmsd.supervisor import Supervisor
+
     supervisor = Supervisor(config, trace=trace)
     return await supervisor.run_once()
 

@@ -10,29 +10,29 @@ is allowed. Unknown keys are returned as warnings (they are usually typos).
 
 from __future__ import annotations
 
-import difflib
 import enum
 import ipaddress
 import json
 import os
 import platform
 import re
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from importlib import resources
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Final, cast
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from dlmsd.addressing import ServerAddress, compile_address_formula, resolve_server_address
 from dlmsd.errors import ConfigError, ConfigValueError
 from dlmsd.keys import KeyFileError, load_private_key, load_public_key
-from dlmsd.protocol.obis import Obis, parse_signal_obis
-from dlmsd.protocol.security_hls import HIGH_KEY_SIZE
+from dlmsd.protocol import obis as _obis
+from dlmsd.protocol.obis import Obis
+from dlmsd.schema_check import compile_schema
 from dlmsd.secret import MASK, Secret
+
+if TYPE_CHECKING:  # imported when a configuration is refused (see _schema_problems)
+    import jsonschema
 
 __all__ = [
     "Auth",
@@ -116,6 +116,8 @@ class ClockSyncConfig:
 def local_zone() -> tuple[tzinfo, str]:
     """The gateway's local time zone and its name: ``$TZ`` (an IANA name), else the zone
     /etc/localtime links to, else /etc/localtime's own rules, else UTC."""
+    import zoneinfo  # here: only a device with clock_sync needs it
+
     name = os.environ.get("TZ", "").lstrip(":")
     if name:
         try:
@@ -389,13 +391,27 @@ class Config:
         return environ.get("DLMS_STATE_DIR") or self.state_dir
 
     def device(self, alias: str) -> DeviceConfig:
-        for dev in self.devices:
-            if dev.device_alias == alias:
-                return dev
-        raise KeyError(alias)
+        return self._by_alias[alias]
 
     def signals_of(self, alias: str) -> tuple[SignalConfig, ...]:
-        return tuple(s for s in self.signals if s.device_alias == alias)
+        """The signals of device ``alias``, in configuration order."""
+        return self._signals_by_device.get(alias, ())
+
+    # indexes of the (frozen) configuration, built on first use: 50,000 signals are
+    # not scanned once per device
+    @cached_property
+    def _by_alias(self) -> Mapping[str, DeviceConfig]:
+        by_alias: dict[str, DeviceConfig] = {}
+        for dev in self.devices:
+            by_alias.setdefault(dev.device_alias, dev)
+        return by_alias
+
+    @cached_property
+    def _signals_by_device(self) -> Mapping[str, tuple[SignalConfig, ...]]:
+        grouped: dict[str, list[SignalConfig]] = {}
+        for sig in self.signals:
+            grouped.setdefault(sig.device_alias, []).append(sig)
+        return {alias: tuple(sigs) for alias, sigs in grouped.items()}
 
     def profiles_of(self, alias: str) -> tuple[ProfileConfig, ...]:
         """The enabled profiles of device ``alias``."""
@@ -407,13 +423,27 @@ _SECRET_KEYS = frozenset({"password", "block_cipher_key", "authentication_key",
 
 
 def load_schema() -> dict[str, Any]:
-    text = resources.files("dlmsd").joinpath("config_schema.json").read_text("utf-8")
+    # beside this module (package data); not importlib.resources, which costs 1 MB of RSS
+    text = Path(__file__).with_name("config_schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
+#: OBIS texts parsed once each (a pure function of the text; an Obis is immutable, so
+#: the signals of 5000 meters reading the same ten codes share ten objects).
+_parse_obis = lru_cache(maxsize=4096)(Obis.parse)
+_parse_signal_obis = lru_cache(maxsize=4096)(_obis.parse_signal_obis)
+
 _SCHEMA = load_schema()
-_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
+#: "Is it valid?" in microseconds per device; jsonschema explains only what is not.
+_ACCEPTS = compile_schema(_SCHEMA)
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # here: only a refused configuration needs it
+
+    return jsonschema.Draft202012Validator(_SCHEMA)
 _DEVICE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["device"]["properties"]
 _SIGNAL_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["signal"]["properties"]
 _PROFILE_PROPS: Mapping[str, Any] = _SCHEMA["$defs"]["profile"]["properties"]
@@ -603,8 +633,10 @@ def schema_problems(validator: jsonschema.protocols.Validator, doc: Any, *,
 
 
 def _schema_problems(doc: object) -> list[Problem]:
+    if _ACCEPTS(doc):
+        return []
     return schema_problems(
-        _VALIDATOR, doc, top_level="must be a JSON object with devices and signals",
+        _validator(), doc, top_level="must be a JSON object with devices and signals",
         secret_keys=_SECRET_KEYS)
 
 
@@ -618,6 +650,8 @@ def _unknown_keys(items: object, section: str, known: Mapping[str, Any]) -> list
         for key in item:
             if key in known:
                 continue
+            import difflib  # here: only an unknown key needs it
+
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             warnings.append(((section, index, key),
@@ -711,7 +745,8 @@ def _build_device(index: int, item: Mapping[str, Any], problems: list[str],
     at = f"devices[{index}]"
     before = len(problems)
     props = _DEVICE_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     mode_known = "mode" not in bad
     auth_known = "auth" not in bad
     ciphering_known = auth_known and not bad & {"security", "block_cipher_key"}
@@ -834,6 +869,8 @@ def _clock_sync(at: str, item: object, problems: list[str]) -> ClockSyncConfig |
     if name is None:
         zone, zone_name = local_zone()
     else:
+        import zoneinfo
+
         try:
             zone, zone_name = zoneinfo.ZoneInfo(str(name)), str(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
@@ -852,6 +889,9 @@ def _clock_sync(at: str, item: object, problems: list[str]) -> ClockSyncConfig |
 def _check_password(at: str, auth: Auth, password_text: object, bad: bool,
                     problems: list[str], warnings: list[str]) -> None:
     """The password against the auth mechanism (``bad``: the schema refused it)."""
+    # imported here: the HLS stack is not needed to check a configuration (issue 16)
+    from dlmsd.protocol.security_hls import HIGH_KEY_SIZE
+
     if auth.needs_password and not password_text and not bad:
         problems.append(f"{at}.password: missing: auth {auth.value} needs a password")
     size = len(password_text.encode()) if isinstance(password_text, str) else 0
@@ -886,7 +926,7 @@ def _ciphered_options(at: str, item: Mapping[str, Any], auth: Auth, mode: Mode,
     text = str(_get(item, props, "invocation_counter_obis"))
     obis = INVOCATION_COUNTER_OBIS
     try:
-        obis = Obis.parse(text)
+        obis = _parse_obis(text)
     except ValueError as exc:
         problems.append(f"{at}.invocation_counter_obis: {exc}")
     public = _client_sap(_get(item, props, "public_client_address"),
@@ -977,7 +1017,8 @@ def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, Dev
     at = f"signals[{index}]"
     before = len(problems)
     props = _SIGNAL_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     key = "obis" if "obis" in item else "obis_job"
     if "obis" in item and "obis_job" in item:
         warnings.append(f"{at}.obis_job: both obis and obis_job are set; using obis")
@@ -990,7 +1031,7 @@ def _build_signal(index: int, item: Mapping[str, Any], devices: Mapping[str, Dev
         problems.append(f"{at}: missing required key 'obis'")
     else:
         try:
-            obis, attribute = parse_signal_obis(text)
+            obis, attribute = _parse_signal_obis(text)  # a string: the schema said so
         except ValueError as exc:
             problems.append(f"{at}.{key}: {_show(text, None)} is not allowed: {exc}")
     alias = item.get("device_alias")
@@ -1026,7 +1067,8 @@ def _build_profile(index: int, item: Mapping[str, Any], known_devices: set[str],
     at = f"profiles[{index}]"
     before = len(problems)
     props = _PROFILE_PROPS
-    item = {key: value for key, value in item.items() if key not in bad}
+    if bad:
+        item = {key: value for key, value in item.items() if key not in bad}
     alias = item.get("device_alias")
     if alias is not None and alias not in known_devices:
         choices = ", ".join(sorted(known_devices)) or "none are configured"
@@ -1045,7 +1087,7 @@ def _build_profile(index: int, item: Mapping[str, Any], known_devices: set[str],
         columns = []
         for n, column in enumerate(raw_columns):
             try:
-                code, attribute = parse_signal_obis(str(column))
+                code, attribute = _parse_signal_obis(str(column))
             except ValueError as exc:
                 problems.append(f"{at}.columns[{n}]: {_show(column, None)} is not allowed: "
                                 f"{exc}")
@@ -1133,10 +1175,13 @@ def _duplicates(items: list[Any], key: str, section: str) -> list[str]:
     return problems
 
 
-def _bad_keys(schema_found: Sequence[Problem], section: str, index: int) -> frozenset[str]:
-    """The keys of ``section[index]`` the schema refused (or found missing)."""
-    return frozenset(str(parts[2]) for parts, _ in schema_found
-                     if len(parts) > 2 and parts[:2] == (section, index))
+def _bad_keys(schema_found: Sequence[Problem]) -> dict[tuple[str, int], frozenset[str]]:
+    """The keys of each ``section[index]`` the schema refused (or found missing)."""
+    keys: dict[tuple[str, int], set[str]] = {}
+    for parts, _ in schema_found:
+        if len(parts) > 2 and isinstance(parts[0], str) and isinstance(parts[1], int):
+            keys.setdefault((parts[0], parts[1]), set()).add(str(parts[2]))
+    return {item: frozenset(names) for item, names in keys.items()}
 
 
 def _ports_table(doc: Mapping[str, Any], broken: bool) -> dict[str, str] | None:
@@ -1185,6 +1230,8 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
     problems += _duplicates(raw_profiles, "profile_alias", "profiles")
     warnings: list[str] = []
     ports = _ports_table(doc, any(parts[:1] == ("ports",) for parts, _ in schema_found))
+    bad_keys = _bad_keys(schema_found)
+    none: frozenset[str] = frozenset()
 
     devices: dict[str, DeviceConfig] = {}
     device_list: list[DeviceConfig] = []
@@ -1192,7 +1239,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if not isinstance(item, dict):
             continue  # the schema said what it must be
         built = _build_device(index, item, problems, warnings, base,
-                              _bad_keys(schema_found, "devices", index), ports)
+                              bad_keys.get(("devices", index), none), ports)
         if built is not None and built.device_alias not in devices:
             devices[built.device_alias] = built
             device_list.append(built)
@@ -1203,7 +1250,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if not isinstance(item, dict):
             continue
         signal = _build_signal(index, item, devices, known, problems, warnings,
-                               _bad_keys(schema_found, "signals", index))
+                               bad_keys.get(("signals", index), none))
         if signal is not None:
             signal_list.append(signal)
 
@@ -1212,7 +1259,7 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
         if not isinstance(item, dict):
             continue
         profile = _build_profile(index, item, known, problems,
-                                 _bad_keys(schema_found, "profiles", index))
+                                 bad_keys.get(("profiles", index), none))
         if profile is not None:
             profile_list.append(profile)
 

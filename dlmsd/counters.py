@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import threading
@@ -333,6 +332,8 @@ class CounterStore:
             raise LocalProtocolError(f"device alias {device!r} must be a non-empty string")
         name = "ic-" + quote(device, safe="-_.") + ".json"
         if len(name.encode()) > _MAX_NAME:
+            import hashlib  # here: only an alias too long for a file name
+
             name = "ic-sha256-" + hashlib.sha256(device.encode()).hexdigest() + ".json"
         return self.directory / name
 

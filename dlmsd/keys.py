@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Final
 
 from dlmsd.errors import ConfigError
 from dlmsd.secret import Secret
+
+# cryptography is imported by the loaders: only a configuration with HighEcdsa keys
+# pays for it (issue 16).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = ["CURVE_SUITES", "KeyFileError", "load_private_key", "load_public_key"]
 
@@ -89,6 +89,10 @@ def _curve(path: Path, key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicK
 
 def load_private_key(path: Path) -> Secret:
     """The client's private scalar (32 octets for P-256, 48 for P-384)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     data = _read(path)
     loader = (serialization.load_pem_private_key if b"-----BEGIN" in data
               else serialization.load_der_private_key)
@@ -108,6 +112,11 @@ def load_private_key(path: Path) -> Secret:
 
 def load_public_key(path: Path) -> bytes:
     """The meter's public key as an X9.62 uncompressed point (65 or 97 octets)."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     data = _read(path)
     pem = b"-----BEGIN" in data
     key: object

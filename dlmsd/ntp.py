@@ -17,11 +17,10 @@ and says so.  (``esterror`` and ``maxerror`` are reported for the log.)
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 from dataclasses import dataclass
-from typing import Final
+from functools import cache
+from typing import Any, Final
 
 __all__ = ["STA_UNSYNC", "TIME_ERROR", "GatewayClock", "gateway_clock_state"]
 
@@ -29,23 +28,29 @@ TIME_ERROR: Final = 5
 STA_UNSYNC: Final = 0x0040
 
 
-class _Timeval(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+@cache
+def _timex() -> Any:
+    """struct timex of <sys/timex.h> (Linux), up to ``tai``, plus room for the rest.
+    Defined on first use: ctypes costs memory that a daemon without clock_sync need
+    not pay (issue 16)."""
+    import ctypes
 
+    class Timeval(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
-class _Timex(ctypes.Structure):
-    """struct timex of <sys/timex.h> (Linux), up to ``tai``, plus room for the rest."""
-
-    _fields_ = [
-        ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-        ("constant", ctypes.c_long), ("precision", ctypes.c_long),
-        ("tolerance", ctypes.c_long), ("time", _Timeval), ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
-        ("_reserved", ctypes.c_int * 11),
-    ]
+    class Timex(ctypes.Structure):
+        _fields_ = [
+            ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+            ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
+            ("status", ctypes.c_int), ("constant", ctypes.c_long),
+            ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
+            ("time", Timeval), ("tick", ctypes.c_long), ("ppsfreq", ctypes.c_long),
+            ("jitter", ctypes.c_long), ("shift", ctypes.c_int), ("stabil", ctypes.c_long),
+            ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
+            ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
+            ("_reserved", ctypes.c_int * 11),
+        ]
+    return Timex
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,15 @@ def gateway_clock_state() -> GatewayClock:
     """The kernel's NTP state (see the module text); never raises."""
     if not sys.platform.startswith("linux"):
         return GatewayClock(None, f"adjtimex is Linux only (platform {sys.platform})")
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         adjtimex = libc.adjtimex
     except (OSError, AttributeError) as exc:
         return GatewayClock(None, f"adjtimex not available: {exc}")
-    timex = _Timex()  # modes 0: read only
+    timex = _timex()()  # modes 0: read only
     state = int(adjtimex(ctypes.byref(timex)))
     if state < 0:
         return GatewayClock(None, f"adjtimex failed: errno {ctypes.get_errno()}")

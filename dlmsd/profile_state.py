@@ -17,7 +17,6 @@ state would skip rows or repeat them, and the backfill repeats at most ``backfil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -48,6 +47,8 @@ class ProfileStateStore:
     def path_for(self, device: str, profile: str) -> Path:
         name = f"{quote(device, safe='-_.')}--{quote(profile, safe='-_.')}.json"
         if len(name.encode()) > _MAX_NAME:
+            import hashlib  # here: only names too long for a file name
+
             digest = hashlib.sha256(f"{device}\0{profile}".encode()).hexdigest()
             name = f"sha256-{digest}.json"
         return self.directory / name

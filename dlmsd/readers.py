@@ -12,7 +12,6 @@ one.  The store learns which keys a counter was accepted under only by
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -30,7 +29,6 @@ from dlmsd.protocol.security import (
     SUITE_0,
 )
 from dlmsd.protocol.security_hls import HlsKeys, ec_private_key, ec_public_key, ecdsa_suite
-from dlmsd.protocol.sn_client import SnClient
 
 __all__ = [
     "ECDSA_CHALLENGE_SIZE",
@@ -86,6 +84,8 @@ def key_fingerprint(block_cipher_key: bytes, authentication_key: bytes) -> str:
     whole key space could name the key.  Both keys count: a verified APDU proves the
     pair, and a re-keyed meter restarts its counter.  A collision (2**-64 between two
     sequences) would only keep the older sequence: a refusal, never a replay."""
+    import hashlib  # here: only ciphered devices have a fingerprint (issue 16)
+
     digest = hashlib.sha256(_FINGERPRINT_LABEL + bytes(block_cipher_key)
                             + bytes(authentication_key)).digest()
     return digest[:8].hex()
@@ -132,7 +132,11 @@ def _connection(device: DeviceConfig) -> str:
 
 def _client(device: DeviceConfig, counters: Callable[[], CounterBook]) -> ClientBase:
     """The client for the device's referencing, mechanism and keys."""
-    client_class = SnClient if device.referencing is Referencing.SN else LnClient
+    client_class: type[ClientBase] = LnClient
+    if device.referencing is Referencing.SN:
+        from dlmsd.protocol.sn_client import SnClient  # here: most meters are LN
+
+        client_class = SnClient
     if device.auth is Auth.HIGH_GMAC:
         assert device.ciphered  # the configuration refuses HighGmac without ciphering
         assert device.block_cipher_key is not None and device.authentication_key is not None

@@ -37,9 +37,6 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.axdr import AxdrReader, encode_length
 from dlmsd.secret import Secret
@@ -262,7 +259,11 @@ def _iv(system_title: bytes, invocation_counter: int) -> bytes:
     return system_title + _IC.pack(invocation_counter)
 
 
+# cryptography (about 8 MB of RSS) is imported where it is used: a daemon without a
+# ciphered meter never loads it (issue 16).
 def _gcm_encrypt(key: bytes, iv: bytes, aad: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     encryptor.authenticate_additional_data(aad)
     ciphertext = encryptor.update(plaintext) + encryptor.finalize()
@@ -271,6 +272,9 @@ def _gcm_encrypt(key: bytes, iv: bytes, aad: bytes, plaintext: bytes) -> tuple[b
 
 def _gcm_decrypt(key: bytes, iv: bytes, aad: bytes, ciphertext: bytes, tag: bytes,
                  what: str) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     decryptor = Cipher(algorithms.AES(key),
                        modes.GCM(iv, tag, min_tag_length=TAG_SIZE)).decryptor()
     decryptor.authenticate_additional_data(aad)
@@ -287,6 +291,8 @@ def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
     # Encryption only: GCM without the tag is AES-CTR whose first counter block is
     # inc32(J0) = IV || 00000002 (NIST SP 800-38D, 7.1).  CTR here carries into the
     # upper 96 bits only after 2**32 - 2 blocks, far beyond MAX_APDU_SIZE.
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     context = Cipher(algorithms.AES(key), modes.CTR(iv + b"\x00\x00\x00\x02")).encryptor()
     return context.update(data) + context.finalize()
 

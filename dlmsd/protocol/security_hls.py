@@ -43,18 +43,8 @@ contains one.  A reply that does not verify raises
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
-from typing import Final
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING, Final
 
 from dlmsd.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from dlmsd.protocol.acse import MechanismName
@@ -67,6 +57,12 @@ from dlmsd.protocol.security import (
     key_bytes,
 )
 from dlmsd.secret import Secret
+
+# cryptography (about 8 MB of RSS) is imported by the functions that use it: a daemon
+# whose meters use no HLS mechanism never loads it (issue 16).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "GMAC_REPLY_SIZE",
@@ -140,8 +136,11 @@ def _title(value: bytes | None, what: str) -> bytes:
     return bytes(value)
 
 
-def _digest(algorithm: hashes.HashAlgorithm, *parts: bytes) -> bytes:
-    context = hashes.Hash(algorithm)
+def _digest(name: str, *parts: bytes) -> bytes:
+    """``name`` (MD5, SHA1, SHA256): the digest of ``parts``."""
+    from cryptography.hazmat.primitives import hashes
+
+    context = hashes.Hash(getattr(hashes, name)())
     for part in parts:
         context.update(part)
     return context.finalize()
@@ -164,18 +163,20 @@ def hls_high(secret: Key, challenge: bytes) -> bytes:
     multiple of 16)."""
     key = high_key(secret)
     padded = bytes(challenge) + bytes(-len(challenge) % 16)
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     context = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     return context.update(padded) + context.finalize()
 
 
 def hls_md5(secret: Key, challenge: bytes) -> bytes:
     """Mechanism 3: MD5(challenge || secret)."""
-    return _digest(hashes.MD5(), bytes(challenge), _secret(secret))
+    return _digest("MD5", bytes(challenge), _secret(secret))
 
 
 def hls_sha1(secret: Key, challenge: bytes) -> bytes:
     """Mechanism 4: SHA-1(challenge || secret)."""
-    return _digest(hashes.SHA1(), bytes(challenge), _secret(secret))
+    return _digest("SHA1", bytes(challenge), _secret(secret))
 
 
 def hls_sha256(secret: Key, *, own_system_title: bytes, peer_system_title: bytes,
@@ -185,7 +186,7 @@ def hls_sha256(secret: Key, *, own_system_title: bytes, peer_system_title: bytes
     The client computes it with (ST-C, ST-S, StoC, CtoS), the meter with
     (ST-S, ST-C, CtoS, StoC).
     """
-    return _digest(hashes.SHA256(), _secret(secret),
+    return _digest("SHA256", _secret(secret),
                    _title(own_system_title, "own system title"),
                    _title(peer_system_title, "peer system title"),
                    bytes(received_challenge), bytes(own_challenge))
@@ -201,19 +202,24 @@ def hls_gmac(challenge: bytes, *, system_title: bytes, invocation_counter: int,
     return bytes((_GMAC_SC,)) + invocation_counter.to_bytes(4, "big") + tag
 
 
-_CURVES: Final[dict[str, tuple[hashes.HashAlgorithm, int]]] = {
-    "secp256r1": (hashes.SHA256(), 32),  # security suite 1
-    "secp384r1": (hashes.SHA384(), 48),  # security suite 2
-}
+#: The curves of ECDSA and the size of their scalars: P-256 (security suite 1, hashed
+#: with SHA-256) and P-384 (suite 2, SHA-384).
+_CURVE_SIZES: Final[dict[str, int]] = {"secp256r1": 32, "secp384r1": 48}
 
 
-_CURVE_BY_SIZE: Final[dict[int, ec.EllipticCurve]] = {32: ec.SECP256R1(), 48: ec.SECP384R1()}
+def _curve_of_size(size: int) -> ec.EllipticCurve | None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    curve = {32: ec.SECP256R1, 48: ec.SECP384R1}.get(size)
+    return None if curve is None else curve()
 
 
 def ec_private_key(scalar: Key) -> ec.EllipticCurvePrivateKey:
     """The signing key from its private scalar: 32 octets P-256, 48 octets P-384."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     raw = _secret(scalar, "ECDSA private key")
-    curve = _CURVE_BY_SIZE.get(len(raw))
+    curve = _curve_of_size(len(raw))
     if curve is None:
         raise LocalProtocolError(f"ECDSA private key of {len(raw)} bytes: 32 (P-256) or "
                                  "48 (P-384) expected")
@@ -225,7 +231,9 @@ def ec_private_key(scalar: Key) -> ec.EllipticCurvePrivateKey:
 
 def ec_public_key(point: bytes) -> ec.EllipticCurvePublicKey:
     """A public key from its X9.62 uncompressed point: 65 octets P-256, 97 P-384."""
-    curve = _CURVE_BY_SIZE.get((len(point) - 1) // 2)
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    curve = _curve_of_size((len(point) - 1) // 2)
     if curve is None or len(point) % 2 == 0 or point[:1] != b"\x04":
         raise LocalProtocolError(f"ECDSA public key of {len(point)} bytes is not an "
                                  "uncompressed P-256 or P-384 point")
@@ -242,11 +250,13 @@ def ecdsa_suite(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> 
 
 def _curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
            ) -> tuple[hashes.HashAlgorithm, int]:
-    try:
-        return _CURVES[key.curve.name]
-    except KeyError:
+    from cryptography.hazmat.primitives import hashes
+
+    size = _CURVE_SIZES.get(key.curve.name)
+    if size is None:
         raise LocalProtocolError(f"ECDSA curve {key.curve.name} is not P-256 (suite 1) or "
-                                 "P-384 (suite 2)") from None
+                                 "P-384 (suite 2)")
+    return (hashes.SHA256() if size == 32 else hashes.SHA384()), size
 
 
 def _ecdsa_data(own_system_title: bytes, peer_system_title: bytes,
@@ -260,6 +270,9 @@ def ecdsa_sign(private_key: ec.EllipticCurvePrivateKey, *, own_system_title: byt
                peer_system_title: bytes, received_challenge: bytes,
                own_challenge: bytes) -> bytes:
     """Mechanism 7: the signature r || s over own ST || peer ST || received || own."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     algorithm, size = _curve(private_key)
     data = _ecdsa_data(own_system_title, peer_system_title, received_challenge, own_challenge)
     r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(algorithm)))
@@ -271,6 +284,10 @@ def ecdsa_verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, *,
                  challenge_to_signer: bytes, signer_challenge: bytes) -> bool:
     """Whether ``signature`` (r || s) is the signer's over
     signer ST || other ST || challenge it received || challenge it sent."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     algorithm, size = _curve(public_key)
     if len(signature) != 2 * size:
         return False
@@ -430,6 +447,8 @@ def verify_server_reply(keys: HlsKeys, reply: bytes, *, stoc: bytes, ctos: bytes
         else:
             assert keys.secret is not None
             expected = _SYMMETRIC[mechanism](keys.secret, ctos)
+        import hmac  # here (it imports hashlib): only HLS associations verify
+
         ok = hmac.compare_digest(expected, reply)
     if not ok:
         raise AuthenticationFailure(
