@@ -296,6 +296,8 @@ class MqttConfig:
 
 #: Where state lives across restarts unless ``state_dir`` or DLMS_STATE_DIR says otherwise.
 DEFAULT_STATE_DIR = "/var/lib/dlmsd"
+#: ``max_connecting`` unless the configuration says otherwise (the schema's default).
+DEFAULT_MAX_CONNECTING = 64
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,8 @@ class Config:
     mqtt: MqttConfig | None = None
     #: Load profiles and event logs (``profiles``).
     profiles: tuple[ProfileConfig, ...] = ()
+    #: How many devices may be connecting and associating at once (``max_connecting``).
+    max_connecting: int = DEFAULT_MAX_CONNECTING
 
     def port_path(self, name: str) -> str:
         """A ``-p`` name as the devices' ports are named: PORTn resolved through
@@ -1282,9 +1286,11 @@ def parse_config(doc: object, source: str = "<config>", base: Path | None = None
                           "in the configuration", [message for _, message in every],
                           warning_list)
     state_dir = doc.get("state_dir", DEFAULT_STATE_DIR)
+    max_connecting = doc.get("max_connecting", DEFAULT_MAX_CONNECTING)
     assert isinstance(state_dir, str) and ports is not None  # the schema checked them
+    assert isinstance(max_connecting, int)
     return Config(tuple(device_list), tuple(signal_list), tuple(warning_list), source,
-                  state_dir, ports, http, mqtt, tuple(profile_list))
+                  state_dir, ports, http, mqtt, tuple(profile_list), max_connecting)
 
 
 def load_config(path: str | Path) -> Config:

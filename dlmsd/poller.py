@@ -8,6 +8,16 @@ failure waits ``reconnect_time``; a rejected association (wrong password or key)
 much longer and grows, because meters lock out after repeated bad passwords.  A session
 is always closed (RLRQ, DISC) in ``finally``.
 
+Scan timing.  A device's first scan of an association starts as soon as it is
+associated; the scans after it fall on the device's own grid of ticks, one every
+``scan_rate_ms``, shifted by a phase taken from its alias (:func:`scan_phase`), so
+that the devices of a large configuration spread their scans over the period instead
+of scanning in one burst.  A scan that starts more than :func:`late_bound` after its
+tick is *late* (``PollStats.late_scans``); a scan that ends after its next tick skips
+the ticks it overran, which are *missed* (``PollStats.missed_scans``).  Opening an
+association waits for one of the supervisor's ``max_connecting`` places (an
+:class:`asyncio.Semaphore` shared by the pollers), which bounds the start-up storm.
+
 A device with ``clock_sync`` gets its meter's clock checked after a scan, at most once
 per ``min_interval_s`` (the first time after the first scan), and never while the
 gateway's own clock is unsynchronised (:mod:`dlmsd.ntp`; unknown counts as
@@ -20,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import math
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +76,9 @@ __all__ = [
     "Poller",
     "SessionContext",
     "SessionFactory",
+    "late_bound",
+    "next_tick",
+    "scan_phase",
 ]
 
 # A rejected association backs off at least this long, doubling up to the maximum.
@@ -106,6 +121,32 @@ class MeterSession(Protocol):
         ...
 
 
+#: A scan is late when it starts more than this fraction of the period after its tick...
+LATE_FRACTION = 0.1
+#: ... or more than this many seconds, whichever is less.
+LATE_MAX_S = 1.0
+
+
+def late_bound(period: float) -> float:
+    """How long after its tick a scan may start without being late: 10% of the
+    period, at most 1 s."""
+    return min(period * LATE_FRACTION, LATE_MAX_S)
+
+
+def scan_phase(alias: str) -> float:
+    """The device's phase: where in the period its ticks fall, as a fraction in [0, 1)
+    taken from its alias (CRC-32), the same at every start and on every gateway."""
+    return zlib.crc32(alias.encode("utf-8")) / 2**32
+
+
+def next_tick(now: float, period: float, phase: float) -> float:
+    """The first tick strictly after ``now`` of the grid ``phase * period + k * period``
+    (on the poller's monotonic clock)."""
+    offset = phase * period
+    tick = offset + math.ceil((now - offset) / period) * period
+    return tick if tick > now else tick + period
+
+
 #: Upper bounds (seconds) of the scan duration histogram of :class:`PollStats`.
 SCAN_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -116,8 +157,10 @@ class PollStats:
     restarts, read by the HTTP API's /metrics): attribute reads that gave a value or an
     error, sessions ended by a timeout, scans redone at once on a new association
     (``reconnect_now``), association attempts after the first, frames sent again by
-    the link (``resends``: after a timeout, or asked for again by an HDLC RR), and the
-    scan durations
+    the link (``resends``: after a timeout, or asked for again by an HDLC RR), the
+    scans that started late (more than :func:`late_bound` after their tick) and the
+    ticks skipped because a scan overran (``missed_scans``), when the first scan was
+    complete (``first_scan_at``, wall clock; None: not yet), and the scan durations
     as a cumulative histogram over :data:`SCAN_BUCKETS_S`."""
 
     reads: int = 0
@@ -127,6 +170,9 @@ class PollStats:
     reconnects: int = 0
     attempts: int = 0
     resends: int = 0
+    late_scans: int = 0
+    missed_scans: int = 0
+    first_scan_at: float | None = None
     scan_count: int = 0
     scan_seconds: float = 0.0
     scan_buckets: list[int] = field(default_factory=lambda: [0] * len(SCAN_BUCKETS_S))
@@ -208,7 +254,10 @@ class Poller:
         profiles: Sequence[ProfileConfig] = (),
         profile_state: ProfileStateStore | None = None,
         gateway_clock: Callable[[], GatewayClock] = gateway_clock_state,
+        connect_slots: asyncio.Semaphore | None = None,
     ) -> None:
+        """``connect_slots``: the places for opening an association that the
+        supervisor's pollers share (``max_connecting``); None: unbounded."""
         self.device = device
         self.stats = stats if stats is not None else PollStats()
         self.signals = [s for s in signals if s.enable]
@@ -234,6 +283,8 @@ class Poller:
         self._rejections = 0
         self._gateway_clock = gateway_clock
         self._next_clock_sync: float | None = None  # monotonic; None: after the next scan
+        self._connect_slots = connect_slots
+        self.phase_fraction = scan_phase(device.device_alias)
         self.context = SessionContext(tracer, log, bus=bus,
                                       counters=counters or _no_counter_store,
                                       stats=self.stats)
@@ -300,30 +351,38 @@ class Poller:
             session = self.session_factory(self.device, self.context)
             self.phase = Phase.CONNECTING
             self.log.debug("connecting")
-            async with self._turn():
+            async with self._connect_slot(), self._turn():
                 await session.open()
             self.table.device_connected(alias)
             self.log.info("connected")
             monotonic = self._monotonic or asyncio.get_running_loop().time
             period = self.device.scan_rate_ms / 1000
-            next_scan = monotonic()
+            next_scan = monotonic()  # the first scan has no tick: it is never late
             while True:
                 self.phase = Phase.POLLING
                 async with self._turn():
+                    if scans:
+                        self._check_late(monotonic() - next_scan, period)
                     await self._scan(session)
                     await self._read_profiles(session, monotonic(), once)
                 scans += 1
                 took = monotonic() - next_scan
                 await self._clock_sync(session, monotonic)
                 self.stats.scan_done(took)
+                if self.stats.first_scan_at is None:
+                    self.stats.first_scan_at = self.clock()
                 # One line per scan (debug: free at the default level), for scripts/soak.
                 self.log.debug("scan_done", ms=round(took * 1000, 1))
                 if once:
                     return None, scans
-                next_scan += period
                 now = monotonic()
+                if scans == 1:  # onto the device's grid (phase spreading)
+                    next_scan = next_tick(now, period, self.phase_fraction)
+                else:
+                    next_scan += period
                 if next_scan < now:  # the scan overran: skip the missed ticks
                     missed = int((now - next_scan) // period) + 1
+                    self.stats.missed_scans += missed
                     self.log.warning("scan_overrun", missed=missed,
                                      scan_rate_ms=self.device.scan_rate_ms)
                     next_scan += missed * period
@@ -347,6 +406,22 @@ class Poller:
                 raise
             except Exception as exc:
                 self.log.warning("close_failed", error=str(exc))
+
+    def _check_late(self, lateness: float, period: float) -> None:
+        """Count a scan that starts more than :func:`late_bound` after its tick."""
+        if lateness > late_bound(period):
+            self.stats.late_scans += 1
+            self.log.info("scan_late", late_ms=round(lateness * 1000, 1),
+                          scan_rate_ms=self.device.scan_rate_ms)
+
+    @contextlib.asynccontextmanager
+    async def _connect_slot(self) -> AsyncIterator[None]:
+        """Wait for a place to open an association in (``max_connecting``)."""
+        if self._connect_slots is None:
+            yield
+            return
+        async with self._connect_slots:
+            yield
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:

@@ -10,6 +10,12 @@ It is the one place that builds serial buses (one per port, shared by the device
 it; a bus no running device uses any more is forgotten, so that a port's new line
 settings take effect after a reload) and gives each poller the session factory and
 the invocation counter store of the configuration's ``state_dir``.
+
+Its pollers share ``max_connecting`` places to open an association in: when every
+device starts at once (start-up, ``--once``, the reconnects after an outage) at most
+that many connect and associate at the same time, and the others wait their turn
+before their connect starts.  A reload with another ``max_connecting`` gives the
+pollers it starts the new bound (the running ones keep theirs).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class Supervisor:
         self._keys: dict[str, tuple[DeviceConfig, tuple[SignalConfig, ...],
                                     tuple[ProfileConfig, ...]]] = {}
         self._buses: dict[str, SerialBus] = {}
+        self._connect_slots = asyncio.Semaphore(config.max_connecting)
 
     def _bus(self, device: DeviceConfig) -> SerialBus | None:
         """The bus of a serial device: one per port, shared by every device on it (the
@@ -88,7 +95,8 @@ class Supervisor:
                       counters=self._counters,
                       stats=self.stats.setdefault(device.device_alias, PollStats()),
                       profiles=self.config.profiles_of(device.device_alias),
-                      profile_state=ProfileStateStore(os.path.join(directory, "profiles")))
+                      profile_state=ProfileStateStore(os.path.join(directory, "profiles")),
+                      connect_slots=self._connect_slots)
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:
         poller = self._poller(device)
@@ -139,6 +147,8 @@ class Supervisor:
 
     async def reload(self, config: Config) -> None:
         """Switch to a new (already validated) configuration."""
+        if config.max_connecting != self.config.max_connecting:
+            self._connect_slots = asyncio.Semaphore(config.max_connecting)
         self.config = config
         changed = [
             alias for alias, key in self._keys.items()

@@ -389,6 +389,22 @@ def test_state_dir_must_be_an_absolute_path(write_config: Writer, value: object)
     assert len(problems) == 1 and problems[0].startswith("state_dir: "), problems
 
 
+def test_max_connecting_default_and_setting(write_config: Writer) -> None:
+    assert load_config(write_config()).max_connecting == 64
+    config = load_config(write_config({"max_connecting": 8, "devices": [tcp_device()],
+                                       "signals": [signal()]}))
+    assert config.max_connecting == 8
+
+
+@pytest.mark.parametrize("value", [0, -1, 10001, 2.5, "8", True, None])
+def test_max_connecting_must_be_a_positive_integer(write_config: Writer,
+                                                    value: object) -> None:
+    problems = problems_of(write_config({"max_connecting": value, "devices": [tcp_device()],
+                                         "signals": [signal()]}))
+    assert len(problems) == 1 and problems[0].startswith("max_connecting: "), problems
+    assert "from 1 to 10000" in problems[0], problems
+
+
 def test_every_problem_of_every_item_in_one_pass_in_path_order(write_config: Writer) -> None:
     # a type error in one key does not hide a value error in another (issue 12)
     doc = {"devices": [

@@ -160,8 +160,15 @@ async def test_scans_keep_their_period_on_a_fake_clock(write_config: Writer) -> 
                                factory_for({"m1": meter}), clock=clock.wall,
                                monotonic=clock.monotonic, sleep=clock.sleep)
     await run_until(poller, clock, 4)
-    assert clock.sleeps[:4] == [1.0, 1.0, pytest.approx(0.5), 1.0]
+    # after the first scan (at 0, as soon as associated) onto the device's grid
+    phase = poller_mod.scan_phase("m1")
+    assert 0 < clock.sleeps[0] <= 1.0
+    assert clock.sleeps[0] == pytest.approx(phase) or phase == 0
+    assert clock.sleeps[1:4] == [1.0, pytest.approx(0.5), 1.0]
     assert table.signal("s1").value == 5 and table.signal("s1").timestamp == clock.wall() - 1.0
+    stats = poller.stats
+    assert stats.missed_scans == 2 and stats.late_scans == 0
+    assert stats.first_scan_at == clock.start  # the first scan ended at 0 on the fake clock
 
 
 async def test_bug_in_session_is_contained(write_config: Writer) -> None:
@@ -321,3 +328,96 @@ async def test_logged_signal_changes_reach_the_log(write_config: Writer) -> None
     assert snapshot.devices[0].status is DeviceStatus.ONLINE
     assert again.devices[0].status is DeviceStatus.ONLINE
     assert "signal_event" in text and "value=12.5" in text
+
+
+def test_next_tick_is_on_the_grid_and_after_now() -> None:
+    assert poller_mod.next_tick(0.0, 10.0, 0.25) == 2.5
+    assert poller_mod.next_tick(2.5, 10.0, 0.25) == 12.5  # strictly after now
+    assert poller_mod.next_tick(12.4, 10.0, 0.25) == 12.5
+    assert poller_mod.next_tick(13.0, 10.0, 0.0) == 20.0
+    assert poller_mod.next_tick(-1.0, 10.0, 0.5) == 5.0
+
+
+def test_late_bound_is_a_tenth_of_the_period_at_most_one_second() -> None:
+    assert poller_mod.late_bound(1.0) == pytest.approx(0.1)
+    assert poller_mod.late_bound(5.0) == pytest.approx(0.5)
+    assert poller_mod.late_bound(10.0) == 1.0
+    assert poller_mod.late_bound(900.0) == 1.0
+
+
+def test_phases_spread_the_devices_over_the_period() -> None:
+    """The phase is a function of the alias alone, and 1000 aliases like the
+    benchmark's fill every tenth of the period with 5 to 15% of the devices."""
+    phases = [poller_mod.scan_phase(f"m{k}") for k in range(1000)]
+    assert phases == [poller_mod.scan_phase(f"m{k}") for k in range(1000)]
+    assert all(0.0 <= p < 1.0 for p in phases)
+    counts = [sum(1 for p in phases if k / 10 <= p < (k + 1) / 10) for k in range(10)]
+    assert all(50 <= c <= 150 for c in counts), counts
+
+
+async def test_late_scans_are_counted(write_config: Writer) -> None:
+    """A scan that starts more than 10% of the period (at most 1 s) after its tick is
+    late; one that starts within it is not; neither skips a tick."""
+    config = load_config(write_config(devices=[tcp_device("m1", scan_rate_ms=1000)],
+                                      signals=[signal("s1", "m1")]))
+    clock = FakeClock()
+    oversleep = iter([0.0, 0.05, 0.3, 0.0, 0.5])
+
+    async def sleep(seconds: float) -> None:
+        await clock.sleep(seconds)
+        clock.now += next(oversleep, 0.0)  # the event loop woke the poller this late
+
+    poller = poller_mod.Poller(config.devices[0], config.signals_of("m1"),
+                               SignalTable.from_config(config), get_logger(),
+                               FrameTracer(get_logger(), False),
+                               factory_for({"m1": FakeMeter({"s1": 5})}), clock=clock.wall,
+                               monotonic=clock.monotonic, sleep=sleep)
+    await run_until(poller, clock, 6)
+    # scans 2..6 started 0, 0.05, 0.3, 0, 0.5 s after their ticks: two late (0.3, 0.5)
+    assert poller.stats.late_scans == 2
+    assert poller.stats.missed_scans == 0
+    assert poller.stats.scan_count >= 5
+
+
+async def test_max_connecting_bounds_the_associations_opened_at_once(
+        write_config: Writer) -> None:
+    """Six devices starting at once with max_connecting 2: never more than two opening
+    at the same time, and every device is associated in the end."""
+    devices = [tcp_device(f"m{k}", scan_rate_ms=60000, port=4059 + k) for k in range(6)]
+    config = load_config(write_config({
+        "devices": devices, "signals": [signal(f"s{k}", f"m{k}") for k in range(6)],
+        "max_connecting": 2}))
+    assert config.max_connecting == 2
+    opening = peak = 0
+
+    meters = {f"m{k}": FakeMeter({f"s{k}": k}) for k in range(6)}
+    inner = factory_for(meters)
+
+    class Counted:
+        def __init__(self, session: MeterSession) -> None:
+            self.session = session
+
+        async def open(self) -> None:
+            nonlocal opening, peak
+            opening += 1
+            peak = max(peak, opening)
+            try:
+                await asyncio.sleep(0.02)
+                await self.session.open()
+            finally:
+                opening -= 1
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.session, name)
+
+    def factory(device: DeviceConfig, context: SessionContext) -> MeterSession:
+        return Counted(inner(device, context))  # type: ignore[return-value]
+
+    supervisor = Supervisor(config, session_factory=factory)
+    await supervisor.start()
+    try:
+        await wait_for(lambda: all(m.reads >= 1 for m in meters.values()))
+    finally:
+        await supervisor.stop()
+    assert peak == 2
+    assert all(st.first_scan_at is not None for st in supervisor.stats.values())
