@@ -141,7 +141,7 @@ def _table() -> tuple[SignalTable, dict[str, PollStats]]:
     table.device_online("a", now=10.0)
     table.device_offline("b", "connection refused", ["v"])
     stats = {"a": PollStats(reads=3, read_errors=1, timeouts=2, retries=4, reconnects=5,
-                            resends=6),
+                            resends=6, late_scans=7, missed_scans=8, first_scan_at=9.5),
              "b": PollStats()}
     stats["a"].scan_done(0.07)
     stats["a"].scan_done(3.0)
@@ -171,6 +171,14 @@ def test_metrics_from_the_table() -> None:
     assert counters[("dlmsd_timeouts", "a")] == 2 and counters[("dlmsd_retries", "a")] == 4
     assert counters[("dlmsd_reconnects", "a")] == 5 and counters[("dlmsd_failures", "b")] == 1
     assert counters[("dlmsd_connects", "a")] == 1 and counters[("dlmsd_resends", "a")] == 6
+    late = {s.labels["device"]: s.value for s in families["dlmsd_late_scans"].samples
+            if s.name.endswith("_total")}
+    missed = {s.labels["device"]: s.value for s in families["dlmsd_missed_scans"].samples
+              if s.name.endswith("_total")}
+    assert late == {"a": 7, "b": 0} and missed == {"a": 8, "b": 0}
+    first = {s.labels["device"]: s.value
+             for s in families["dlmsd_first_scan_timestamp_seconds"].samples}
+    assert first == {"a": 9.5}  # b has not completed a scan: no sample
     hist = {(s.name, s.labels.get("le")): s.value
             for s in families["dlmsd_scan_duration_seconds"].samples
             if s.labels["device"] == "a"}
@@ -281,6 +289,8 @@ async def test_endpoints_without_token() -> None:
             "a", "online", 10.0, 1, 1)
         assert (a["reads"], a["read_errors"], a["timeouts"], a["retries"],
                 a["reconnects"], a["resends"]) == (3, 1, 2, 4, 5, 6)
+        assert (a["late_scans"], a["missed_scans"], a["first_scan_at"]) == (7, 8, 9.5)
+        assert devices[1]["first_scan_at"] is None
         assert (devices[1]["status"], devices[1]["error"], devices[1]["failures"]) == (
             "offline", "connection refused", 1)
         assert devices[2]["status"] == "disabled" and "reads" not in devices[2]

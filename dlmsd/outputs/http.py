@@ -52,6 +52,9 @@ _STAT_COUNTERS = (
     ("dlmsd_reconnects", "reconnects", "Association attempts after the first"),
     ("dlmsd_resends", "resends", "Frames the link sent again (after a timeout, or asked "
      "for again by an HDLC RR)"),
+    ("dlmsd_late_scans", "late_scans", "Scans started more than 10% of the period (at most "
+     "1 s) after their tick"),
+    ("dlmsd_missed_scans", "missed_scans", "Scan ticks skipped because a scan overran"),
 )
 
 
@@ -115,6 +118,13 @@ class _Collector:
             buckets.append(("+Inf", float(st.scan_count)))
             histogram.add_metric([alias], buckets, st.scan_seconds)
         yield histogram
+        first = GaugeMetricFamily("dlmsd_first_scan_timestamp_seconds",
+                                  "UNIX time the device's first scan was complete",
+                                  labels=["device"])
+        for alias, st in stats.items():
+            if st.first_scan_at is not None:
+                first.add_metric([alias], st.first_scan_at)
+        yield first
 
 
 def metrics_text(table: SignalTable, stats: Mapping[str, PollStats]) -> bytes:
@@ -185,7 +195,9 @@ class HttpServer:
             if st is not None:
                 doc.update({"reads": st.reads, "read_errors": st.read_errors,
                             "timeouts": st.timeouts, "retries": st.retries,
-                            "reconnects": st.reconnects, "resends": st.resends})
+                            "reconnects": st.reconnects, "resends": st.resends,
+                            "late_scans": st.late_scans, "missed_scans": st.missed_scans,
+                            "first_scan_at": st.first_scan_at})
             devices.append(doc)
         return _json({"devices": devices})
 
