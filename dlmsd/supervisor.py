@@ -150,9 +150,10 @@ class Supervisor:
         if config.max_connecting != self.config.max_connecting:
             self._connect_slots = asyncio.Semaphore(config.max_connecting)
         self.config = config
+        aliases = {d.device_alias for d in config.devices}
         changed = [
             alias for alias, key in self._keys.items()
-            if alias not in {d.device_alias for d in config.devices}
+            if alias not in aliases
             or key != self._key(config, alias)
             or not config.device(alias).enable
         ]
