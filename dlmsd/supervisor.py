@@ -88,14 +88,19 @@ class Supervisor:
     def _poller(self, device: DeviceConfig) -> Poller:
         bound = {"device": device.device_alias, "port": device.port_name}
         log = get_logger(**bound)
-        tracer = FrameTracer(get_trace_logger(**bound), enabled=self.trace, dump_log=log)
-        directory = self.config.state_directory(os.environ)
+        # The trace logger prints --dlms only: without it the tracer's log is never used.
+        tracer = FrameTracer(get_trace_logger(**bound) if self.trace else log,
+                             enabled=self.trace, dump_log=log)
+        profiles = self.config.profiles_of(device.device_alias)
+        state = None
+        if profiles:  # only a device with profiles keeps their state
+            directory = self.config.state_directory(os.environ)
+            state = ProfileStateStore(os.path.join(directory, "profiles"))
         return Poller(device, self.config.signals_of(device.device_alias), self.table, log,
                       tracer, self.session_factory, bus=self._bus(device),
                       counters=self._counters,
                       stats=self.stats.setdefault(device.device_alias, PollStats()),
-                      profiles=self.config.profiles_of(device.device_alias),
-                      profile_state=ProfileStateStore(os.path.join(directory, "profiles")),
+                      profiles=profiles, profile_state=state,
                       connect_slots=self._connect_slots)
 
     def _start(self, device: DeviceConfig, once: bool = False) -> None:

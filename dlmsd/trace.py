@@ -4,9 +4,10 @@ Every frame a device's transport sends or receives goes through its
 :class:`FrameTracer`: it is always kept in a short ring (the flight recorder, dumped
 to the log when the device fails: the last :data:`DEPTH` frames, or fewer when their
 octets and summaries pass :data:`BUDGET`, so that a device's recorder stays small
-and large frames, such as an object list's, do not stay in it for long) and, when ``--dlms`` is on, printed at once as hex
-with a one-line decoded summary. Summaries come from the pure layers' ``describe``
-functions, which mask secrets; the log renderer masks them again.
+and large frames, such as an object list's, do not stay in it for long) and, when
+``--dlms`` is on, printed at once as hex with a one-line decoded summary.  Summaries
+come from the pure layers' ``describe`` functions, which mask secrets; the log
+renderer masks them again.
 """
 
 from __future__ import annotations

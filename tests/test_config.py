@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -520,3 +521,22 @@ def test_bad_ports_table(write_config: Writer, ports: object, fragment: str) -> 
     problems = problems_of(write_config({"ports": ports, "devices": [serial()],
                                          "signals": [signal()]}))
     assert len(problems) == 1 and fragment in problems[0], problems
+
+
+def test_lookups_by_device_alias(write_config: Writer) -> None:
+    """device(), signals_of() and profiles_of() answer from indexes built once (the
+    supervisor calls them for every device: a search each would be N x N), in the
+    configuration's order."""
+    config = load_config(write_config(
+        devices=[tcp_device("a"), tcp_device("b", port=4060), tcp_device("c", port=4061)],
+        signals=[signal("s1", "a"), signal("s2", "b"), signal("s3", "a", obis="1.0.2.8.0.255")]))
+    assert config.device("b").device_alias == "b"
+    with pytest.raises(KeyError):
+        config.device("ghost")
+    assert [s.signal_alias for s in config.signals_of("a")] == ["s1", "s3"]
+    assert [s.signal_alias for s in config.signals_of("b")] == ["s2"]
+    assert config.signals_of("c") == () and config.signals_of("ghost") == ()
+    assert config.profiles_of("a") == ()
+    # the indexes are no fields: a configuration equals (and hashes as) one built anew
+    fresh = dataclasses.replace(config)
+    assert fresh == config and hash(fresh) == hash(config)
