@@ -489,11 +489,23 @@ class ClientBase:
         """One line for an APDU as sent or received (``direction`` "tx" or "rx"): a
         ciphered one by its clear header and, once known, the deciphered APDU's
         summary; never the keys."""
+        return self.deferred_summary(apdu, direction)()
+
+    def deferred_summary(self, apdu: bytes, direction: str) -> Callable[[], str]:
+        """:meth:`summary`, to be made when (if) the trace is printed: what it needs
+        of the client's state (the deciphered APDU just handled) is taken now, so that
+        it says the same whenever it is made."""
+        apdu = bytes(apdu)
+        describe = self.describe  # pure: the APDU's octets alone
         if not is_ciphered(apdu):
-            return self.describe(apdu)
-        plain = self.last_plain_tx if direction == "tx" else self.last_plain_rx
-        text = security_describe(apdu)
-        return f"{text}; decrypted: {self.describe(plain)}" if plain else text
+            return lambda: describe(apdu)
+        plain = bytes(self.last_plain_tx if direction == "tx" else self.last_plain_rx)
+
+        def ciphered() -> str:
+            text = security_describe(apdu)
+            return f"{text}; decrypted: {describe(plain)}" if plain else text
+
+        return ciphered
 
     def release(self) -> bytes:
         self._check("release")

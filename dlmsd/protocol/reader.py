@@ -78,7 +78,7 @@ from dlmsd.errors import (
     TransportError,
 )
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.actions import Action, Note, Send, SetLine, Trace
+from dlmsd.protocol.actions import Action, Note, Send, SetLine, Summary, Trace
 from dlmsd.protocol.axdr import Data, DataType, DateTime
 from dlmsd.protocol.client import (
     ActionComplete,
@@ -841,7 +841,7 @@ class MeterReader:
         # ended session's reader, link buffers and client until a full collection.
         reader = weakref.ref(self)
 
-        def trace(direction: str, data: bytes, summary: str) -> None:
+        def trace(direction: str, data: bytes, summary: Summary) -> None:
             if (alive := reader()) is not None:
                 alive._trace_frame(direction, data, summary)
 
@@ -1055,7 +1055,7 @@ class MeterReader:
             self._actions = [a for a in self._actions if not isinstance(a, Send)]
             raise
 
-    def _trace_frame(self, direction: str, data: bytes, summary: str) -> None:
+    def _trace_frame(self, direction: str, data: bytes, summary: Summary) -> None:
         self._actions.append(Trace(direction, summary, data))
 
     def _send_raw(self, data: bytes, summary: str) -> None:
@@ -1130,7 +1130,8 @@ class MeterReader:
         wait.once = once
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
-        self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
+        # described only if traced (--dlms): the client's own decode is the one decode
+        self._actions.append(Trace(direction, self._client.deferred_summary(apdu, direction)))
 
     def _link_data(self, data: bytes, now: float) -> None:
         # The whole chunk first, so that what the link answers by itself (RR for a
