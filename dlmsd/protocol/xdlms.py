@@ -649,8 +649,17 @@ class _CosemDescriptor:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
         r = AxdrReader(buf, pos, cls._WHAT)
-        class_id, instance, index = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
-        return cls(class_id, Obis.from_bytes(instance), index), r.pos  # type: ignore[call-arg]
+        return cls.read(r), r.pos
+
+    @classmethod
+    def read(cls, r: AxdrReader) -> Self:
+        """One descriptor at ``r``'s position (its errors name the descriptor)."""
+        if r.remaining < _ATTRIBUTE.size:
+            raise DecodeError(f"{cls._WHAT}: truncated at offset {r.pos} reading descriptor "
+                              f"(need {_ATTRIBUTE.size} bytes, have {r.remaining})")
+        class_id, instance, index = _ATTRIBUTE.unpack_from(r.buf, r.pos)
+        r.pos += _ATTRIBUTE.size
+        return cls(class_id, Obis.from_bytes(instance), index)  # type: ignore[call-arg]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -748,8 +757,12 @@ class CosemAttributeDescriptorWithSelection:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemAttributeDescriptorWithSelection, int]:
         r = AxdrReader(buf, pos, "Cosem-Attribute-Descriptor-With-Selection")
-        descriptor, r.pos = CosemAttributeDescriptor.decode(buf, r.pos)
-        return cls(descriptor, _decode_selection(r)), r.pos
+        return cls.read(r), r.pos
+
+    @classmethod
+    def read(cls, r: AxdrReader) -> CosemAttributeDescriptorWithSelection:
+        """One item at ``r``'s position."""
+        return cls(CosemAttributeDescriptor.read(r), _decode_selection(r))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CosemAttributeDescriptorWithSelection:
@@ -771,7 +784,13 @@ def _encode_get_data_result(result: GetDataResult) -> bytes:
     return bytes((_GET_DATA,)) + encode_data(result)
 
 
-def _decode_get_data_result(r: AxdrReader, field_name: str) -> GetDataResult:
+def _decode_get_data_result(r: AxdrReader, field_name: str, item: int = 0) -> GetDataResult:
+    """One Get-Data-Result; ``item`` (from 1) is its place in a list, named in errors."""
+    if r.remaining > 1 and r.buf[r.pos] == _GET_DATA:  # the common case: no name to make
+        r.pos += 1
+        return r.data(field_name)
+    if item:
+        field_name = f"{field_name} {item}"
     choice = r.u8(f"{field_name} choice")
     if choice == 0:
         return r.data(field_name)
@@ -794,7 +813,7 @@ def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
     data of a GET with-list answered in blocks."""
     r = AxdrReader(buf, 0, "Get-Data-Result list")
     count = r.sequence_count("result list", 2)
-    results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+    results = tuple([_decode_get_data_result(r, "result", i + 1) for i in range(count)])
     r.expect_end()
     return results
 
@@ -890,8 +909,7 @@ class GetRequestWithList(_Service):
         count = r.sequence_count("attribute-descriptor-list", _ATTRIBUTE.size + 1)
         items = []
         for _ in range(count):
-            item, r.pos = CosemAttributeDescriptorWithSelection.decode(data, r.pos)
-            items.append(item)
+            items.append(CosemAttributeDescriptorWithSelection.read(r))
         r.expect_end()
         return cls(tuple(items), iid)
 
@@ -1010,7 +1028,7 @@ class GetResponseWithList(_Service):
     def from_bytes(cls, data: bytes) -> GetResponseWithList:
         r, iid = cls._open(data, "GET-Response-With-List")
         count = r.sequence_count("result list", 2)
-        results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+        results = tuple([_decode_get_data_result(r, "result", i + 1) for i in range(count)])
         r.expect_end()
         return cls(results, iid)
 
