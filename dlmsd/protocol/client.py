@@ -336,6 +336,9 @@ class ClientBase:
         self.last_plain_rx = b""
         self._ctos = b""
         self._stoc = b""
+        #: The attribute descriptors made (value objects: a client serves one
+        #: association, and the signals read the same ones every scan).
+        self._descriptors: dict[tuple[int, Obis, int], CosemAttributeDescriptor] = {}
         self._server_title: bytes | None = None
         self._aare: Aare | None = None
         self._dedicated = False  # ded-ciphering: the association is established
@@ -875,7 +878,11 @@ class LnClient(ClientBase):
             if entry is None:
                 return f"OBIS {obis} is not in the meter's object list"
             class_id = entry[0]
-        return class_id, CosemAttributeDescriptor(class_id, obis, attribute)
+        key = (class_id, obis, attribute)
+        descriptor = self._descriptors.get(key)
+        if descriptor is None:
+            descriptor = self._descriptors[key] = CosemAttributeDescriptor(*key)
+        return class_id, descriptor
 
     def sibling(self, target: Target, attribute: int, other: int) -> Target:
         assert isinstance(target, CosemAttributeDescriptor)
