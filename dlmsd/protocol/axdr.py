@@ -1059,7 +1059,11 @@ class AxdrReader:
         return value
 
     def u8(self, field_name: str) -> int:
-        return int(self._unpack(_U8, field_name))
+        pos = self.pos
+        if pos >= self.end:
+            raise self._truncated(1, field_name)
+        self.pos = pos + 1
+        return self.buf[pos]
 
     def i8(self, field_name: str) -> int:
         return int(self._unpack(_I8, field_name))

@@ -313,20 +313,22 @@ class ReadAttributes:
         if any(client.needs_object_list(r.class_id, r.short_name) for r in requests):
             directory = yield from context.directory()
         results: dict[str, ReadResult] = {}
-        targets: dict[str, tuple[int, Target]] = {}
+        # key -> (class id, what to request, the scaler_unit attribute that scales it)
+        targets: dict[str, tuple[int, Target, int | None]] = {}
         for req in requests:
             outcome = client.target(req.obis, req.attribute, req.class_id, req.short_name,
                                     directory)
             if isinstance(outcome, str):
                 results[req.key] = ReadResult(req.key, error=outcome)
             else:
-                targets[req.key] = outcome
+                class_id, target = outcome
+                targets[req.key] = (class_id, target,
+                                    scaler_unit_attribute(class_id, req.attribute))
         todo = [r for r in requests if r.key in targets]
         # scaler_unit of every register attribute not known yet (once per meter)
         wanted: dict[ScalerKey, Target] = {}
         for req in todo:
-            class_id, target = targets[req.key]
-            su = scaler_unit_attribute(class_id, req.attribute)
+            _class_id, target, su = targets[req.key]
             if su is not None and (req.obis, su) not in context.scalers:
                 wanted.setdefault((req.obis, su), client.sibling(target, req.attribute, su))
         if wanted:
@@ -336,10 +338,9 @@ class ReadAttributes:
         values = (yield Fetch(tuple(targets[r.key][1] for r in todo))) if todo else []
         stale: dict[str, tuple[str, bool, ScalerKey | None]] = {}
         for req, value in zip(todo, values, strict=True):
-            class_id = targets[req.key][0]
-            result = results[req.key] = _convert(req, class_id, value, context.scalers)
-            su = scaler_unit_attribute(class_id, req.attribute)
+            class_id, _target, su = targets[req.key]
             scaler = (req.obis, su) if su is not None else None
+            result = results[req.key] = _convert(req, class_id, scaler, value, context.scalers)
             if isinstance(value, DataAccessResult):
                 if value in _STALE_ADDRESS and client.needs_object_list(req.class_id,
                                                                         req.short_name):
@@ -359,15 +360,15 @@ def _scaler_of(value: GetDataResult) -> tuple[int, int] | str:
         return str(exc)
 
 
-def _convert(req: AttributeRequest, class_id: int, value: GetDataResult,
-             scalers: Mapping[ScalerKey, Scaler]) -> ReadResult:
+def _convert(req: AttributeRequest, class_id: int, scaler_key: ScalerKey | None,
+             value: GetDataResult, scalers: Mapping[ScalerKey, Scaler]) -> ReadResult:
+    """``scaler_key``: the scaler_unit that scales the attribute (None: not scaled)."""
     if isinstance(value, DataAccessResult):
         return ReadResult(req.key, error=f"{req.obis}:{req.attribute}: {value.describe()}")
-    su_attr = scaler_unit_attribute(class_id, req.attribute)
-    if su_attr is None:
+    if scaler_key is None:
         return ReadResult(req.key, value=render(value, class_id, req.attribute),
                           raw=_raw(value))
-    scaler_unit = scalers.get((req.obis, su_attr))
+    scaler_unit = scalers.get(scaler_key)
     if isinstance(scaler_unit, str) or scaler_unit is None:
         return ReadResult(req.key, raw=_raw(value), error=scaler_unit or "scaler_unit missing")
     scaler, unit = scaler_unit

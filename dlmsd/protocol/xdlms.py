@@ -36,6 +36,7 @@ Secrets: the dedicated key of an InitiateRequest is ``field(repr=False)`` and
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from enum import IntFlag
@@ -657,9 +658,12 @@ class _CosemDescriptor:
         if r.remaining < _ATTRIBUTE.size:
             raise DecodeError(f"{cls._WHAT}: truncated at offset {r.pos} reading descriptor "
                               f"(need {_ATTRIBUTE.size} bytes, have {r.remaining})")
-        class_id, instance, index = _ATTRIBUTE.unpack_from(r.buf, r.pos)
+        start = r.pos
         r.pos += _ATTRIBUTE.size
-        return cls(class_id, Obis.from_bytes(instance), index)  # type: ignore[call-arg]
+        # (a class is hashable; mypy takes the dataclass's __hash__ for the class's)
+        descriptor = _descriptor_of(cls, bytes(r.buf[start:r.pos]))  # type: ignore[arg-type]
+        assert isinstance(descriptor, cls)
+        return descriptor
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -667,6 +671,14 @@ class _CosemDescriptor:
 
     def describe(self) -> str:
         return f"{self.class_id}/{self.instance_id}/{self._PREFIX}{self.index}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _descriptor_of(cls: type[_CosemDescriptor], octets: bytes) -> _CosemDescriptor:
+    """A descriptor as received: a value object, the same ones in every request of a
+    scan, so each is made once (bounded)."""
+    class_id, instance, index = _ATTRIBUTE.unpack(octets)
+    return cls(class_id, Obis.from_bytes(instance), index)  # type: ignore[call-arg]
 
 
 # Green Book: Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16,
