@@ -644,8 +644,14 @@ class _CosemDescriptor:
         check_range("class-id", self.class_id, 0, 0xFFFF)
         check_range(self._INDEX.replace("_", "-"), self.index, -128, 127)
 
-    def to_bytes(self) -> bytes:
+    @functools.cached_property
+    def _octets(self) -> bytes:
         return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.index)
+
+    def to_bytes(self) -> bytes:
+        # encoded once (a value object): the client keeps its descriptors, and every
+        # scan's request carries the same ones
+        return self._octets
 
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
