@@ -327,9 +327,10 @@ class ReadAttributes:
         todo = [r for r in requests if r.key in targets]
         # scaler_unit of every register attribute not known yet (once per meter)
         wanted: dict[ScalerKey, Target] = {}
+        scalers = context.scalers
         for req in todo:
             _class_id, target, su = targets[req.key]
-            if su is not None and (req.obis, su) not in context.scalers:
+            if su is not None and (req.obis, su) not in scalers:
                 wanted.setdefault((req.obis, su), client.sibling(target, req.attribute, su))
         if wanted:
             values = yield Fetch(tuple(wanted.values()))
@@ -340,7 +341,7 @@ class ReadAttributes:
         for req, value in zip(todo, values, strict=True):
             class_id, _target, su = targets[req.key]
             scaler = (req.obis, su) if su is not None else None
-            result = results[req.key] = _convert(req, class_id, scaler, value, context.scalers)
+            result = results[req.key] = _convert(req, class_id, scaler, value, scalers)
             if isinstance(value, DataAccessResult):
                 if value in _STALE_ADDRESS and client.needs_object_list(req.class_id,
                                                                         req.short_name):
