@@ -22,6 +22,7 @@ from dlmsd.protocol.xdlms import (
     CosemAttributeDescriptor,
     CosemMethodDescriptor,
     GetRequestWithList,
+    GetResponseNormal,
 )
 from dlmsd.trace import FrameTracer
 
@@ -146,3 +147,12 @@ def test_descriptors_as_received_keep_their_kind() -> None:
     with pytest.raises(DecodeError, match=r"Cosem-Attribute-Descriptor: truncated at offset 0 "
                                           r"reading descriptor \(need 9 bytes, have 8\)"):
         CosemAttributeDescriptor.from_bytes(octets[:-1])
+
+
+def test_apdu_dispatch_names_the_service_only_when_it_fails() -> None:
+    from dlmsd.protocol.apdu import decode_apdu
+    assert isinstance(decode_apdu(GET_RESPONSE), GetResponseNormal)
+    with pytest.raises(DecodeError, match=r"get-response \(0xC4\) truncated before its choice"):
+        decode_apdu(b"\xc4")
+    with pytest.raises(DecodeError, match=r"get-response \(0xC4\) choice 9 is not supported"):
+        decode_apdu(b"\xc4\x09\xc1")
