@@ -804,7 +804,7 @@ def _encode_get_data_result(result: GetDataResult) -> bytes:
 
 def _decode_get_data_result(r: AxdrReader, field_name: str, item: int = 0) -> GetDataResult:
     """One Get-Data-Result; ``item`` (from 1) is its place in a list, named in errors."""
-    if r.remaining > 1 and r.buf[r.pos] == _GET_DATA:  # the common case: no name to make
+    if r.end - r.pos > 1 and r.buf[r.pos] == _GET_DATA:  # the common case: no name made
         r.pos += 1
         return r.data(field_name)
     if item:
