@@ -244,8 +244,11 @@ class SignalTable:
 
     def device_online(self, alias: str, *, now: float, scanned: bool = True) -> None:
         old = self._devices[alias]
-        new = replace(old, status=DeviceStatus.ONLINE, error=None, last_ok=now,
-                      scans=old.scans + (1 if scanned else 0))
+        # built directly, as in update_signal: once per scan
+        new = DeviceState(device_alias=old.device_alias, port=old.port,
+                          status=DeviceStatus.ONLINE, error=None, last_ok=now,
+                          connects=old.connects, scans=old.scans + (1 if scanned else 0),
+                          failures=old.failures)
         self._devices[alias] = new
         if (new.status, new.error) != (old.status, old.error):
             self._notify(new)
