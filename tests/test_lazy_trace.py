@@ -156,3 +156,36 @@ def test_apdu_dispatch_names_the_service_only_when_it_fails() -> None:
         decode_apdu(b"\xc4")
     with pytest.raises(DecodeError, match=r"get-response \(0xC4\) choice 9 is not supported"):
         decode_apdu(b"\xc4\x09\xc1")
+
+
+def test_signal_and_device_updates_carry_every_other_field() -> None:
+    """update_signal and device_online build their states field by field (not with
+    dataclasses.replace): a field added later must not be reset by them."""
+    import dataclasses
+
+    from dlmsd.signals import DeviceState, DeviceStatus, SignalState, SignalStatus, SignalTable
+
+    # a new field must be carried by update_signal / device_online: add it there, then here
+    assert [f.name for f in dataclasses.fields(SignalState)] == [
+        "device_alias", "signal_alias", "signal_name", "obis", "attribute", "value", "raw",
+        "unit", "status", "error", "timestamp", "stale"]
+    assert [f.name for f in dataclasses.fields(DeviceState)] == [
+        "device_alias", "port", "status", "error", "last_ok", "connects", "scans", "failures"]
+    table = SignalTable()
+    table._signals["s"] = SignalState("d", "s", "name", "1.0.1.8.0.255", 2, value=1, raw=1,
+                                      unit="Wh", status=SignalStatus.ERROR, error="x",
+                                      timestamp=1.0, stale=True)
+    table._devices["d"] = DeviceState("d", "p", DeviceStatus.OFFLINE, "x", 1.0, 3, 4, 5)
+    old_signal, old_device = table.signal("s"), table.device("d")
+    new_signal = table.update_signal("s", value=2, raw=2, unit="kWh", now=2.0)
+    table.device_online("d", now=2.0)
+    new_device = table.device("d")
+    updated = {"value", "raw", "unit", "status", "error", "timestamp", "stale"}
+    for f in dataclasses.fields(SignalState):
+        if f.name not in updated:
+            assert getattr(new_signal, f.name) == getattr(old_signal, f.name), f.name
+    assert new_signal == dataclasses.replace(old_signal, value=2, raw=2, unit="kWh",
+                                             status=SignalStatus.OK, error=None,
+                                             timestamp=2.0, stale=False)
+    assert new_device == dataclasses.replace(old_device, status=DeviceStatus.ONLINE,
+                                             error=None, last_ok=2.0, scans=5)
