@@ -228,9 +228,9 @@ class DlmsSession:
                 await self.transport.write(action.data)
             elif isinstance(action, Trace):
                 if action.data is None:
-                    self.context.tracer.apdu(action.direction, action.summary)
+                    self.context.tracer.apdu(action.direction, action.describe)
                 else:
-                    self.context.tracer.frame(action.direction, action.data, action.summary)
+                    self.context.tracer.frame(action.direction, action.data, action.describe)
             elif isinstance(action, Note):
                 # "notice" falls back to info on a logger without it (logsetup.notice)
                 (getattr(self.log, action.level, None) or self.log.info)(action.event,

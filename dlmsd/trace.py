@@ -3,40 +3,57 @@
 Every frame a device's transport sends or receives goes through its
 :class:`FrameTracer`: it is always kept in a short ring (the flight recorder, dumped
 to the log when the device fails: the last :data:`DEPTH` frames, or fewer when their
-octets and summaries pass :data:`BUDGET`, so that a device's recorder stays small
-and large frames, such as an object list's, do not stay in it for long) and, when
-``--dlms`` is on, printed at once as hex with a one-line decoded summary.  Summaries
-come from the pure layers' ``describe`` functions, which mask secrets; the log
-renderer masks them again.
+octets pass :data:`BUDGET`, so that a device's recorder stays small and large frames,
+such as an object list's, do not stay in it for long) and, when ``--dlms`` is on,
+printed at once as hex with a one-line decoded summary.  Summaries come from the pure
+layers' ``describe`` functions, which mask secrets; the log renderer masks them
+again.  They may come deferred (:data:`~dlmsd.protocol.actions.Summary`): the recorder
+keeps the octets and makes the text only when it is printed, so that a quiet device
+does not describe every frame it exchanges.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
+
+from dlmsd.protocol.actions import Summary, text_of
 
 __all__ = ["BUDGET", "DEPTH", "FrameTracer", "TracedFrame"]
 
 #: The flight recorder keeps at most this many frames...
 DEPTH = 16
-#: ... and drops the oldest while their octets and summary characters are more than
-#: this (the newest frame is always kept).
+#: ... and drops the oldest while their octets (and :data:`SUMMARY_ALLOWANCE` for each
+#: summary, made or still to be made) are more than this; the newest frame always stays.
 BUDGET = 1536
+#: What a summary counts against the budget: a fixed allowance, since a deferred one
+#: has no length until it is made (and making it to measure it would undo the saving).
+SUMMARY_ALLOWANCE = 64
 
 
-@dataclass(frozen=True, slots=True)
 class TracedFrame:
-    at: float  # monotonic seconds
-    direction: str  # "tx" or "rx"
-    data: bytes
-    summary: str
+    """One frame of the flight recorder; its summary is made when first read."""
+
+    __slots__ = ("_summary", "at", "data", "direction")
+
+    def __init__(self, at: float, direction: str, data: bytes, summary: Summary) -> None:
+        self.at = at  # monotonic seconds
+        self.direction = direction  # "tx" or "rx"
+        self.data = data
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        text = self._summary
+        if not isinstance(text, str):
+            text = self._summary = text()
+        return text
 
 
 class FrameTracer:
     """Traces one device's frames; keeps the last ``depth`` of them, within
-    ``budget`` octets and characters."""
+    ``budget`` (see :data:`BUDGET`)."""
 
     def __init__(self, log: Any, enabled: bool, depth: int = DEPTH, *,
                  dump_log: Any | None = None, budget: int = BUDGET) -> None:
@@ -47,9 +64,9 @@ class FrameTracer:
         self.enabled = enabled
         self.recent: deque[TracedFrame] = deque(maxlen=depth)
         self.budget = budget
-        self._held = 0  # octets and summary characters of the frames in ``recent``
+        self._held = 0  # what the frames in ``recent`` count against the budget
 
-    def _record(self, direction: str, data: bytes, summary: str) -> None:
+    def _record(self, direction: str, data: bytes, summary: Summary) -> None:
         frame = TracedFrame(time.monotonic(), direction, bytes(data), summary)
         recent = self.recent
         if len(recent) == recent.maxlen:
@@ -60,16 +77,17 @@ class FrameTracer:
             self._held -= _size(recent.popleft())
         if self.enabled:
             self.log.info(f"dlms_{direction}", hex=frame.data.hex(" ").upper(),
-                          summary=summary, size=len(frame.data))
+                          summary=frame.summary, size=len(frame.data))
 
-    def frame(self, direction: str, data: bytes, summary: str = "") -> None:
+    def frame(self, direction: str, data: bytes, summary: Summary = "") -> None:
         """A frame sent ("tx") or received ("rx"): the links' trace hook."""
         self._record(direction, data, summary)
 
-    def apdu(self, direction: str, summary: str) -> None:
-        """A whole APDU (after reassembly), decoded; printed with ``--dlms`` only."""
+    def apdu(self, direction: str, summary: Summary) -> None:
+        """A whole APDU (after reassembly), decoded; printed with ``--dlms`` only (a
+        deferred summary is never made otherwise)."""
         if self.enabled:
-            self.log.info(f"dlms_apdu_{direction}", summary=summary)
+            self.log.info(f"dlms_apdu_{direction}", summary=text_of(summary))
 
     def dump(self, reason: str) -> None:
         """Log the flight recorder (oldest first) after a failure."""
@@ -86,4 +104,4 @@ class FrameTracer:
 
 
 def _size(frame: TracedFrame) -> int:
-    return len(frame.data) + len(frame.summary)
+    return len(frame.data) + SUMMARY_ALLOWANCE

@@ -91,13 +91,13 @@ def decode_apdu(buf: bytes) -> Apdu:
         return decoder(bytes(buf))
     choices = _BY_CHOICE.get(tag)
     if choices is not None:
+        decoder = choices.get(buf[1]) if len(buf) >= 2 else None
+        if decoder is not None:
+            return decoder(bytes(buf))
         name = ApduTag(tag).label
         if len(buf) < 2:
             raise DecodeError(f"{name} (0x{tag:02X}) truncated before its choice")
-        decoder = choices.get(buf[1])
-        if decoder is None:
-            raise DecodeError(f"{name} (0x{tag:02X}) choice {buf[1]} is not supported")
-        return decoder(bytes(buf))
+        raise DecodeError(f"{name} (0x{tag:02X}) choice {buf[1]} is not supported")
     if tag in _TAG_VALUES:
         raise DecodeError(f"APDU {ApduTag(tag).label} (0x{tag:02X}) is not supported")
     raise DecodeError(f"unknown APDU tag 0x{tag:02X}")

@@ -993,6 +993,12 @@ _FIXED_SIZES: Final[dict[DataType, int]] = {
 _VARIABLE: Final = frozenset(
     {DataType.BIT_STRING, DataType.OCTET_STRING, DataType.VISIBLE_STRING, DataType.UTF8_STRING}
 )
+#: The numbers (integers, enum, BCD, floats): one struct each, no further check; the
+#: decoders' common case, read straight off the tag (see AxdrReader._number).
+_NUMBERS: Final[dict[DataType, struct.Struct]] = {
+    **{t: codec for t, (codec, _, _) in _INTS.items()}, **_FLOATS}
+_NUMBERS_BY_TAG: Final[dict[int, tuple[DataType, struct.Struct]]] = {
+    int(t): (t, codec) for t, codec in _NUMBERS.items()}
 
 
 class AxdrReader:
@@ -1053,7 +1059,11 @@ class AxdrReader:
         return value
 
     def u8(self, field_name: str) -> int:
-        return int(self._unpack(_U8, field_name))
+        pos = self.pos
+        if pos >= self.end:
+            raise self._truncated(1, field_name)
+        self.pos = pos + 1
+        return self.buf[pos]
 
     def i8(self, field_name: str) -> int:
         return int(self._unpack(_I8, field_name))
@@ -1154,34 +1164,49 @@ class AxdrReader:
                 f"values for {self.end} bytes of input ({self.nodes} decoded)")
 
     def _data(self, depth: int) -> Data:
-        if self.pos >= self.end:
+        pos = self.pos
+        if pos >= self.end:
             raise self._fail("missing Data tag")
-        type_ = _BY_TAG.get(self.buf[self.pos])
+        tag = self.buf[pos]
+        number = _NUMBERS_BY_TAG.get(tag)
+        self.pos = pos + 1
+        if number is not None:
+            return self._number(*number)
+        type_ = _BY_TAG.get(tag)
         if type_ is None:
-            raise self._fail(f"unknown Data tag {self.buf[self.pos]}")
-        self.pos += 1
+            self.pos = pos
+            raise self._fail(f"unknown Data tag {tag}")
         if type_ is DataType.ARRAY or type_ is DataType.STRUCTURE:
             if depth >= MAX_DEPTH:
                 raise self._fail(f"Data nested deeper than {MAX_DEPTH} levels")
             n = self.sequence_count(_NAMES[type_], 1)  # every element has at least its tag
             self._node()
             self._reserve(n, _NAMES[type_])
-            return Data(type_, tuple(self._data(depth + 1) for _ in range(n)))
-        if type_ == DataType.COMPACT_ARRAY:
+            return Data(type_, tuple([self._data(depth + 1) for _ in range(n)]))
+        if type_ is DataType.COMPACT_ARRAY:
             return self._compact_array(depth)
         return self._contents(type_)
 
+    def _number(self, type_: DataType, codec: struct.Struct) -> Data:
+        """The untagged contents of a number (:data:`_NUMBERS`), within the budget."""
+        self.nodes += 1  # as _node(), on the decoders' most frequent path
+        if self.nodes > self.max_nodes:
+            raise self._over_budget(self.nodes)
+        pos = self.pos
+        if pos + codec.size > self.end:
+            raise self._truncated(codec.size, _NAMES[type_])
+        self.pos = pos + codec.size
+        return Data(type_, codec.unpack_from(self.buf, pos)[0])
+
     # untagged contents of a simple type (shared by Data and compact-array)
     def _contents(self, type_: DataType) -> Data:
+        number = _NUMBERS.get(type_)
+        if number is not None:
+            return self._number(type_, number)
         self._node()
         name = _NAMES[type_]
         value: object
-        int_codec = _INTS.get(type_)
-        if int_codec is not None:
-            value = self._unpack(int_codec[0], name)
-        elif type_ in _FLOATS:
-            value = self._unpack(_FLOATS[type_], name)
-        elif type_ is DataType.NULL_DATA:
+        if type_ is DataType.NULL_DATA:
             return _NULL
         elif type_ is DataType.DONT_CARE:
             return _DONT_CARE

@@ -336,6 +336,9 @@ class ClientBase:
         self.last_plain_rx = b""
         self._ctos = b""
         self._stoc = b""
+        #: The attribute descriptors made (value objects: a client serves one
+        #: association, and the signals read the same ones every scan).
+        self._descriptors: dict[tuple[int, Obis, int], CosemAttributeDescriptor] = {}
         self._server_title: bytes | None = None
         self._aare: Aare | None = None
         self._dedicated = False  # ded-ciphering: the association is established
@@ -489,11 +492,23 @@ class ClientBase:
         """One line for an APDU as sent or received (``direction`` "tx" or "rx"): a
         ciphered one by its clear header and, once known, the deciphered APDU's
         summary; never the keys."""
+        return self.deferred_summary(apdu, direction)()
+
+    def deferred_summary(self, apdu: bytes, direction: str) -> Callable[[], str]:
+        """:meth:`summary`, to be made when (if) the trace is printed: what it needs
+        of the client's state (the deciphered APDU just handled) is taken now, so that
+        it says the same whenever it is made."""
+        apdu = bytes(apdu)
+        describe = self.describe  # pure: the APDU's octets alone
         if not is_ciphered(apdu):
-            return self.describe(apdu)
-        plain = self.last_plain_tx if direction == "tx" else self.last_plain_rx
-        text = security_describe(apdu)
-        return f"{text}; decrypted: {self.describe(plain)}" if plain else text
+            return lambda: describe(apdu)
+        plain = bytes(self.last_plain_tx if direction == "tx" else self.last_plain_rx)
+
+        def ciphered() -> str:
+            text = security_describe(apdu)
+            return f"{text}; decrypted: {describe(plain)}" if plain else text
+
+        return ciphered
 
     def release(self) -> bytes:
         self._check("release")
@@ -863,7 +878,11 @@ class LnClient(ClientBase):
             if entry is None:
                 return f"OBIS {obis} is not in the meter's object list"
             class_id = entry[0]
-        return class_id, CosemAttributeDescriptor(class_id, obis, attribute)
+        key = (class_id, obis, attribute)
+        descriptor = self._descriptors.get(key)
+        if descriptor is None:
+            descriptor = self._descriptors[key] = CosemAttributeDescriptor(*key)
+        return class_id, descriptor
 
     def sibling(self, target: Target, attribute: int, other: int) -> Target:
         assert isinstance(target, CosemAttributeDescriptor)

@@ -603,7 +603,7 @@ class Frame:
         ctrl_at = 3 + dst_len + src_len
         if ctrl_at >= end - 2:
             raise DecodeError("HDLC frame has no control field")
-        control = Control.from_byte(data[ctrl_at])
+        control = _control_of(data[ctrl_at])
         rest = end - 2 - (ctrl_at + 1)  # octets between control and FCS
         information = b""
         if rest:
@@ -614,8 +614,8 @@ class Frame:
                 raise ChecksumError("HDLC header check sequence (HCS) mismatch")
             information = bytes(data[hcs_at + 2 : end - 2])
         return cls(
-            HdlcAddress.from_bytes(bytes(data[3 : 3 + dst_len])),
-            HdlcAddress.from_bytes(bytes(data[3 + dst_len : ctrl_at])),
+            _address_of(bytes(data[3 : 3 + dst_len])),
+            _address_of(bytes(data[3 + dst_len : ctrl_at])),
             control,
             information,
             bool(fmt & _SEGMENTATION_BIT),
@@ -627,6 +627,12 @@ class Frame:
             f"{self.control} seg={int(self.segmented)} info={len(self.information)}B "
             f"dst={self.destination} src={self.source}"
         )
+
+
+# Addresses and control fields are value objects, and a link's frames repeat the same
+# few: each is decoded once (bounded; errors are not kept, they are raised each time).
+_address_of: Final = functools.lru_cache(maxsize=256)(HdlcAddress.from_bytes)
+_control_of: Final = functools.lru_cache(maxsize=256)(Control.from_byte)  # 256 octets
 
 
 def describe_frame(frame: bytes | Frame) -> str:

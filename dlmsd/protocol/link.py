@@ -23,7 +23,9 @@ in ``ignored_frames`` and the client hears nothing, as with a real meter.
 ``trace`` (given to a meter's end; set by the meter reader on a client's end, which
 queues the traces with its other actions) sees every frame sent and received as
 ``(direction, octets, one-line summary)``; the summaries never carry a secret (they
-describe headers).
+describe headers).  A summary is handed over deferred (a
+:data:`~dlmsd.protocol.actions.Summary`: ``text_of(summary)`` makes it), since most
+traces are never printed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Callable
 
 from dlmsd.errors import LinkOutOfStep
 from dlmsd.protocol import hdlc, wrapper
+from dlmsd.protocol.actions import Summary
 from dlmsd.protocol.hdlc import ApduReceived, Connected, Disconnected
 from dlmsd.protocol.hdlc_frame import (
     NEED_DATA,
@@ -56,8 +59,9 @@ __all__ = [
     "WrapperLink",
 ]
 
-#: ``trace(direction, octets, summary)``; direction is "tx" or "rx".
-LinkTrace = Callable[[str, bytes, str], None]
+#: ``trace(direction, octets, summary)``; direction is "tx" or "rx", the summary
+#: deferred (see :data:`~dlmsd.protocol.actions.Summary`).
+LinkTrace = Callable[[str, bytes, Summary], None]
 
 
 #: What a link reports, in both roles and for both kinds: the HDLC layer's events (the
@@ -81,7 +85,7 @@ class _TraceRelay:
     def hook(self, *directions: str) -> TraceHook:
         def hook(item: FrameTrace) -> None:
             if self.trace is not None and item.direction in directions:
-                self.trace(item.direction, item.raw, item.summary())
+                self.trace(item.direction, item.raw, item.summary)
 
         return hook
 
@@ -314,7 +318,7 @@ class WrapperLink:
 
     def _traced(self, direction: str, frame: bytes, prefix: str = "") -> bytes:
         if self.trace is not None:
-            self.trace(direction, frame, prefix + wrapper.describe(frame))
+            self.trace(direction, frame, lambda: prefix + wrapper.describe(frame))
         return frame
 
     # -- both roles ---------------------------------------------------------------

@@ -24,6 +24,7 @@ Building an :class:`Obis` from groups outside 0..255 is a programming error
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -88,7 +89,7 @@ class Obis:
         """From the 6-byte logical name; :class:`DecodeError` if not exactly 6 bytes."""
         if len(data) != 6:
             raise DecodeError(f"OBIS logical name needs 6 bytes, got {len(data)}")
-        return cls(*data)
+        return _from_octets(bytes(data)) if cls is Obis else cls(*data)
 
     def to_bytes(self) -> bytes:
         return bytes((self.a, self.b, self.c, self.d, self.e, self.f))
@@ -129,3 +130,10 @@ def parse_signal_obis(text: str) -> tuple[Obis, int]:
             f"(write an OBIS code in the form {_FORMS}, optionally followed by ':N')"
         )
     return obis, attribute
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_octets(data: bytes) -> Obis:
+    """The Obis of a logical name as received: a value object, so the ones a meter
+    sends in every answer (and every request) are made once (bounded)."""
+    return Obis(*data)

@@ -78,7 +78,7 @@ from dlmsd.errors import (
     TransportError,
 )
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.actions import Action, Note, Send, SetLine, Trace
+from dlmsd.protocol.actions import Action, Note, Send, SetLine, Summary, Trace
 from dlmsd.protocol.axdr import Data, DataType, DateTime
 from dlmsd.protocol.client import (
     ActionComplete,
@@ -313,21 +313,24 @@ class ReadAttributes:
         if any(client.needs_object_list(r.class_id, r.short_name) for r in requests):
             directory = yield from context.directory()
         results: dict[str, ReadResult] = {}
-        targets: dict[str, tuple[int, Target]] = {}
+        # key -> (class id, what to request, the scaler_unit attribute that scales it)
+        targets: dict[str, tuple[int, Target, int | None]] = {}
         for req in requests:
             outcome = client.target(req.obis, req.attribute, req.class_id, req.short_name,
                                     directory)
             if isinstance(outcome, str):
                 results[req.key] = ReadResult(req.key, error=outcome)
             else:
-                targets[req.key] = outcome
+                class_id, target = outcome
+                targets[req.key] = (class_id, target,
+                                    scaler_unit_attribute(class_id, req.attribute))
         todo = [r for r in requests if r.key in targets]
         # scaler_unit of every register attribute not known yet (once per meter)
         wanted: dict[ScalerKey, Target] = {}
+        scalers = context.scalers
         for req in todo:
-            class_id, target = targets[req.key]
-            su = scaler_unit_attribute(class_id, req.attribute)
-            if su is not None and (req.obis, su) not in context.scalers:
+            _class_id, target, su = targets[req.key]
+            if su is not None and (req.obis, su) not in scalers:
                 wanted.setdefault((req.obis, su), client.sibling(target, req.attribute, su))
         if wanted:
             values = yield Fetch(tuple(wanted.values()))
@@ -336,10 +339,9 @@ class ReadAttributes:
         values = (yield Fetch(tuple(targets[r.key][1] for r in todo))) if todo else []
         stale: dict[str, tuple[str, bool, ScalerKey | None]] = {}
         for req, value in zip(todo, values, strict=True):
-            class_id = targets[req.key][0]
-            result = results[req.key] = _convert(req, class_id, value, context.scalers)
-            su = scaler_unit_attribute(class_id, req.attribute)
+            class_id, _target, su = targets[req.key]
             scaler = (req.obis, su) if su is not None else None
+            result = results[req.key] = _convert(req, class_id, scaler, value, scalers)
             if isinstance(value, DataAccessResult):
                 if value in _STALE_ADDRESS and client.needs_object_list(req.class_id,
                                                                         req.short_name):
@@ -359,15 +361,15 @@ def _scaler_of(value: GetDataResult) -> tuple[int, int] | str:
         return str(exc)
 
 
-def _convert(req: AttributeRequest, class_id: int, value: GetDataResult,
-             scalers: Mapping[ScalerKey, Scaler]) -> ReadResult:
+def _convert(req: AttributeRequest, class_id: int, scaler_key: ScalerKey | None,
+             value: GetDataResult, scalers: Mapping[ScalerKey, Scaler]) -> ReadResult:
+    """``scaler_key``: the scaler_unit that scales the attribute (None: not scaled)."""
     if isinstance(value, DataAccessResult):
         return ReadResult(req.key, error=f"{req.obis}:{req.attribute}: {value.describe()}")
-    su_attr = scaler_unit_attribute(class_id, req.attribute)
-    if su_attr is None:
+    if scaler_key is None:
         return ReadResult(req.key, value=render(value, class_id, req.attribute),
                           raw=_raw(value))
-    scaler_unit = scalers.get((req.obis, su_attr))
+    scaler_unit = scalers.get(scaler_key)
     if isinstance(scaler_unit, str) or scaler_unit is None:
         return ReadResult(req.key, raw=_raw(value), error=scaler_unit or "scaler_unit missing")
     scaler, unit = scaler_unit
@@ -841,7 +843,7 @@ class MeterReader:
         # ended session's reader, link buffers and client until a full collection.
         reader = weakref.ref(self)
 
-        def trace(direction: str, data: bytes, summary: str) -> None:
+        def trace(direction: str, data: bytes, summary: Summary) -> None:
             if (alive := reader()) is not None:
                 alive._trace_frame(direction, data, summary)
 
@@ -1055,7 +1057,7 @@ class MeterReader:
             self._actions = [a for a in self._actions if not isinstance(a, Send)]
             raise
 
-    def _trace_frame(self, direction: str, data: bytes, summary: str) -> None:
+    def _trace_frame(self, direction: str, data: bytes, summary: Summary) -> None:
         self._actions.append(Trace(direction, summary, data))
 
     def _send_raw(self, data: bytes, summary: str) -> None:
@@ -1130,7 +1132,8 @@ class MeterReader:
         wait.once = once
 
     def _apdu(self, direction: str, apdu: bytes) -> None:
-        self._actions.append(Trace(direction, self._client.summary(apdu, direction)))
+        # described only if traced (--dlms): the client's own decode is the one decode
+        self._actions.append(Trace(direction, self._client.deferred_summary(apdu, direction)))
 
     def _link_data(self, data: bytes, now: float) -> None:
         # The whole chunk first, so that what the link answers by itself (RR for a

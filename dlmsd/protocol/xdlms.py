@@ -36,6 +36,7 @@ Secrets: the dedicated key of an InitiateRequest is ``field(repr=False)`` and
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from enum import IntFlag
@@ -643,14 +644,32 @@ class _CosemDescriptor:
         check_range("class-id", self.class_id, 0, 0xFFFF)
         check_range(self._INDEX.replace("_", "-"), self.index, -128, 127)
 
-    def to_bytes(self) -> bytes:
+    @functools.cached_property
+    def _octets(self) -> bytes:
         return _ATTRIBUTE.pack(self.class_id, self.instance_id.to_bytes(), self.index)
+
+    def to_bytes(self) -> bytes:
+        # encoded once (a value object): the client keeps its descriptors, and every
+        # scan's request carries the same ones
+        return self._octets
 
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[Self, int]:
         r = AxdrReader(buf, pos, cls._WHAT)
-        class_id, instance, index = _ATTRIBUTE.unpack(r.take(_ATTRIBUTE.size, "descriptor"))
-        return cls(class_id, Obis.from_bytes(instance), index), r.pos  # type: ignore[call-arg]
+        return cls.read(r), r.pos
+
+    @classmethod
+    def read(cls, r: AxdrReader) -> Self:
+        """One descriptor at ``r``'s position (its errors name the descriptor)."""
+        if r.remaining < _ATTRIBUTE.size:
+            raise DecodeError(f"{cls._WHAT}: truncated at offset {r.pos} reading descriptor "
+                              f"(need {_ATTRIBUTE.size} bytes, have {r.remaining})")
+        start = r.pos
+        r.pos += _ATTRIBUTE.size
+        # (a class is hashable; mypy takes the dataclass's __hash__ for the class's)
+        descriptor = _descriptor_of(cls, bytes(r.buf[start:r.pos]))  # type: ignore[arg-type]
+        assert isinstance(descriptor, cls)
+        return descriptor
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -658,6 +677,14 @@ class _CosemDescriptor:
 
     def describe(self) -> str:
         return f"{self.class_id}/{self.instance_id}/{self._PREFIX}{self.index}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _descriptor_of(cls: type[_CosemDescriptor], octets: bytes) -> _CosemDescriptor:
+    """A descriptor as received: a value object, the same ones in every request of a
+    scan, so each is made once (bounded)."""
+    class_id, instance, index = _ATTRIBUTE.unpack(octets)
+    return cls(class_id, Obis.from_bytes(instance), index)  # type: ignore[call-arg]
 
 
 # Green Book: Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16,
@@ -748,8 +775,12 @@ class CosemAttributeDescriptorWithSelection:
     @classmethod
     def decode(cls, buf: bytes, pos: int = 0) -> tuple[CosemAttributeDescriptorWithSelection, int]:
         r = AxdrReader(buf, pos, "Cosem-Attribute-Descriptor-With-Selection")
-        descriptor, r.pos = CosemAttributeDescriptor.decode(buf, r.pos)
-        return cls(descriptor, _decode_selection(r)), r.pos
+        return cls.read(r), r.pos
+
+    @classmethod
+    def read(cls, r: AxdrReader) -> CosemAttributeDescriptorWithSelection:
+        """One item at ``r``'s position."""
+        return cls(CosemAttributeDescriptor.read(r), _decode_selection(r))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CosemAttributeDescriptorWithSelection:
@@ -771,7 +802,13 @@ def _encode_get_data_result(result: GetDataResult) -> bytes:
     return bytes((_GET_DATA,)) + encode_data(result)
 
 
-def _decode_get_data_result(r: AxdrReader, field_name: str) -> GetDataResult:
+def _decode_get_data_result(r: AxdrReader, field_name: str, item: int = 0) -> GetDataResult:
+    """One Get-Data-Result; ``item`` (from 1) is its place in a list, named in errors."""
+    if r.end - r.pos > 1 and r.buf[r.pos] == _GET_DATA:  # the common case: no name made
+        r.pos += 1
+        return r.data(field_name)
+    if item:
+        field_name = f"{field_name} {item}"
     choice = r.u8(f"{field_name} choice")
     if choice == 0:
         return r.data(field_name)
@@ -794,7 +831,7 @@ def decode_get_data_result_list(buf: bytes) -> tuple[GetDataResult, ...]:
     data of a GET with-list answered in blocks."""
     r = AxdrReader(buf, 0, "Get-Data-Result list")
     count = r.sequence_count("result list", 2)
-    results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+    results = tuple([_decode_get_data_result(r, "result", i + 1) for i in range(count)])
     r.expect_end()
     return results
 
@@ -890,8 +927,7 @@ class GetRequestWithList(_Service):
         count = r.sequence_count("attribute-descriptor-list", _ATTRIBUTE.size + 1)
         items = []
         for _ in range(count):
-            item, r.pos = CosemAttributeDescriptorWithSelection.decode(data, r.pos)
-            items.append(item)
+            items.append(CosemAttributeDescriptorWithSelection.read(r))
         r.expect_end()
         return cls(tuple(items), iid)
 
@@ -1010,7 +1046,7 @@ class GetResponseWithList(_Service):
     def from_bytes(cls, data: bytes) -> GetResponseWithList:
         r, iid = cls._open(data, "GET-Response-With-List")
         count = r.sequence_count("result list", 2)
-        results = tuple(_decode_get_data_result(r, f"result {i + 1}") for i in range(count))
+        results = tuple([_decode_get_data_result(r, "result", i + 1) for i in range(count)])
         r.expect_end()
         return cls(results, iid)
 

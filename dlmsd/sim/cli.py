@@ -45,6 +45,7 @@ from dlmsd.keys import KeyFileError, load_private_key, load_public_key
 from dlmsd.logsetup import configure_logging, get_logger, get_trace_logger, notice
 from dlmsd.protocol import iec62056_21 as iec
 from dlmsd.protocol.acse import MechanismName
+from dlmsd.protocol.actions import Summary, text_of
 from dlmsd.protocol.apdu import describe_apdu
 from dlmsd.protocol.hdlc_frame import NEED_DATA, encode_server_address
 from dlmsd.protocol.link import ApduReceived, Connected, HdlcLink, WrapperLink
@@ -228,9 +229,9 @@ class Simulator:
         if self._trace_log is not None:
             trace_log = self._trace_log
 
-            def trace(direction: str, data: bytes, summary: str) -> None:
+            def trace(direction: str, data: bytes, summary: Summary) -> None:
                 trace_log.info(f"frame_{direction}", peer=peer, hex=data.hex(" ").upper(),
-                               summary=summary)
+                               summary=text_of(summary))
         if kind == "hdlc":
             return HdlcLink.meter(settings.server_address, settings.client_address,
                                   max_info=settings.max_info, max_apdu_size=max_apdu,

@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Final
 
 from dlmsd.protocol import iec62056_21 as iec
-from dlmsd.protocol.actions import Action, LineSettings, Note, Send, SetLine
+from dlmsd.protocol.actions import Action, LineSettings, Note, Send, SetLine, Summary, text_of
 from dlmsd.protocol.hdlc_frame import NEED_DATA, encode_server_address
 from dlmsd.protocol.link import ApduReceived, Connected, HdlcLink, LinkTrace
 from dlmsd.sim.server import MeterServer
@@ -212,6 +212,6 @@ class SerialLine:
 
 
 def _bind(trace: FrameHook, physical: int) -> LinkTrace:
-    def hook(direction: str, data: bytes, summary: str) -> None:
-        trace(physical, direction, data, summary)
+    def hook(direction: str, data: bytes, summary: Summary) -> None:
+        trace(physical, direction, data, text_of(summary))
     return hook
