@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from dlmsd.protocol.actions import Summary, text_of
+from dlmsd.protocol.actions import LazySummary, Summary, text_of
 
 __all__ = ["BUDGET", "DEPTH", "FrameTracer", "TracedFrame"]
 
@@ -32,23 +32,16 @@ BUDGET = 1536
 SUMMARY_ALLOWANCE = 64
 
 
-class TracedFrame:
+class TracedFrame(LazySummary):
     """One frame of the flight recorder; its summary is made when first read."""
 
-    __slots__ = ("_summary", "at", "data", "direction")
+    __slots__ = ("at", "data", "direction")
 
     def __init__(self, at: float, direction: str, data: bytes, summary: Summary) -> None:
+        super().__init__(summary)
         self.at = at  # monotonic seconds
         self.direction = direction  # "tx" or "rx"
         self.data = data
-        self._summary = summary
-
-    @property
-    def summary(self) -> str:
-        text = self._summary
-        if not isinstance(text, str):
-            text = self._summary = text()
-        return text
 
 
 class FrameTracer:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Action", "LineSettings", "Note", "Send", "SetLine", "Summary", "Trace", "text_of"]
+__all__ = ["Action", "LazySummary", "LineSettings", "Note", "Send", "SetLine", "Summary", "Trace",
+           "text_of"]
 
 #: A trace's one-line summary: the text, or how to make it.  Describing a frame or an
 #: APDU costs more than carrying it, and most traces are never printed (``--dlms`` is
@@ -33,6 +34,23 @@ Summary = str | Callable[[], str]
 def text_of(summary: Summary) -> str:
     """The text of a summary (made now if it was deferred)."""
     return summary if isinstance(summary, str) else summary()
+
+
+class LazySummary:
+    """What has a :data:`Summary`: ``summary`` makes a deferred one the first time it is
+    read, at most once (a trace here, a frame of the flight recorder)."""
+
+    __slots__ = ("_summary",)
+
+    def __init__(self, summary: Summary) -> None:
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        text = self._summary
+        if not isinstance(text, str):
+            text = self._summary = text()
+        return text
 
 LineSettings = tuple[int, int, str, int]  # baud rate, data bits, parity, stop bits
 
@@ -62,7 +80,7 @@ class Note:
     level: str = "debug"
 
 
-class Trace:
+class Trace(LazySummary):
     """A frame sent or received (``data``: its octets) or a whole APDU (``data`` None),
     ``direction`` "tx" or "rx", with a one-line ``summary`` that carries no secret.
 
@@ -70,19 +88,12 @@ class Trace:
     time ``summary`` is read, at most once; ``describe`` hands it on still deferred.
     """
 
-    __slots__ = ("_summary", "data", "direction")
+    __slots__ = ("data", "direction")
 
     def __init__(self, direction: str, summary: Summary, data: bytes | None = None) -> None:
+        super().__init__(summary)
         self.direction = direction
-        self._summary = summary
         self.data = data
-
-    @property
-    def summary(self) -> str:
-        text = self._summary
-        if not isinstance(text, str):
-            text = self._summary = text()
-        return text
 
     @property
     def describe(self) -> Summary:
