@@ -30,20 +30,22 @@ def _listening(port: int) -> bool:
 
 @pytest.mark.slow
 def test_demo_shows_the_live_table_and_stops_on_ctrl_c() -> None:
-    port = _free_port()
-    if _listening(4061) or _listening(4059):
-        pytest.skip("the demo's simulator ports 4061/4059 are taken")
+    # free ports of its own (DEMO_*_PORT), not the demo's 4061/4059 and 8080, which
+    # other tests may expect nobody to listen on
+    port, hdlc, wrapper = _free_port(), _free_port(), _free_port()
     proc = subprocess.Popen([str(ROOT / "scripts/demo")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "DEMO_HTTP_PORT": str(port)})
+                            env={**os.environ, "DEMO_HTTP_PORT": str(port),
+                                 "DEMO_HDLC_PORT": str(hdlc),
+                                 "DEMO_WRAPPER_PORT": str(wrapper)})
     seen = b""
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 120
         # a frame of dlms-top with both simulated meters read
         while time.monotonic() < deadline and not (
-                b"device sim_hdlc 127.0.0.1:4061: online" in seen
-                and b"device sim_wrapper 127.0.0.1:4059: online" in seen):
+                f"device sim_hdlc 127.0.0.1:{hdlc}: online".encode() in seen
+                and f"device sim_wrapper 127.0.0.1:{wrapper}: online".encode() in seen):
             ready, _, _ = select.select([proc.stdout], [], [], 0.5)
             if ready:
                 chunk = os.read(proc.stdout.fileno(), 65536)
@@ -53,7 +55,7 @@ def test_demo_shows_the_live_table_and_stops_on_ctrl_c() -> None:
         text = seen.decode(errors="replace")
         last = text.split("\x1b[H\x1b[2J")[-1]
         assert f"dlms-top http://127.0.0.1:{port}" in last, text[-3000:]
-        assert "device sim_wrapper 127.0.0.1:4059: online" in last, text[-3000:]
+        assert f"device sim_wrapper 127.0.0.1:{wrapper}: online" in last, text[-3000:]
         assert "hdlc_energy_import" in last and " Wh " in last and "12345678" in last
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         _out, err = proc.communicate(timeout=60)
@@ -64,8 +66,8 @@ def test_demo_shows_the_live_table_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0, err
     # the daemon (its HTTP API) and the simulator are gone
     for _ in range(50):
-        if not (_listening(port) or _listening(4061)):
+        if not (_listening(port) or _listening(hdlc)):
             break
         time.sleep(0.1)
-    assert not _listening(port) and not _listening(4061) and not _listening(4059)
+    assert not _listening(port) and not _listening(hdlc) and not _listening(wrapper)
     assert "dlms_starting" in (ROOT / ".demo/dlms.log").read_text()
